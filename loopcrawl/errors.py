@@ -1,0 +1,59 @@
+"""The one exception tree of loopcrawl.
+
+    LoopcrawlError
+    ├── ConfigError        bad settings, seed URL or output path: the CLI exits 2
+    ├── StateError         a --state file that is corrupt, foreign or in use
+    └── FetchError         one URL failed; ``kind`` names the failure for the output
+        ├── TooLarge           body (decompressed) above the size cap
+        ├── RedirectError      too many hops, a loop, or a refused target
+        └── (others are built from aiohttp errors in ``fetcher.classify``)
+
+Errors from aiohttp and sqlite3 are wrapped where they enter, so callers only
+ever catch these.
+"""
+
+from __future__ import annotations
+
+# Failure kinds as they appear in the output's ``error`` field and the summary.
+TIMEOUT = "timeout"
+CONNECTION_ERROR = "connection_error"
+TOO_LARGE = "too_large"
+HTTP_STATUS = "http_status"
+ROBOTS_DENIED = "robots_denied"
+REDIRECT_LOOP = "redirect_loop"
+TOO_MANY_REDIRECTS = "too_many_redirects"
+REDIRECT_REFUSED = "redirect_refused"
+INVALID_URL = "invalid_url"
+DECODE_ERROR = "decode_error"
+TRAP = "trap"
+
+
+class LoopcrawlError(Exception):
+    """Base of every error loopcrawl raises on purpose."""
+
+
+class ConfigError(LoopcrawlError):
+    """A setting, seed URL or path the user gave cannot work."""
+
+
+class StateError(LoopcrawlError):
+    """The persistent crawl state cannot be used as it is."""
+
+
+class FetchError(LoopcrawlError):
+    """One request failed; ``kind`` is the stable name written to the output."""
+
+    kind: str = CONNECTION_ERROR
+
+    def __init__(self, message: str, kind: str | None = None) -> None:
+        super().__init__(message)
+        if kind is not None:
+            self.kind = kind
+
+
+class TooLarge(FetchError):
+    kind = TOO_LARGE
+
+
+class RedirectError(FetchError):
+    kind = REDIRECT_LOOP

@@ -1,0 +1,199 @@
+"""The downloader: one aiohttp session, timeouts, a size cap, redirects.
+
+Redirects are followed here, hop by hop, so each hop can be checked like a
+link (scope, robots.txt, seen) before it is requested. Errors from aiohttp
+are turned into ``FetchError`` with a stable ``kind`` where they enter.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import email.utils
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+
+import aiohttp
+from yarl import URL
+
+from . import errors
+from .errors import FetchError, RedirectError, TooLarge
+from .settings import Settings
+from .urls import canonicalize
+
+__all__ = ["Fetched", "Fetcher", "RedirectCheck"]
+
+# Decides on one redirect hop: None to follow it, "stop" to end the chain at
+# the 3xx (the target was seen already), or an error kind to fail the request.
+RedirectCheck = Callable[[str], Awaitable[str | None]]
+
+_REDIRECTS = frozenset((301, 302, 303, 307, 308))
+_ACCEPT = "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8"
+
+
+@dataclass(slots=True)
+class Fetched:
+    """A response, read in full (up to the size cap)."""
+
+    url: str  # the final URL after redirects (canonical)
+    status: int
+    content_type: str  # the media type only, lower-case ("" when absent)
+    charset: str | None
+    body: bytes
+    redirects: int = 0
+    retry_after: float | None = None  # seconds, from a Retry-After header
+
+    @property
+    def is_html(self) -> bool:
+        return self.content_type in ("text/html", "application/xhtml+xml") or (
+            not self.content_type and self.body[:512].lstrip().lower().startswith(b"<")
+        )
+
+
+def parse_retry_after(value: str | None, now: float | None = None) -> float | None:
+    """Seconds to wait from a Retry-After header (delta-seconds or HTTP-date)."""
+    if not value:
+        return None
+    value = value.strip()
+    if value.isdigit():
+        return float(value)
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError, IndexError):
+        return None
+    return max(0.0, when.timestamp() - (time.time() if now is None else now))
+
+
+class Fetcher:
+    """Fetches URLs with one shared ``aiohttp.ClientSession``."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self._session: aiohttp.ClientSession | None = None
+
+    async def __aenter__(self) -> Fetcher:
+        s = self.settings
+        connector = aiohttp.TCPConnector(
+            limit=0,  # the scheduler bounds concurrency, globally and per host
+            limit_per_host=0,
+            ttl_dns_cache=300,
+            keepalive_timeout=30,
+        )
+        self._session = aiohttp.ClientSession(
+            connector=connector,
+            timeout=aiohttp.ClientTimeout(
+                total=None, sock_connect=s.connect_timeout, sock_read=s.read_timeout
+            ),
+            headers={"User-Agent": s.user_agent, "Accept": _ACCEPT},
+            cookie_jar=aiohttp.CookieJar(unsafe=True),
+            auto_decompress=True,
+            skip_auto_headers=(),
+        )
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
+
+    async def fetch(
+        self,
+        url: str,
+        *,
+        check_redirect: RedirectCheck | None = None,
+        max_size: int | None = None,
+    ) -> Fetched:
+        """GET ``url``, following redirects; raise ``FetchError`` on failure.
+
+        Every wait is inside one ``asyncio.timeout`` of ``settings.timeout``.
+        """
+        try:
+            async with asyncio.timeout(self.settings.timeout):
+                return await self._fetch(url, check_redirect, max_size)
+        except FetchError:
+            raise
+        except TimeoutError as e:
+            raise FetchError(f"no complete answer within the timeout ({e or 'total'})",
+                             errors.TIMEOUT) from None
+        except aiohttp.InvalidURL as e:
+            raise FetchError(f"invalid URL: {e}", errors.INVALID_URL) from None
+        except (aiohttp.ClientError, OSError) as e:
+            raise FetchError(f"{type(e).__name__}: {e}", errors.CONNECTION_ERROR) from None
+        except (UnicodeError, ValueError) as e:
+            raise FetchError(f"{type(e).__name__}: {e}", errors.CONNECTION_ERROR) from None
+
+    async def _fetch(
+        self, url: str, check_redirect: RedirectCheck | None, max_size: int | None
+    ) -> Fetched:
+        session = self._session
+        assert session is not None, "Fetcher used outside 'async with'"
+        cap = max_size or self.settings.max_response_size
+        visited = {url}
+        hops = 0
+        while True:
+            async with session.get(
+                URL(url, encoded=True), allow_redirects=False, max_line_size=16384
+            ) as resp:
+                status = resp.status
+                if status in _REDIRECTS and "Location" in resp.headers:
+                    target = canonicalize(resp.headers["Location"], url)
+                    if target is None:
+                        raise RedirectError(
+                            f"redirect to a non-http(s) or invalid URL: "
+                            f"{resp.headers['Location'][:200]!r}",
+                            errors.REDIRECT_REFUSED,
+                        )
+                    if target in visited:
+                        raise RedirectError(f"redirect loop back to {target}", errors.REDIRECT_LOOP)
+                    if hops >= self.settings.max_redirects:
+                        raise RedirectError(
+                            f"more than {self.settings.max_redirects} redirects",
+                            errors.TOO_MANY_REDIRECTS,
+                        )
+                    verdict = await check_redirect(target) if check_redirect else None
+                    if verdict is None:
+                        visited.add(target)
+                        hops += 1
+                        url = target
+                        continue
+                    if verdict != "stop":
+                        raise RedirectError(f"redirect to {target} refused ({verdict})", verdict)
+                    # The target is crawled elsewhere: record the 3xx itself.
+                body = await _read_capped(resp, cap)
+                ctype = resp.headers.get("Content-Type", "")
+                mime, _, params = ctype.partition(";")
+                charset = None
+                if "charset=" in params.lower():
+                    charset = params.lower().split("charset=", 1)[1].split(";")[0].strip(' "\'')
+                return Fetched(
+                    url=url,
+                    status=status,
+                    content_type=mime.strip().lower(),
+                    charset=charset or None,
+                    body=body,
+                    redirects=hops,
+                    retry_after=parse_retry_after(resp.headers.get("Retry-After"))
+                    if status in (429, 503)
+                    else None,
+                )
+
+
+async def _read_capped(resp: aiohttp.ClientResponse, cap: int) -> bytes:
+    """The body, decompressed, refusing more than ``cap`` bytes while streaming."""
+    length = resp.content_length
+    if length is not None and "Content-Encoding" not in resp.headers:
+        if length > cap:
+            raise TooLarge(f"Content-Length {length} is above the {cap}-byte cap")
+        return await resp.read()
+    chunks: list[bytes] = []
+    size = 0
+    content = resp.content
+    while True:
+        chunk = await content.readany()
+        if not chunk:
+            break
+        size += len(chunk)
+        if size > cap:
+            raise TooLarge(f"body above the {cap}-byte cap (decompressed)")
+        chunks.append(chunk)
+    return b"".join(chunks)

@@ -1,0 +1,12 @@
+"""The frontier: the queue of requests to fetch and the set of URLs seen.
+
+Every implementation keeps one contract (``Frontier``); the engine knows no
+other. ``memory`` is the default for a crawl without ``--state``.
+"""
+
+from __future__ import annotations
+
+from .base import Frontier, FrontierStats
+from .memory import MemoryFrontier
+
+__all__ = ["Frontier", "FrontierStats", "MemoryFrontier"]

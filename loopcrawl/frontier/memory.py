@@ -1,0 +1,66 @@
+"""An in-memory frontier: a FIFO (breadth-first) queue and a set of fingerprints."""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+from .base import FrontierStats
+
+if TYPE_CHECKING:
+    from ..http import FetchRecord, Request
+
+
+class MemoryFrontier:
+    """Breadth-first, so pages are found at their shortest depth when the
+    crawl is sequential; everything is lost when the process ends."""
+
+    def __init__(self) -> None:
+        self._queue: deque[Request] = deque()
+        self._seen: set[int] = set()
+        self._leased = 0
+        self._done = 0
+
+    async def add(self, requests: Sequence[Request]) -> int:
+        seen = self._seen
+        queue = self._queue
+        n = 0
+        for r in requests:
+            fp = r.fp
+            if fp in seen and not r.meta.get("dont_filter"):
+                continue
+            seen.add(fp)
+            queue.append(r)
+            n += 1
+        return n
+
+    async def mark_seen(self, fp: int) -> bool:
+        if fp in self._seen:
+            return False
+        self._seen.add(fp)
+        return True
+
+    async def lease(self, n: int) -> list[Request]:
+        q = self._queue
+        k = min(n, len(q))
+        out = [q.popleft() for _ in range(k)]
+        self._leased += k
+        return out
+
+    async def ack(self, request: Request, record: FetchRecord) -> None:
+        self._leased -= 1
+        self._done += 1
+
+    async def release(self, request: Request) -> None:
+        self._leased -= 1
+        self._queue.appendleft(request)
+
+    def is_finished(self) -> bool:
+        return not self._queue and not self._leased
+
+    def statistics(self) -> FrontierStats:
+        return FrontierStats(len(self._queue), self._leased, self._done, len(self._seen))
+
+    async def close(self) -> None:
+        return None

@@ -1,0 +1,230 @@
+"""Per-host politeness and dispatch: who may be fetched now.
+
+Leased requests wait in per-host queues (``HostSlot``). One dispatcher
+coroutine hands a request to the workers only when its host has a free
+concurrency slot and its delay has passed, so a slow or throttled host never
+holds up the others, and a worker never sleeps holding a request.
+
+Per-host state is a small record updated as events happen (a request starts,
+finishes, a server asks us to slow down); nothing is rebuilt by scanning.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import heapq
+import itertools
+import random
+from collections import deque
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from .urls import host_of
+
+if TYPE_CHECKING:
+    from .frontier import Frontier
+    from .http import Request
+
+__all__ = ["HostSlot", "Scheduler", "SchedulerStats"]
+
+
+@dataclass(slots=True, eq=False)
+class HostSlot:
+    """The politeness state of one ``host:port``."""
+
+    host: str
+    concurrency: int
+    delay: float  # seconds between request starts (max of --delay and Crawl-delay)
+    queue: deque[Request] = field(default_factory=deque)
+    active: int = 0
+    next_at: float = 0.0  # loop time before which no request may start
+    scheduled: bool = False  # in the dispatcher's heap right now
+    throttled_until: float = 0.0  # Retry-After / back-off: no start before this
+
+    def ready_at(self) -> float:
+        return max(self.next_at, self.throttled_until)
+
+
+@dataclass(frozen=True, slots=True)
+class SchedulerStats:
+    buffered: int
+    in_flight: int
+    waiting_retry: int
+    hosts: int
+    dispatched: int
+
+
+class Scheduler:
+    """Feeds workers from the frontier, one host slot at a time.
+
+    ``get()`` returns the next request a worker should fetch, or None when
+    the crawl is over (finished, stopped, or the page budget is spent).
+    Every request ``get()`` returns must be given back with ``done()``.
+    """
+
+    def __init__(
+        self,
+        frontier: Frontier,
+        *,
+        concurrency: int,
+        per_host: int,
+        delay: float,
+        max_pages: int | None = None,
+    ) -> None:
+        self.frontier = frontier
+        self.concurrency = concurrency
+        self.per_host = per_host
+        self.delay = delay
+        self.max_pages = max_pages
+        self._slots: dict[str, HostSlot] = {}
+        self._heap: list[tuple[float, int, HostSlot]] = []
+        self._seq = itertools.count()
+        self._buffered = 0
+        self._in_flight = 0
+        self._retrying = 0
+        self._dispatched = 0  # counts toward max_pages
+        self._work: asyncio.Queue[Request | None] = asyncio.Queue()
+        self._wake = asyncio.Event()
+        self._stopped = False
+        self._finished = False
+        # Lease in batches, and keep a bounded working set in memory.
+        self._low_water = max(64, concurrency * 2)
+        self._batch = max(256, concurrency * 4)
+
+    # -- the workers' side -------------------------------------------------
+    async def get(self) -> Request | None:
+        return await self._work.get()
+
+    def done(self, request: Request, *, counted: bool = True, backoff: float = 0.0) -> None:
+        """A request from ``get()`` is finished with.
+
+        ``counted=False`` gives its place in the page budget back (the request
+        never reached the server, e.g. robots.txt forbade it). ``backoff``
+        keeps the host quiet that many seconds (Retry-After, 429, 503).
+        """
+        slot = self._slots[host_of(request.url)]
+        slot.active -= 1
+        self._in_flight -= 1
+        if not counted:
+            self._dispatched -= 1
+        if backoff > 0:
+            loop = asyncio.get_running_loop()
+            slot.throttled_until = max(slot.throttled_until, loop.time() + backoff)
+        self._schedule(slot)
+        self._wake.set()
+
+    def retry_later(self, request: Request, after: float) -> None:
+        """Put ``request`` back in its host queue in ``after`` seconds (with jitter)."""
+        self._retrying += 1
+        loop = asyncio.get_running_loop()
+        loop.call_later(after * (0.5 + random.random()), self._retry_now, request)
+
+    def _retry_now(self, request: Request) -> None:
+        self._retrying -= 1
+        self._dispatched -= 1  # the retry is the same page, not a new one
+        self._push(request)
+        self._wake.set()
+
+    def set_delay(self, host: str, delay: float) -> None:
+        """Raise a host's delay (robots.txt Crawl-delay); never lower it."""
+        slot = self._slot(host)
+        slot.delay = max(slot.delay, delay)
+
+    def stop(self) -> None:
+        """Dispatch nothing more; workers get None once the queue drains."""
+        self._stopped = True
+        self._wake.set()
+
+    def statistics(self) -> SchedulerStats:
+        return SchedulerStats(
+            self._buffered, self._in_flight, self._retrying, len(self._slots), self._dispatched
+        )
+
+    # -- the dispatcher ----------------------------------------------------
+    async def run(self, workers: int) -> None:
+        """Dispatch until the crawl is over, then send each worker its None."""
+        loop = asyncio.get_running_loop()
+        frontier = self.frontier
+        heap = self._heap
+        wake = self._wake
+        try:
+            while True:
+                if self._stopped:
+                    break
+                if self._budget_spent():
+                    if self._in_flight == 0:
+                        break
+                elif self._buffered < self._low_water:
+                    for r in await frontier.lease(self._batch):
+                        self._push(r)
+                now = loop.time()
+                while heap and self._in_flight < self.concurrency and not self._budget_spent():
+                    at, _, slot = heap[0]
+                    if at > now:
+                        break
+                    heapq.heappop(heap)
+                    slot.scheduled = False
+                    if not slot.queue or slot.active >= slot.concurrency:
+                        continue
+                    if slot.ready_at() > now:
+                        self._schedule(slot)
+                        continue
+                    r = slot.queue.popleft()
+                    self._buffered -= 1
+                    slot.active += 1
+                    slot.next_at = now + slot.delay
+                    self._in_flight += 1
+                    self._dispatched += 1
+                    self._work.put_nowait(r)
+                    self._schedule(slot)
+                if (
+                    self._in_flight == 0
+                    and self._buffered == 0
+                    and self._retrying == 0
+                    and frontier.is_finished()
+                ):
+                    break
+                timer = None
+                if heap and self._in_flight < self.concurrency:
+                    timer = loop.call_at(max(heap[0][0], now + 0.0005), wake.set)
+                elif self._buffered < self._low_water and not frontier.is_finished():
+                    # The frontier may have work we could not lease yet
+                    # (e.g. held by another process): look again soon.
+                    timer = loop.call_later(0.05, wake.set)
+                await wake.wait()
+                wake.clear()
+                if timer is not None:
+                    timer.cancel()
+        finally:
+            self._finished = True
+            for _ in range(workers):
+                self._work.put_nowait(None)
+
+    def _budget_spent(self) -> bool:
+        return self.max_pages is not None and self._dispatched >= self.max_pages
+
+    def _slot(self, host: str) -> HostSlot:
+        slot = self._slots.get(host)
+        if slot is None:
+            slot = self._slots[host] = HostSlot(host, self.per_host, self.delay)
+        return slot
+
+    def _push(self, request: Request) -> None:
+        slot = self._slot(host_of(request.url))
+        slot.queue.append(request)
+        self._buffered += 1
+        self._schedule(slot)
+
+    def _schedule(self, slot: HostSlot) -> None:
+        if not slot.scheduled and slot.queue and slot.active < slot.concurrency:
+            slot.scheduled = True
+            heapq.heappush(self._heap, (slot.ready_at(), next(self._seq), slot))
+
+    def unleased(self) -> list[Request]:
+        """Requests leased from the frontier but never dispatched (for release)."""
+        out: list[Request] = []
+        for slot in self._slots.values():
+            out.extend(slot.queue)
+            slot.queue.clear()
+        self._buffered = 0
+        return out

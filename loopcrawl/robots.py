@@ -1,0 +1,129 @@
+"""robots.txt per host, fetched once, parsed with protego, cached.
+
+What a response means follows RFC 9309 §2.3.1 and Google's documented
+behaviour:
+- 2xx: the rules apply (Crawl-delay too);
+- 4xx except 429 ("unavailable"): no rules, everything is allowed;
+- 429, 5xx, timeouts and connection errors ("unreachable"): the host is
+  treated as fully disallowed for ``robots_error_retry`` seconds, then
+  robots.txt is asked for again. Pages of that host wait (retry) meanwhile
+  rather than being dropped.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass, field
+
+from protego import Protego
+
+from .errors import FetchError
+from .fetcher import Fetcher
+from .settings import Settings
+from .urls import host_of
+
+__all__ = ["RobotsCache", "RobotsUnavailable"]
+
+_MAX_ROBOTS_SIZE = 500 * 1024  # bytes; Google ignores rules past 500 KiB
+
+
+class RobotsUnavailable(Exception):
+    """robots.txt could not be read; retry the page after ``retry_in`` seconds."""
+
+    def __init__(self, message: str, retry_in: float) -> None:
+        super().__init__(message)
+        self.retry_in = retry_in
+
+
+@dataclass(slots=True)
+class _Entry:
+    rules: Protego | None = None  # None: allow everything
+    crawl_delay: float | None = None
+    sitemaps: list[str] = field(default_factory=list)
+    error: str | None = None  # unreachable: why
+    retry_at: float = 0.0  # loop time when an unreachable robots.txt is asked again
+    pending: asyncio.Future[None] | None = None
+
+
+class RobotsCache:
+    """Answers "may this URL be fetched?" with at most one robots.txt fetch per host."""
+
+    def __init__(self, fetcher: Fetcher, settings: Settings) -> None:
+        self._fetcher = fetcher
+        self._settings = settings
+        self._agent = settings.user_agent
+        self._entries: dict[str, _Entry] = {}
+        self.fetches = 0
+
+    def known(self, host: str) -> bool:
+        e = self._entries.get(host)
+        return e is not None and e.pending is None and e.error is None
+
+    async def allowed(self, url: str) -> bool:
+        """True if robots.txt of ``url``'s host lets us fetch it.
+
+        Raises ``RobotsUnavailable`` while the host's robots.txt is unreachable.
+        """
+        host = host_of(url)
+        entry = self._entries.get(host)
+        if entry is None or entry.pending is not None or entry.error is not None:
+            entry = await self._load(host, url)
+        if entry.rules is None:
+            return True
+        return bool(entry.rules.can_fetch(url, self._agent))
+
+    def crawl_delay(self, host: str) -> float | None:
+        e = self._entries.get(host)
+        return e.crawl_delay if e else None
+
+    def sitemaps(self, host: str) -> list[str]:
+        e = self._entries.get(host)
+        return list(e.sitemaps) if e else []
+
+    async def _load(self, host: str, url: str) -> _Entry:
+        loop = asyncio.get_running_loop()
+        entry = self._entries.get(host)
+        if entry is not None and entry.pending is not None:
+            await asyncio.shield(entry.pending)
+            return self._check(entry, loop.time())
+        if entry is not None and entry.error is not None and loop.time() < entry.retry_at:
+            return self._check(entry, loop.time())
+        entry = self._entries[host] = _Entry(pending=loop.create_future())
+        try:
+            await self._fetch_into(entry, url[: url.index("/", url.index("//") + 2)])
+        finally:
+            fut, entry.pending = entry.pending, None
+            if fut is not None and not fut.done():
+                fut.set_result(None)
+        if entry.error is not None:
+            entry.retry_at = loop.time() + self._settings.robots_error_retry
+        return self._check(entry, loop.time())
+
+    def _check(self, entry: _Entry, now: float) -> _Entry:
+        if entry.error is not None:
+            raise RobotsUnavailable(entry.error, max(0.0, entry.retry_at - now))
+        return entry
+
+    async def _fetch_into(self, entry: _Entry, origin: str) -> None:
+        self.fetches += 1
+        try:
+            r = await self._fetcher.fetch(origin + "/robots.txt", max_size=_MAX_ROBOTS_SIZE)
+        except FetchError as e:
+            if e.kind == "too_large":
+                return  # an absurd robots.txt: treat as no rules, like a 4xx
+            entry.error = f"robots.txt unreachable: {e}"
+            return
+        if r.status == 429 or r.status >= 500:
+            entry.error = f"robots.txt answered {r.status}"
+            return
+        if r.status >= 400 or not (200 <= r.status < 300):
+            return  # "unavailable": no rules
+        text = r.body.decode("utf-8", "replace")
+        try:
+            rules = Protego.parse(text)
+        except Exception:  # protego on hostile input: no usable rules
+            return
+        entry.rules = rules
+        delay = rules.crawl_delay(self._agent)
+        entry.crawl_delay = float(delay) if delay else None
+        entry.sitemaps = list(rules.sitemaps)
