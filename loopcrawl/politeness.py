@@ -38,6 +38,7 @@ class HostSlot:
     queue: deque[Request] = field(default_factory=deque)
     active: int = 0
     next_at: float = 0.0  # loop time before which no request may start
+    last_start: float = 0.0  # loop time the latest request started
     scheduled: bool = False  # in the dispatcher's heap right now
     throttled_until: float = 0.0  # Retry-After / back-off: no start before this
 
@@ -114,10 +115,11 @@ class Scheduler:
         self._wake.set()
 
     def retry_later(self, request: Request, after: float) -> None:
-        """Put ``request`` back in its host queue in ``after`` seconds (with jitter)."""
+        """Put ``request`` back in its host queue after ``after`` to 1.5 × ``after``
+        seconds: jitter spreads retries out, and never comes early (Retry-After)."""
         self._retrying += 1
         loop = asyncio.get_running_loop()
-        loop.call_later(after * (0.5 + random.random()), self._retry_now, request)
+        loop.call_later(after * (1 + 0.5 * random.random()), self._retry_now, request)
 
     def _retry_now(self, request: Request) -> None:
         self._retrying -= 1
@@ -128,7 +130,9 @@ class Scheduler:
     def set_delay(self, host: str, delay: float) -> None:
         """Raise a host's delay (robots.txt Crawl-delay); never lower it."""
         slot = self._slot(host)
-        slot.delay = max(slot.delay, delay)
+        if delay > slot.delay:
+            slot.delay = delay
+            slot.next_at = max(slot.next_at, slot.last_start + delay)
 
     def stop(self) -> None:
         """Dispatch nothing more; workers get None once the queue drains."""
@@ -152,7 +156,7 @@ class Scheduler:
                 if self._stopped:
                     break
                 if self._budget_spent():
-                    if self._in_flight == 0:
+                    if self._in_flight == 0 and self._retrying == 0:
                         break
                 elif self._buffered < self._low_water:
                     for r in await frontier.lease(self._batch):
@@ -172,6 +176,7 @@ class Scheduler:
                     r = slot.queue.popleft()
                     self._buffered -= 1
                     slot.active += 1
+                    slot.last_start = now
                     slot.next_at = now + slot.delay
                     self._in_flight += 1
                     self._dispatched += 1

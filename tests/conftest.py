@@ -1,0 +1,146 @@
+"""Fixtures: real HTTP servers on 127.0.0.1, each on its own thread and loop.
+
+``pages`` is a tiny site built per test (``pages.add("/a", links=["/b"])``);
+the ``testsite_*`` fixtures serve the built-in synthetic site.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+import pytest
+from aiohttp import web
+
+if TYPE_CHECKING:
+    from loopcrawl.testsite import ServerThread, Site
+
+
+@dataclass
+class Hit:
+    host: str
+    path: str
+    start: float
+    end: float = 0.0
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass
+class Route:
+    status: int = 200
+    body: bytes = b""
+    headers: dict[str, str] = field(default_factory=dict)
+    delay: float = 0.0
+
+
+class PageServer:
+    """A small real server whose pages a test declares in a line or two."""
+
+    def __init__(self) -> None:
+        self.routes: dict[str, Route] = {}
+        self.log: list[Hit] = []
+        self.active = 0
+        self.peak = 0
+        self.port = 0
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._ready = threading.Event()
+        self._stop: asyncio.Event | None = None
+        self._thread = threading.Thread(target=self._main, daemon=True)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def add(
+        self,
+        path: str,
+        *,
+        links: list[str] | None = None,
+        title: str | None = None,
+        body: bytes | str | None = None,
+        status: int = 200,
+        headers: dict[str, str] | None = None,
+        content_type: str = "text/html; charset=utf-8",
+        delay: float = 0.0,
+    ) -> None:
+        if body is None:
+            anchors = "".join(f'<a href="{h}">link</a>' for h in links or [])
+            body = (f"<html><head><title>{title or path}</title></head>"
+                    f"<body>{anchors}</body></html>")
+        if isinstance(body, str):
+            body = body.encode()
+        h = {"Content-Type": content_type, **(headers or {})}
+        self.routes[path] = Route(status, body, h, delay)
+
+    def paths(self) -> list[str]:
+        return [h.path for h in self.log]
+
+    async def _handle(self, request: web.BaseRequest) -> web.StreamResponse:
+        hit = Hit(request.host, request.raw_path, time.monotonic(), headers=dict(request.headers))
+        self.log.append(hit)
+        self.active += 1
+        self.peak = max(self.peak, self.active)
+        try:
+            route = self.routes.get(request.raw_path)
+            if route is None:
+                return web.Response(status=404, text="not found")
+            if route.delay:
+                await asyncio.sleep(route.delay)
+            return web.Response(status=route.status, body=route.body, headers=route.headers)
+        finally:
+            self.active -= 1
+            hit.end = time.monotonic()
+
+    def _main(self) -> None:
+        asyncio.run(self._serve())
+
+    async def _serve(self) -> None:
+        self._loop = asyncio.get_running_loop()
+        self._stop = asyncio.Event()
+        runner = web.ServerRunner(web.Server(self._handle), handle_signals=False)
+        await runner.setup()
+        site = web.TCPSite(runner, "127.0.0.1", 0)
+        await site.start()
+        self.port = runner.addresses[0][1]
+        self._ready.set()
+        await self._stop.wait()
+        await runner.cleanup()
+
+    def __enter__(self) -> PageServer:
+        self._thread.start()
+        if not self._ready.wait(10):
+            raise RuntimeError("test server did not start")
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._loop is not None and self._stop is not None:
+            with contextlib.suppress(RuntimeError):
+                self._loop.call_soon_threadsafe(self._stop.set)
+        self._thread.join(10)
+
+
+@pytest.fixture
+def pages() -> Iterator[PageServer]:
+    with PageServer() as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def site300() -> Site:
+    from loopcrawl.testsite import Site
+
+    return Site(pages=300, seed=7)
+
+
+@pytest.fixture
+def testsite(site300: Site) -> Iterator[ServerThread]:
+    """The built-in site (300 pages), served fresh for each test (clean log)."""
+    from loopcrawl.testsite import ServerThread
+
+    with ServerThread(site300) as srv:
+        yield srv

@@ -1,0 +1,229 @@
+"""The engine against small real servers: robots, limits, politeness, failures."""
+
+from __future__ import annotations
+
+import itertools
+
+import pytest
+
+from loopcrawl.errors import ConfigError
+
+from .conftest import PageServer
+from .helpers import by_url, run
+
+
+def test_follows_links_once_each(pages: PageServer) -> None:
+    pages.add("/", links=["/a", "/b", "b", "./a#x", "/a?", "#top", "mailto:x@y.z"])
+    pages.add("/a", links=["/", "/b", "/c"])
+    pages.add("/b", links=["/c", "/a"])
+    pages.add("/c", title="  The   C page ")
+    recs, stats = run(pages.url + "/")
+    got = by_url(recs)
+    assert set(got) == {pages.url + p for p in ("/", "/a", "/b", "/c")}
+    assert got[pages.url + "/c"].title == "The C page"
+    assert got[pages.url + "/"].links == 2  # /a and /b, however written
+    assert sorted(p for p in pages.paths() if p != "/robots.txt") == ["/", "/a", "/b", "/c"]
+    assert stats.ok == 4
+
+
+def test_robots_disallow_is_obeyed_and_recorded(pages: PageServer) -> None:
+    pages.add("/robots.txt", body="User-agent: *\nDisallow: /private/\nAllow: /private/ok\n",
+              content_type="text/plain")
+    pages.add("/", links=["/private/secret", "/private/ok", "/public"])
+    pages.add("/private/secret")
+    pages.add("/private/ok")
+    pages.add("/public")
+    recs, stats = run(pages.url + "/")
+    got = by_url(recs)
+    assert got[pages.url + "/private/secret"].error == "robots_denied"
+    assert got[pages.url + "/private/ok"].status == 200
+    assert "/private/secret" not in pages.paths()
+    assert pages.paths().count("/robots.txt") == 1
+    assert stats.errors == {"robots_denied": 1}
+
+
+def test_robots_agent_groups_and_wildcards(pages: PageServer) -> None:
+    pages.add("/robots.txt", content_type="text/plain", body=(
+        "User-agent: otherbot\nDisallow: /\n\n"
+        "User-agent: loopcrawl\nDisallow: /*.pdf$\nDisallow: /tmp\n"))
+    pages.add("/", links=["/doc.pdf", "/doc.pdf?x=1", "/tmp/x", "/tmpx", "/ok"])
+    for p in ("/doc.pdf", "/doc.pdf?x=1", "/tmp/x", "/tmpx", "/ok"):
+        pages.add(p)
+    recs, _ = run(pages.url + "/")
+    denied = {r.url.removeprefix(pages.url) for r in recs if r.error == "robots_denied"}
+    assert denied == {"/doc.pdf", "/tmp/x", "/tmpx"}
+
+
+def test_ignore_robots(pages: PageServer) -> None:
+    pages.add("/robots.txt", body="User-agent: *\nDisallow: /\n", content_type="text/plain")
+    pages.add("/", links=["/a"])
+    pages.add("/a")
+    recs, _ = run(pages.url + "/", obey_robots=False)
+    assert {r.status for r in recs} == {200}
+    assert "/robots.txt" not in pages.paths()
+
+
+@pytest.mark.parametrize("status", [404, 403, 410])
+def test_robots_4xx_allows_everything(pages: PageServer, status: int) -> None:
+    pages.add("/robots.txt", status=status, body="User-agent: *\nDisallow: /\n")
+    pages.add("/", links=["/a"])
+    pages.add("/a")
+    recs, _ = run(pages.url + "/")
+    assert [r.status for r in recs] == [200, 200]
+
+
+def test_robots_5xx_disallows_then_retries(pages: PageServer) -> None:
+    pages.add("/robots.txt", status=503, body="down")
+    pages.add("/")
+    recs, _ = run(pages.url + "/", retries=2, retry_backoff=0.05, robots_error_retry=0.1)
+    assert recs[0].error == "robots_denied"
+    assert "unreachable" in (recs[0].message or "") or "503" in (recs[0].message or "")
+    assert "/" not in pages.paths()
+    assert pages.paths().count("/robots.txt") == 3  # asked again after each window
+
+
+def test_robots_crawl_delay(pages: PageServer) -> None:
+    pages.add("/robots.txt", body="User-agent: *\nCrawl-delay: 0.2\n", content_type="text/plain")
+    pages.add("/", links=["/a", "/b", "/c"])
+    for p in "abc":
+        pages.add("/" + p)
+    run(pages.url + "/", per_host=4)
+    starts = sorted(h.start for h in pages.log if h.path != "/robots.txt")
+    gaps = [b - a for a, b in itertools.pairwise(starts)]
+    assert min(gaps) >= 0.18
+
+
+def test_per_host_limit_measured_at_the_server(pages: PageServer) -> None:
+    links = [f"/p{i}" for i in range(30)]
+    pages.add("/", links=links)
+    for p in links:
+        pages.add(p, delay=0.03)
+    recs, _ = run(pages.url + "/", concurrency=50, per_host=2)
+    assert len(recs) == 31
+    assert pages.peak == 2
+
+
+def test_global_concurrency_and_delay(pages: PageServer) -> None:
+    links = [f"/p{i}" for i in range(8)]
+    pages.add("/", links=links)
+    for p in links:
+        pages.add(p)
+    run(pages.url + "/", per_host=8, delay=0.05)
+    starts = sorted(h.start for h in pages.log if h.path != "/robots.txt")
+    assert all(b - a >= 0.045 for a, b in itertools.pairwise(starts))
+
+
+def test_depth_limit(pages: PageServer) -> None:
+    for i in range(6):
+        pages.add(f"/d{i}", links=[f"/d{i + 1}"])
+    recs, stats = run(pages.url + "/d0", depth=3)
+    assert sorted(r.url.removeprefix(pages.url) for r in recs) == ["/d0", "/d1", "/d2", "/d3"]
+    assert [r.depth for r in sorted(recs, key=lambda r: r.url)] == [0, 1, 2, 3]
+    assert stats.skipped["depth"] == 1
+
+
+def test_max_pages_is_exact(pages: PageServer) -> None:
+    links = [f"/p{i}" for i in range(40)]
+    pages.add("/", links=links)
+    for p in links:
+        pages.add(p, links=links)
+    recs, _ = run(pages.url + "/", max_pages=10, concurrency=8)
+    assert len(recs) == 10
+    assert len([p for p in pages.paths() if p != "/robots.txt"]) == 10
+
+
+def test_scope_and_allow_deny(pages: PageServer) -> None:
+    other = pages.url.replace("127.0.0.1", "127.0.0.2")
+    pages.add("/", links=["/keep/1", "/drop/1", other + "/x", "http://example.invalid/"])
+    pages.add("/keep/1")
+    pages.add("/drop/1")
+    recs, stats = run(pages.url + "/", deny=[r"/drop/"])
+    assert {r.url.removeprefix(pages.url) for r in recs} == {"/", "/keep/1"}
+    assert stats.skipped["scope"] == 3
+    assert all(h.host.startswith("127.0.0.1") for h in pages.log)
+
+
+def test_redirects_followed_and_checked(pages: PageServer) -> None:
+    other = pages.url.replace("127.0.0.1", "127.0.0.2")
+    pages.add("/", links=["/old", "/new", "/away", "/loop1", "/js"])
+    pages.add("/old", status=301, headers={"Location": "/new"})
+    pages.add("/new", title="new")
+    pages.add("/away", status=302, headers={"Location": other + "/x"})
+    pages.add("/loop1", status=302, headers={"Location": "/loop2"})
+    pages.add("/loop2", status=302, headers={"Location": "/loop1"})
+    pages.add("/js", status=302, headers={"Location": "javascript:alert(1)"})
+    recs, _ = run(pages.url + "/", concurrency=1)
+    got = by_url(recs)
+    old, new = got[pages.url + "/old"], got.get(pages.url + "/new")
+    # /new is fetched exactly once: either directly or as /old's target.
+    assert pages.paths().count("/new") == 1
+    finals = [r.final_url for r in recs if r.status == 200]
+    assert finals.count(pages.url + "/new") == 1
+    assert old.redirects == 1 or (new is not None and old.status == 301)
+    assert got[pages.url + "/away"].error == "redirect_refused"
+    assert got[pages.url + "/loop1"].error == "redirect_loop"
+    assert got[pages.url + "/js"].error == "redirect_refused"
+
+
+def test_http_errors_are_records(pages: PageServer) -> None:
+    pages.add("/", links=["/missing", "/gone"])
+    pages.add("/gone", status=410)
+    recs, stats = run(pages.url + "/")
+    got = by_url(recs)
+    assert got[pages.url + "/missing"].status == 404
+    assert got[pages.url + "/missing"].error == "http_status"
+    assert stats.errors == {"http_status": 2}
+
+
+def test_5xx_and_429_are_retried_then_recorded(pages: PageServer) -> None:
+    pages.add("/", links=["/busy"])
+    pages.add("/busy", status=503, headers={"Retry-After": "0"})
+    recs, stats = run(pages.url + "/", retries=2, retry_backoff=0.01)
+    assert pages.paths().count("/busy") == 3
+    assert by_url(recs)[pages.url + "/busy"].status == 503
+    assert stats.retries == 2
+
+
+def test_connection_refused_is_recorded(pages: PageServer) -> None:
+    import socket
+
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    recs, stats = run(f"http://127.0.0.1:{port}/", retries=1, retry_backoff=0.01,
+                      obey_robots=False)
+    assert recs[0].error == "connection_error"
+    assert stats.retries == 1
+
+
+def test_timeout_is_recorded(pages: PageServer) -> None:
+    pages.add("/", links=["/slow"])
+    pages.add("/slow", delay=3)
+    recs, _ = run(pages.url + "/", timeout=0.5, retries=0)
+    assert by_url(recs)[pages.url + "/slow"].error == "timeout"
+
+
+def test_non_html_is_not_parsed(pages: PageServer) -> None:
+    pages.add("/", links=["/data.json"])
+    pages.add("/data.json", body='{"a": "<a href=/x>x</a>"}', content_type="application/json")
+    recs, _ = run(pages.url + "/")
+    assert by_url(recs)[pages.url + "/data.json"].links == 0
+    assert "/x" not in pages.paths()
+
+
+def test_base_href(pages: PageServer) -> None:
+    pages.add("/", body='<html><head><base href="/sub/"></head><body>'
+                        '<a href="page">p</a></body></html>')
+    pages.add("/sub/page")
+    recs, _ = run(pages.url + "/")
+    assert {r.url.removeprefix(pages.url) for r in recs} == {"/", "/sub/page"}
+
+
+def test_bad_settings() -> None:
+    with pytest.raises(ConfigError):
+        run("notaurl")
+    with pytest.raises(ConfigError):
+        run("ftp://example.com/")
+    with pytest.raises(ConfigError):
+        run("http://127.0.0.1/", concurrency=0)

@@ -1,0 +1,109 @@
+"""Canonicalization, resolution and scope: the table a crawler lives by."""
+
+from __future__ import annotations
+
+import pytest
+
+from loopcrawl.errors import ConfigError
+from loopcrawl.urls import Resolver, Scope, canonicalize, fingerprint, host_of
+
+BASE = "http://127.0.0.1:8000/cat3/item4.html"
+
+CASES = [
+    # (href, expected canonical URL, why)
+    ("/cat5/item6.html", "http://127.0.0.1:8000/cat5/item6.html", "absolute path"),
+    ("item7.html", "http://127.0.0.1:8000/cat3/item7.html", "same directory"),
+    ("./item8.html", "http://127.0.0.1:8000/cat3/item8.html", "dot segment"),
+    ("../cat1/item2.html", "http://127.0.0.1:8000/cat1/item2.html", "parent directory"),
+    ("../../../../x.html", "http://127.0.0.1:8000/x.html", "../ above the root"),
+    ("/a/./b/../c.html", "http://127.0.0.1:8000/a/c.html", "dot segments inside"),
+    ("HTTP://127.0.0.1:8000/x.html", "http://127.0.0.1:8000/x.html", "scheme case"),
+    ("http://ExAmPlE.CoM/", "http://example.com/", "host case"),
+    ("//127.0.0.1:8000/y.html", "http://127.0.0.1:8000/y.html", "protocol-relative"),
+    ("http://example.com:80/a", "http://example.com/a", "default http port"),
+    ("https://example.com:443/a", "https://example.com/a", "default https port"),
+    ("http://example.com:8080/a", "http://example.com:8080/a", "other port kept"),
+    ("http://example.com", "http://example.com/", "empty path"),
+    ("item9.html#reviews", "http://127.0.0.1:8000/cat3/item9.html", "fragment dropped"),
+    ("/t?", "http://127.0.0.1:8000/t", "empty query dropped"),
+    ("/q?b=2&a=1", "http://127.0.0.1:8000/q?b=2&a=1", "query order kept"),
+    ("/cat%33/item%34%35.html", "http://127.0.0.1:8000/cat3/item45.html", "unreserved escapes decoded"),
+    ("/%7euser/", "http://127.0.0.1:8000/~user/", "tilde escape decoded"),
+    ("/a%2fb", "http://127.0.0.1:8000/a%2Fb", "reserved escape kept, upper-cased"),
+    ("/a%c3%a9", "http://127.0.0.1:8000/a%C3%A9", "non-ASCII escape upper-cased"),
+    ("/é", "http://127.0.0.1:8000/%C3%A9", "non-ASCII encoded"),
+    ("/a b", "http://127.0.0.1:8000/a%20b", "space encoded"),
+    ("  /z.html\n", "http://127.0.0.1:8000/z.html", "surrounding whitespace"),
+    ("/x\n/y", "http://127.0.0.1:8000/x/y", "newline inside removed (WHATWG)"),
+    ("http://bücher.de/", "http://xn--bcher-kva.de/", "IDNA host"),
+    ("http://[::1]:80/", "http://[::1]/", "IPv6 host, default port"),
+    ("?page=2", "http://127.0.0.1:8000/cat3/item4.html?page=2", "query only"),
+    ("http://example.com/a?x=%7E", "http://example.com/a?x=~", "escape in query"),
+]
+
+SKIPPED = ["#top", "mailto:a@example.com", "javascript:void(0)", "tel:+123",
+           "data:text/html,hi", "file:///etc/passwd", "ftp://example.com/",
+           "http://a b/", "https://", "http://[bad/"]
+
+
+@pytest.mark.parametrize(("href", "expected", "why"), CASES, ids=[c[2] for c in CASES])
+def test_resolve(href: str, expected: str, why: str) -> None:
+    assert Resolver(BASE).resolve(href) == expected
+    # The fast path and the full parse must agree.
+    assert canonicalize(href, BASE) == expected
+
+
+@pytest.mark.parametrize("href", SKIPPED)
+def test_not_crawlable(href: str) -> None:
+    assert Resolver(BASE).resolve(href) is None
+
+
+def test_canonical_is_a_fixed_point() -> None:
+    for _, expected, _ in CASES:
+        assert canonicalize(expected) == expected
+
+
+def test_fingerprint_is_stable_and_distinguishes() -> None:
+    a = fingerprint("http://a/1")
+    assert a == fingerprint("http://a/1")
+    assert a != fingerprint("http://a/2")
+    assert a != fingerprint("http://a/1", "POST", b"x")
+    assert 0 <= a < 2**64
+
+
+def test_resolver_with_base_directory_and_query() -> None:
+    r = Resolver("http://h/dir/page?x=1")
+    assert r.resolve("other") == "http://h/dir/other"
+    assert Resolver("http://h/dir/").resolve("a.html") == "http://h/dir/a.html"
+
+
+def test_host_of() -> None:
+    assert host_of("http://127.0.0.1:8000/x") == "127.0.0.1:8000"
+    assert host_of("https://example.com/") == "example.com"
+
+
+def test_scope_host_domain_any() -> None:
+    seeds = ["http://www.example.com/"]
+    host = Scope("host", seeds)
+    assert host.allows("http://www.example.com/a")
+    assert not host.allows("http://example.com/a")
+    assert not host.allows("http://www.example.com:81/a")
+    dom = Scope("domain", seeds)
+    assert dom.allows("http://example.com/a")
+    assert dom.allows("https://shop.example.com/a")
+    assert not dom.allows("http://badexample.com/a")
+    assert Scope("any", seeds).allows("http://elsewhere.org/")
+
+
+def test_scope_allow_deny() -> None:
+    s = Scope("host", ["http://h/"], allow=[r"/cat\d+/"], deny=[r"item1\d\.html"])
+    assert s.allows("http://h/cat1/item2.html")
+    assert not s.allows("http://h/cat1/item12.html")
+    assert not s.allows("http://h/tags/")
+
+
+def test_scope_bad_input() -> None:
+    with pytest.raises(ConfigError):
+        Scope("planet", ["http://h/"])
+    with pytest.raises(ConfigError):
+        Scope("host", ["http://h/"], allow=["("])
