@@ -174,10 +174,10 @@ class Crawler:
                 body = f.body.decode(f.charset, "replace")
         page = extract(body, s.max_links_per_page)
         rec.title = page.title
-        base = f.url
+        base = f.url  # canonical already: the request URL or a checked redirect target
         if page.base_href:
             base = canonicalize(page.base_href, f.url) or f.url
-        resolve = Resolver(base).resolve
+        resolve = Resolver(base, canonical=True).resolve
         found: set[str] = set()
         for href in page.hrefs:
             u = resolve(href)

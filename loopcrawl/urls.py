@@ -17,10 +17,10 @@ parse. A profile of a urllib-based crawler spent 45% of its CPU in urljoin.
 
 from __future__ import annotations
 
-import hashlib
 import re
 from collections.abc import Iterable, Sequence
 
+import xxhash
 from ada_url import join_url, normalize_url
 
 from .errors import ConfigError
@@ -75,13 +75,15 @@ def canonicalize(url: str, base: str | None = None) -> str | None:
 def fingerprint(url: str, method: str = "GET", body: bytes = b"") -> int:
     """A stable 64-bit id of a canonical request, the key of the seen set.
 
-    blake2b rather than ``hash()``: it must agree across processes and runs
-    (multi-process workers, resumed crawls).
+    XXH3 rather than ``hash()``: it must agree across processes and runs
+    (multi-process workers, resumed crawls), and it costs ~0.1 µs a URL.
+    64 bits make a collision (a page wrongly skipped) unlikely below
+    billions of URLs: p ≈ n² / 2⁶⁵.
     """
-    h = hashlib.blake2b(url.encode(), digest_size=8)
+    data = url.encode()
     if method != "GET" or body:
-        h.update(b"\0" + method.encode() + b"\0" + body)
-    return int.from_bytes(h.digest(), "big")
+        data += b"\0" + method.encode() + b"\0" + body
+    return xxhash.xxh3_64_intdigest(data)
 
 
 def host_of(url: str) -> str:
@@ -96,10 +98,10 @@ class Resolver:
     common forms to string operations and falls back to ada-url for the rest.
     """
 
-    __slots__ = ("base", "base_dir", "origin")
+    __slots__ = ("base", "base_dir", "origin", "root_dir_len")
 
-    def __init__(self, base: str) -> None:
-        canon = canonicalize(base)
+    def __init__(self, base: str, *, canonical: bool = False) -> None:
+        canon = base if canonical else canonicalize(base)
         if canon is None:
             raise ValueError(f"not an http(s) URL: {base!r}")
         self.base = canon
@@ -109,6 +111,7 @@ class Resolver:
         q = canon.find("?")
         path_part = canon if q < 0 else canon[:q]
         self.base_dir = path_part[: path_part.rfind("/") + 1]
+        self.root_dir_len = path_start + 1  # len("http://host/")
 
     def resolve(self, href: str) -> str | None:
         """Canonical absolute URL for ``href`` on this page, or None to skip it."""
@@ -116,17 +119,30 @@ class Resolver:
             href = href[: href.index("#")]
             if not href:
                 return None  # a link to this very page
-        if href and _PLAIN(href) and "/." not in href and not href.endswith("?"):
+        if href and _PLAIN(href) and not href.endswith("?"):
             c = href[0]
-            if c == "/":
-                if not href.startswith("//"):
-                    return self.origin + href
-            elif c == "h":
-                origin = self.origin
-                if href.startswith(origin) and href[len(origin) : len(origin) + 1] == "/":
-                    return href
-            elif c not in ".?" and ":" not in href:
-                return self.base_dir + href
+            if "/." not in href:
+                if c == "/":
+                    if not href.startswith("//"):
+                        return self.origin + href
+                elif c == "h":
+                    origin = self.origin
+                    if href.startswith(origin) and href[len(origin) : len(origin) + 1] == "/":
+                        return href
+                elif c not in ".?" and ":" not in href:
+                    return self.base_dir + href
+            elif c == "." and ":" not in href:
+                # Leading "./" and "../" segments: walk up base_dir, never
+                # above the root (RFC 3986 §5.2.4 drops the excess "..").
+                d, rest = self.base_dir, href
+                while rest.startswith("../"):
+                    rest = rest[3:]
+                    if len(d) > self.root_dir_len:
+                        d = d[: d.rfind("/", 0, -1) + 1]
+                if rest.startswith("./"):
+                    rest = rest[2:]
+                if not rest.startswith((".", "/")) and "/." not in rest:
+                    return d + rest
         return canonicalize(href, self.base)
 
 
@@ -160,11 +176,14 @@ class Scope:
             self.deny = [re.compile(p) for p in deny]
         except re.error as e:
             raise ConfigError(f"bad --allow/--deny pattern: {e}") from None
+        # Canonical URLs start "scheme://host[:port]/": one startswith per link.
+        self._prefixes = tuple(f"{sch}://{h}/" for h in sorted(self.hosts)
+                               for sch in ("http", "https"))
 
     def allows(self, url: str) -> bool:
         """True if the canonical ``url`` is in scope and passes the regexes."""
         if self.mode == "host":
-            if host_of(url) not in self.hosts:
+            if not url.startswith(self._prefixes):
                 return False
         elif self.mode == "domain":
             host = host_of(url).rsplit(":", 1)[0] if "]" not in url else host_of(url)

@@ -28,7 +28,7 @@ class MemoryFrontier:
         n = 0
         for r in requests:
             fp = r.fp
-            if fp in seen and not r.meta.get("dont_filter"):
+            if fp in seen and not (r.meta and r.meta.get("dont_filter")):
                 continue
             seen.add(fp)
             queue.append(r)
