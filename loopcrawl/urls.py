@@ -121,7 +121,10 @@ class Resolver:
                 return None  # a link to this very page
         if href and _PLAIN(href) and not href.endswith("?"):
             c = href[0]
-            if "/." not in href:
+            if c == ".":
+                if ":" not in href:
+                    return self._dotted(href)
+            elif "/." not in href:
                 if c == "/":
                     if not href.startswith("//"):
                         return self.origin + href
@@ -129,20 +132,22 @@ class Resolver:
                     origin = self.origin
                     if href.startswith(origin) and href[len(origin) : len(origin) + 1] == "/":
                         return href
-                elif c not in ".?" and ":" not in href:
+                elif c != "?" and ":" not in href:
                     return self.base_dir + href
-            elif c == "." and ":" not in href:
-                # Leading "./" and "../" segments: walk up base_dir, never
-                # above the root (RFC 3986 §5.2.4 drops the excess "..").
-                d, rest = self.base_dir, href
-                while rest.startswith("../"):
-                    rest = rest[3:]
-                    if len(d) > self.root_dir_len:
-                        d = d[: d.rfind("/", 0, -1) + 1]
-                if rest.startswith("./"):
-                    rest = rest[2:]
-                if not rest.startswith((".", "/")) and "/." not in rest:
-                    return d + rest
+        return canonicalize(href, self.base)
+
+    def _dotted(self, href: str) -> str | None:
+        """Leading "./" and "../" segments: walk up base_dir, never above the
+        root (RFC 3986 §5.2.4 drops the excess "..")."""
+        d, rest = self.base_dir, href
+        while rest.startswith("../"):
+            rest = rest[3:]
+            if len(d) > self.root_dir_len:
+                d = d[: d.rfind("/", 0, -1) + 1]
+        if rest.startswith("./"):
+            rest = rest[2:]
+        if not rest.startswith((".", "/")) and "/." not in rest:
+            return d + rest
         return canonicalize(href, self.base)
 
 
