@@ -178,23 +178,17 @@ class Crawler:
         if page.base_href:
             base = canonicalize(page.base_href, f.url) or f.url
         resolve = Resolver(base, canonical=True).resolve
-        found: set[str] = set()
-        for href in page.hrefs:
-            u = resolve(href)
-            if u is not None:
-                found.add(u)
+        found = {u for href in page.hrefs if (u := resolve(href)) is not None}
         rec.links = len(found)
         depth = req.depth + 1
         if s.depth is not None and depth > s.depth:
             self.stats.skipped["depth"] += len(found)
             return
         allows = self.scope.allows
-        new = []
-        for u in found:
-            if allows(u):
-                new.append(Request(u, depth, referrer=f.url))
-            else:
-                self.stats.skipped["scope"] += 1
+        referrer = f.url
+        new = [Request(u, depth, referrer) for u in found if allows(u)]
+        if len(new) < len(found):
+            self.stats.skipped["scope"] += len(found) - len(new)
         if new:
             await self.frontier.add(new)
 

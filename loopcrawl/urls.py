@@ -196,4 +196,4 @@ class Scope:
                 return False
         if self.allow and not any(p.search(url) for p in self.allow):
             return False
-        return not any(p.search(url) for p in self.deny)
+        return not (self.deny and any(p.search(url) for p in self.deny))
