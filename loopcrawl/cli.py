@@ -16,6 +16,7 @@ from .exporters import JsonlWriter
 from .settings import DEFAULT_USER_AGENT, Settings
 
 EXIT_USAGE = 2
+_DEFAULTS = Settings()
 EXIT_SIGINT = 130
 EXIT_SIGTERM = 143
 
@@ -88,11 +89,11 @@ def check_output_path(output: str) -> None:
 @main.command()
 @click.argument("urls", nargs=-1, required=True)
 @click.option("-o", "--output", help="Write one JSON line per page to this file ('-' for stdout).")
-@click.option("--concurrency", type=int, default=Settings.concurrency, show_default=True,
+@click.option("--concurrency", type=int, default=_DEFAULTS.concurrency, show_default=True,
               help="Requests in flight, all hosts together.")
-@click.option("--per-host", type=int, default=Settings.per_host, show_default=True,
+@click.option("--per-host", type=int, default=_DEFAULTS.per_host, show_default=True,
               help="Requests in flight to one host.")
-@click.option("--delay", type=float, default=Settings.delay, show_default=True,
+@click.option("--delay", type=float, default=_DEFAULTS.delay, show_default=True,
               help="Seconds between two requests to one host.")
 @click.option("--depth", type=int, default=None, help="Follow links this many hops from a seed.")
 @click.option("--max-pages", type=int, default=None, help="Stop after this many pages.")
@@ -102,9 +103,9 @@ def check_output_path(output: str) -> None:
 @click.option("--allow", multiple=True, metavar="REGEX", help="Follow only URLs matching this.")
 @click.option("--deny", multiple=True, metavar="REGEX", help="Never follow URLs matching this.")
 @click.option("--user-agent", default=DEFAULT_USER_AGENT, show_default=True)
-@click.option("--timeout", type=float, default=Settings.timeout, show_default=True,
+@click.option("--timeout", type=float, default=_DEFAULTS.timeout, show_default=True,
               help="Seconds for a whole request, redirects included.")
-@click.option("--retries", type=int, default=Settings.retries, show_default=True,
+@click.option("--retries", type=int, default=_DEFAULTS.retries, show_default=True,
               help="Extra attempts after a timeout, connection error, 5xx or 429.")
 @click.option("--ignore-robots", is_flag=True, help="Do not obey robots.txt.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress display and no summary.")
@@ -140,8 +141,8 @@ def crawl(
             deny=deny,
             user_agent=user_agent,
             timeout=timeout,
-            connect_timeout=min(timeout, Settings.connect_timeout),
-            read_timeout=min(timeout, Settings.read_timeout),
+            connect_timeout=min(timeout, _DEFAULTS.connect_timeout),
+            read_timeout=min(timeout, _DEFAULTS.read_timeout),
             retries=retries,
             obey_robots=not ignore_robots,
             quiet=quiet,

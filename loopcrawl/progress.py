@@ -88,21 +88,21 @@ class Progress:
 
 
 def print_summary(crawler: Crawler) -> None:
+    """The final report: plain lines (no table), so nothing is ever truncated."""
     st = crawler.stats
     s = st.summary()
-    t = Table(title="loopcrawl: crawl finished" if not st.interrupted
-              else "loopcrawl: crawl interrupted", show_header=False, title_justify="left")
-    t.add_column(style="bold")
-    t.add_column()
-    t.add_row("pages", f"{st.records:,} ({st.ok:,} ok) in {st.elapsed:.2f} s")
-    t.add_row("rate", f"{st.pages_per_second:,.0f} pages/s")
-    errs = ", ".join(f"{k}: {v:,}" for k, v in s["errors"].items()) or "none"
-    t.add_row("errors", errs)
-    skipped = ", ".join(f"{k}: {v:,}" for k, v in s["skipped_links"].items()) or "none"
-    t.add_row("links not followed", skipped)
-    if st.retries:
-        t.add_row("retries", f"{st.retries:,}")
-    t.add_row("received", _human_bytes(st.bytes))
-    t.add_row("output", st.output or "(none)")
-    console.print(t)
+    rows = [
+        ("pages", f"{st.records:,} ({st.ok:,} ok) in {st.elapsed:.2f} s"),
+        ("rate", f"{st.pages_per_second:,.0f} pages/s"),
+        ("errors", ", ".join(f"{k}: {v:,}" for k, v in s["errors"].items()) or "none"),
+        ("links not followed",
+         ", ".join(f"{k}: {v:,}" for k, v in s["skipped_links"].items()) or "none"),
+        ("retries", f"{st.retries:,}"),
+        ("received", _human_bytes(st.bytes)),
+        ("output", st.output or "(none)"),
+    ]
+    head = "loopcrawl: crawl interrupted" if st.interrupted else "loopcrawl: crawl finished"
+    console.print(f"[bold]{head}[/bold]")
+    for name, value in rows:
+        console.print(f"  {name:>18}  {value}", soft_wrap=True, markup=False)
     sys.stderr.flush()

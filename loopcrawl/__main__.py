@@ -1,0 +1,5 @@
+"""``python -m loopcrawl`` is the ``loopcrawl`` command."""
+
+from loopcrawl.cli import main
+
+main()
