@@ -1,0 +1,207 @@
+"""Measuring a crawler (a subprocess) and checking what it did.
+
+CPU and peak memory come from ``os.wait4`` on the crawler's own process: the
+kernel's account of user + system time and maximum resident set size of that
+process and of any children it waited for. The server runs in another process
+tree and is never counted.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import time
+from collections import Counter
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+from servers import Hit
+
+
+@dataclass(slots=True)
+class Measured:
+    """One crawler process, as the kernel saw it."""
+
+    wall: float  # seconds, from spawn to exit (interpreter start-up included)
+    user: float
+    sys: float
+    maxrss_kib: int
+    returncode: int
+    stderr_tail: str = ""
+    timed_out: bool = False
+
+    @property
+    def cpu(self) -> float:
+        return self.user + self.sys
+
+
+def run_measured(cmd: Sequence[str], *, timeout: float, log_path: str,
+                 env: dict[str, str] | None = None, cwd: str | None = None) -> Measured:
+    """Run ``cmd`` to the end (or kill it at ``timeout``) and measure it."""
+    with open(log_path, "wb") as log:
+        t0 = time.perf_counter()
+        proc = subprocess.Popen(list(cmd), stdout=log, stderr=subprocess.STDOUT, env=env,
+                                cwd=cwd, start_new_session=True)
+        deadline = t0 + timeout
+        timed_out = False
+        while True:
+            pid, status, ru = os.wait4(proc.pid, os.WNOHANG)
+            if pid:
+                break
+            if time.perf_counter() > deadline:
+                timed_out = True
+                os.killpg(proc.pid, signal.SIGKILL)
+                pid, status, ru = os.wait4(proc.pid, 0)
+                break
+            time.sleep(0.01)
+        wall = time.perf_counter() - t0
+    proc.returncode = os.waitstatus_to_exitcode(status)  # reaped by wait4, tell Popen
+    with open(log_path, "rb") as fh:
+        tail = fh.read()[-2000:].decode(errors="replace")
+    return Measured(wall, ru.ru_utime, ru.ru_stime, ru.ru_maxrss, proc.returncode,
+                    tail, timed_out)
+
+
+@dataclass(slots=True)
+class Check:
+    """A crawl's output and server log against the site's ground truth."""
+
+    expected: int
+    found: int  # expected pages recorded with status 200
+    missing: int
+    extra: int  # 200 pages recorded that are not expected
+    dupes_out: int  # output records for a page already recorded
+    dupes_fetched: int  # requests for a URL the server had already answered
+    forbidden: int  # requests robots.txt forbids
+    offsite: int  # requests to another host (127.0.0.2)
+    requests: int  # all requests the server logged for this crawl
+    missing_sample: list[str] = field(default_factory=list)
+
+    @property
+    def correct(self) -> bool:
+        return not (self.missing or self.extra or self.dupes_out or self.dupes_fetched
+                    or self.forbidden or self.offsite)
+
+
+def read_found(path: str, url_field: str) -> list[str]:
+    """The URLs of the 200 records of a JSONL output file."""
+    out: list[str] = []
+    try:
+        fh = open(path, "rb")  # noqa: SIM115
+    except FileNotFoundError:
+        return out
+    with fh:
+        for line in fh:
+            line = line.strip()
+            if not line:
+                continue
+            try:
+                rec = orjson.loads(line)
+            except orjson.JSONDecodeError:
+                continue
+            if rec.get("status") == 200 and rec.get(url_field):
+                out.append(rec[url_field])
+    return out
+
+
+def check(expected: Iterable[str], found: list[str], hits: list[Hit], base_url: str,
+          forbidden_path: Any) -> Check:
+    """Compare; ``forbidden_path(path) -> bool`` is the site's robots.txt truth."""
+    from loopcrawl.urls import canonicalize
+
+    exp = set(expected)
+    got = set(found)
+    host = base_url.split("//", 1)[1]
+    fetched: Counter[str] = Counter()
+    forbidden = offsite = 0
+    for h in hits:
+        if h.host != host:
+            offsite += 1
+            continue
+        canon = canonicalize("http://" + host + h.target)
+        path = canon.split(host, 1)[1] if canon else h.target
+        if forbidden_path(path.split("?", 1)[0]):
+            forbidden += 1
+        if path != "/robots.txt":
+            fetched[path] += 1
+    missing = sorted(exp - got)
+    return Check(
+        expected=len(exp),
+        found=len(exp & got),
+        missing=len(missing),
+        extra=len(got - exp),
+        dupes_out=len(found) - len(got),
+        dupes_fetched=sum(n - 1 for n in fetched.values() if n > 1),
+        forbidden=forbidden,
+        offsite=offsite,
+        requests=len(hits),
+        missing_sample=missing[:5],
+    )
+
+
+def server_span(hits: list[Hit]) -> float:
+    """Seconds from the first request's arrival to the last response (server clock)."""
+    if not hits:
+        return 0.0
+    return max(h.end for h in hits) - min(h.start for h in hits)
+
+
+def wrk_rate(url_paths: list[str], base_url: str, seconds: float = 3.0,
+             connections: int = 64) -> tuple[float, str] | None:
+    """Requests/s the server sustains under wrk (one thread), cycling through
+    ``url_paths``; None when wrk is not installed."""
+    exe = shutil.which("wrk")
+    if exe is None:
+        return None
+    import tempfile
+
+    paths = ",".join(f'"{p}"' for p in url_paths)
+    script = (f"local paths = {{{paths}}}\nlocal i = 0\n"
+              "request = function()\n  i = i % #paths + 1\n"
+              "  return wrk.format('GET', paths[i])\nend\n")
+    with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as fh:
+        fh.write(script)
+    try:
+        p = subprocess.run([exe, "-t1", f"-c{connections}", f"-d{seconds:g}s", "-s", fh.name,
+                            base_url + "/"], capture_output=True, text=True,
+                           timeout=seconds + 30)
+    except subprocess.TimeoutExpired:
+        return None
+    finally:
+        os.unlink(fh.name)
+    for line in p.stdout.splitlines():
+        if line.startswith("Requests/sec:"):
+            return float(line.split()[1]), f"wrk -t1 -c{connections} -d{seconds:g}s"
+    return None
+
+
+def aiohttp_rate(urls: list[str], seconds: float = 3.0, connections: int = 64) -> float:
+    """Requests/s the server answers to an aiohttp load loop (a lower bound:
+    the client's own CPU shares this machine with the server)."""
+    import asyncio
+
+    import aiohttp
+
+    async def go() -> float:
+        done = 0
+        stop_at = time.perf_counter() + seconds
+        async with aiohttp.ClientSession(
+                connector=aiohttp.TCPConnector(limit=connections)) as s:
+            async def worker(offset: int) -> None:
+                nonlocal done
+                i = offset
+                while time.perf_counter() < stop_at:
+                    async with s.get(urls[i % len(urls)]) as r:
+                        await r.read()
+                    done += 1
+                    i += connections
+            t0 = time.perf_counter()
+            await asyncio.wait_for(asyncio.gather(*(worker(i) for i in range(connections))),
+                                   seconds + 30)
+            return done / (time.perf_counter() - t0)
+
+    return asyncio.run(go())

@@ -1,0 +1,380 @@
+"""``loopcrawl bench --io-models``: the lesson behind loopcrawl, measured.
+
+The same work (fetch N pages of the test site, parse each for its title and
+links) done four ways, against a server that answers every request after
+``latency_ms``, as slow real servers do:
+
+* ``sequential`` blocking IO, one page after another (``http.client``): each
+  page costs a full round trip, so pages/s = 1 / latency at best.
+* ``threads``  K OS threads, each blocking on its own request: the waits
+  overlap, at the price of a stack and a kernel thread per request in flight,
+  and of the GIL hand-offs between them.
+* ``asyncio``  one event loop with K coroutines: loopcrawl's own engine. The
+  waits overlap on one thread; the CPU left is the parsing.
+* ``processes`` P processes (one per core), each an event loop with K/P
+  coroutines. Each process takes the pages whose URL fingerprint % P equals
+  its index: the simplest honest split, which needs no coordination.
+
+Every run is a subprocess of its own, so CPU time and peak memory belong to
+that model alone. Runs are capped at a few seconds each (a sequential crawl
+of 1,000 pages at 50 ms would take 50 s); the rate is pages / wall time of
+what was fetched, so a capped run's pages/s is directly comparable.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import http.client
+import json
+import math
+import os
+import queue
+import resource
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
+from dataclasses import asdict, dataclass
+from urllib.parse import urlsplit
+
+__all__ = ["MODELS", "RunResult", "format_table", "run_io_models", "write_chart"]
+
+MODELS = ("sequential", "threads", "asyncio", "processes")
+DEFAULT_CONCURRENCY = (1, 4, 16, 64, 256)
+_RUN_TIMEOUT = 300.0  # seconds: no single run may take longer than this
+
+
+@dataclass(slots=True)
+class RunResult:
+    """One model at one concurrency: what it fetched, in how long, at what cost."""
+
+    model: str
+    concurrency: int
+    processes: int
+    pages: int  # pages requested
+    ok: int  # pages fetched with status 200 and parsed
+    wall: float  # seconds, from the first request to the last response
+    cpu: float  # user + sys seconds of the run (all of its processes)
+    rss_mb: float  # peak resident memory, summed over the run's processes
+    error: str | None = None
+
+    @property
+    def pages_per_s(self) -> float:
+        return self.ok / self.wall if self.wall > 0 else 0.0
+
+    @property
+    def cpu_ms_per_page(self) -> float:
+        return self.cpu * 1000 / self.ok if self.ok else 0.0
+
+
+# -- the work itself: one page -------------------------------------------------
+def _parse(url: str, body: bytes) -> int:
+    """What every model does with a page: title + links, resolved and deduped."""
+    from .links import extract
+    from .urls import Resolver
+
+    page = extract(body)
+    resolve = Resolver(url).resolve
+    return len({u for h in page.hrefs if (u := resolve(h)) is not None})
+
+
+class _BlockingClient:
+    """A keep-alive ``http.client`` connection per thread (blocking IO)."""
+
+    def __init__(self, timeout: float) -> None:
+        self.timeout = timeout
+        self._local = threading.local()
+
+    def get(self, url: str) -> tuple[int, bytes]:
+        parts = urlsplit(url)
+        path = parts.path or "/"
+        if parts.query:
+            path += "?" + parts.query
+        for attempt in (0, 1):  # once more on a keep-alive connection the server closed
+            conn: http.client.HTTPConnection | None = getattr(self._local, "conn", None)
+            if conn is None:
+                conn = http.client.HTTPConnection(parts.netloc, timeout=self.timeout)
+                self._local.conn = conn
+            try:
+                conn.request("GET", path, headers={"User-Agent": "loopcrawl-bench"})
+                resp = conn.getresponse()
+                return resp.status, resp.read()
+            except (http.client.HTTPException, OSError):
+                conn.close()
+                self._local.conn = None
+                if attempt:
+                    raise
+        raise AssertionError("unreachable")
+
+
+def _fetch_and_parse(client: _BlockingClient, url: str) -> bool:
+    try:
+        status, body = client.get(url)
+    except (http.client.HTTPException, OSError):
+        return False
+    if status != 200:
+        return False
+    _parse(url, body)
+    return True
+
+
+def _run_sequential(urls: Sequence[str], timeout: float) -> int:
+    client = _BlockingClient(timeout)
+    return sum(_fetch_and_parse(client, u) for u in urls)
+
+
+def _run_threads(urls: Sequence[str], k: int, timeout: float) -> int:
+    client = _BlockingClient(timeout)
+    ok = 0
+    with ThreadPoolExecutor(max_workers=k, thread_name_prefix="fetch") as pool:
+        todo = iter(urls)
+        pending = {pool.submit(_fetch_and_parse, client, u) for u in _take(todo, k)}
+        while pending:
+            done, pending = wait(pending, timeout=timeout * 2, return_when=FIRST_COMPLETED)
+            if not done:
+                raise TimeoutError("a thread did not answer in time")
+            for f in done:
+                ok += f.result()
+            pending |= {pool.submit(_fetch_and_parse, client, u) for u in _take(todo, len(done))}
+    return ok
+
+
+def _take(it: object, n: int) -> list[str]:
+    out = []
+    for _ in range(n):
+        try:
+            out.append(next(it))  # type: ignore[call-overload]
+        except StopIteration:
+            break
+    return out
+
+
+def _run_asyncio(urls: Sequence[str], k: int, timeout: float) -> int:
+    """loopcrawl's engine, seeded with the URL list; links parsed, not followed."""
+    from .engine import crawl
+    from .settings import Settings
+
+    settings = Settings(seeds=tuple(urls), concurrency=k, per_host=k, depth=0,
+                        obey_robots=False, retries=0, timeout=timeout, quiet=True)
+    return crawl(settings).ok
+
+
+def _process_main(urls: list[str], k: int, timeout: float, out: queue.Queue[tuple[int, int]]
+                  ) -> None:
+    ok = _run_asyncio(urls, k, timeout) if urls else 0
+    out.put((ok, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss))
+
+
+def _run_processes(urls: Sequence[str], k: int, procs: int, timeout: float) -> tuple[int, float]:
+    """P processes, each an event loop over its share; returns (ok, children's peak KiB)."""
+    import multiprocessing as mp
+
+    from .urls import fingerprint
+
+    ctx = mp.get_context("fork")  # nothing runs yet: no loop, no threads to break
+    parts: list[list[str]] = [[] for _ in range(procs)]
+    for u in urls:
+        parts[fingerprint(u) % procs].append(u)
+    results: mp.Queue[tuple[int, int]] = ctx.Queue()
+    workers = [
+        ctx.Process(target=_process_main,
+                    args=(parts[i], k // procs + (i < k % procs), timeout, results))
+        for i in range(procs)
+    ]
+    for w in workers:
+        w.start()
+    got = [results.get(timeout=_RUN_TIMEOUT) for _ in workers]
+    for w in workers:
+        w.join(timeout)
+        if w.is_alive():
+            w.kill()
+    return sum(ok for ok, _ in got), float(sum(rss for _, rss in got))
+
+
+def _one_run(spec: dict[str, object]) -> dict[str, object]:
+    """Run one model in this (fresh) process and measure it."""
+    model = str(spec["model"])
+    urls: list[str] = list(spec["urls"])  # type: ignore[call-overload]
+    k = int(spec["k"])  # type: ignore[call-overload]
+    procs = int(spec["procs"])  # type: ignore[call-overload]
+    timeout = float(spec["timeout"])  # type: ignore[arg-type]
+    # Imports are not part of the measurement.
+    import loopcrawl.engine
+    import loopcrawl.links  # noqa: F401
+
+    r0 = resource.getrusage(resource.RUSAGE_SELF)
+    c0 = resource.getrusage(resource.RUSAGE_CHILDREN)
+    t0 = time.perf_counter()
+    children_kib = 0.0
+    if model == "sequential":
+        ok = _run_sequential(urls, timeout)
+    elif model == "threads":
+        ok = _run_threads(urls, k, timeout)
+    elif model == "asyncio":
+        ok = _run_asyncio(urls, k, timeout)
+    elif model == "processes":
+        ok, children_kib = _run_processes(urls, k, procs, timeout)
+    else:
+        raise ValueError(f"unknown model {model!r}")
+    wall = time.perf_counter() - t0
+    r1 = resource.getrusage(resource.RUSAGE_SELF)
+    c1 = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = (r1.ru_utime - r0.ru_utime + r1.ru_stime - r0.ru_stime
+           + c1.ru_utime - c0.ru_utime + c1.ru_stime - c0.ru_stime)
+    rss_kib = r1.ru_maxrss + children_kib  # Linux: KiB
+    return {"ok": ok, "wall": wall, "cpu": cpu, "rss_mb": rss_kib / 1024}
+
+
+# -- the sweep ------------------------------------------------------------------
+def _measure(model: str, urls: list[str], k: int, procs: int, timeout: float) -> RunResult:
+    """Run one model in a subprocess (its own CPU and memory), bounded in time."""
+    spec = {"model": model, "urls": urls, "k": k, "procs": procs, "timeout": timeout}
+    with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as fh:
+        json.dump(spec, fh)
+    res = RunResult(model, k, procs, len(urls), 0, 0.0, 0.0, 0.0)
+    try:
+        p = subprocess.run([sys.executable, "-m", "loopcrawl.bench", fh.name],
+                           capture_output=True, text=True, timeout=_RUN_TIMEOUT)
+        if p.returncode != 0:
+            res.error = (p.stderr.strip().splitlines() or [f"exit {p.returncode}"])[-1]
+            return res
+        out = json.loads(p.stdout.strip().splitlines()[-1])
+    except subprocess.TimeoutExpired:
+        res.error = f"timed out after {_RUN_TIMEOUT:g} s"
+        return res
+    finally:
+        os.unlink(fh.name)
+    res.ok, res.wall, res.cpu, res.rss_mb = out["ok"], out["wall"], out["cpu"], out["rss_mb"]
+    return res
+
+
+def plan(pages: int, latency_ms: float, concurrency: Sequence[int], processes: int,
+         seconds_per_run: float, min_pages: int = 100) -> list[tuple[str, int, int, int]]:
+    """(model, K, processes, pages) for each run: pages capped so that a run
+    lasts about ``seconds_per_run`` at the latency floor."""
+    def cap(k: int) -> int:
+        if latency_ms <= 0:
+            return pages
+        return min(pages, max(min_pages, math.ceil(seconds_per_run * k * 1000 / latency_ms)))
+
+    runs = [("sequential", 1, 1, cap(1))]
+    for k in sorted(set(concurrency)):
+        runs.append(("threads", k, 1, cap(k)))
+        runs.append(("asyncio", k, 1, cap(k)))
+        p = max(1, min(processes, k))
+        runs.append(("processes", k, p, cap(k)))
+    return runs
+
+
+def run_io_models(
+    pages: int = 1000,
+    latency_ms: float = 50.0,
+    concurrency: Sequence[int] = DEFAULT_CONCURRENCY,
+    processes: int | None = None,
+    seconds_per_run: float = 5.0,
+    seed: int = 0,
+    timeout: float = 30.0,
+    echo: Callable[[str], None] | None = None,
+) -> list[RunResult]:
+    """Serve the test site in its own process and measure every model on it."""
+    from .testsite import ServerProcess, Site
+    from .urls import fingerprint
+
+    procs = processes or os.cpu_count() or 1
+    say = echo or (lambda _m: None)
+    with ServerProcess(pages=pages, latency_ms=latency_ms, seed=seed) as server:
+        urls = sorted(Site(pages, seed).expected(server.base_url), key=fingerprint)
+        say(f"test site: {server.base_url}/ ({len(urls):,} crawlable pages, "
+            f"{latency_ms:g} ms per response, in its own process)")
+        results = []
+        for model, k, p, n in plan(len(urls), latency_ms, concurrency, procs, seconds_per_run):
+            r = _measure(model, urls[:n], k, p, timeout)
+            say(f"  {model:<10} K={k:<4} P={p}  {r.ok:>5,}/{n:<5,} pages  "
+                f"{r.pages_per_s:8,.0f} pages/s  {r.cpu_ms_per_page:6.2f} CPU-ms/page  "
+                f"{r.rss_mb:6.1f} MB" + (f"  ERROR {r.error}" if r.error else ""))
+            results.append(r)
+    return results
+
+
+def format_table(results: Sequence[RunResult], latency_ms: float) -> str:
+    """A Markdown table; 'of floor' is pages/s against K ÷ latency, the most
+    that K requests in flight can give."""
+    head = ("| model | K | procs | pages | wall s | pages/s | of floor | CPU s | "
+            "CPU-ms/page | peak RSS MB |")
+    lines = [head, "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
+    for r in results:
+        ideal = r.concurrency * 1000 / latency_ms if latency_ms > 0 else 0
+        frac = f"{r.pages_per_s / ideal:.0%}" if ideal else "-"
+        if r.error:
+            lines.append(f"| {r.model} | {r.concurrency} | {r.processes} | {r.pages} | "
+                         f"error: {r.error} | | | | | |")
+            continue
+        lines.append(
+            f"| {r.model} | {r.concurrency} | {r.processes} | {r.ok:,}/{r.pages:,} | "
+            f"{r.wall:.2f} | {r.pages_per_s:,.0f} | {frac} | {r.cpu:.2f} | "
+            f"{r.cpu_ms_per_page:.2f} | {r.rss_mb:.1f} |")
+    return "\n".join(lines)
+
+
+def write_chart(results: Sequence[RunResult], path: str, latency_ms: float,
+                title: str | None = None) -> None:
+    """pages/s, CPU per page and peak memory against concurrency, one line per model."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    ok = [r for r in results if not r.error and r.ok]
+    fig, axes = plt.subplots(1, 3, figsize=(15, 4.8))
+    styles = {"sequential": ("k", "s"), "threads": ("tab:orange", "o"),
+              "asyncio": ("tab:blue", "D"), "processes": ("tab:green", "^")}
+    panels = [
+        (axes[0], "pages/s", lambda r: r.pages_per_s, True),
+        (axes[1], "CPU milliseconds per page", lambda r: r.cpu_ms_per_page, False),
+        (axes[2], "peak RSS, MB (all processes)", lambda r: r.rss_mb, False),
+    ]
+    ks = sorted({r.concurrency for r in ok}) or [1]
+    for ax, label, get, logy in panels:
+        for model in MODELS:
+            rs = sorted((r for r in ok if r.model == model), key=lambda r: r.concurrency)
+            if not rs:
+                continue
+            color, marker = styles[model]
+            ax.plot([r.concurrency for r in rs], [get(r) for r in rs], color=color,
+                    marker=marker, label=model, linestyle="none" if len(rs) == 1 else "-")
+        if logy and latency_ms > 0:
+            ax.plot(ks, [k * 1000 / latency_ms for k in ks], color="grey", linestyle=":",
+                    label=f"floor: K ÷ {latency_ms:g} ms")
+        ax.set_xscale("log", base=2)
+        if logy:
+            ax.set_yscale("log")
+        else:
+            ax.set_ylim(bottom=0)
+        ax.set_xticks(ks, [str(k) for k in ks])
+        ax.set_xlabel("concurrency K (requests in flight)")
+        ax.set_title(label)
+        ax.grid(True, which="both", alpha=0.3)
+    axes[0].legend(loc="upper left", fontsize=9)
+    fig.suptitle(title or f"The same crawl four ways: test site, {latency_ms:g} ms per response")
+    fig.tight_layout()
+    out_dir = os.path.dirname(os.path.abspath(path))
+    os.makedirs(out_dir, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def results_json(results: Sequence[RunResult]) -> list[dict[str, object]]:
+    """Plain dicts, with the derived rates, for machine-readable output."""
+    return [asdict(r) | {"pages_per_s": r.pages_per_s, "cpu_ms_per_page": r.cpu_ms_per_page}
+            for r in results]
+
+
+if __name__ == "__main__":  # one measured run, in its own process (see _measure)
+    with open(sys.argv[1]) as fh:
+        _spec = json.load(fh)
+    with contextlib.redirect_stdout(sys.stderr):
+        _out = _one_run(_spec)
+    print(json.dumps(_out))
