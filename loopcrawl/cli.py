@@ -3,17 +3,23 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import signal
 import sys
+import time
 from pathlib import Path
+from typing import TYPE_CHECKING, NoReturn
 
 import click
 
 from .engine import Crawler, new_event_loop
-from .errors import ConfigError, LoopcrawlError
+from .errors import ConfigError, LoopcrawlError, StateError
 from .exporters import JsonlWriter
 from .settings import DEFAULT_USER_AGENT, Settings
+
+if TYPE_CHECKING:
+    from .frontier.sqlite import SqliteFrontier
 
 EXIT_USAGE = 2
 _DEFAULTS = Settings()
@@ -21,7 +27,7 @@ EXIT_SIGINT = 130
 EXIT_SIGTERM = 143
 
 
-def fail(message: str) -> None:
+def fail(message: str) -> NoReturn:
     """One clear line on stderr and exit code 2: never a traceback for bad input."""
     click.echo(f"loopcrawl: error: {message}", err=True)
     sys.exit(EXIT_USAGE)
@@ -33,12 +39,65 @@ def main() -> None:
     """loopcrawl: a fast, polite web crawler on the asyncio event loop."""
 
 
-def run_crawl(settings: Settings, output: str | None, *, quiet: bool) -> int:
+def open_state(
+    path: str, output: str | None, settings: Settings, *, recrawl_failed: bool
+) -> tuple[SqliteFrontier, JsonlWriter | None, Settings]:
+    """Open (or resume) the crawl kept in the state file ``path``: the frontier,
+    the output cut back to the last checkpoint, and the settings for this run.
+    Any problem with the state or the output is one line and exit 2."""
+    from .frontier.sqlite import SqliteFrontier
+
+    if output == "-":
+        fail("--state needs -o FILE: standard output cannot be rewound when a crawl resumes")
+    try:
+        frontier = SqliteFrontier(path)
+    except StateError as e:
+        fail(str(e))
+    try:
+        offset = frontier.bind_output(output)
+        for name in frontier.note_settings(settings):
+            click.echo(f"loopcrawl: warning: --{name.replace('_', '-')} differs from the "
+                       f"earlier run of the crawl in {path}; going on with the new value",
+                       err=True)
+        if recrawl_failed:
+            n = frontier.requeue_failed()
+            click.echo(f"loopcrawl: {n:,} failed pages queued again", err=True)
+        if settings.max_pages is not None:  # the budget covers every run of the crawl
+            left = settings.max_pages - frontier.pages_done
+            if left <= 0:
+                click.echo(f"loopcrawl: the crawl in {path} has used its --max-pages budget "
+                           f"({frontier.pages_done:,} pages); nothing to do", err=True)
+                frontier.__exit__()
+                sys.exit(0)
+            settings = settings.replace(max_pages=left)
+        writer = JsonlWriter(output, resume_at=offset) if output else None
+    except StateError as e:
+        frontier.__exit__()
+        fail(str(e))
+    except BaseException:
+        frontier.__exit__()
+        raise
+    return frontier, writer, settings
+
+
+def run_crawl(
+    settings: Settings,
+    output: str | None,
+    *,
+    quiet: bool,
+    state: str | None = None,
+    recrawl_failed: bool = False,
+) -> int:
     """Run a crawl with the progress display and signal handling; return the exit code."""
     from .progress import Progress, print_summary
 
-    writer = JsonlWriter(output) if output else None
-    crawler = Crawler(settings, writer=writer)
+    frontier = None
+    if state is not None:
+        frontier, writer, settings = open_state(state, output, settings,
+                                                recrawl_failed=recrawl_failed)
+    else:
+        writer = JsonlWriter(output) if output else None
+    crawler = Crawler(settings, writer=writer, frontier=frontier)
     got: list[int] = []
 
     def on_signal(signum: int) -> None:
@@ -67,8 +126,13 @@ def run_crawl(settings: Settings, output: str | None, *, quiet: bool) -> int:
     finally:
         if writer is not None:
             writer.close()
+        if frontier is not None:
+            frontier.__exit__()
     if not quiet:
         print_summary(crawler)
+        if state is not None and (got or not crawler.frontier.is_finished()):
+            click.echo(f"loopcrawl: the crawl is saved in {state}: run the same command "
+                       "to resume it", err=True)
     if got:
         return EXIT_SIGINT if got[0] == signal.SIGINT else EXIT_SIGTERM
     return 0
@@ -108,6 +172,12 @@ def check_output_path(output: str) -> None:
 @click.option("--retries", type=int, default=_DEFAULTS.retries, show_default=True,
               help="Extra attempts after a timeout, connection error, 5xx or 429.")
 @click.option("--ignore-robots", is_flag=True, help="Do not obey robots.txt.")
+@click.option("--state", type=click.Path(dir_okay=False), metavar="FILE",
+              help="Keep the crawl in this SQLite file: stop or kill it at any moment, "
+              "run the same command again, and it resumes (output: every page once).")
+@click.option("--recrawl-failed", is_flag=True,
+              help="With --state: fetch the pages that failed again (and only those); "
+              "their new records are appended to the output.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress display and no summary.")
 def crawl(
     urls: tuple[str, ...],
@@ -124,9 +194,13 @@ def crawl(
     timeout: float,
     retries: int,
     ignore_robots: bool,
+    state: str | None,
+    recrawl_failed: bool,
     quiet: bool,
 ) -> None:
     """Crawl from the seed URLS, following links within the scope."""
+    if recrawl_failed and not state:
+        fail("--recrawl-failed needs --state FILE (the crawl whose failed pages to fetch again)")
     try:
         settings = Settings(
             seeds=urls,
@@ -149,13 +223,52 @@ def crawl(
         )
         if output:
             check_output_path(output)
-        code = run_crawl(settings, output, quiet=quiet)
+        code = run_crawl(settings, output, quiet=quiet, state=state,
+                         recrawl_failed=recrawl_failed)
     except ConfigError as e:
         fail(str(e))
     except LoopcrawlError as e:
-        click.echo(f"loopcrawl: error: {e}", err=True)
+        hint = (f"; {state} holds the last checkpoint: fix this, then run the same command "
+                "to resume") if state else ""
+        click.echo(f"loopcrawl: error: {e}{hint}", err=True)
         sys.exit(1)
     sys.exit(code)
+
+
+@main.command()
+@click.option("--state", required=True, type=click.Path(dir_okay=False), metavar="FILE",
+              help="The state file of a crawl (crawl --state FILE).")
+@click.option("--json", "as_json", is_flag=True, help="One JSON object instead of a table.")
+def status(state: str, as_json: bool) -> None:
+    """Queued / in flight / done / failed counts and the top hosts of a --state crawl."""
+    from .frontier.sqlite import read_status
+
+    try:
+        st = read_status(state)
+    except StateError as e:
+        fail(str(e))
+    if as_json:
+        click.echo(json.dumps(st.to_dict(), indent=2))
+        return
+    ago = f"{time.time() - st.checkpoint_at:,.0f} s ago" if st.checkpoint_at else "never"
+    running = f"running (pid {st.running_pid})" if st.running_pid else "not running"
+    rows = [
+        ("state", f"{st.path}  ({running}; last checkpoint {ago})"),
+        ("output", f"{st.output}  ({st.output_bytes:,} bytes)" if st.output else "(none)"),
+        ("queued", f"{st.queued:,}"),
+        ("in flight", f"{st.in_flight:,}"),
+        ("done", f"{st.done:,}"),
+        ("failed", f"{st.failed:,}"),
+        ("seen", f"{st.seen:,}"),
+    ]
+    for name, value in rows:
+        click.echo(f"{name:>10}  {value}")
+    if st.top_hosts:
+        width = max(len(h.host) for h in st.top_hosts)
+        click.echo(f"{'top hosts':>10}  {'':{width}}  {'queued':>10} {'done':>10} {'failed':>8}")
+        for h in st.top_hosts:
+            click.echo(f"{'':>10}  {h.host:{width}}  {h.queued:>10,} {h.done:>10,} "
+                       f"{h.failed:>8,}")
 
 
 @main.command()

@@ -12,15 +12,16 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import time
 from collections.abc import Callable
 from typing import Any
 
 from . import errors
-from .errors import FetchError
+from .errors import FetchError, LoopcrawlError, OutputError
 from .exporters import JsonlWriter
 from .fetcher import Fetched, Fetcher
-from .frontier import Frontier, MemoryFrontier
+from .frontier import Checkpointing, Frontier, MemoryFrontier
 from .http import FetchRecord, Request
 from .links import extract
 from .politeness import Scheduler
@@ -54,6 +55,7 @@ class Crawler:
         self.scheduler: Scheduler | None = None
         self._workers: list[asyncio.Task[None]] = []
         self._stopping = False
+        self._fatal: LoopcrawlError | None = None  # what stopped the crawl early
 
     async def run(self) -> CrawlStats:
         """Crawl until the frontier is exhausted, the page budget is spent, or
@@ -69,6 +71,7 @@ class Crawler:
         if self._stopping:
             sched.stop()
         await self.frontier.add([Request(u) for u in s.seeds])
+        saver = self._start_checkpoints()
         try:
             async with Fetcher(s) as fetcher:
                 self._fetcher = fetcher
@@ -87,9 +90,41 @@ class Crawler:
                 await self.frontier.release(r)
             self.stats.finished = time.monotonic()
             self.stats.interrupted = self._stopping
+            if saver is not None:
+                await self._stop_checkpoints(saver)
             if self.writer is not None:
                 self.writer.flush()
+        if self._fatal is not None:
+            raise self._fatal
         return self.stats
+
+    def _start_checkpoints(self) -> asyncio.Task[None] | None:
+        """With a persistent frontier: checkpoint it with the output periodically."""
+        frontier = self.frontier
+        if not isinstance(frontier, Checkpointing):
+            return None
+
+        async def checkpoints() -> None:
+            try:
+                await frontier.run_checkpoints(self.writer)
+            except LoopcrawlError as e:  # disk full: stop at the last good checkpoint
+                self._fail(e)
+
+        return asyncio.create_task(checkpoints(), name="loopcrawl-checkpoints")
+
+    async def _stop_checkpoints(self, saver: asyncio.Task[None]) -> None:
+        """End the periodic checkpoints, then take the last one (none after a failure)."""
+        saver.cancel()
+        await asyncio.gather(saver, return_exceptions=True)
+        if self._fatal is None:
+            assert isinstance(self.frontier, Checkpointing)
+            await self.frontier.checkpoint(self.writer)
+
+    def _fail(self, error: LoopcrawlError) -> None:
+        """Stop the crawl because of ``error``; ``run()`` raises it at the end."""
+        if self._fatal is None:
+            self._fatal = error
+        self.stop()
 
     def stop(self) -> None:
         """Stop fetching now: in-flight requests are abandoned (and released
@@ -111,6 +146,8 @@ class Crawler:
             except asyncio.CancelledError:
                 await self.frontier.release(req)
                 raise
+            except OutputError as e:  # disk full: no record can be written any more
+                self._fail(e)
             except Exception as e:  # a bug must not hang or kill the crawl
                 await self._finish(req, self._record(req, time.time(), 0.0,
                                                      error="internal_error", message=repr(e)))
@@ -145,7 +182,8 @@ class Crawler:
                                                      message="forbidden by robots.txt"))
                 return False, 0.0
         try:
-            f = await self._fetcher.fetch(req.url, check_redirect=self._check_redirect)
+            f = await self._fetcher.fetch(
+                req.url, check_redirect=functools.partial(self._check_redirect, req))
         except FetchError as e:
             if e.kind in (errors.TIMEOUT, errors.CONNECTION_ERROR) and self._retry(req):
                 return True, 0.0
@@ -192,7 +230,8 @@ class Crawler:
         if new:
             await self.frontier.add(new)
 
-    async def _check_redirect(self, target: str) -> str | None:
+    async def _check_redirect(self, req: Request, target: str) -> str | None:
+        """Vet one redirect hop of ``req``; the claim on ``target`` is ``req``'s."""
         if not self.scope.allows(target):
             return errors.REDIRECT_REFUSED
         if self.settings.obey_robots:
@@ -201,7 +240,7 @@ class Crawler:
                     return errors.ROBOTS_DENIED
             except RobotsUnavailable:
                 return errors.ROBOTS_DENIED
-        if not await self.frontier.mark_seen(fingerprint(target)):
+        if not await self.frontier.mark_seen(fingerprint(target), req):
             return "stop"
         return None
 

@@ -3,6 +3,7 @@
     LoopcrawlError
     ├── ConfigError        bad settings, seed URL or output path: the CLI exits 2
     ├── StateError         a --state file that is corrupt, foreign or in use
+    ├── OutputError        the output cannot be written (disk full): the crawl stops
     └── FetchError         one URL failed; ``kind`` names the failure for the output
         ├── TooLarge           body (decompressed) above the size cap
         ├── RedirectError      too many hops, a loop, or a refused target
@@ -38,6 +39,13 @@ class ConfigError(LoopcrawlError):
 
 class StateError(LoopcrawlError):
     """The persistent crawl state cannot be used as it is."""
+
+
+class OutputError(LoopcrawlError):
+    """The output file cannot be written (disk full, file size limit, I/O error).
+
+    The crawl stops; with ``--state`` it resumes from its last checkpoint.
+    """
 
 
 class FetchError(LoopcrawlError):

@@ -1,10 +1,14 @@
-"""The frontier protocol: add, lease, ack, release, is_finished."""
+"""The frontier protocol: add, lease, ack, release, is_finished.
+
+A persistent frontier also offers ``Checkpointing``: the engine calls it to
+commit the frontier's changes together with the output that depends on them.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 if TYPE_CHECKING:
     from ..http import FetchRecord, Request
@@ -25,9 +29,12 @@ class Frontier(Protocol):
         A request whose ``meta`` has ``dont_filter`` skips the seen check.
         """
 
-    async def mark_seen(self, fp: int) -> bool:
+    async def mark_seen(self, fp: int, by: Request | None = None) -> bool:
         """Claim ``fp`` without queueing it (a redirect target being fetched
-        inline). False: it was seen already, and the caller must not fetch it."""
+        inline by the leased request ``by``). False: it was seen already, and
+        the caller must not fetch it. A claim by ``by`` holds again for ``by``
+        (its retry follows the same redirect), and a persistent frontier
+        persists it only once ``by`` is acked."""
 
     async def lease(self, n: int) -> list[Request]:
         """Up to ``n`` requests to fetch now. An empty list means "nothing ready
@@ -45,3 +52,37 @@ class Frontier(Protocol):
     def statistics(self) -> FrontierStats: ...
 
     async def close(self) -> None: ...
+
+
+class CheckpointOutput(Protocol):
+    """What a checkpoint needs of the output file (``JsonlWriter`` has it)."""
+
+    def flush(self) -> None:
+        """Hand every buffered record to the OS; raise ``OutputError`` if it cannot."""
+
+    def tell(self) -> int:
+        """The byte offset just past the last record flushed."""
+
+    def fsync(self) -> None:
+        """Make the flushed records durable (may run on a worker thread)."""
+
+
+@runtime_checkable
+class Checkpointing(Protocol):
+    """A frontier whose state survives the process, committed at checkpoints.
+
+    Between two checkpoints its changes live in memory only; a crash returns
+    it to the last checkpoint, when the output ended at the recorded offset.
+    ``add``, ``ack`` and ``release`` must not suspend, so that a record written
+    and its request acked are never split by a checkpoint.
+    """
+
+    async def checkpoint(self, output: CheckpointOutput | None) -> None:
+        """Flush ``output`` and commit every change so far with its offset.
+
+        Raises ``OutputError`` or ``StateError`` if either cannot be written;
+        then the state stays at the previous checkpoint and the crawl must stop.
+        """
+
+    async def run_checkpoints(self, output: CheckpointOutput | None) -> None:
+        """Checkpoint periodically until cancelled (errors as ``checkpoint``)."""

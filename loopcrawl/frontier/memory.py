@@ -21,6 +21,8 @@ class MemoryFrontier:
         self._seen: set[int] = set()
         self._leased = 0
         self._done = 0
+        # Redirect targets claimed by leased requests: id(request) -> fps.
+        self._claims: dict[int, list[int]] = {}
 
     async def add(self, requests: Sequence[Request]) -> int:
         seen = self._seen
@@ -35,10 +37,13 @@ class MemoryFrontier:
             n += 1
         return n
 
-    async def mark_seen(self, fp: int) -> bool:
+    async def mark_seen(self, fp: int, by: Request | None = None) -> bool:
         if fp in self._seen:
-            return False
+            # A retry of ``by`` may follow the redirect it claimed before.
+            return by is not None and fp in self._claims.get(id(by), ())
         self._seen.add(fp)
+        if by is not None:
+            self._claims.setdefault(id(by), []).append(fp)
         return True
 
     async def lease(self, n: int) -> list[Request]:
@@ -51,6 +56,8 @@ class MemoryFrontier:
     async def ack(self, request: Request, record: FetchRecord) -> None:
         self._leased -= 1
         self._done += 1
+        if self._claims:
+            self._claims.pop(id(request), None)
 
     async def release(self, request: Request) -> None:
         self._leased -= 1
