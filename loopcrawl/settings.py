@@ -34,6 +34,17 @@ class Settings:
     allow: tuple[str, ...] = ()
     deny: tuple[str, ...] = ()
     max_links_per_page: int = 10_000
+    # Trap defences (see docs/hardening.md). Links longer than this, or whose
+    # path repeats one segment more than max_repeated_segments times
+    # (/a/a/a/a/...), are not followed; a path fetched with more than
+    # max_query_variants distinct query strings (calendars, session ids,
+    # ever-growing queries), or a host past max_pages_per_host pages, gets a
+    # "trap" record instead of a fetch.
+    max_url_length: int = 2048
+    max_repeated_segments: int = 3
+    max_query_variants: int | None = 1000
+    max_pages_per_host: int | None = None
+    follow_sitemaps: bool = False  # seed from robots.txt Sitemap: lines (or /sitemap.xml)
     # Timeouts (aiohttp ClientTimeout): total per request, TCP connect, and
     # the longest silence between two reads of the body.
     timeout: float = 30.0
@@ -45,7 +56,7 @@ class Settings:
     retry_backoff: float = 0.5  # first back-off; doubles each attempt, with jitter
     # robots.txt unreachable or 5xx: treat the host as disallowed this long,
     # then ask again (Google's documented behaviour for 5xx robots.txt).
-    robots_error_retry: float = 60.0
+    robots_error_retry: float = 30.0
     quiet: bool = False
     extra: dict[str, str] = field(default_factory=dict)
 
@@ -65,6 +76,8 @@ class Settings:
             "read_timeout": self.read_timeout,
             "max_response_size": self.max_response_size,
             "max_links_per_page": self.max_links_per_page,
+            "max_url_length": self.max_url_length,
+            "max_repeated_segments": self.max_repeated_segments,
         }
         for name, value in positive.items():
             if value <= 0:
@@ -74,8 +87,10 @@ class Settings:
                 raise ConfigError(f"{name} must not be negative")
         if self.depth is not None and self.depth < 0:
             raise ConfigError("depth must not be negative")
-        if self.max_pages is not None and self.max_pages <= 0:
-            raise ConfigError("max-pages must be positive")
+        for name in ("max_pages", "max_query_variants", "max_pages_per_host"):
+            value = getattr(self, name)
+            if value is not None and value <= 0:
+                raise ConfigError(f"{name.replace('_', '-')} must be positive")
 
     def replace(self, **changes: object) -> Settings:
         """A copy with ``changes`` applied (and validated again)."""
