@@ -11,13 +11,13 @@ are in flight together, up to ``concurrency`` of them.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import functools
 import time
 from collections.abc import Callable
 from typing import Any
 
 from . import errors
+from .encoding import decode_html
 from .errors import FetchError, LoopcrawlError, OutputError
 from .exporters import JsonlWriter
 from .fetcher import Fetched, Fetcher
@@ -28,6 +28,7 @@ from .politeness import Scheduler
 from .robots import RobotsCache, RobotsUnavailable
 from .settings import Settings
 from .stats import CrawlStats
+from .traps import TrapGuard
 from .urls import Resolver, Scope, canonicalize, fingerprint, host_of
 
 __all__ = ["Crawler", "crawl"]
@@ -52,6 +53,7 @@ class Crawler:
         self.on_record = on_record
         self.stats = CrawlStats(output=writer.path if writer else None)
         self.scope = Scope(settings.scope, settings.seeds, settings.allow, settings.deny)
+        self._traps = TrapGuard(settings)
         self.scheduler: Scheduler | None = None
         self._workers: list[asyncio.Task[None]] = []
         self._stopping = False
@@ -164,6 +166,10 @@ class Crawler:
         assert sched is not None
         started = time.time()
         t0 = time.perf_counter()
+        trap = self._traps.at_fetch(req.url) if not req.retries else None
+        if trap is not None:
+            await self._finish(req, self._record(req, started, t0, error=errors.TRAP, message=trap))
+            return False, 0.0
         if s.obey_robots:
             try:
                 allowed = await self._robots.allowed(req.url)
@@ -205,18 +211,20 @@ class Crawler:
 
     async def _follow_links(self, req: Request, f: Fetched, rec: FetchRecord) -> None:
         s = self.settings
-        body: str | bytes = f.body
-        if f.charset and f.charset not in ("utf-8", "utf8"):
-            # An unknown charset name: fall back on lexbor's UTF-8 reading.
-            with contextlib.suppress(LookupError):
-                body = f.body.decode(f.charset, "replace")
+        body, _ = decode_html(f.body, f.charset)
         page = extract(body, s.max_links_per_page)
         rec.title = page.title
+        if page.truncated:
+            self.stats.skipped["links_per_page_cap"] += 1
         base = f.url  # canonical already: the request URL or a checked redirect target
         if page.base_href:
             base = canonicalize(page.base_href, f.url) or f.url
         resolve = Resolver(base, canonical=True).resolve
-        found = {u for href in page.hrefs if (u := resolve(href)) is not None}
+        resolved = list(map(resolve, page.hrefs))
+        found: set[str] = set(resolved)  # type: ignore[arg-type]
+        if None in found:
+            found.discard(None)  # type: ignore[arg-type]
+            self._count_unfollowable(page.hrefs, resolved)
         rec.links = len(found)
         depth = req.depth + 1
         if s.depth is not None and depth > s.depth:
@@ -224,11 +232,28 @@ class Crawler:
             return
         allows = self.scope.allows
         referrer = f.url
-        new = [Request(u, depth, referrer) for u in found if allows(u)]
-        if len(new) < len(found):
-            self.stats.skipped["scope"] += len(found) - len(new)
+        urls = [u for u in found if allows(u)]
+        if len(urls) < len(found):
+            self.stats.skipped["scope"] += len(found) - len(urls)
+        urls = self._traps.filter_links(urls, self.stats.skipped)
+        new = [Request(u, depth, referrer) for u in urls]
         if new:
             await self.frontier.add(new)
+
+    def _count_unfollowable(self, hrefs: list[str], resolved: list[str | None]) -> None:
+        """Why some hrefs gave no URL: another scheme, or not a URL at all."""
+        skipped = self.stats.skipped
+        for href, url in zip(hrefs, resolved, strict=True):
+            if url is not None:
+                continue
+            h = href.strip()
+            if not h or h.startswith("#"):
+                continue  # a link to this very page
+            scheme = h.split(":", 1)[0].lower() if ":" in h else ""
+            if scheme.isalpha() and scheme not in ("http", "https"):
+                skipped["not_http"] += 1
+            else:
+                skipped["invalid_url"] += 1
 
     async def _check_redirect(self, req: Request, target: str) -> str | None:
         """Vet one redirect hop of ``req``; the claim on ``target`` is ``req``'s."""
