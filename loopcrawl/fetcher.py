@@ -102,14 +102,17 @@ class Fetcher:
         *,
         check_redirect: RedirectCheck | None = None,
         max_size: int | None = None,
+        truncate: bool = False,
     ) -> Fetched:
         """GET ``url``, following redirects; raise ``FetchError`` on failure.
 
         Every wait is inside one ``asyncio.timeout`` of ``settings.timeout``.
+        A body above ``max_size`` fails with ``TooLarge``, or with
+        ``truncate`` is cut there (robots.txt: rules past 500 KiB are ignored).
         """
         try:
             async with asyncio.timeout(self.settings.timeout):
-                return await self._fetch(url, check_redirect, max_size)
+                return await self._fetch(url, check_redirect, max_size, truncate)
         except FetchError:
             raise
         except TimeoutError as e:
@@ -123,7 +126,8 @@ class Fetcher:
             raise FetchError(f"{type(e).__name__}: {e}", errors.CONNECTION_ERROR) from None
 
     async def _fetch(
-        self, url: str, check_redirect: RedirectCheck | None, max_size: int | None
+        self, url: str, check_redirect: RedirectCheck | None, max_size: int | None,
+        truncate: bool,
     ) -> Fetched:
         session = self._session
         assert session is not None, "Fetcher used outside 'async with'"
@@ -159,7 +163,7 @@ class Fetcher:
                     if verdict != "stop":
                         raise RedirectError(f"redirect to {target} refused ({verdict})", verdict)
                     # The target is crawled elsewhere: record the 3xx itself.
-                body = await _read_capped(resp, cap)
+                body = await _read_capped(resp, cap, truncate)
                 ctype = resp.headers.get("Content-Type", "")
                 mime, _, params = ctype.partition(";")
                 charset = None
@@ -178,13 +182,19 @@ class Fetcher:
                 )
 
 
-async def _read_capped(resp: aiohttp.ClientResponse, cap: int) -> bytes:
-    """The body, decompressed, refusing more than ``cap`` bytes while streaming."""
+async def _read_capped(resp: aiohttp.ClientResponse, cap: int, truncate: bool = False) -> bytes:
+    """The body, decompressed, refusing more than ``cap`` bytes while streaming.
+
+    aiohttp inflates gzip/deflate/br/zstd in bounded steps as we read, so a
+    decompression bomb is stopped here at ``cap`` with flat memory.
+    """
     length = resp.content_length
-    if length is not None and "Content-Encoding" not in resp.headers:
-        if length > cap:
-            raise TooLarge(f"Content-Length {length} is above the {cap}-byte cap")
+    if length is not None and "Content-Encoding" not in resp.headers and length <= cap:
         return await resp.read()
+    if length is not None and length > cap and not truncate and (
+        "Content-Encoding" not in resp.headers
+    ):
+        raise TooLarge(f"Content-Length {length} is above the {cap}-byte cap")
     chunks: list[bytes] = []
     size = 0
     content = resp.content
@@ -194,6 +204,9 @@ async def _read_capped(resp: aiohttp.ClientResponse, cap: int) -> bytes:
             break
         size += len(chunk)
         if size > cap:
+            if truncate:
+                chunks.append(chunk[: len(chunk) - (size - cap)])
+                break
             raise TooLarge(f"body above the {cap}-byte cap (decompressed)")
         chunks.append(chunk)
     return b"".join(chunks)

@@ -107,10 +107,12 @@ class RobotsCache:
     async def _fetch_into(self, entry: _Entry, origin: str) -> None:
         self.fetches += 1
         try:
-            r = await self._fetcher.fetch(origin + "/robots.txt", max_size=_MAX_ROBOTS_SIZE)
+            r = await self._fetcher.fetch(
+                origin + "/robots.txt", max_size=_MAX_ROBOTS_SIZE, truncate=True
+            )
         except FetchError as e:
-            if e.kind == "too_large":
-                return  # an absurd robots.txt: treat as no rules, like a 4xx
+            if e.kind.startswith("redirect") or e.kind == "too_many_redirects":
+                return  # RFC 9309 §2.3.1.2: unfollowable redirects mean "unavailable"
             entry.error = f"robots.txt unreachable: {e}"
             return
         if r.status == 429 or r.status >= 500:
@@ -118,6 +120,8 @@ class RobotsCache:
             return
         if r.status >= 400 or not (200 <= r.status < 300):
             return  # "unavailable": no rules
+        if b"\0" in r.body[:1024]:
+            return  # binary, not a robots.txt: no rules, like a 4xx
         text = r.body.decode("utf-8", "replace")
         try:
             rules = Protego.parse(text)
