@@ -33,6 +33,8 @@ class Measured:
     returncode: int
     stderr_tail: str = ""
     timed_out: bool = False
+    server_cpu: float = 0.0  # CPU-seconds the server used during the crawl
+    others_cpu: float = 0.0  # CPU-seconds of everything else on the machine meanwhile
 
     @property
     def cpu(self) -> float:
@@ -88,7 +90,13 @@ class Check:
 
 
 def read_found(path: str, url_field: str) -> list[str]:
-    """The URLs of the 200 records of a JSONL output file."""
+    """The canonical URLs of the 200 records of a JSONL output file.
+
+    Canonical (``loopcrawl.urls.canonicalize``) because a crawler may write a URL
+    as it was linked (``/cat%30/...``): that is the same page, not a miss.
+    """
+    from loopcrawl.urls import canonicalize
+
     out: list[str] = []
     try:
         fh = open(path, "rb")  # noqa: SIM115
@@ -104,7 +112,7 @@ def read_found(path: str, url_field: str) -> list[str]:
             except orjson.JSONDecodeError:
                 continue
             if rec.get("status") == 200 and rec.get(url_field):
-                out.append(rec[url_field])
+                out.append(canonicalize(rec[url_field]) or rec[url_field])
     return out
 
 
@@ -141,6 +149,41 @@ def check(expected: Iterable[str], found: list[str], hits: list[Hit], base_url: 
         requests=len(hits),
         missing_sample=missing[:5],
     )
+
+
+def cpu_busy_seconds() -> float:
+    """CPU-seconds the whole machine has spent busy since boot (/proc/stat)."""
+    try:
+        with open("/proc/stat") as fh:
+            fields = [int(x) for x in fh.readline().split()[1:]]
+    except OSError:
+        return 0.0
+    idle = fields[3] + (fields[4] if len(fields) > 4 else 0)  # idle + iowait
+    return (sum(fields[:8]) - idle) / os.sysconf("SC_CLK_TCK")
+
+
+def wait_quiet(max_wait: float, threshold: float = 0.15, say: Any = None) -> float:
+    """Wait (at most ``max_wait`` s) until other processes use less than
+    ``threshold`` of one core for two seconds in a row; return the last share seen.
+
+    The machine may be shared (other builds, other benchmarks): a crawler that
+    has to share its core reports a wall time that is not its own.
+    """
+    deadline = time.monotonic() + max_wait
+    quiet = 0
+    share = 0.0
+    warned = False
+    while True:
+        b0, t0 = cpu_busy_seconds(), time.monotonic()
+        time.sleep(1.0)
+        share = (cpu_busy_seconds() - b0) / (time.monotonic() - t0)
+        quiet = quiet + 1 if share < threshold else 0
+        if quiet >= 2 or time.monotonic() > deadline:
+            return share
+        if not warned and say is not None:
+            say(f"      (machine busy: {share:.0%} of a core used by other processes; waiting "
+                f"up to {max_wait:g} s for quiet)")
+            warned = True
 
 
 def server_span(hits: list[Hit]) -> float:

@@ -49,9 +49,11 @@ from measure import (  # noqa: E402
     Measured,
     aiohttp_rate,
     check,
+    cpu_busy_seconds,
     read_found,
     run_measured,
     server_span,
+    wait_quiet,
     wrk_rate,
 )
 from servers import Nginx, PythonSite, StaticFiles, free_port, nginx_version  # noqa: E402
@@ -62,6 +64,7 @@ VENVS = HERE / ".venvs"
 OUT = HERE / "out"
 CRAWL_TIMEOUT = 1200.0  # seconds for one crawl of the big site, whoever crawls it
 INSTALL_TIMEOUT = 900.0
+QUIET_WAIT = 120.0  # seconds to wait, before each crawl, for other processes to calm down
 SECTION = "## Crawl speed (make bench)"
 IO_SECTION = "## IO models (loopcrawl bench --io-models)"
 
@@ -201,8 +204,13 @@ def crawl_once(c: Crawler, make_server: Callable[[], Any], expected: Expect,
     out = os.path.join(workdir, f"{c.key}-{tag}.jsonl")
     log = os.path.join(workdir, f"{c.key}-{tag}.log")
     with make_server() as server:
+        wait_quiet(QUIET_WAIT, say=print)
+        sc0, b0 = server.cpu_seconds(), cpu_busy_seconds()
         m = run_measured(c.command(server.base_url, out, concurrency, per_host),
                          timeout=CRAWL_TIMEOUT, log_path=log, cwd=workdir)
+        b1, sc1 = cpu_busy_seconds(), server.cpu_seconds()
+    m.server_cpu = sc1 - sc0
+    m.others_cpu = max(0.0, b1 - b0 - m.cpu - m.server_cpu)
     ck = check(expected(server.base_url), read_found(out, c.url_field), server.hits,
                server.base_url, forbidden)
     return m, ck, server_span(server.hits)
@@ -220,6 +228,8 @@ def crawl_repeated(c: Crawler, server_name: str, make_server: Callable[[], Any],
         res.checks.append(ck)
         res.spans.append(span)
         status = "ok" if ck.correct else "INCORRECT"
+        if m.others_cpu > 0.1 * m.wall:
+            status += f"; other processes used {m.others_cpu / m.wall:.0%} of a core meanwhile"
         if m.returncode != 0 or m.timed_out:
             status = f"exit {m.returncode}" + (" (timed out)" if m.timed_out else "")
             res.note = m.stderr_tail.strip().splitlines()[-1] if m.stderr_tail.strip() else status

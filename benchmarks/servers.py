@@ -54,6 +54,27 @@ def wait_for_port(port: int, proc: subprocess.Popen[bytes], timeout: float) -> N
     raise RuntimeError(f"server did not listen on port {port} within {timeout:g} s")
 
 
+def tree_cpu_seconds(pid: int) -> float:
+    """user + sys CPU-seconds of a process and its children (psutil; 0 without it)."""
+    try:
+        import psutil
+    except ImportError:
+        return 0.0
+    try:
+        p = psutil.Process(pid)
+        procs = [p, *p.children(recursive=True)]
+    except psutil.Error:
+        return 0.0
+    total = 0.0
+    for q in procs:
+        try:
+            t = q.cpu_times()
+        except psutil.Error:
+            continue
+        total += t.user + t.system
+    return total
+
+
 def stop_process(proc: subprocess.Popen[bytes], sig: int = signal.SIGTERM) -> None:
     """Ask politely, wait a bounded time, then kill."""
     if proc.poll() is None:
@@ -103,6 +124,10 @@ class PythonSite:
         self.port = int(m.group(1))
         wait_for_port(self.port, self._proc, STARTUP_TIMEOUT)
         return self
+
+    def cpu_seconds(self) -> float:
+        """CPU the server has used so far (its whole process tree)."""
+        return tree_cpu_seconds(self._proc.pid) if self._proc is not None else 0.0
 
     def __exit__(self, *exc: object) -> None:
         if self._proc is not None:
@@ -251,6 +276,10 @@ class Nginx:
             stop_process(self._proc)
             raise RuntimeError(f"{e}: {err.strip()[-300:]}") from None
         return self
+
+    def cpu_seconds(self) -> float:
+        """CPU the server has used so far (its whole process tree)."""
+        return tree_cpu_seconds(self._proc.pid) if self._proc is not None else 0.0
 
     def __exit__(self, *exc: object) -> None:
         if self._proc is not None:

@@ -59,6 +59,7 @@ class RunResult:
     wall: float  # seconds, from the first request to the last response
     cpu: float  # user + sys seconds of the run (all of its processes)
     rss_mb: float  # peak resident memory, summed over the run's processes
+    rss_added_mb: float = 0.0  # rss_mb less the process's resident memory before the run
     error: str | None = None
 
     @property
@@ -205,6 +206,7 @@ def _one_run(spec: dict[str, object]) -> dict[str, object]:
     import loopcrawl.engine
     import loopcrawl.links  # noqa: F401
 
+    rss0_kib = _current_rss_kib()
     r0 = resource.getrusage(resource.RUSAGE_SELF)
     c0 = resource.getrusage(resource.RUSAGE_CHILDREN)
     t0 = time.perf_counter()
@@ -225,7 +227,17 @@ def _one_run(spec: dict[str, object]) -> dict[str, object]:
     cpu = (r1.ru_utime - r0.ru_utime + r1.ru_stime - r0.ru_stime
            + c1.ru_utime - c0.ru_utime + c1.ru_stime - c0.ru_stime)
     rss_kib = r1.ru_maxrss + children_kib  # Linux: KiB
-    return {"ok": ok, "wall": wall, "cpu": cpu, "rss_mb": rss_kib / 1024}
+    return {"ok": ok, "wall": wall, "cpu": cpu, "rss_mb": rss_kib / 1024,
+            "rss_added_mb": (rss_kib - rss0_kib) / 1024}
+
+
+def _current_rss_kib() -> float:
+    """Resident memory now (Linux /proc; the peak so far elsewhere)."""
+    try:
+        with open("/proc/self/statm") as fh:
+            return int(fh.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 1024
+    except (OSError, ValueError, IndexError):
+        return float(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
 
 
 # -- the sweep ------------------------------------------------------------------
@@ -248,6 +260,7 @@ def _measure(model: str, urls: list[str], k: int, procs: int, timeout: float) ->
     finally:
         os.unlink(fh.name)
     res.ok, res.wall, res.cpu, res.rss_mb = out["ok"], out["wall"], out["cpu"], out["rss_mb"]
+    res.rss_added_mb = out["rss_added_mb"]
     return res
 
 
@@ -300,22 +313,22 @@ def run_io_models(
 
 
 def format_table(results: Sequence[RunResult], latency_ms: float) -> str:
-    """A Markdown table; 'of floor' is pages/s against K ÷ latency, the most
+    """A Markdown table; 'of ideal' is pages/s against K ÷ latency, the most
     that K requests in flight can give."""
-    head = ("| model | K | procs | pages | wall s | pages/s | of floor | CPU s | "
-            "CPU-ms/page | peak RSS MB |")
-    lines = [head, "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
+    head = ("| model | K | procs | pages | wall s | pages/s | of ideal | CPU s | "
+            "CPU-ms/page | peak RSS MB | RSS added MB |")
+    lines = [head, "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
     for r in results:
         ideal = r.concurrency * 1000 / latency_ms if latency_ms > 0 else 0
         frac = f"{r.pages_per_s / ideal:.0%}" if ideal else "-"
         if r.error:
             lines.append(f"| {r.model} | {r.concurrency} | {r.processes} | {r.pages} | "
-                         f"error: {r.error} | | | | | |")
+                         f"error: {r.error} | | | | | | |")
             continue
         lines.append(
             f"| {r.model} | {r.concurrency} | {r.processes} | {r.ok:,}/{r.pages:,} | "
             f"{r.wall:.2f} | {r.pages_per_s:,.0f} | {frac} | {r.cpu:.2f} | "
-            f"{r.cpu_ms_per_page:.2f} | {r.rss_mb:.1f} |")
+            f"{r.cpu_ms_per_page:.2f} | {r.rss_mb:.1f} | {r.rss_added_mb:.1f} |")
     return "\n".join(lines)
 
 
@@ -323,6 +336,7 @@ def write_chart(results: Sequence[RunResult], path: str, latency_ms: float,
                 title: str | None = None) -> None:
     """pages/s, CPU per page and peak memory against concurrency, one line per model."""
     import matplotlib
+    import matplotlib.ticker
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -347,10 +361,12 @@ def write_chart(results: Sequence[RunResult], path: str, latency_ms: float,
                     marker=marker, label=model, linestyle="none" if len(rs) == 1 else "-")
         if logy and latency_ms > 0:
             ax.plot(ks, [k * 1000 / latency_ms for k in ks], color="grey", linestyle=":",
-                    label=f"floor: K ÷ {latency_ms:g} ms")
+                    label=f"ideal: K ÷ {latency_ms:g} ms")
         ax.set_xscale("log", base=2)
         if logy:
             ax.set_yscale("log")
+            ax.yaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(lambda v, _: f"{v:,.0f}"))
+            ax.yaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
         else:
             ax.set_ylim(bottom=0)
         ax.set_xticks(ks, [str(k) for k in ks])

@@ -332,5 +332,58 @@ def demo(pages: int, latency_ms: float, concurrency: int, output: str) -> None:
     sys.exit(code)
 
 
+@main.command()
+@click.option("--io-models", "io_models", is_flag=True,
+              help="The same crawl done four ways: blocking and sequential, a thread pool, "
+              "one event loop, processes each with an event loop.")
+@click.option("--pages", type=int, default=1000, show_default=True)
+@click.option("--latency-ms", type=float, default=50.0, show_default=True,
+              help="The test site answers every request after this long.")
+@click.option("--concurrency", default="1,4,16,64,256", show_default=True,
+              help="Requests in flight (K) to sweep, comma-separated.")
+@click.option("--processes", type=int, default=None,
+              help="Processes of the multi-process model (default: one per core).")
+@click.option("--seconds-per-run", type=float, default=5.0, show_default=True,
+              help="Cap each run near this long (slow models fetch fewer pages).")
+@click.option("--out", default="docs/io-models.png", show_default=True,
+              help="Write the chart (PNG) here.")
+@click.option("--json", "json_out", default=None, help="Also write the results as JSON here.")
+def bench(io_models: bool, pages: int, latency_ms: float, concurrency: str,
+          processes: int | None, seconds_per_run: float, out: str,
+          json_out: str | None) -> None:
+    """Measure the IO models behind loopcrawl on this machine (--io-models).
+
+    The crawler comparison with Scrapy and Crawlee is `make bench`.
+    """
+    import importlib.util
+
+    if not io_models:
+        fail("say what to measure: --io-models (the comparison with other crawlers is "
+             "`make bench`)")
+    try:
+        ks = tuple(int(k) for k in concurrency.split(",") if k.strip())
+    except ValueError:
+        fail(f"--concurrency must be integers separated by commas, not {concurrency!r}")
+    if not ks or min(ks) < 1:
+        fail("--concurrency values must be at least 1")
+    if pages < 1 or latency_ms < 0 or seconds_per_run <= 0 or (processes or 1) < 1:
+        fail("--pages, --processes and --seconds-per-run must be positive, "
+             "--latency-ms not negative")
+    if importlib.util.find_spec("matplotlib") is None:
+        fail("the chart needs matplotlib: pip install 'loopcrawl[bench]'")
+    from .bench import format_table, results_json, run_io_models, write_chart
+
+    results = run_io_models(pages=pages, latency_ms=latency_ms, concurrency=ks,
+                            processes=processes, seconds_per_run=seconds_per_run,
+                            echo=lambda m: click.echo(m, err=True))
+    click.echo(format_table(results, latency_ms))
+    write_chart(results, out, latency_ms)
+    click.echo(f"chart: {out}", err=True)
+    if json_out:
+        Path(json_out).write_text(json.dumps(results_json(results), indent=2))
+    if all(r.error for r in results):
+        sys.exit(1)
+
+
 if __name__ == "__main__":
     main()
