@@ -336,7 +336,7 @@ def demo(pages: int, latency_ms: float, concurrency: int, output: str) -> None:
 @click.option("--io-models", "io_models", is_flag=True,
               help="The same crawl done four ways: blocking and sequential, a thread pool, "
               "one event loop, processes each with an event loop.")
-@click.option("--pages", type=int, default=1000, show_default=True)
+@click.option("--pages", type=int, default=2000, show_default=True)
 @click.option("--latency-ms", type=float, default=50.0, show_default=True,
               help="The test site answers every request after this long.")
 @click.option("--concurrency", default="1,4,16,64,256", show_default=True,
@@ -345,11 +345,14 @@ def demo(pages: int, latency_ms: float, concurrency: int, output: str) -> None:
               help="Processes of the multi-process model (default: one per core).")
 @click.option("--seconds-per-run", type=float, default=5.0, show_default=True,
               help="Cap each run near this long (slow models fetch fewer pages).")
+@click.option("--quiet-wait", type=float, default=20.0, show_default=True,
+              help="Before each run, wait up to this many seconds for other processes "
+              "to leave the CPU (0: never wait).")
 @click.option("--out", default="docs/io-models.png", show_default=True,
               help="Write the chart (PNG) here.")
 @click.option("--json", "json_out", default=None, help="Also write the results as JSON here.")
 def bench(io_models: bool, pages: int, latency_ms: float, concurrency: str,
-          processes: int | None, seconds_per_run: float, out: str,
+          processes: int | None, seconds_per_run: float, quiet_wait: float, out: str,
           json_out: str | None) -> None:
     """Measure the IO models behind loopcrawl on this machine (--io-models).
 
@@ -375,7 +378,7 @@ def bench(io_models: bool, pages: int, latency_ms: float, concurrency: str,
 
     results = run_io_models(pages=pages, latency_ms=latency_ms, concurrency=ks,
                             processes=processes, seconds_per_run=seconds_per_run,
-                            echo=lambda m: click.echo(m, err=True))
+                            quiet_wait=quiet_wait, echo=lambda m: click.echo(m, err=True))
     click.echo(format_table(results, latency_ms))
     write_chart(results, out, latency_ms)
     click.echo(f"chart: {out}", err=True)

@@ -21,7 +21,7 @@ def test_io_models_prints_a_table_and_writes_a_chart(tmp_path: Path) -> None:
     out_json = tmp_path / "io.json"
     p = subprocess.run(
         [sys.executable, "-m", "loopcrawl", "bench", "--io-models", "--pages", "60",
-         "--latency-ms", "5", "--concurrency", "1,8", "--processes", "2",
+         "--latency-ms", "5", "--concurrency", "1,8", "--processes", "2", "--quiet-wait", "0",
          "--out", str(png), "--json", str(out_json)],
         capture_output=True, text=True, timeout=90, cwd=tmp_path)
     assert p.returncode == 0, p.stderr[-2000:]
