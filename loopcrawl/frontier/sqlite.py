@@ -164,7 +164,8 @@ def _check_db(path: str, con: sqlite3.Connection) -> None:
                              "loopcrawl state file; it was left untouched")
         check = con.execute("PRAGMA quick_check(1)").fetchone()[0]
         if check != "ok":
-            raise StateError(f"{path} is corrupt ({check}); it was left untouched")
+            why = " ".join(check.replace("*** in database main ***", "").split())
+            raise StateError(f"{path} is corrupt ({why}); it was left untouched")
         row = con.execute("SELECT value FROM meta WHERE key = 'schema'").fetchone()
     except sqlite3.DatabaseError as e:
         raise StateError(f"{path} is corrupt or unreadable ({e}); it was left untouched") from None
