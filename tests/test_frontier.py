@@ -1,0 +1,233 @@
+"""The frontiers in-process: the compact seen set, the SQLite frontier's
+checkpoint semantics (what a kill keeps and what it drops), and a simulated
+crawl killed at random points between and during checkpoints."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from pathlib import Path
+
+import orjson
+import pytest
+from aiohttp import web
+
+from loopcrawl.errors import StateError
+from loopcrawl.exporters import JsonlWriter
+from loopcrawl.frontier.seen import SeenSet
+from loopcrawl.frontier.sqlite import SqliteFrontier
+from loopcrawl.http import FetchRecord, Request
+
+from .conftest import PageServer
+from .helpers import by_url, run
+
+pytestmark = pytest.mark.timeout(60)
+
+
+def rec(r: Request, error: str | None = None) -> FetchRecord:
+    return FetchRecord(r.url, r.depth, r.referrer, 0.0, final_url=r.url, status=200, error=error)
+
+
+def test_seen_set_agrees_with_set() -> None:
+    rng = random.Random(5)
+    ref: set[int] = set()
+    s = SeenSet()
+    values = [rng.getrandbits(64) for _ in range(60_000)]
+    values += [0, 1, 2**64 - 1, 2**63, 2**56, 2**56 - 1] * 2  # edges, each twice
+    values += rng.sample(values, 5_000)  # repeats
+    for v in values:
+        assert s.add(v) == (v not in ref)
+        ref.add(v)
+    assert len(s) == len(ref)
+    assert sorted(s) == sorted(ref)
+    assert all(v in s for v in rng.sample(values, 2_000))
+    assert not any(rng.getrandbits(64) | 1 << 62 in s for _ in range(2_000))
+    assert s.nbytes() / len(s) < 40  # the budget: under 40 bytes of RAM per URL
+    assert SeenSet(expected=100_000).update(values) == len(ref)
+
+
+async def _fill(f: SqliteFrontier, n: int, prefix: str = "http://h/p") -> list[Request]:
+    reqs = [Request(f"{prefix}{i}", i % 3, referrer="http://h/", priority=i % 2,
+                    meta={"k": i} if i % 5 == 0 else None) for i in range(n)]
+    assert await f.add(reqs) == n
+    return reqs
+
+
+def test_sqlite_frontier_keeps_exactly_the_last_checkpoint(tmp_path: Path) -> None:
+    db = tmp_path / "s.db"
+
+    async def first() -> None:
+        f = SqliteFrontier(db)
+        await _fill(f, 10)
+        got = await f.lease(4)
+        assert [r.url for r in got] == [f"http://h/p{i}" for i in range(4)]
+        await f.ack(got[0], rec(got[0]))
+        await f.ack(got[1], rec(got[1], error="http_status"))
+        await f.checkpoint(None)  # p0 done, p1 failed, p2 p3 leased, p4.. queued
+        await f.ack(got[2], rec(got[2]))  # after the checkpoint: dropped by the "kill"
+        await f.add([Request("http://h/late")])
+        await f.close()
+
+    async def second() -> None:
+        f = SqliteFrontier(db)
+        st = f.statistics()
+        assert (st.queued, st.leased, st.done, st.seen) == (8, 0, 2, 10)
+        assert not await f.add([Request("http://h/p3")])  # still seen
+        assert await f.add([Request("http://h/late")]) == 1  # its add was never committed
+        got = await f.lease(100)
+        assert [r.url for r in got] == [f"http://h/p{i}" for i in range(2, 10)] + [
+            "http://h/late"]
+        p5 = got[3]
+        assert (p5.depth, p5.referrer, p5.priority, p5.meta) == (2, "http://h/", 1, {"k": 5})
+        assert not f.is_finished()
+        for r in got:
+            await f.ack(r, rec(r))
+        assert f.is_finished()
+        await f.checkpoint(None)
+        await f.close()
+
+    asyncio.run(first())
+    asyncio.run(second())
+    assert SqliteFrontier(db).requeue_failed() == 1
+
+
+def test_sqlite_frontier_release_and_claims(tmp_path: Path) -> None:
+    db = tmp_path / "s.db"
+
+    async def first() -> None:
+        f = SqliteFrontier(db)
+        _, b = await _fill(f, 2)
+        got = await f.lease(2)
+        await f.release(got[1])
+        assert [r.url for r in await f.lease(5)] == [b.url]  # released: leased again first
+        # Redirect targets claimed by a request: its own retry may claim again.
+        assert await f.mark_seen(111, by=got[0])
+        assert await f.mark_seen(111, by=got[0])
+        assert not await f.mark_seen(111, by=got[1])
+        assert await f.mark_seen(222, by=got[1])
+        await f.ack(got[0], rec(got[0]))  # a's claim is kept; b is in flight
+        await f.checkpoint(None)
+        await f.close()
+
+    async def second() -> None:
+        f = SqliteFrontier(db)
+        assert not await f.mark_seen(111)  # claimed by a request done before the kill
+        assert await f.mark_seen(222)  # b's claim died with it: b will claim it again
+        assert [r.url for r in await f.lease(5)] == ["http://h/p1"]
+        await f.close()
+
+    asyncio.run(first())
+    asyncio.run(second())
+
+
+def test_sqlite_frontier_locks_and_refuses(tmp_path: Path) -> None:
+    db = tmp_path / "s.db"
+    with SqliteFrontier(db), pytest.raises(StateError, match="in use by another crawl"):
+        SqliteFrontier(db)
+    with SqliteFrontier(db) as f:  # the lock went with the first one
+        assert f.statistics().queued == 0
+    (tmp_path / "x.txt").write_text("hello")
+    with pytest.raises(StateError, match="not a loopcrawl state file"):
+        SqliteFrontier(tmp_path / "x.txt")
+    assert (tmp_path / "x.txt").read_text() == "hello"
+    with pytest.raises(StateError, match="directory"):
+        SqliteFrontier(tmp_path)
+
+
+class _Site:
+    """A random link graph for the simulated crawl."""
+
+    def __init__(self, n: int, rng: random.Random) -> None:
+        self.urls = [f"http://h/{i}" for i in range(n)]
+        self.links = {u: rng.sample(self.urls, 6) for u in self.urls}
+
+
+async def _crawl_until_killed(db: Path, out: Path, site: _Site, rng: random.Random,
+                              kill_after: int) -> bool:
+    """Crawl with four workers and fast checkpoints; stop dead after ``kill_after``
+    steps (no final checkpoint: a kill). True if the crawl finished."""
+    f = SqliteFrontier(db, checkpoint_interval=0.002, max_buffered=20)
+    writer = JsonlWriter(str(out), resume_at=f.bind_output(str(out)), batch=3)
+    await f.add([Request(site.urls[0])])
+    ticker = asyncio.create_task(f.run_checkpoints(writer))
+    steps = 0
+
+    async def worker() -> None:
+        nonlocal steps
+        while steps < kill_after and not f.is_finished():
+            got = await f.lease(rng.randint(1, 3))
+            if not got:
+                await asyncio.sleep(0.001)
+                continue
+            for r in got:
+                await asyncio.sleep(rng.random() * 0.002)  # "fetching"
+                steps += 1
+                if steps >= kill_after:
+                    return  # killed with requests in flight
+                if rng.random() < 0.1:
+                    await f.release(r)
+                    continue
+                await f.add([Request(u, r.depth + 1, r.url) for u in site.links[r.url]])
+                writer.write({"url": r.url})
+                await f.ack(r, rec(r))
+
+    await asyncio.gather(*(worker() for _ in range(4)))
+    finished = f.is_finished()
+    ticker.cancel()
+    await asyncio.gather(ticker, return_exceptions=True)
+    if finished:
+        await f.checkpoint(writer)
+    writer.flush()  # lines past the checkpoint reach the file, as they may in a kill
+    await f.close()
+    writer.close()
+    return finished
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_simulated_kills_leave_every_page_exactly_once(tmp_path: Path, seed: int) -> None:
+    rng = random.Random(seed)
+    site = _Site(400, rng)
+    db, out = tmp_path / "s.db", tmp_path / "out.jsonl"
+    for kills in range(60):
+        if asyncio.run(_crawl_until_killed(db, out, site, rng, rng.randint(1, 120))):
+            break
+    else:
+        pytest.fail("the crawl did not finish")
+    assert kills >= 5
+    urls = [orjson.loads(line)["url"] for line in out.read_bytes().splitlines()]
+    reachable = {site.urls[0]}
+    todo = [site.urls[0]]
+    while todo:
+        for u in site.links[todo.pop()]:
+            if u not in reachable:
+                reachable.add(u)
+                todo.append(u)
+    assert sorted(urls) == sorted(reachable)
+
+
+class _FlakyTarget(PageServer):
+    """/a redirects to /b; /b answers 503 once, then 200."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.b_hits = 0
+
+    async def _handle(self, request: web.BaseRequest) -> web.StreamResponse:
+        if request.path == "/a":
+            return web.Response(status=301, headers={"Location": "/b"})
+        if request.path == "/b":
+            self.b_hits += 1
+            if self.b_hits == 1:
+                return web.Response(status=503)
+            return web.Response(text="<title>B</title>", content_type="text/html")
+        return web.Response(status=404)
+
+
+def test_retry_follows_its_own_redirect_again() -> None:
+    """A retry of a redirected request used to find its own redirect target
+    'seen' (claimed by its first attempt) and record the 301 instead of B."""
+    with _FlakyTarget() as srv:
+        recs, _ = run(srv.url + "/a", retry_backoff=0.01, obey_robots=False)
+    a = by_url(recs)[srv.url + "/a"]
+    assert (a.status, a.final_url, a.title) == (200, srv.url + "/b", "B")
+    assert srv.b_hits == 2
