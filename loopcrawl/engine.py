@@ -11,6 +11,7 @@ are in flight together, up to ``concurrency`` of them.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import time
 from collections.abc import Callable
@@ -27,6 +28,7 @@ from .links import extract
 from .politeness import Scheduler
 from .robots import RobotsCache, RobotsUnavailable
 from .settings import Settings
+from .sitemaps import parse_sitemap
 from .stats import CrawlStats
 from .traps import TrapGuard
 from .urls import Resolver, Scope, canonicalize, fingerprint, host_of
@@ -78,6 +80,8 @@ class Crawler:
             async with Fetcher(s) as fetcher:
                 self._fetcher = fetcher
                 self._robots = RobotsCache(fetcher, s)
+                if s.follow_sitemaps:
+                    await self._seed_sitemaps()
                 self._workers = [
                     asyncio.create_task(self._worker(), name=f"loopcrawl-worker-{i}")
                     for i in range(s.concurrency)
@@ -200,7 +204,9 @@ class Crawler:
             if self._retry(req, backoff):
                 return True, backoff
         rec = self._record(req, started, t0, fetched=f)
-        if 200 <= f.status < 300 and f.is_html:
+        if req.meta and req.meta.get("sitemap") and 200 <= f.status < 300:
+            await self._follow_sitemap(req, f, rec)
+        elif 200 <= f.status < 300 and f.is_html:
             await self._follow_links(req, f, rec)
         elif f.status >= 400:
             rec.error = errors.HTTP_STATUS
@@ -237,6 +243,35 @@ class Crawler:
             self.stats.skipped["scope"] += len(found) - len(urls)
         urls = self._traps.filter_links(urls, self.stats.skipped)
         new = [Request(u, depth, referrer) for u in urls]
+        if new:
+            await self.frontier.add(new)
+
+    async def _seed_sitemaps(self) -> None:
+        """Queue each seed host's sitemaps: robots.txt ``Sitemap:`` lines, else
+        ``/sitemap.xml``."""
+        for seed in self.settings.seeds:
+            origin = seed[: seed.index("/", seed.index("//") + 2)]
+            with contextlib.suppress(RobotsUnavailable):
+                await self._robots.allowed(seed)
+            found = [u for x in self._robots.sitemaps(host_of(seed))
+                     if (u := canonicalize(x)) is not None]
+            urls = found or [origin + "/sitemap.xml"]
+            await self.frontier.add([Request(u, 0, meta={"sitemap": True}) for u in urls])
+
+    async def _follow_sitemap(self, req: Request, f: Fetched, rec: FetchRecord) -> None:
+        """Queue what a sitemap lists: child sitemaps, or pages (depth + 1)."""
+        sm = parse_sitemap(f.body)
+        if sm.error is not None:
+            rec.error, rec.message = errors.INVALID_SITEMAP, sm.error
+            return
+        children = [u for x in sm.sitemaps if (u := canonicalize(x)) is not None]
+        pages = [u for x in sm.urls if (u := canonicalize(x)) is not None]
+        rec.links = len(children) + len(pages)
+        allows = self.scope.allows
+        new = [Request(u, req.depth, req.url, meta={"sitemap": True})
+               for u in children if allows(u)]
+        urls = self._traps.filter_links([u for u in pages if allows(u)], self.stats.skipped)
+        new += [Request(u, req.depth + 1, req.url) for u in urls]
         if new:
             await self.frontier.add(new)
 

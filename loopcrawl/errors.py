@@ -27,6 +27,7 @@ REDIRECT_REFUSED = "redirect_refused"
 INVALID_URL = "invalid_url"
 DECODE_ERROR = "decode_error"
 TRAP = "trap"
+INVALID_SITEMAP = "invalid_sitemap"
 
 
 class LoopcrawlError(Exception):

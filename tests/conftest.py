@@ -10,7 +10,7 @@ import asyncio
 import contextlib
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -19,6 +19,9 @@ from aiohttp import web
 
 if TYPE_CHECKING:
     from loopcrawl.testsite import ServerThread, Site
+
+
+Handler = Callable[[web.BaseRequest], Awaitable[web.StreamResponse]]
 
 
 @dataclass
@@ -41,7 +44,9 @@ class Route:
 class PageServer:
     """A small real server whose pages a test declares in a line or two."""
 
-    def __init__(self) -> None:
+    def __init__(self, handler: Handler | None = None, hosts: tuple[str, ...] = ("127.0.0.1",)) -> None:
+        self.handler = handler
+        self.hosts = hosts
         self.routes: dict[str, Route] = {}
         self.log: list[Hit] = []
         self.active = 0
@@ -86,6 +91,8 @@ class PageServer:
         self.active += 1
         self.peak = max(self.peak, self.active)
         try:
+            if self.handler is not None:
+                return await self.handler(request)
             route = self.routes.get(request.raw_path)
             if route is None:
                 return web.Response(status=404, text="not found")
@@ -104,9 +111,11 @@ class PageServer:
         self._stop = asyncio.Event()
         runner = web.ServerRunner(web.Server(self._handle), handle_signals=False)
         await runner.setup()
-        site = web.TCPSite(runner, "127.0.0.1", 0)
+        site = web.TCPSite(runner, self.hosts[0], 0)
         await site.start()
         self.port = runner.addresses[0][1]
+        for host in self.hosts[1:]:  # the same port on other loopback addresses
+            await web.TCPSite(runner, host, self.port).start()
         self._ready.set()
         await self._stop.wait()
         await runner.cleanup()
