@@ -280,8 +280,10 @@ def status(state: str, as_json: bool) -> None:
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--expected", is_flag=True,
               help="Print the URLs a correct crawl finds, one a line, and exit.")
+@click.option("--hostile", is_flag=True,
+              help="Also serve the hostile corner (bombs, traps, slow answers) under /hostile/.")
 def testsite(pages: int, port: int, host: str, latency_ms: float, seed: int,
-             expected: bool) -> None:
+             expected: bool, hostile: bool) -> None:
     """Serve the built-in synthetic test site on 127.0.0.1."""
     from .testsite import Site
     from .testsite import run as run_site
@@ -293,7 +295,8 @@ def testsite(pages: int, port: int, host: str, latency_ms: float, seed: int,
             click.echo(url)
         return
     try:
-        run_site(pages=pages, port=port, latency_ms=latency_ms, seed=seed, host=host)
+        run_site(pages=pages, port=port, latency_ms=latency_ms, seed=seed, host=host,
+                 hostile=hostile)
     except OSError as e:
         fail(f"cannot serve on {host}:{port}: {e.strerror or e}")
 
@@ -345,7 +348,7 @@ def demo(pages: int, latency_ms: float, concurrency: int, output: str) -> None:
               help="Processes of the multi-process model (default: one per core).")
 @click.option("--seconds-per-run", type=float, default=5.0, show_default=True,
               help="Cap each run near this long (slow models fetch fewer pages).")
-@click.option("--quiet-wait", type=float, default=20.0, show_default=True,
+@click.option("--quiet-wait", type=float, default=10.0, show_default=True,
               help="Before each run, wait up to this many seconds for other processes "
               "to leave the CPU (0: never wait).")
 @click.option("--out", default="docs/io-models.png", show_default=True,

@@ -211,3 +211,17 @@ def test_odd_and_invalid_links(pages: PageServer) -> None:
     assert pages.paths().count("/target") == 1
     assert stats.skipped["invalid_url"] == 2
     assert stats.skipped["not_http"] == 1
+
+
+def test_testsite_serves_the_hostile_corner() -> None:
+    from loopcrawl.testsite import ServerThread, Site
+
+    with ServerThread(Site(10), hostile=True) as srv:
+        recs, stats = run(srv.base_url + "/hostile/", **{**FAST, "timeout": 1.5, "read_timeout": 1.0},
+                          obey_robots=False, depth=1,
+                          max_links_per_page=100, max_query_variants=20)
+    got = {r.url.removeprefix(srv.base_url): r for r in recs}
+    for path, want in EXPECTED.items():
+        rec = got[path]
+        assert (rec.error if isinstance(want, str) else rec.status) == want, rec
+    assert stats.errors["too_large"] >= 8

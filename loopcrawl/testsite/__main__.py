@@ -27,6 +27,8 @@ def main(argv: list[str] | None = None) -> int:
                     help="print the URLs a correct crawl finds, sorted, and exit")
     ap.add_argument("--scope", choices=("host", "any"), default="host",
                     help="with --expected: 'any' adds the pages on 127.0.0.2")
+    ap.add_argument("--hostile", action="store_true",
+                    help="also serve the hostile corner under /hostile/")
     ap.add_argument("--write", metavar="DIR",
                     help="write the site as static files under DIR and exit")
     args = ap.parse_args(argv)
@@ -43,7 +45,8 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     try:
         run(pages=args.pages, port=args.port, latency_ms=args.latency_ms, seed=args.seed,
-            host=args.host, quiet=args.quiet, print_port=args.print_port)
+            host=args.host, quiet=args.quiet, print_port=args.print_port,
+            hostile=args.hostile)
     except OSError as e:
         print(f"loopcrawl.testsite: cannot serve on {args.host}:{args.port}: "
               f"{e.strerror or e}", file=sys.stderr)

@@ -29,6 +29,7 @@ from typing import IO, Any
 
 from aiohttp import web
 
+from . import hostile
 from .site import Site
 
 __all__ = ["LogEntry", "ServerProcess", "ServerThread", "TestSiteServer", "run"]
@@ -64,8 +65,9 @@ class TestSiteServer:
 
     def __init__(self, site: Site, *, host: str = "127.0.0.1", port: int = 0,
                  other_host: str | None = "127.0.0.2", latency_ms: float = 0.0,
-                 log: bool = True) -> None:
+                 log: bool = True, hostile: bool = False) -> None:
         self.site = site
+        self.hostile = hostile  # also serve the hostile corner under /hostile/
         self.host = host
         self.port = port
         self.other_host = other_host
@@ -112,6 +114,10 @@ class TestSiteServer:
         try:
             if self.latency:
                 await asyncio.sleep(self.latency)
+            if self.hostile and request.path.startswith("/hostile"):
+                resp = await hostile.handle(request)
+                status = resp.status
+                return resp
             if request.method in ("GET", "HEAD"):
                 status, headers, body = self.site.response(request.raw_path, host)
             else:
@@ -180,7 +186,7 @@ async def _serve_until_signal(server: TestSiteServer, banner: str | None,
 
 def run(pages: int = 1000, port: int = 8000, latency_ms: float = 0.0, seed: int = 0,
         host: str = "127.0.0.1", quiet: bool = False, *, print_port: bool = False,
-        other_host: str | None = "127.0.0.2") -> None:
+        other_host: str | None = "127.0.0.2", hostile: bool = False) -> None:
     """Serve the site until SIGINT or SIGTERM, then return (no traceback).
 
     Prints ``test site: http://HOST:PORT/ (N pages, seed S)`` once listening, or
@@ -188,8 +194,10 @@ def run(pages: int = 1000, port: int = 8000, latency_ms: float = 0.0, seed: int 
     A taken port raises ``OSError`` before anything is printed.
     """
     server = TestSiteServer(Site(pages, seed), host=host, port=port, other_host=other_host,
-                            latency_ms=latency_ms, log=False)
+                            latency_ms=latency_ms, log=False, hostile=hostile)
     banner = None if quiet else f"test site: http://{host}:{{port}}/ ({pages} pages, seed {seed})"
+    if banner and hostile:
+        banner += f"\nhostile corner: http://{host}:{{port}}/hostile/"
     with contextlib.suppress(KeyboardInterrupt):
         asyncio.run(_serve_until_signal(server, banner, print_port))
 
