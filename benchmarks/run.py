@@ -293,6 +293,32 @@ def latency_table(results: list[Result], latency_ms: float, concurrency: int) ->
 
 
 # -- machine and versions ---------------------------------------------------------
+def baseline_rss_mb() -> float:
+    """Peak RSS of a process that only imports what a loopcrawl crawl imports."""
+    code = ("import resource, loopcrawl.cli, loopcrawl.engine, loopcrawl.fetcher, "
+            "aiohttp, uvloop, selectolax.lexbor, ada_url; "
+            "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)")
+    p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    try:
+        return int(p.stdout.strip()) / 1024
+    except ValueError:
+        return 0.0
+
+
+def memory_note(r: Result, baseline_mb: float) -> str:
+    """Peak RSS less the imports' share, per page crawled (issue 3 asks bytes per URL)."""
+    ck = r.check
+    seen = ck.found + ck.extra
+    if not seen or not baseline_mb:
+        return ""
+    per = (r.rss_mb - baseline_mb) * 2**20 / seen
+    return (f"loopcrawl's memory ({r.server}): peak RSS {r.rss_mb:.0f} MB, of which "
+            f"{baseline_mb:.0f} MB is the interpreter with loopcrawl and its libraries "
+            f"imported; the rest, {r.rss_mb - baseline_mb:.0f} MB over {seen:,} pages, is "
+            f"≈ {per:,.0f} bytes per page crawled (seen set, queue, buffers and allocator "
+            f"slack together).")
+
+
 def machine() -> str:
     model = platform.processor() or platform.machine()
     try:
@@ -409,6 +435,7 @@ def main(argv: list[str] | None = None) -> int:
             capacity["python"] = _capacity(sample, srv.base_url)
         say(f"Python test site sustains {capacity['python']}")
     report["capacity"] = capacity
+    report["baseline_rss_mb"] = baseline_rss_mb()
 
     # -- the big crawl -----------------------------------------------------------------
     results: list[Result] = []
@@ -430,6 +457,8 @@ def main(argv: list[str] | None = None) -> int:
     ref = next((r for r in results if r.crawler == "loopcrawl" and r.server == primary
                 and r.runs), None)
     table = throughput_table(results, ref)
+    if ref is not None:
+        table += "\n\n" + memory_note(ref, report["baseline_rss_mb"])
     say("\n" + table)
 
     # -- the latency-bound crawl -----------------------------------------------------------
@@ -575,8 +604,9 @@ def profile_loopcrawl(c: Crawler, make_server: Callable[[], Any], workdir: str,
                 return _top_from_collapsed(raw)
             say(f"py-spy failed ({p.stderr.strip()[-200:]}); using cProfile")
         prof = os.path.join(workdir, "profile.pstats")
-        head = [sys.executable, "-m", "cProfile", "-o", prof, "-m", "loopcrawl"]
-        subprocess.run(head + cmd[1:], capture_output=True, timeout=CRAWL_TIMEOUT)
+        args = cmd[cmd.index("crawl"):]
+        subprocess.run([sys.executable, "-m", "cProfile", "-o", prof, "-m", "loopcrawl", *args],
+                       capture_output=True, timeout=CRAWL_TIMEOUT)
     import pstats
 
     st = pstats.Stats(prof)

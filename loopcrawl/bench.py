@@ -47,6 +47,7 @@ __all__ = ["MODELS", "RunResult", "format_table", "run_io_models", "write_chart"
 MODELS = ("sequential", "threads", "asyncio", "processes")
 DEFAULT_CONCURRENCY = (1, 4, 16, 64, 256)
 _RUN_TIMEOUT = 300.0  # seconds: no single run may take longer than this
+BUSY = 0.25  # a run during which other processes used more than this many cores is marked
 
 
 @dataclass(slots=True)
@@ -62,6 +63,7 @@ class RunResult:
     cpu: float  # user + sys seconds of the run (all of its processes)
     rss_mb: float  # peak resident memory, summed over the run's processes
     rss_added_mb: float = 0.0  # rss_mb less the process's resident memory before the run
+    background: float = 0.0  # cores used by other processes during the run (not the server)
     error: str | None = None
 
     @property
@@ -243,15 +245,41 @@ def _current_rss_kib() -> float:
 
 
 # -- the sweep ------------------------------------------------------------------
-def _measure(model: str, urls: list[str], k: int, procs: int, timeout: float) -> RunResult:
-    """Run one model in a subprocess (its own CPU and memory), bounded in time."""
+def _proc_cpu_seconds(pid: int) -> float:
+    """user + sys CPU-seconds of a process (Linux /proc; 0 elsewhere)."""
+    try:
+        with open(f"/proc/{pid}/stat") as fh:
+            fields = fh.read().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError):
+        return 0.0
+
+
+def _children_cpu_seconds() -> float:
+    r = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return r.ru_utime + r.ru_stime
+
+
+def _measure(model: str, urls: list[str], k: int, procs: int, timeout: float,
+             server_pid: int = 0) -> RunResult:
+    """Run one model in a subprocess (its own CPU and memory), bounded in time.
+
+    Also notes how much CPU everything else on the machine (not the run, not the
+    server) used meanwhile: a run that had to share its cores is marked.
+    """
     spec = {"model": model, "urls": urls, "k": k, "procs": procs, "timeout": timeout}
     with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as fh:
         json.dump(spec, fh)
     res = RunResult(model, k, procs, len(urls), 0, 0.0, 0.0, 0.0)
+    b0, c0, t0 = _machine_busy_seconds(), _children_cpu_seconds(), time.monotonic()
+    s0 = _proc_cpu_seconds(server_pid) if server_pid else 0.0
     try:
         p = subprocess.run([sys.executable, "-m", "loopcrawl.bench", fh.name],
                            capture_output=True, text=True, timeout=_RUN_TIMEOUT)
+        busy = _machine_busy_seconds() - b0 - (_children_cpu_seconds() - c0)
+        if server_pid:
+            busy -= _proc_cpu_seconds(server_pid) - s0
+        res.background = max(0.0, busy) / max(time.monotonic() - t0, 1e-9)
         if p.returncode != 0:
             res.error = (p.stderr.strip().splitlines() or [f"exit {p.returncode}"])[-1]
             return res
@@ -295,6 +323,10 @@ class _SiteProcess:
     @property
     def base_url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def pid(self) -> int:
+        return self.proc.pid if self.proc is not None else 0
 
     def __enter__(self) -> _SiteProcess:
         import select
@@ -364,13 +396,13 @@ def _machine_busy_seconds() -> float:
 
 
 def _wait_quiet(max_wait: float, threshold: float = 0.15) -> None:
-    """Wait (bounded) until other processes use under 15% of a core for 2 s: on a
-    shared machine, a run that must share its core reports a rate not its own."""
+    """Wait (bounded) until other processes use under 15% of a core for 0.5 s: on
+    a shared machine, a run that must share its core reports a rate not its own."""
     deadline = time.monotonic() + max_wait
     quiet = 0
     while quiet < 2 and time.monotonic() < deadline:
         b0, t0 = _machine_busy_seconds(), time.monotonic()
-        time.sleep(0.5)
+        time.sleep(0.25)
         share = (_machine_busy_seconds() - b0) / (time.monotonic() - t0)
         quiet = quiet + 1 if share < threshold else 0
 
@@ -383,7 +415,7 @@ def run_io_models(
     seconds_per_run: float = 5.0,
     seed: int = 0,
     timeout: float = 30.0,
-    quiet_wait: float = 20.0,
+    quiet_wait: float = 10.0,
     echo: Callable[[str], None] | None = None,
 ) -> list[RunResult]:
     """Serve the test site in its own process and measure every model on it."""
@@ -400,10 +432,12 @@ def run_io_models(
         for model, k, p, n in plan(len(urls), latency_ms, concurrency, procs, seconds_per_run):
             if quiet_wait > 0:
                 _wait_quiet(quiet_wait)
-            r = _measure(model, urls[:n], k, p, timeout)
+            r = _measure(model, urls[:n], k, p, timeout, server.pid)
             say(f"  {model:<10} K={k:<4} P={p}  {r.ok:>5,}/{n:<5,} pages  "
                 f"{r.pages_per_s:8,.0f} pages/s  {r.cpu_ms_per_page:6.2f} CPU-ms/page  "
-                f"{r.rss_mb:6.1f} MB" + (f"  ERROR {r.error}" if r.error else ""))
+                f"{r.rss_mb:6.1f} MB" + (f"  ERROR {r.error}" if r.error else "")
+                + (f"  (other processes used {r.background:.0%} of a core meanwhile)"
+                   if r.background > BUSY else ""))
             results.append(r)
     return results
 
@@ -421,10 +455,14 @@ def format_table(results: Sequence[RunResult], latency_ms: float) -> str:
             lines.append(f"| {r.model} | {r.concurrency} | {r.processes} | {r.pages} | "
                          f"error: {r.error} | | | | | | |")
             continue
+        mark = " \\*" if r.background > BUSY else ""
         lines.append(
-            f"| {r.model} | {r.concurrency} | {r.processes} | {r.ok:,}/{r.pages:,} | "
+            f"| {r.model}{mark} | {r.concurrency} | {r.processes} | {r.ok:,}/{r.pages:,} | "
             f"{r.wall:.2f} | {r.pages_per_s:,.0f} | {frac} | {r.cpu:.2f} | "
             f"{r.cpu_ms_per_page:.2f} | {r.rss_mb:.1f} | {r.rss_added_mb:.1f} |")
+    if any(r.background > BUSY for r in results):
+        lines.append(f"\n\\* other processes on this machine used more than {BUSY:.0%} of a "
+                     "core during this run: its wall time (and so pages/s) is not its own.")
     return "\n".join(lines)
 
 
