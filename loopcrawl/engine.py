@@ -199,6 +199,10 @@ class Crawler:
                 return True, 0.0
             await self._finish(req, self._record(req, started, t0, error=e.kind, message=str(e)))
             return True, 0.0
+        if f.status in (429, 503):
+            sched.throttled(host_of(req.url))
+        elif f.status < 400:
+            sched.relaxed(host_of(req.url))
         if f.status == 429 or f.status >= 500:
             backoff = f.retry_after if f.retry_after is not None else 0.0
             if self._retry(req, backoff):

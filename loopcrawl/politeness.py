@@ -27,6 +27,11 @@ if TYPE_CHECKING:
 
 __all__ = ["HostSlot", "Scheduler", "SchedulerStats"]
 
+# Adaptive back-off for a host answering 429/503 (seconds between request
+# starts): doubled per throttling answer within these bounds, x0.75 per success.
+THROTTLE_MIN_DELAY = 0.25
+THROTTLE_MAX_DELAY = 30.0
+
 
 @dataclass(slots=True, eq=False)
 class HostSlot:
@@ -34,7 +39,8 @@ class HostSlot:
 
     host: str
     concurrency: int
-    delay: float  # seconds between request starts (max of --delay and Crawl-delay)
+    delay: float  # seconds between request starts: base_delay, raised while throttled
+    base_delay: float = 0.0  # max of --delay and Crawl-delay
     queue: deque[Request] = field(default_factory=deque)
     active: int = 0
     next_at: float = 0.0  # loop time before which no request may start
@@ -130,9 +136,24 @@ class Scheduler:
     def set_delay(self, host: str, delay: float) -> None:
         """Raise a host's delay (robots.txt Crawl-delay); never lower it."""
         slot = self._slot(host)
+        slot.base_delay = max(slot.base_delay, delay)
         if delay > slot.delay:
             slot.delay = delay
             slot.next_at = max(slot.next_at, slot.last_start + delay)
+
+    def throttled(self, host: str) -> None:
+        """The host said 429 or 503: double its delay (at least THROTTLE_MIN_DELAY,
+        at most THROTTLE_MAX_DELAY), so it sees fewer requests while it recovers."""
+        slot = self._slot(host)
+        slot.delay = min(max(slot.delay * 2, THROTTLE_MIN_DELAY), THROTTLE_MAX_DELAY)
+        slot.next_at = max(slot.next_at, slot.last_start + slot.delay)
+
+    def relaxed(self, host: str) -> None:
+        """A success: let a throttled host's delay decay back toward its base."""
+        slot = self._slots.get(host)
+        if slot is not None and slot.delay > slot.base_delay:
+            d = slot.delay * 0.75
+            slot.delay = d if d > slot.base_delay + 0.01 else slot.base_delay
 
     def stop(self) -> None:
         """Dispatch nothing more; workers get None once the queue drains."""
@@ -211,7 +232,7 @@ class Scheduler:
     def _slot(self, host: str) -> HostSlot:
         slot = self._slots.get(host)
         if slot is None:
-            slot = self._slots[host] = HostSlot(host, self.per_host, self.delay)
+            slot = self._slots[host] = HostSlot(host, self.per_host, self.delay, self.delay)
         return slot
 
     def _push(self, request: Request) -> None:

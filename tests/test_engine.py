@@ -227,3 +227,15 @@ def test_bad_settings() -> None:
         run("ftp://example.com/")
     with pytest.raises(ConfigError):
         run("http://127.0.0.1/", concurrency=0)
+
+
+def test_throttled_host_slows_down(pages: PageServer) -> None:
+    """Every answer 429 doubles the host's delay: the retries spread out."""
+    pages.add("/", links=["/busy"])
+    pages.add("/busy", status=429)
+    run(pages.url + "/", retries=3, retry_backoff=0.0)
+    starts = [h.start for h in pages.log if h.path == "/busy"]
+    gaps = [b - a for a, b in itertools.pairwise(starts)]
+    assert len(starts) == 4
+    assert gaps[-1] >= 0.9  # 0.25, 0.5, 1.0 s between starts
+    assert gaps[0] >= 0.2
