@@ -332,11 +332,27 @@ def machine() -> str:
     return f"{model}, {os.cpu_count()} cores, {mem:.0f} GiB, {platform.system()} {platform.release()}"
 
 
+def loopcrawl_commit() -> str:
+    """The commit of the loopcrawl being measured (``-dirty`` if its files differ)."""
+    import loopcrawl
+
+    pkg = Path(loopcrawl.__file__).resolve().parent
+    try:
+        head = subprocess.run(["git", "-C", str(pkg), "rev-parse", "--short", "HEAD"],
+                              capture_output=True, text=True, timeout=10).stdout.strip()
+        dirty = subprocess.run(["git", "-C", str(pkg), "status", "--porcelain", "--", "."],
+                               capture_output=True, text=True, timeout=10).stdout.strip()
+    except (OSError, subprocess.TimeoutExpired):
+        return "unknown"
+    return (head or "unknown") + ("-dirty" if dirty else "")
+
+
 def versions(cs: dict[str, Crawler], nginx: str | None) -> str:
     libs = ", ".join(f"{d} {_version(d)}" for d in ("aiohttp", "selectolax", "ada-url", "uvloop"))
     peers = ", ".join(f"{c.name} {c.version or c.unavailable or '-'}"
                       for c in cs.values() if c.key != "loopcrawl")
     return (f"Python {platform.python_version()}; loopcrawl {_version('loopcrawl')} "
+            f"(commit {loopcrawl_commit()}) "
             f"({libs}); {peers}; nginx {nginx or 'not installed'}")
 
 
@@ -381,6 +397,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--write", dest="write", action="store_true", default=None,
                     help="write BENCHMARKS.md (default: on a full run)")
     ap.add_argument("--no-write", dest="write", action="store_false")
+    ap.add_argument("--md", type=Path, default=ROOT / "BENCHMARKS.md",
+                    help="the BENCHMARKS.md to update (docs/io-models.png goes beside it)")
     a = ap.parse_args(argv)
     full = not a.only and not a.skip_peers and a.pages == 20_000 and a.repeat >= 1
     write = full if a.write is None else a.write
@@ -497,12 +515,12 @@ def main(argv: list[str] | None = None) -> int:
     if write:
         cmd = "make bench  # = python benchmarks/run.py " + " ".join(sys.argv[1:])
         body = markdown(report, table, lat_table if lat_results else "", a, primary, cs)
-        replace_section(ROOT / "BENCHMARKS.md", SECTION, body.replace("{cmd}", cmd.strip()))
+        replace_section(a.md, SECTION, body.replace("{cmd}", cmd.strip()))
         say("BENCHMARKS.md: section updated")
     if files is not None:
         files.remove()
     if io_models:
-        run_io_models(write, say)
+        run_io_models(write, say, a.md)
     say(f"done in {time.time() - started:.0f} s")
     incorrect = [r for r in results + lat_results if r.runs and not r.check.correct
                  and r.crawler == "loopcrawl"]
@@ -638,7 +656,7 @@ def _top_from_collapsed(path: str) -> str:
     return "py-spy (500 Hz, native frames off), top 10 by own time:\n" + "\n".join(lines)
 
 
-def run_io_models(write: bool, say: Callable[[str], None]) -> None:
+def run_io_models(write: bool, say: Callable[[str], None], md: Path) -> None:
     """`loopcrawl bench --io-models` with its defaults; the table into BENCHMARKS.md."""
     from loopcrawl.bench import format_table, write_chart
     from loopcrawl.bench import run_io_models as measure_models
@@ -646,13 +664,13 @@ def run_io_models(write: bool, say: Callable[[str], None]) -> None:
     say("\nIO models (loopcrawl bench --io-models) ...")
     pages, latency = 1000, 50.0
     results = measure_models(pages=pages, latency_ms=latency, echo=say)
-    png = ROOT / "docs" / "io-models.png"
+    png = md.parent / "docs" / "io-models.png"
     write_chart(results, str(png), latency)
     table = format_table(results, latency)
-    say("\n" + table + f"\nchart: {png.relative_to(ROOT)}")
+    say("\n" + table + f"\nchart: {png}")
     if write:
         body = io_models_markdown(table, pages, latency)
-        replace_section(ROOT / "BENCHMARKS.md", IO_SECTION, body)
+        replace_section(md, IO_SECTION, body)
 
 
 def io_models_markdown(table: str, pages: int, latency_ms: float) -> str:
