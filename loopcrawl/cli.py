@@ -8,8 +8,9 @@ import os
 import signal
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import click
 
@@ -150,6 +151,28 @@ def check_output_path(output: str) -> None:
         fail(f"cannot write {output}: permission denied")
 
 
+# The defences against hostile servers and traps (docs/hardening.md): one
+# option per Settings field, same name, same default.
+_LIMITS: list[tuple[str, type, str]] = [
+    ("max_response_size", int, "Bytes of body (decompressed) to accept from one response."),
+    ("max_redirects", int, "Redirect hops to follow for one request."),
+    ("max_links_per_page", int, "Links to take from one page."),
+    ("max_url_length", int, "Longer links are not followed."),
+    ("max_repeated_segments", int, "Links repeating one path segment more often are traps."),
+    ("max_query_variants", int, "Distinct query strings fetched on one path."),
+    ("max_pages_per_host", int, "Pages fetched from one host (default: no limit)."),
+]
+
+
+def limit_options(f: Callable[..., Any]) -> Callable[..., Any]:
+    for name, typ, text in reversed(_LIMITS):
+        f = click.option("--" + name.replace("_", "-"), name, type=typ,
+                         default=getattr(_DEFAULTS, name), show_default=True, help=text)(f)
+    return click.option("--sitemaps", "follow_sitemaps", is_flag=True,
+                        help="Also seed from the hosts' sitemaps (robots.txt Sitemap: lines, "
+                        "else /sitemap.xml).")(f)
+
+
 @main.command()
 @click.argument("urls", nargs=-1, required=True)
 @click.option("-o", "--output", help="Write one JSON line per page to this file ('-' for stdout).")
@@ -178,6 +201,7 @@ def check_output_path(output: str) -> None:
 @click.option("--recrawl-failed", is_flag=True,
               help="With --state: fetch the pages that failed again (and only those); "
               "their new records are appended to the output.")
+@limit_options
 @click.option("-q", "--quiet", is_flag=True, help="No progress display and no summary.")
 def crawl(
     urls: tuple[str, ...],
@@ -197,6 +221,7 @@ def crawl(
     state: str | None,
     recrawl_failed: bool,
     quiet: bool,
+    **limits: Any,
 ) -> None:
     """Crawl from the seed URLS, following links within the scope."""
     if recrawl_failed and not state:
@@ -220,6 +245,7 @@ def crawl(
             retries=retries,
             obey_robots=not ignore_robots,
             quiet=quiet,
+            **limits,
         )
         if output:
             check_output_path(output)
