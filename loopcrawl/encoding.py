@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from w3lib.encoding import html_to_unicode
 
-__all__ = ["decode_html"]
+__all__ = ["decode_html", "decode_text"]
 
 _UTF8 = frozenset(("utf-8", "utf8"))
 _BOMS = (b"\xef\xbb\xbf", b"\xff\xfe", b"\xfe\xff")
@@ -44,3 +44,9 @@ def decode_html(body: bytes, charset: str | None) -> tuple[str | bytes, str]:
     header = f"text/html; charset={charset}" if charset else None
     encoding, text = html_to_unicode(header, body, auto_detect_fun=_detect)
     return text, encoding
+
+
+def decode_text(body: bytes, content_type: str | None) -> tuple[str, str]:
+    """(encoding name, text) of a response body, by the same rules as
+    ``decode_html`` but always as ``str`` (``Response.text``)."""
+    return html_to_unicode(content_type, body, auto_detect_fun=_detect)

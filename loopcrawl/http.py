@@ -1,33 +1,90 @@
-"""Requests and fetch records: pure data, no I/O."""
+"""Requests, responses and fetch records: pure data, no I/O."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Any
+from collections.abc import Awaitable, Callable, Iterable, Mapping
+from dataclasses import KW_ONLY, dataclass
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlencode
 
-from .urls import fingerprint
+import orjson
+from multidict import CIMultiDict, CIMultiDictProxy
+from xxhash import xxh3_64_intdigest as _xxh3
 
-__all__ = ["FetchRecord", "Request"]
+from .encoding import decode_text
+from .urls import canonicalize, fingerprint
+
+if TYPE_CHECKING:
+    from parsel import Selector, SelectorList
+
+__all__ = ["Failure", "FetchRecord", "Request", "Response"]
+
+# A spider callback: called with a Response (or an errback with a Failure), it
+# returns or yields Requests, items and None; see ``spider.py``.
+Callback = Callable[..., Any | Awaitable[Any]]
 
 
 @dataclass(slots=True)
 class Request:
-    """One URL to fetch. ``url`` is canonical (see ``urls.canonicalize``)."""
+    """One request to make.
+
+    The engine's own requests carry a canonical ``url`` (see
+    ``urls.canonicalize``); a spider's may carry any absolute URL, and the
+    engine canonicalizes it before queueing. Everything after ``meta`` is
+    keyword-only and used by spiders only; the defaults are cheap constants,
+    because the engine builds thousands of Requests a second for links that
+    turn out to be seen already.
+    """
 
     url: str
     depth: int = 0
     referrer: str | None = None
     method: str = "GET"
-    priority: int = 0
+    priority: int = 0  # higher is leased sooner (the memory frontier; FIFO within one)
     retries: int = 0  # attempts already made and failed
     fp: int = 0  # fingerprint of (method, url, body); computed when left 0
-    # None rather than an empty dict: thousands of Requests a second are built
-    # for links that turn out to be seen already.
+    # None rather than an empty dict (see above); ``Response.meta`` creates it.
     meta: dict[str, Any] | None = None
+    _: KW_ONLY
+    # A spider method (stored by name when persisted: see ``Spider.callback_name``),
+    # any callable, a method name, or None for ``Spider.parse``.
+    callback: Callback | str | None = None
+    errback: Callback | str | None = None  # called with a ``Failure``
+    cb_kwargs: dict[str, Any] | None = None  # extra keyword arguments of the callback
+    headers: dict[str, str] | None = None
+    body: bytes = b""
+    cookies: dict[str, str] | None = None  # sent with this request only
+    auth: tuple[str, str] | None = None  # HTTP basic auth (user, password), this request only
+    dont_filter: bool = False  # queue it even if its fingerprint was seen
 
     def __post_init__(self) -> None:
         if not self.fp:
-            self.fp = fingerprint(self.url, self.method)
+            # fingerprint() inlined for the common case: this runs for every link.
+            self.fp = (_xxh3(self.url.encode()) if self.method == "GET" and not self.body
+                       else fingerprint(self.url, self.method, self.body))
+
+    @classmethod
+    def form(
+        cls,
+        url: str,
+        data: Mapping[str, Any] | Iterable[tuple[str, Any]],
+        *,
+        method: str = "POST",
+        **kwargs: Any,
+    ) -> Request:
+        """A form submission: ``data`` url-encoded into the body (POST) or the
+        query string (GET), as a browser sends an ``application/x-www-form-urlencoded``
+        form. A value that is a list or tuple is sent once per element."""
+        pairs = list(data.items()) if isinstance(data, Mapping) else list(data)
+        encoded = urlencode([(k, v) for k, vs in pairs
+                             for v in (vs if isinstance(vs, list | tuple) else [vs])])
+        method = method.upper()
+        if method == "GET":
+            base = url.split("#", 1)[0].split("?", 1)[0]
+            return cls(f"{base}?{encoded}" if encoded else base, method="GET", **kwargs)
+        headers = {"Content-Type": "application/x-www-form-urlencoded",
+                   **(kwargs.pop("headers", None) or {})}
+        return cls(url, method=method, body=encoded.encode(), headers=headers, **kwargs)
 
 
 @dataclass(slots=True)
@@ -77,3 +134,236 @@ class FetchRecord:
             d["error"] = self.error
             d["message"] = self.message
         return d
+
+
+class Response:
+    """A fetched page as a spider sees it.
+
+    ``text``, ``selector`` and the base URL are computed on first use and
+    kept, so a callback that only reads ``json()`` never parses HTML.
+    """
+
+    __slots__ = ("_base_url", "_encoding", "_selector", "_text", "body", "headers", "request",
+                 "status", "url")
+
+    def __init__(
+        self,
+        url: str,
+        status: int = 200,
+        headers: Mapping[str, str] | None = None,
+        body: bytes = b"",
+        request: Request | None = None,
+    ) -> None:
+        self.url = url  # the final URL, after redirects
+        self.status = status
+        # Case-insensitive, and a name may repeat (Set-Cookie).
+        self.headers: CIMultiDictProxy[str] = (
+            headers if isinstance(headers, CIMultiDictProxy)
+            else CIMultiDictProxy(CIMultiDict(headers or {})))
+        self.body = body
+        self.request = request if request is not None else Request(url)
+        self._text: str | None = None
+        self._encoding: str | None = None
+        self._selector: Any = None
+        self._base_url: str | None = None
+
+    def __repr__(self) -> str:
+        return f"<Response {self.status} {self.url}>"
+
+    @property
+    def meta(self) -> dict[str, Any]:
+        """The request's ``meta`` (the same dict: what a callback writes, a
+        request built from it with ``meta=response.meta`` carries on)."""
+        if self.request.meta is None:
+            self.request.meta = {}
+        return self.request.meta
+
+    @property
+    def content_type(self) -> str:
+        """The media type alone, lower-case ("" when the server sent none)."""
+        return self.headers.get("Content-Type", "").partition(";")[0].strip().lower()
+
+    @property
+    def text(self) -> str:
+        """The body decoded as a browser would: the Content-Type charset, a
+        byte-order mark, ``<meta charset>``/``http-equiv``, then detection.
+        Invalid bytes become U+FFFD; this never raises."""
+        if self._text is None:
+            self._encoding, self._text = decode_text(self.body,
+                                                     self.headers.get("Content-Type"))
+        return self._text
+
+    @property
+    def encoding(self) -> str:
+        """The name of the encoding ``text`` was decoded with."""
+        if self._encoding is None:
+            _ = self.text
+        assert self._encoding is not None
+        return self._encoding
+
+    def json(self) -> Any:
+        """The body parsed as JSON (UTF-8 fast path; other encodings via ``text``)."""
+        try:
+            return orjson.loads(self.body)
+        except orjson.JSONDecodeError:
+            return orjson.loads(self.text)
+
+    @property
+    def selector(self) -> Selector:
+        """A ``parsel.Selector`` over the page (built once, on first use)."""
+        if self._selector is None:
+            from parsel import Selector
+
+            kind = "xml" if self.content_type.endswith(("/xml", "+xml")) and (
+                self.content_type != "application/xhtml+xml") else "html"
+            self._selector = Selector(text=self.text, type=kind, base_url=self.url)
+        return self._selector
+
+    def css(self, query: str) -> SelectorList[Selector]:
+        """``parsel`` CSS selection, with its ``::text`` and ``::attr(name)``."""
+        return self.selector.css(query)
+
+    def xpath(self, query: str, **variables: Any) -> SelectorList[Selector]:
+        """``parsel`` XPath selection; ``$name`` variables from keyword arguments."""
+        return self.selector.xpath(query, **variables)
+
+    @property
+    def base_url(self) -> str:
+        """What relative links on the page are relative to: ``<base href>`` or the URL."""
+        if self._base_url is None:
+            base = self.url
+            if "html" in self.content_type or not self.content_type:
+                from w3lib.html import get_base_url
+
+                base = get_base_url(self.text, self.url)
+            self._base_url = base
+        return self._base_url
+
+    def urljoin(self, href: str) -> str:
+        """``href`` made absolute against the page's base URL (not canonicalized)."""
+        from urllib.parse import urljoin
+
+        return urljoin(self.base_url, href.strip())
+
+    def follow(self, href: str | Selector, callback: Callback | str | None = None,
+               **kwargs: Any) -> Request:
+        """A Request for a link on this page: an href (relative or absolute), or
+        a selector of an ``<a>``/``<link>``/``<area>`` (its href) or element with a
+        ``src``. Raises ValueError for one that is not an http(s) URL."""
+        url = self._link_url(href)
+        if url is None:
+            raise ValueError(f"not a followable http(s) link: {href!r}")
+        kwargs.setdefault("referrer", self.url)
+        return Request(url, callback=callback, **kwargs)
+
+    def follow_all(
+        self,
+        hrefs: Iterable[str | Selector] | None = None,
+        callback: Callback | str | None = None,
+        *,
+        css: str | None = None,
+        xpath: str | None = None,
+        **kwargs: Any,
+    ) -> list[Request]:
+        """Requests for several links: ``hrefs``, or the elements ``css`` or
+        ``xpath`` select (as in ``follow``). Links that are not http(s) URLs
+        (``mailto:``, ``javascript:``) are left out."""
+        if sum(x is not None for x in (hrefs, css, xpath)) != 1:
+            raise ValueError("follow_all() takes exactly one of hrefs, css= or xpath=")
+        items: Iterable[str | Selector]
+        if css is not None:
+            items = self.css(css)
+        elif xpath is not None:
+            items = self.xpath(xpath)
+        else:
+            assert hrefs is not None
+            items = hrefs
+        kwargs.setdefault("referrer", self.url)
+        return [Request(u, callback=callback, **kwargs)
+                for h in items if (u := self._link_url(h)) is not None]
+
+    def submit(
+        self,
+        css: str = "form",
+        data: Mapping[str, Any] | None = None,
+        callback: Callback | str | None = None,
+        **kwargs: Any,
+    ) -> Request:
+        """Submit the first form that ``css`` selects, as a browser would: its
+        ``action`` and ``method``, the values its fields already have (hidden
+        inputs, checked boxes, selected options), then ``data`` on top (a None
+        value leaves a field out). Only url-encoded forms (no file uploads)."""
+        forms = self.css(css)
+        if not forms:
+            raise ValueError(f"no form matches {css!r} on {self.url}")
+        form = forms[0]
+        action = form.attrib.get("action", "").strip()
+        url = self.urljoin(action) if action else self.url
+        method = (form.attrib.get("method") or "GET").upper()
+        values = _form_values(form)
+        for k, v in (data or {}).items():  # replace in place: the order is the form's
+            at = next((i for i, (n, _) in enumerate(values) if n == k), len(values))
+            values = [(n, x) for n, x in values if n != k]
+            if v is not None:
+                values.insert(at, (k, v))
+        kwargs.setdefault("referrer", self.url)
+        return Request.form(url, values, method="GET" if method == "GET" else "POST",
+                            callback=callback, **kwargs)
+
+    def _link_url(self, href: str | Selector) -> str | None:
+        if not isinstance(href, str):
+            root = href.root
+            if isinstance(root, str):
+                href = root
+            else:
+                got = root.get("href")
+                if got is None:
+                    got = root.get("src")
+                if got is None:
+                    return None
+                href = got
+        return canonicalize(href, self.base_url)
+
+
+def _form_values(form: Selector) -> list[tuple[str, str]]:
+    """The name/value pairs a form would submit untouched (HTML §4.10.21.4)."""
+    out: list[tuple[str, str]] = []
+    for el in form.xpath(".//input[@name] | .//select[@name] | .//textarea[@name]"):
+        root = el.root
+        if root.get("disabled") is not None:
+            continue
+        name = root.get("name")
+        tag = root.tag
+        if tag == "input":
+            kind = (root.get("type") or "text").lower()
+            if kind in ("submit", "image", "button", "reset", "file"):
+                continue
+            if kind in ("checkbox", "radio") and root.get("checked") is None:
+                continue
+            out.append((name, root.get("value", "on" if kind in ("checkbox", "radio") else "")))
+        elif tag == "textarea":
+            out.append((name, el.xpath("string()").get() or ""))
+        else:
+            options = el.xpath(".//option")
+            chosen = [o for o in options if o.root.get("selected") is not None]
+            if not chosen and options and root.get("multiple") is None:
+                chosen = options[:1]
+            for o in chosen:
+                v = o.root.get("value")
+                out.append((name, v if v is not None else (o.xpath("string()").get() or "").strip()))
+    return out
+
+
+@dataclass(slots=True)
+class Failure:
+    """Why a spider's request gave no callback: what the errback receives.
+
+    ``kind`` is the failure kind of the fetch record (``timeout``,
+    ``http_status``, ``robots_denied``, ...); ``response`` is there when the
+    server answered (an HTTP error status).
+    """
+
+    request: Request
+    kind: str
+    message: str
+    response: Response | None = None

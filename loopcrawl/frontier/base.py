@@ -26,7 +26,7 @@ class Frontier(Protocol):
     async def add(self, requests: Sequence[Request]) -> int:
         """Queue the requests not seen before; return how many were new.
 
-        A request whose ``meta`` has ``dont_filter`` skips the seen check.
+        A request with ``dont_filter`` set skips the seen check.
         """
 
     async def mark_seen(self, fp: int, by: Request | None = None) -> bool:

@@ -371,7 +371,7 @@ class SqliteFrontier:
         rid = start = self._next_id
         try:
             for r in requests:
-                if not add(r.fp) and not (r.meta and r.meta.get("dont_filter")):
+                if not add(r.fp) and not r.dont_filter:
                     continue
                 inserts.append((rid, r))
                 mem.append((rid, r))
