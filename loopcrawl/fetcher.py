@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import email.utils
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 
 import aiohttp
@@ -19,7 +19,7 @@ from yarl import URL
 from . import errors
 from .errors import FetchError, RedirectError, TooLarge
 from .settings import Settings
-from .urls import canonicalize
+from .urls import canonicalize, host_of
 
 __all__ = ["Fetched", "Fetcher", "RedirectCheck"]
 
@@ -42,6 +42,11 @@ class Fetched:
     body: bytes
     redirects: int = 0
     retry_after: float | None = None  # seconds, from a Retry-After header
+    # What was exchanged on the last hop (spiders' Response, WARC records).
+    headers: Mapping[str, str] | None = None
+    request_headers: Mapping[str, str] | None = None
+    method: str = "GET"
+    request_body: bytes | None = None
 
     @property
     def is_html(self) -> bool:
@@ -84,8 +89,10 @@ class Fetcher:
             timeout=aiohttp.ClientTimeout(
                 total=None, sock_connect=s.connect_timeout, sock_read=s.read_timeout
             ),
-            headers={"User-Agent": s.user_agent, "Accept": _ACCEPT},
-            cookie_jar=aiohttp.CookieJar(unsafe=True),
+            headers={"User-Agent": s.user_agent, "Accept": _ACCEPT, **s.headers},
+            # One jar per crawl: cookies a site sets are sent back to it (RFC 6265
+            # rules; unsafe=True admits IP-address hosts), unless turned off.
+            cookie_jar=aiohttp.CookieJar(unsafe=True) if s.cookies else aiohttp.DummyCookieJar(),
             auto_decompress=True,
             skip_auto_headers=(),
         )
@@ -103,8 +110,18 @@ class Fetcher:
         check_redirect: RedirectCheck | None = None,
         max_size: int | None = None,
         truncate: bool = False,
+        method: str = "GET",
+        headers: Mapping[str, str] | None = None,
+        body: bytes | None = None,
+        cookies: Mapping[str, str] | None = None,
     ) -> Fetched:
-        """GET ``url``, following redirects; raise ``FetchError`` on failure.
+        """Request ``url``, following redirects; raise ``FetchError`` on failure.
+
+        ``headers`` and ``cookies`` are added to the session's for this request
+        only. Redirects change the method as browsers do: 303 (and 301/302 after
+        a POST) continue as a GET without the body; 307/308 keep both. Headers
+        that carry credentials (Authorization, Cookie) and per-request cookies
+        are not sent on to another origin.
 
         Every wait is inside one ``asyncio.timeout`` of ``settings.timeout``.
         A body above ``max_size`` fails with ``TooLarge``, or with
@@ -112,7 +129,8 @@ class Fetcher:
         """
         try:
             async with asyncio.timeout(self.settings.timeout):
-                return await self._fetch(url, check_redirect, max_size, truncate)
+                return await self._fetch(url, check_redirect, max_size, truncate,
+                                         method, headers, body, cookies)
         except FetchError:
             raise
         except TimeoutError as e:
@@ -127,16 +145,19 @@ class Fetcher:
 
     async def _fetch(
         self, url: str, check_redirect: RedirectCheck | None, max_size: int | None,
-        truncate: bool,
+        truncate: bool, method: str = "GET", headers: Mapping[str, str] | None = None,
+        body: bytes | None = None, cookies: Mapping[str, str] | None = None,
     ) -> Fetched:
         session = self._session
         assert session is not None, "Fetcher used outside 'async with'"
         cap = max_size or self.settings.max_response_size
+        proxy = self.settings.proxy
         visited = {url}
         hops = 0
         while True:
-            async with session.get(
-                URL(url, encoded=True), allow_redirects=False, max_line_size=16384
+            async with session.request(
+                method, URL(url, encoded=True), headers=headers, data=body or None,
+                cookies=cookies, proxy=proxy, allow_redirects=False, max_line_size=16384
             ) as resp:
                 status = resp.status
                 if status in _REDIRECTS and "Location" in resp.headers:
@@ -147,6 +168,11 @@ class Fetcher:
                             f"{resp.headers['Location'][:200]!r}",
                             errors.REDIRECT_REFUSED,
                         )
+                    nxt = None
+                    if method != "GET":
+                        nxt = _redirected_method(status, method, body, headers)
+                        if nxt[0] != method:  # a new request: POST /a, then GET /a, is no loop
+                            visited = set()
                     if target in visited:
                         raise RedirectError(f"redirect loop back to {target}", errors.REDIRECT_LOOP)
                     if hops >= self.settings.max_redirects:
@@ -158,6 +184,11 @@ class Fetcher:
                     if verdict is None:
                         visited.add(target)
                         hops += 1
+                        if nxt is not None:
+                            method, body, headers = nxt
+                        if (headers or cookies) and host_of(target) != host_of(url):
+                            cookies = None
+                            headers = _drop(headers, _CREDENTIALS)
                         url = target
                         continue
                     if verdict != "stop":
@@ -179,7 +210,32 @@ class Fetcher:
                     retry_after=parse_retry_after(resp.headers.get("Retry-After"))
                     if status in (429, 503)
                     else None,
+                    headers=resp.headers,
+                    request_headers=resp.request_info.headers,
+                    method=method,
+                    request_body=body,
                 )
+
+
+_CREDENTIALS = frozenset(("authorization", "cookie"))
+_BODY_HEADERS = frozenset(("content-type", "content-length", "content-encoding"))
+
+
+def _drop(headers: Mapping[str, str] | None, names: frozenset[str]) -> dict[str, str] | None:
+    if not headers:
+        return None
+    return {k: v for k, v in headers.items() if k.lower() not in names}
+
+
+def _redirected_method(
+    status: int, method: str, body: bytes | None, headers: Mapping[str, str] | None,
+) -> tuple[str, bytes | None, Mapping[str, str] | None]:
+    """The method, body and headers of the next hop (RFC 9110 §15.4, as browsers
+    behave): 303 becomes a GET (HEAD stays HEAD), 301/302 turn a POST into a
+    GET, 307/308 repeat the request as it was."""
+    if (status == 303 and method != "HEAD") or (status in (301, 302) and method == "POST"):
+        return "GET", None, _drop(headers, _BODY_HEADERS)
+    return method, body, headers
 
 
 async def _read_capped(resp: aiohttp.ClientResponse, cap: int, truncate: bool = False) -> bytes:

@@ -27,6 +27,16 @@ class Settings:
     delay: float = 0.0  # between two request starts on one host
     obey_robots: bool = True
     user_agent: str = DEFAULT_USER_AGENT
+    # Sessions. ``headers`` go with every request; one cookie jar per crawl
+    # keeps what sites set (``cookies=False``: none kept). ``http_auth``
+    # (user, password) is sent to ``http_auth_hosts`` only (``host[:port]``;
+    # by default the hosts of the seeds and of a spider's start requests),
+    # never to hosts a crawl wanders to. ``proxy``: an http:// forward proxy.
+    headers: dict[str, str] = field(default_factory=dict)
+    cookies: bool = True
+    http_auth: tuple[str, str] | None = None
+    http_auth_hosts: tuple[str, ...] = ()
+    proxy: str | None = None
     # Limits.
     depth: int | None = None  # None: unlimited
     max_pages: int | None = None  # records to produce, then stop
@@ -85,6 +95,14 @@ class Settings:
         for name in ("delay", "retries", "max_redirects", "retry_backoff"):
             if getattr(self, name) < 0:
                 raise ConfigError(f"{name} must not be negative")
+        for k, v in self.headers.items():
+            if not k or any(c in k + v for c in "\r\n\0") or ":" in k:
+                raise ConfigError(f"bad header {k!r}: {v!r}")
+        if self.http_auth is not None and (
+                len(self.http_auth) != 2 or not all(isinstance(x, str) for x in self.http_auth)):
+            raise ConfigError("http_auth must be (user, password)")
+        if self.proxy is not None and not self.proxy.startswith(("http://", "https://")):
+            raise ConfigError(f"proxy must be an http:// URL, not {self.proxy!r}")
         if self.depth is not None and self.depth < 0:
             raise ConfigError("depth must not be negative")
         for name in ("max_pages", "max_query_variants", "max_pages_per_host"):
