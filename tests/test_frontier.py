@@ -188,7 +188,7 @@ def test_simulated_kills_leave_every_page_exactly_once(tmp_path: Path, seed: int
     rng = random.Random(seed)
     site = _Site(400, rng)
     db, out = tmp_path / "s.db", tmp_path / "out.jsonl"
-    for kills in range(60):
+    for kills in range(60):  # noqa: B007 (read after the loop)
         if asyncio.run(_crawl_until_killed(db, out, site, rng, rng.randint(1, 120))):
             break
     else:
