@@ -191,6 +191,7 @@ class Crawler:
                                                      error=errors.ROBOTS_DENIED,
                                                      message="forbidden by robots.txt"))
                 return False, 0.0
+        sched.started(req)
         try:
             f = await self._fetcher.fetch(
                 req.url, check_redirect=functools.partial(self._check_redirect, req))

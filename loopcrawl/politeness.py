@@ -120,6 +120,14 @@ class Scheduler:
         self._schedule(slot)
         self._wake.set()
 
+    def started(self, request: Request) -> None:
+        """The request is going on the wire now (robots.txt may have been fetched
+        since dispatch): the host's delay counts from here."""
+        slot = self._slots[host_of(request.url)]
+        now = asyncio.get_running_loop().time()
+        slot.last_start = now
+        slot.next_at = max(slot.next_at, now + slot.delay)
+
     def retry_later(self, request: Request, after: float) -> None:
         """Put ``request`` back in its host queue after ``after`` to 1.5 × ``after``
         seconds: jitter spreads retries out, and never comes early (Retry-After)."""
