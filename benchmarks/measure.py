@@ -29,7 +29,7 @@ class Measured:
     wall: float  # seconds, from spawn to exit (interpreter start-up included)
     user: float
     sys: float
-    maxrss_kib: int
+    maxrss_kib: int  # peak RSS (VmHWM), summed over the crawler's processes
     returncode: int
     stderr_tail: str = ""
     timed_out: bool = False
@@ -50,10 +50,20 @@ def run_measured(cmd: Sequence[str], *, timeout: float, log_path: str,
                                 cwd=cwd, start_new_session=True)
         deadline = t0 + timeout
         timed_out = False
+        peaks: dict[int, int] = {}
+        pids = [proc.pid]
+        polls = 0
         while True:
             pid, status, ru = os.wait4(proc.pid, os.WNOHANG)
             if pid:
                 break
+            if polls % 50 == 0:
+                pids = process_tree(proc.pid)
+            polls += 1
+            for p in pids:
+                hwm = vm_hwm_kib(p)
+                if hwm > peaks.get(p, 0):
+                    peaks[p] = hwm
             if time.perf_counter() > deadline:
                 timed_out = True
                 os.killpg(proc.pid, signal.SIGKILL)
@@ -64,8 +74,40 @@ def run_measured(cmd: Sequence[str], *, timeout: float, log_path: str,
     proc.returncode = os.waitstatus_to_exitcode(status)  # reaped by wait4, tell Popen
     with open(log_path, "rb") as fh:
         tail = fh.read()[-2000:].decode(errors="replace")
-    return Measured(wall, ru.ru_utime, ru.ru_stime, ru.ru_maxrss, proc.returncode,
-                    tail, timed_out)
+    return Measured(wall, ru.ru_utime, ru.ru_stime, sum(peaks.values()) or ru.ru_maxrss,
+                    proc.returncode, tail, timed_out)
+
+
+def vm_hwm_kib(pid: int | str) -> int:
+    """Peak RSS of one process in KiB (VmHWM), 0 if it is gone.
+
+    Not ``ru_maxrss`` from ``wait4``: Linux carries that across exec, so a
+    crawler spawned by this (big) benchmark process would report our peak.
+    """
+    try:
+        with open(f"/proc/{pid}/status") as fh:
+            for line in fh:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1])
+    except (OSError, ValueError, IndexError):
+        pass
+    return 0
+
+
+def process_tree(pid: int) -> list[int]:
+    """``pid`` and its descendants (Linux /proc/PID/task/TID/children)."""
+    out = [pid]
+    i = 0
+    while i < len(out):
+        p = out[i]
+        i += 1
+        try:
+            for tid in os.listdir(f"/proc/{p}/task"):
+                with open(f"/proc/{p}/task/{tid}/children") as fh:
+                    out += [int(c) for c in fh.read().split()]
+        except (OSError, ValueError):
+            continue
+    return out
 
 
 @dataclass(slots=True)

@@ -295,10 +295,11 @@ def latency_table(results: list[Result], latency_ms: float, concurrency: int) ->
 # -- machine and versions ---------------------------------------------------------
 def baseline_rss_mb() -> float:
     """Peak RSS of a process that only imports what a loopcrawl crawl imports."""
-    code = ("import resource, loopcrawl.cli, loopcrawl.engine, loopcrawl.fetcher, "
-            "aiohttp, uvloop, selectolax.lexbor, ada_url; "
-            "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)")
-    p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    code = ("import loopcrawl.cli, loopcrawl.engine, loopcrawl.fetcher, aiohttp, uvloop, "
+            "selectolax.lexbor, ada_url, sys; sys.path.insert(0, sys.argv[1]); "
+            "from measure import vm_hwm_kib; print(vm_hwm_kib('self'))")
+    p = subprocess.run([sys.executable, "-c", code, str(HERE)], capture_output=True,
+                       text=True, timeout=60)
     try:
         return int(p.stdout.strip()) / 1024
     except ValueError:
@@ -566,7 +567,9 @@ def markdown(report: dict[str, Any], table: str, lat_table: str, a: argparse.Nam
         "",
         "How it is measured: each crawler is a subprocess, measured with `os.wait4`: wall is "
         "spawn to exit (interpreter start-up and imports included), CPU is user + sys of the "
-        "crawler process (and any children it waited for), peak RSS is its `ru_maxrss`. "
+        "crawler process (and any children it waited for), peak RSS is the sum of the "
+        "peaks (`VmHWM`, sampled every 10 ms) of its processes (not `ru_maxrss`, which "
+        "Linux carries across exec from the benchmark process that spawned it). "
         "pages/s and CPU-ms/page divide by the pages found. Correctness comes first: "
         "pages found are the final URLs of the 200 records in the crawler's JSONL output, "
         "checked against the site's ground truth (`Site.expected`); duplicates are counted "
@@ -638,6 +641,7 @@ def profile_loopcrawl(c: Crawler, make_server: Callable[[], Any], workdir: str,
 
 def _top_from_collapsed(path: str) -> str:
     """Own time per function from py-spy's collapsed stacks (leaf frame = own time)."""
+    import re
     from collections import Counter
 
     own: Counter[str] = Counter()
@@ -647,13 +651,14 @@ def _top_from_collapsed(path: str) -> str:
             stack, _, n = line.rstrip("\n").rpartition(" ")
             if not n.isdigit():
                 continue
-            leaf = stack.rsplit(";", 1)[-1]
+            leaf = re.sub(r":\d+\)$", ")", stack.rsplit(";", 1)[-1])  # by function, not line
             own[leaf] += int(n)
             total += int(n)
     lines = ["| own samples % | function |", "| ---: | --- |"]
     for func, n in own.most_common(10):
         lines.append(f"| {100 * n / total:.1f} | `{func}` |")
-    return "py-spy (500 Hz, native frames off), top 10 by own time:\n" + "\n".join(lines)
+    return ("py-spy (500 Hz; time in C extensions counts as the Python function that "
+            "called it), top 10 functions by own time:\n" + "\n".join(lines))
 
 
 def run_io_models(write: bool, say: Callable[[str], None], md: Path) -> None:

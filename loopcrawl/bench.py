@@ -170,7 +170,7 @@ def _run_asyncio(urls: Sequence[str], k: int, timeout: float) -> int:
 def _process_main(urls: list[str], k: int, timeout: float, out: queue.Queue[tuple[int, int]]
                   ) -> None:
     ok = _run_asyncio(urls, k, timeout) if urls else 0
-    out.put((ok, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss))
+    out.put((ok, int(_peak_rss_kib())))
 
 
 def _run_processes(urls: Sequence[str], k: int, procs: int, timeout: float) -> tuple[int, float]:
@@ -230,9 +230,25 @@ def _one_run(spec: dict[str, object]) -> dict[str, object]:
     c1 = resource.getrusage(resource.RUSAGE_CHILDREN)
     cpu = (r1.ru_utime - r0.ru_utime + r1.ru_stime - r0.ru_stime
            + c1.ru_utime - c0.ru_utime + c1.ru_stime - c0.ru_stime)
-    rss_kib = r1.ru_maxrss + children_kib  # Linux: KiB
+    rss_kib = _peak_rss_kib() + children_kib
     return {"ok": ok, "wall": wall, "cpu": cpu, "rss_mb": rss_kib / 1024,
             "rss_added_mb": (rss_kib - rss0_kib) / 1024}
+
+
+def _peak_rss_kib() -> float:
+    """This process's peak resident memory in KiB (Linux VmHWM).
+
+    Not ``ru_maxrss``: Linux carries that across exec, so a child started by a
+    big parent would report the parent's peak as its own.
+    """
+    try:
+        with open("/proc/self/status") as fh:
+            for line in fh:
+                if line.startswith("VmHWM:"):
+                    return float(line.split()[1])
+    except (OSError, ValueError, IndexError):
+        pass
+    return float(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
 
 
 def _current_rss_kib() -> float:
