@@ -131,7 +131,7 @@ def run_crawl(
             frontier.__exit__()
     if not quiet:
         print_summary(crawler)
-        if state is not None and (got or not crawler.frontier.is_finished()):
+        if state is not None and got:
             click.echo(f"loopcrawl: the crawl is saved in {state}: run the same command "
                        "to resume it", err=True)
     if got:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import random
+import sqlite3
 from pathlib import Path
 
 import orjson
@@ -132,6 +133,14 @@ def test_sqlite_frontier_locks_and_refuses(tmp_path: Path) -> None:
     assert (tmp_path / "x.txt").read_text() == "hello"
     with pytest.raises(StateError, match="directory"):
         SqliteFrontier(tmp_path)
+    # What a kill during the creation of a state leaves: an SQLite file without
+    # a table (the creation rolled back). Nothing to protect: it is adopted.
+    empty = tmp_path / "empty.db"
+    con = sqlite3.connect(empty)
+    con.execute("VACUUM")
+    con.close()
+    with SqliteFrontier(empty) as f:
+        assert f.statistics().seen == 0
 
 
 class _Site:

@@ -155,10 +155,16 @@ def _check_file(path: str, fd: int) -> bool:
     return False
 
 
-def _check_db(path: str, con: sqlite3.Connection) -> None:
-    """Raise StateError unless ``con`` is a sound loopcrawl state of our schema."""
+def _check_db(path: str, con: sqlite3.Connection) -> bool:
+    """Raise StateError unless ``con`` is a sound loopcrawl state of our schema.
+
+    True if it is an SQLite database without a single table: what a kill
+    while creating the state leaves (rolled back), with nothing to protect.
+    """
     try:
         app_id = con.execute("PRAGMA application_id").fetchone()[0]
+        if app_id == 0 and not con.execute("SELECT count(*) FROM sqlite_master").fetchone()[0]:
+            return True
         if app_id != APPLICATION_ID:
             raise StateError(f"{path} is an SQLite database of another application, not a "
                              "loopcrawl state file; it was left untouched")
@@ -173,6 +179,7 @@ def _check_db(path: str, con: sqlite3.Connection) -> None:
     if version != SCHEMA_VERSION:
         raise StateError(f"{path} has state schema {version}, this loopcrawl reads "
                          f"{SCHEMA_VERSION}; it was left untouched")
+    return False
 
 
 def _meta(con: sqlite3.Connection) -> dict[str, str]:
@@ -247,10 +254,8 @@ class SqliteFrontier:
         try:
             con = self._con = sqlite3.connect(self.path, isolation_level=None,
                                               check_same_thread=False, timeout=30)
-            if new:
+            if new or _check_db(self.path, con):
                 self._create(con)
-            else:
-                _check_db(self.path, con)
             con.execute("PRAGMA journal_mode=WAL")
             # NORMAL: a commit is not fsynced, so a power cut may lose the last
             # checkpoints, never the file's consistency; a process kill loses nothing.
@@ -618,7 +623,8 @@ def read_status(path: str, *, top: int = 10) -> StateStatus:
     except sqlite3.Error as e:
         raise StateError(f"cannot read {path}: {e}") from None
     try:
-        _check_db(path, con)
+        if _check_db(path, con):
+            raise StateError(f"{path} is empty: no crawl has checkpointed into it yet")
         try:
             meta = _meta(con)
             q, d, f = con.execute(
