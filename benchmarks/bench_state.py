@@ -4,8 +4,9 @@
 (a) Speed: the 20,000-page test site (its own process) crawled by
     ``loopcrawl crawl URL -o out.jsonl --quiet --retries 0`` with and without
     ``--state``, alternately, ``--repeat`` times each. Wall time from spawn to
-    exit; CPU (user + sys) and peak RSS of the crawler process from
-    ``os.wait4``. Every crawl is checked against the site's ground truth.
+    exit; CPU (user + sys) of the crawler process from ``os.wait4``; peak RSS
+    from its VmHWM (``ru_maxrss`` would carry this process's peak across
+    exec). Every crawl is checked against the site's ground truth.
 (b) Memory: a synthetic crawl (URLs without HTML: each "page" links to 3 new
     URLs and 27 known ones) drives a frontier to 1,000,000 URLs seen, in a
     subprocess per frontier; peak RSS is read when 100k, 500k and 1M URLs
@@ -23,7 +24,6 @@ import asyncio
 import os
 import platform
 import random
-import resource
 import statistics
 import subprocess
 import sys
@@ -38,6 +38,18 @@ MILESTONES = (100_000, 500_000, 1_000_000)
 
 
 # -- (a) speed ---------------------------------------------------------------
+def vm_hwm_mb(pid: int | str = "self") -> float:
+    """Peak RSS of a process (VmHWM) in MB, 0 if it is gone."""
+    try:
+        with open(f"/proc/{pid}/status") as fh:
+            for line in fh:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return 0.0
+
+
 def crawl_once(base: str, out: Path, state: Path | None) -> dict[str, float]:
     cmd = [sys.executable, "-m", "loopcrawl", "crawl", base + "/", "-o", str(out),
            "--quiet", "--retries", "0"]
@@ -45,13 +57,19 @@ def crawl_once(base: str, out: Path, state: Path | None) -> dict[str, float]:
         cmd += ["--state", str(state)]
     t0 = time.perf_counter()
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    _, status, ru = os.wait4(proc.pid, 0)
+    peak = 0.0
+    while True:
+        pid, status, ru = os.wait4(proc.pid, os.WNOHANG)
+        if pid:
+            break
+        peak = max(peak, vm_hwm_mb(proc.pid))
+        time.sleep(0.02)
     wall = time.perf_counter() - t0
     proc.returncode = os.waitstatus_to_exitcode(status)
     err = proc.stderr.read().decode() if proc.stderr else ""
     if proc.returncode != 0:
         raise SystemExit(f"crawl failed ({proc.returncode}): {err}")
-    return {"wall": wall, "cpu": ru.ru_utime + ru.ru_stime, "maxrss_mb": ru.ru_maxrss / 1024}
+    return {"wall": wall, "cpu": ru.ru_utime + ru.ru_stime, "maxrss_mb": peak}
 
 
 def check(out: Path, expected: set[str]) -> tuple[int, int]:
@@ -131,8 +149,7 @@ async def _synthetic_crawl(kind: str, db: str, target: int) -> None:
             last_ck = now
         seen = f.statistics().seen
         while todo and seen >= todo[0]:
-            peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-            print(f"{todo.pop(0)}\t{peak:.1f}\t{done}\t{now - t0:.1f}", flush=True)
+            print(f"{todo.pop(0)}\t{vm_hwm_mb():.1f}\t{done}\t{now - t0:.1f}", flush=True)
     if persistent:
         await f.checkpoint(None)  # type: ignore[union-attr]
     await f.close()
@@ -144,8 +161,7 @@ def _reopen(db: str) -> None:
     t0 = time.perf_counter()
     with SqliteFrontier(db) as f:
         n = f.statistics().seen
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    print(f"{n}\t{time.perf_counter() - t0:.2f}\t{peak:.1f}", flush=True)
+    print(f"{n}\t{time.perf_counter() - t0:.2f}\t{vm_hwm_mb():.1f}", flush=True)
 
 
 def _lookup_us(n: int = 1_000_000) -> tuple[float, float, float, float]:
