@@ -138,7 +138,7 @@ class Scheduler:
     def _retry_now(self, request: Request) -> None:
         self._retrying -= 1
         self._dispatched -= 1  # the retry is the same page, not a new one
-        self._push(request)
+        self._push(request, front=True)  # it has waited its back-off already
         self._wake.set()
 
     def set_delay(self, host: str, delay: float) -> None:
@@ -243,9 +243,12 @@ class Scheduler:
             slot = self._slots[host] = HostSlot(host, self.per_host, self.delay, self.delay)
         return slot
 
-    def _push(self, request: Request) -> None:
+    def _push(self, request: Request, *, front: bool = False) -> None:
         slot = self._slot(host_of(request.url))
-        slot.queue.append(request)
+        if front:
+            slot.queue.appendleft(request)
+        else:
+            slot.queue.append(request)
         self._buffered += 1
         self._schedule(slot)
 
