@@ -25,6 +25,7 @@ functions by own time).
 from __future__ import annotations
 
 import argparse
+import atexit
 import datetime as dt
 import json
 import os
@@ -437,6 +438,7 @@ def main(argv: list[str] | None = None) -> int:
     files: StaticFiles | None = None
     if use_nginx:
         files = StaticFiles(a.pages, a.seed, free_port())
+        atexit.register(files.remove)  # also on an error or Ctrl-C
         t = time.perf_counter()
         n = files.write()
         say(f"static copy: {n:,} files in {time.perf_counter() - t:.1f} s")
@@ -514,12 +516,12 @@ def main(argv: list[str] | None = None) -> int:
         f"(outputs and logs: {Path(workdir).relative_to(ROOT)})")
 
     if write:
-        cmd = "make bench  # = python benchmarks/run.py " + " ".join(sys.argv[1:])
+        shown = [x for i, x in enumerate(sys.argv[1:]) if x != "--md" and not (
+            i and sys.argv[i] == "--md") and not x.startswith("--md=")]
+        cmd = "make bench" if not shown else "python benchmarks/run.py " + " ".join(shown)
         body = markdown(report, table, lat_table if lat_results else "", a, primary, cs)
         replace_section(a.md, SECTION, body.replace("{cmd}", cmd.strip()))
         say("BENCHMARKS.md: section updated")
-    if files is not None:
-        files.remove()
     if io_models:
         run_io_models(write, say, a.md)
     say(f"done in {time.time() - started:.0f} s")
