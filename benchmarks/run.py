@@ -665,18 +665,19 @@ def _top_from_collapsed(path: str) -> str:
 
 def run_io_models(write: bool, say: Callable[[str], None], md: Path) -> None:
     """`loopcrawl bench --io-models` with its defaults; the table into BENCHMARKS.md."""
-    from loopcrawl.bench import format_table, write_chart
+    from loopcrawl.bench import findings, format_table, write_chart
     from loopcrawl.bench import run_io_models as measure_models
 
     say("\nIO models (loopcrawl bench --io-models) ...")
-    pages, latency = 1000, 50.0
+    pages, latency = 2000, 50.0
     results = measure_models(pages=pages, latency_ms=latency, echo=say)
     png = md.parent / "docs" / "io-models.png"
     write_chart(results, str(png), latency)
     table = format_table(results, latency)
     say("\n" + table + f"\nchart: {png}")
     if write:
-        body = io_models_markdown(table, pages, latency)
+        body = io_models_markdown(table + "\n\nWhat it shows, in this run:\n\n"
+                                  + findings(results, latency), pages, latency)
         replace_section(md, IO_SECTION, body)
 
 

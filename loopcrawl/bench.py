@@ -42,7 +42,7 @@ from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 from dataclasses import asdict, dataclass
 from urllib.parse import urlsplit
 
-__all__ = ["MODELS", "RunResult", "format_table", "run_io_models", "write_chart"]
+__all__ = ["MODELS", "RunResult", "findings", "format_table", "run_io_models", "write_chart"]
 
 MODELS = ("sequential", "threads", "asyncio", "processes")
 DEFAULT_CONCURRENCY = (1, 4, 16, 64, 256)
@@ -530,6 +530,50 @@ def write_chart(results: Sequence[RunResult], path: str, latency_ms: float,
     os.makedirs(out_dir, exist_ok=True)
     fig.savefig(path, dpi=110)
     plt.close(fig)
+
+
+def findings(results: Sequence[RunResult], latency_ms: float) -> str:
+    """What the numbers say, in words, from the numbers of this run."""
+    ok = {(r.model, r.concurrency): r for r in results if not r.error and r.ok}
+    out: list[str] = []
+    seq = ok.get(("sequential", 1))
+    if seq and latency_ms > 0:
+        busy = seq.cpu / seq.wall if seq.wall else 0
+        out.append(
+            f"- Blocking and sequential: {seq.pages_per_s:,.0f} pages/s, "
+            f"{seq.pages_per_s * latency_ms / 1000:.0%} of the 1 ÷ {latency_ms:g} ms it can "
+            f"reach at best; the CPU was busy {busy:.0%} of the time and waited the rest.")
+    ks = sorted({k for (m, k) in ok if m == "asyncio"})
+    if ks and latency_ms > 0:
+        bound = [k for k in ks
+                 if ok[("asyncio", k)].pages_per_s < 0.7 * k * 1000 / latency_ms]
+        if bound:
+            k = bound[0]
+            r = ok[("asyncio", k)]
+            out.append(
+                f"- Overlapping the waits multiplies the rate by K while the wait is the limit; "
+                f"from K = {k} on, one event loop reaches {r.pages_per_s:,.0f} pages/s, "
+                f"{r.pages_per_s * latency_ms / 1000 / k:.0%} of K ÷ latency: the CPU "
+                f"({r.cpu_ms_per_page:.2f} ms per page, {r.cpu / r.wall:.0%} of a core) is "
+                "the limit now, not the network.")
+    top = max(ks) if ks else None
+    a, t, p = (ok.get((m, top)) for m in ("asyncio", "threads", "processes"))
+    if a and t:
+        out.append(
+            f"- At K = {top}, {top} threads gave {t.pages_per_s:,.0f} pages/s for "
+            f"{t.cpu_ms_per_page:.2f} CPU-ms per page and {t.rss_added_mb:.0f} MB of memory "
+            f"added; one event loop gave {a.pages_per_s:,.0f} pages/s for "
+            f"{a.cpu_ms_per_page:.2f} CPU-ms and {a.rss_added_mb:.0f} MB. Threads pay for "
+            "their stacks and for handing the GIL between them; coroutines only for a "
+            "small object each.")
+    if a and p:
+        more = p.pages_per_s / a.pages_per_s if a.pages_per_s else 0
+        out.append(
+            f"- {p.processes} processes, each an event loop: {p.pages_per_s:,.0f} pages/s "
+            f"({more:.2f}× one loop) for {p.rss_mb - a.rss_mb:+.0f} MB. A second process "
+            "pays off once one loop is CPU-bound, and only with a free core: on this "
+            f"{os.cpu_count()}-core machine the test site's own process needs one too.")
+    return "\n".join(out)
 
 
 def results_json(results: Sequence[RunResult]) -> list[dict[str, object]]:

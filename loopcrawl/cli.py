@@ -403,12 +403,13 @@ def bench(io_models: bool, pages: int, latency_ms: float, concurrency: str,
              "--latency-ms not negative")
     if importlib.util.find_spec("matplotlib") is None:
         fail("the chart needs matplotlib: pip install 'loopcrawl[bench]'")
-    from .bench import format_table, results_json, run_io_models, write_chart
+    from .bench import findings, format_table, results_json, run_io_models, write_chart
 
     results = run_io_models(pages=pages, latency_ms=latency_ms, concurrency=ks,
                             processes=processes, seconds_per_run=seconds_per_run,
                             quiet_wait=quiet_wait, echo=lambda m: click.echo(m, err=True))
     click.echo(format_table(results, latency_ms))
+    click.echo("\n" + findings(results, latency_ms))
     write_chart(results, out, latency_ms)
     click.echo(f"chart: {out}", err=True)
     if json_out:
