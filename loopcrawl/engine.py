@@ -14,10 +14,13 @@ import asyncio
 import contextlib
 import functools
 import time
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any, Protocol
+
+import aiohttp
 
 from . import errors
+from ._spider_run import ItemExporter, SpiderRun, spider_settings
 from .encoding import decode_html
 from .errors import FetchError, LoopcrawlError, OutputError
 from .exporters import JsonlWriter
@@ -33,13 +36,32 @@ from .stats import CrawlStats
 from .traps import TrapGuard
 from .urls import Resolver, Scope, canonicalize, fingerprint, host_of
 
-__all__ = ["Crawler", "crawl"]
+if TYPE_CHECKING:
+    from .spider import Spider
+
+__all__ = ["Crawler", "ResponseArchive", "crawl"]
 
 RecordHook = Callable[[FetchRecord], Any]
 
 
+class ResponseArchive(Protocol):
+    """An output that keeps every response (``exporters.WarcWriter``)."""
+
+    def write_response(self, request: Request, fetched: Fetched) -> None:
+        """Keep one exchange: what was sent (``fetched.method``,
+        ``request_headers``, ``request_body``) and what came back."""
+
+    def flush(self) -> None: ...
+
+
 class Crawler:
-    """One crawl: settings in, records out (to ``writer`` and ``on_record``)."""
+    """One crawl: settings in, records out (to ``writer`` and ``on_record``).
+
+    With a ``spider``, its callbacks get the responses and its items go to
+    ``exporters`` (those with ``write_item``) and ``on_item``; page records
+    are still counted and passed to ``on_record``. ``exporters`` with
+    ``write_response`` (WARC) get every response, with or without a spider.
+    """
 
     def __init__(
         self,
@@ -48,7 +70,16 @@ class Crawler:
         frontier: Frontier | None = None,
         writer: JsonlWriter | None = None,
         on_record: RecordHook | None = None,
+        spider: Spider | None = None,
+        exporters: Sequence[ItemExporter | ResponseArchive] = (),
+        on_item: Callable[[Any], Any] | None = None,
     ) -> None:
+        self._spider: SpiderRun | None = None
+        if spider is not None:
+            settings = spider_settings(settings, spider)
+            self._spider = SpiderRun(self, spider, [e for e in exporters
+                                                    if hasattr(e, "write_item")], on_item)
+        self._archives = [e for e in exporters if hasattr(e, "write_response")]
         self.settings = settings
         self.frontier: Frontier = frontier if frontier is not None else MemoryFrontier()
         self.writer = writer
@@ -60,6 +91,8 @@ class Crawler:
         self._workers: list[asyncio.Task[None]] = []
         self._stopping = False
         self._fatal: LoopcrawlError | None = None  # what stopped the crawl early
+        self._auth: str | None = None  # the Authorization header for _auth_hosts
+        self._auth_hosts: frozenset[str] = frozenset()
 
     async def run(self) -> CrawlStats:
         """Crawl until the frontier is exhausted, the page budget is spent, or
@@ -74,7 +107,14 @@ class Crawler:
         )
         if self._stopping:
             sched.stop()
-        await self.frontier.add([Request(u) for u in s.seeds])
+        if self._spider is not None:
+            await self.frontier.add(await self._spider.open())
+        else:
+            await self.frontier.add([Request(u) for u in s.seeds])
+        if s.http_auth is not None:
+            self._auth = aiohttp.BasicAuth(*s.http_auth).encode()
+            self._auth_hosts = frozenset(s.http_auth_hosts or [host_of(u) for u in s.seeds] + (
+                self._spider.start_hosts if self._spider is not None else []))
         saver = self._start_checkpoints()
         try:
             async with Fetcher(s) as fetcher:
@@ -100,6 +140,13 @@ class Crawler:
                 await self._stop_checkpoints(saver)
             if self.writer is not None:
                 self.writer.flush()
+            try:
+                if self._spider is not None:
+                    await self._spider.close()
+                for a in self._archives:
+                    a.flush()
+            except OutputError as e:
+                self._fail(e)
         if self._fatal is not None:
             raise self._fatal
         return self.stats
@@ -192,9 +239,13 @@ class Crawler:
                                                      message="forbidden by robots.txt"))
                 return False, 0.0
         sched.started(req)
+        headers = req.headers
+        if req.auth is not None or (self._auth is not None and host_of(req.url) in self._auth_hosts):
+            headers = self._auth_headers(req)
         try:
             f = await self._fetcher.fetch(
-                req.url, check_redirect=functools.partial(self._check_redirect, req))
+                req.url, check_redirect=functools.partial(self._check_redirect, req),
+                method=req.method, headers=headers, body=req.body or None, cookies=req.cookies)
         except FetchError as e:
             if e.kind in (errors.TIMEOUT, errors.CONNECTION_ERROR) and self._retry(req):
                 return True, 0.0
@@ -209,7 +260,11 @@ class Crawler:
             if self._retry(req, backoff):
                 return True, backoff
         rec = self._record(req, started, t0, fetched=f)
-        if req.meta and req.meta.get("sitemap") and 200 <= f.status < 300:
+        for a in self._archives:
+            a.write_response(req, f)
+        if self._spider is not None:
+            await self._spider.page(req, f, rec)
+        elif req.meta and req.meta.get("sitemap") and 200 <= f.status < 300:
             await self._follow_sitemap(req, f, rec)
         elif 200 <= f.status < 300 and f.is_html:
             await self._follow_links(req, f, rec)
@@ -350,7 +405,15 @@ class Crawler:
             rec.redirects = fetched.redirects
         return rec
 
+    def _auth_headers(self, req: Request) -> dict[str, str]:
+        """``req``'s headers with basic auth: its own ``auth``, else the crawl's."""
+        value = aiohttp.BasicAuth(*req.auth).encode() if req.auth is not None else self._auth
+        assert value is not None
+        return {**(req.headers or {}), "Authorization": value}
+
     async def _finish(self, req: Request, rec: FetchRecord) -> None:
+        if self._spider is not None and rec.status is None and rec.error is not None:
+            await self._spider.failed(req, rec)  # no response: timeout, robots.txt, ...
         self.stats.record(rec)
         if self.writer is not None:
             self.writer.write(rec.to_dict())
@@ -368,7 +431,10 @@ def new_event_loop() -> asyncio.AbstractEventLoop:
     return uvloop.new_event_loop()
 
 
-def crawl(settings: Settings, **kwargs: Any) -> CrawlStats:
-    """Run a crawl to the end on a new event loop (uvloop when present)."""
+def crawl(settings: Settings | None = None, **kwargs: Any) -> CrawlStats:
+    """Run a crawl to the end on a new event loop (uvloop when present).
+
+    ``kwargs`` go to ``Crawler``: ``crawl(spider=Shop(), on_item=items.append)``.
+    """
     with asyncio.Runner(loop_factory=new_event_loop) as runner:
-        return runner.run(Crawler(settings, **kwargs).run())
+        return runner.run(Crawler(settings or Settings(), **kwargs).run())

@@ -28,6 +28,9 @@ INVALID_URL = "invalid_url"
 DECODE_ERROR = "decode_error"
 TRAP = "trap"
 INVALID_SITEMAP = "invalid_sitemap"
+# Spiders: a callback (or errback) raised; a pipeline raised (not DropItem).
+CALLBACK_ERROR = "callback_error"
+PIPELINE_ERROR = "pipeline_error"
 
 
 class LoopcrawlError(Exception):

@@ -29,6 +29,9 @@ class CrawlStats:
     skipped: Counter[str] = field(default_factory=Counter)  # links not followed, by reason
     retries: int = 0
     robots_fetches: int = 0
+    # Spiders: items "scraped" (exported), "dropped" by a pipeline,
+    # "pipeline_error", and "field_error" (one per field that could not be read).
+    items: Counter[str] = field(default_factory=Counter)
     interrupted: bool = False
     output: str | None = None
 
@@ -59,6 +62,7 @@ class CrawlStats:
             "errors": dict(sorted(self.errors.items())),
             "skipped_links": dict(sorted(self.skipped.items())),
             "retries": self.retries,
+            **({"items": dict(sorted(self.items.items()))} if self.items else {}),
             "bytes": self.bytes,
             "elapsed_s": round(self.elapsed, 3),
             "pages_per_s": round(self.pages_per_second, 1),

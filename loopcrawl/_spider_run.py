@@ -1,0 +1,274 @@
+"""The engine's spider branch: callbacks, their output, pipelines, exporters.
+
+Kept out of ``engine.py`` so the crawl without a spider (the CLI's hot path)
+is untouched: the engine asks ``Crawler._spider`` at three points (start,
+each response, each failure) and nothing else changes.
+
+What a callback yields is handled as it comes: Requests are canonicalized,
+scoped, depth-checked and queued in one batch when the callback ends; items
+go through the pipelines and to the exporters at once.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import inspect
+import logging
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any, Protocol
+
+from . import errors
+from .errors import ConfigError, OutputError
+from .http import Failure, Request, Response
+from .items import Item, is_item, item_record
+from .pipelines import DropItem, run_pipelines
+from .urls import Scope, canonicalize, fingerprint, host_of
+
+if TYPE_CHECKING:
+    from .engine import Crawler
+    from .fetcher import Fetched
+    from .http import FetchRecord
+    from .settings import Settings
+    from .spider import Spider
+
+log = logging.getLogger("loopcrawl.spider")
+
+
+class ItemExporter(Protocol):
+    """Where items go (``exporters/``): JSONL, CSV, SQLite."""
+
+    def write_item(self, item: dict[str, Any], kind: str, fields: tuple[str, ...] | None) -> None:
+        """Write one item (JSON-compatible values); ``kind`` is its type's name
+        and ``fields`` its declared fields (None for a dict)."""
+
+    def flush(self) -> None: ...
+
+
+def spider_settings(settings: Settings, spider: Spider) -> Settings:
+    """``settings`` with the spider's ``custom_settings`` applied on top."""
+    if not spider.custom_settings:
+        return settings
+    try:
+        return settings.replace(**dict(spider.custom_settings))
+    except TypeError as e:
+        raise ConfigError(f"{spider.name}.custom_settings: {e}") from None
+
+
+def spider_scope(settings: Settings, spider: Spider, hosts: Sequence[str] = ()) -> Scope:
+    """Any URL, unless ``allowed_domains`` or a ``scope`` in custom_settings says
+    otherwise (that scope around ``hosts``: the start requests' ``host:port``)."""
+    if spider.allowed_domains:
+        seeds = [f"http://{d.strip().lower()}/" for d in spider.allowed_domains]
+        return Scope("domain", seeds, settings.allow, settings.deny)
+    if "scope" in spider.custom_settings:
+        seeds = [f"http://{h}/" for h in hosts] + list(settings.seeds)
+        return Scope(settings.scope, seeds, settings.allow, settings.deny)
+    return Scope("any", (), settings.allow, settings.deny)
+
+
+def _callable_name(fn: Any) -> str:
+    return getattr(fn, "__qualname__", None) or repr(fn)
+
+
+class SpiderRun:
+    """One spider in one crawl."""
+
+    def __init__(
+        self,
+        crawler: Crawler,
+        spider: Spider,
+        exporters: Sequence[ItemExporter] = (),
+        on_item: Callable[[Any], Any] | None = None,
+    ) -> None:
+        self.crawler = crawler
+        self.spider = spider
+        self.exporters = list(exporters)
+        self.on_item = on_item
+        self.pipelines = list(spider.pipelines)
+
+    # -- start and end -----------------------------------------------------------
+    async def open(self) -> list[Request]:
+        """Call ``opened()`` and collect the start requests (prepared, in scope)."""
+        spider = self.spider
+        try:
+            await _maybe_await(spider.opened())
+        except Exception as e:
+            self._log_error("opened()", None, e)
+            self.crawler.stats.errors[errors.CALLBACK_ERROR] += 1
+        starts: list[Request] = []
+        try:
+            gen: Any = spider.start_requests()
+            if hasattr(gen, "__aiter__"):
+                async for r in gen:
+                    starts.extend(self._requests_in(r))
+            elif gen is not None:
+                for r in gen:
+                    starts.extend(self._requests_in(r))
+        except Exception as e:
+            self._log_error("start_requests()", None, e)
+            self.crawler.stats.errors[errors.CALLBACK_ERROR] += 1
+        starts += [Request(u) for u in self.crawler.settings.seeds]
+        hosts = []
+        for r in starts:
+            c = canonicalize(r.url)
+            if c is not None:
+                hosts.append(host_of(c))
+        self.crawler.scope = spider_scope(self.crawler.settings, spider, hosts)
+        self.start_hosts = hosts
+        return [p for r in starts if (p := self.prepare(r, None)) is not None]
+
+    async def close(self) -> None:
+        try:
+            await _maybe_await(self.spider.closed())
+        except Exception as e:
+            self._log_error("closed()", None, e)
+        for e in self.exporters:
+            e.flush()
+
+    # -- requests --------------------------------------------------------------
+    def prepare(self, r: Request, parent: Request | None) -> Request | None:
+        """``r`` ready for the frontier: canonical URL, fingerprint, depth, and
+        checked against scope, depth and traps (None, counted, if refused)."""
+        skipped = self.crawler.stats.skipped
+        if type(r.depth) is not int:
+            raise TypeError("Request's second positional argument is depth: "
+                            "pass callback= by keyword")
+        url = canonicalize(r.url)
+        if url is None:
+            skipped["invalid_url"] += 1
+            log.warning("%s: not an absolute http(s) URL, not fetched: %.200r "
+                        "(use response.follow() for relative links)", self.spider.name, r.url)
+            return None
+        method = r.method.upper()
+        if url != r.url or method != r.method or not r.fp:
+            r.url, r.method = url, method
+            r.fp = fingerprint(url, method, r.body)
+        if parent is not None:
+            r.depth = parent.depth + 1
+            if r.referrer is None:
+                r.referrer = parent.url
+        s = self.crawler.settings
+        if s.depth is not None and r.depth > s.depth:
+            skipped["depth"] += 1
+            return None
+        if not self.crawler.scope.allows(url):
+            skipped["scope"] += 1
+            return None
+        if not self.crawler._traps.filter_links([url], skipped):
+            return None
+        return r
+
+    def _requests_in(self, x: Any) -> list[Request]:
+        if isinstance(x, Request):
+            return [x]
+        if isinstance(x, list | tuple) and all(isinstance(r, Request) for r in x):
+            return list(x)
+        raise TypeError(f"start_requests() yielded {type(x).__name__}, not a Request")
+
+    # -- responses and failures --------------------------------------------------
+    async def page(self, req: Request, f: Fetched, rec: FetchRecord) -> None:
+        """A response arrived: its callback (2xx), its errback (4xx/5xx after
+        retries), or nothing (a redirect whose target is crawled elsewhere)."""
+        response = Response(f.url, f.status, f.headers, f.body, req)
+        if 200 <= f.status < 300:
+            fn = self.spider.resolve(req.callback, self.spider.parse)
+            kwargs = req.cb_kwargs or {}
+            await self._call(fn, response, kwargs, req, rec)
+        elif f.status >= 400:
+            rec.error = errors.HTTP_STATUS
+            rec.message = f"HTTP {f.status}"
+            await self.failed(req, rec, response)
+
+    async def failed(self, req: Request, rec: FetchRecord, response: Response | None = None) -> None:
+        """A request failed for good: call its errback (or the spider's)."""
+        assert rec.error is not None
+        failure = Failure(req, rec.error, rec.message or rec.error, response)
+        try:
+            fn = self.spider.resolve(req.errback, self.spider.errback)
+        except AttributeError as e:
+            self._log_error("errback", req.url, e)
+            return
+        await self._call(fn, failure, {}, req, rec)
+
+    async def _call(self, fn: Callable[..., Any], arg: Response | Failure,
+                    kwargs: dict[str, Any], req: Request, rec: FetchRecord) -> None:
+        """Run a callback to its end, handling each thing it yields as it comes."""
+        new: list[Request] = []
+        try:
+            result = fn(arg, **kwargs)
+            if inspect.isawaitable(result):
+                result = await result
+            if result is None:
+                pass
+            elif hasattr(result, "__anext__"):
+                async for x in result:
+                    await self._output(x, req, rec, new)
+            elif isinstance(result, Request | Item | dict) or (
+                    dataclasses.is_dataclass(result) and not isinstance(result, type)):
+                await self._output(result, req, rec, new)
+            else:
+                for x in result:
+                    await self._output(x, req, rec, new)
+        except OutputError:  # disk full: the crawl must stop, not this page
+            raise
+        except Exception as e:
+            self._log_error(_callable_name(fn), req.url, e)
+            rec.error = errors.CALLBACK_ERROR
+            rec.message = f"{_callable_name(fn)}: {type(e).__name__}: {e}"[:1000]
+        finally:
+            if new:
+                await self.crawler.frontier.add(new)
+
+    async def _output(self, x: Any, req: Request, rec: FetchRecord, new: list[Request]) -> None:
+        if x is None:
+            return
+        if isinstance(x, Request):
+            r = self.prepare(x, req)
+            if r is not None:
+                new.append(r)
+        elif is_item(x):
+            await self._item(x, req, rec)
+        elif isinstance(x, list | tuple):
+            for y in x:
+                await self._output(y, req, rec, new)
+        else:
+            raise TypeError(f"a callback yielded {type(x).__name__}: expected a Request, "
+                            "a list of them, an item (Item, dict, dataclass) or None")
+
+    async def _item(self, item: Any, req: Request, rec: FetchRecord) -> None:
+        items = self.crawler.stats.items
+        if isinstance(item, Item) and item.errors:
+            items["field_error"] += len(item.errors)
+            for k, msg in item.errors.items():
+                log.warning("%s: %s.%s on %s: %s", self.spider.name, type(item).__name__, k,
+                            req.url, msg)
+        try:
+            item = await run_pipelines(self.pipelines, item, self.spider)
+            kind, fields, data = item_record(item)
+        except DropItem as e:
+            items["dropped"] += 1
+            log.debug("%s: item dropped on %s: %s", self.spider.name, req.url, e)
+            return
+        except Exception as e:
+            items["pipeline_error"] += 1
+            self._log_error("a pipeline", req.url, e)
+            if rec.error is None:
+                rec.error = errors.PIPELINE_ERROR
+                rec.message = f"{type(e).__name__}: {e}"[:1000]
+            return
+        for exp in self.exporters:
+            exp.write_item(data, kind, fields)
+        if self.on_item is not None:
+            self.on_item(item)
+        items["scraped"] += 1
+
+    def _log_error(self, what: str, url: str | None, e: BaseException) -> None:
+        where = f" on {url}" if url else ""
+        log.error("%s: %s failed%s: %s: %s", self.spider.name, what, where, type(e).__name__, e,
+                  exc_info=e)
+
+
+async def _maybe_await(x: Any) -> Any:
+    if inspect.isawaitable(x):
+        return await x
+    return x
