@@ -194,7 +194,7 @@ class Fetcher:
                     if verdict != "stop":
                         raise RedirectError(f"redirect to {target} refused ({verdict})", verdict)
                     # The target is crawled elsewhere: record the 3xx itself.
-                body = await _read_capped(resp, cap, truncate)
+                content = await _read_capped(resp, cap, truncate)
                 ctype = resp.headers.get("Content-Type", "")
                 mime, _, params = ctype.partition(";")
                 charset = None
@@ -205,7 +205,7 @@ class Fetcher:
                     status=status,
                     content_type=mime.strip().lower(),
                     charset=charset or None,
-                    body=body,
+                    body=content,
                     redirects=hops,
                     retry_after=parse_retry_after(resp.headers.get("Retry-After"))
                     if status in (429, 503)

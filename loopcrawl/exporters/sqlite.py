@@ -1,0 +1,90 @@
+"""SQLite output of items: a table per item type, a column per field."""
+
+from __future__ import annotations
+
+import sqlite3
+from typing import Any
+
+import orjson
+
+from ..errors import ConfigError, OutputError
+
+
+def _quote(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+def _value(v: Any) -> Any:
+    if v is None or isinstance(v, str | int | float):
+        return v  # bool is an int: stored as 0/1
+    return orjson.dumps(v).decode()  # nested items and lists, as JSON text
+
+
+class SqliteWriter:
+    """Items into an SQLite file, committed in batches of ``batch`` rows.
+
+    An Item or dataclass type is a table named after the class, with a column
+    per declared field; dicts go to the table ``item``, and a key no row had
+    before adds a column. Columns have no declared type (SQLite keeps each
+    value's own: text, integer, real, NULL); nested values are JSON text.
+    An existing file keeps its rows: new ones are added to its tables.
+    """
+
+    def __init__(self, path: str, *, batch: int = 500) -> None:
+        self.path = path
+        self._batch = batch
+        try:
+            self._con = sqlite3.connect(path, isolation_level="DEFERRED")
+            self._con.execute("PRAGMA journal_mode=WAL")
+        except sqlite3.Error as e:
+            raise ConfigError(f"cannot write {path}: {e}") from None
+        self._columns: dict[str, list[str]] = {}
+        self._sql: dict[tuple[str, tuple[str, ...]], str] = {}
+        self._pending = 0
+        self.count = 0
+
+    def _table(self, kind: str, names: list[str]) -> list[str]:
+        cols = self._columns.get(kind)
+        con = self._con
+        if cols is None:
+            con.execute(f"CREATE TABLE IF NOT EXISTS {_quote(kind)} "
+                        f"({', '.join(_quote(n) for n in names) or '_ INTEGER'})")
+            cols = [r[1] for r in con.execute(f"PRAGMA table_info({_quote(kind)})")]
+            self._columns[kind] = cols
+        missing = [n for n in names if n not in cols]
+        for n in missing:
+            con.execute(f"ALTER TABLE {_quote(kind)} ADD COLUMN {_quote(n)}")
+            cols.append(n)
+        return cols
+
+    def write_item(self, item: dict[str, Any], kind: str, fields: tuple[str, ...] | None) -> None:
+        names = list(fields) if fields is not None else list(item)
+        key = (kind, tuple(names))
+        try:
+            sql = self._sql.get(key)
+            if sql is None:
+                self._table(kind, names)
+                sql = self._sql[key] = (
+                    f"INSERT INTO {_quote(kind)} ({', '.join(_quote(n) for n in names)}) "
+                    f"VALUES ({', '.join('?' * len(names))})")
+            self._con.execute(sql, [_value(item.get(n)) for n in names])
+        except sqlite3.Error as e:
+            raise OutputError(f"cannot write {self.path}: {e}") from None
+        self.count += 1
+        self._pending += 1
+        if self._pending >= self._batch:
+            self.flush()
+
+    def flush(self) -> None:
+        """Commit the rows written so far."""
+        try:
+            self._con.commit()
+        except sqlite3.Error as e:
+            raise OutputError(f"cannot write {self.path}: {e}") from None
+        self._pending = 0
+
+    def close(self) -> None:
+        try:
+            self.flush()
+        finally:
+            self._con.close()
