@@ -102,14 +102,20 @@ def bench_speed(pages: int, repeat: int) -> list[str]:
              f"once in every run), median of {repeat} runs each:", "",
              "| frontier | wall s | pages/s | CPU-ms/page | peak RSS MB | state file MB |",
              "| --- | ---: | ---: | ---: | ---: | ---: |"]
+    cpus = {}
     for kind, ms in rows.items():
         wall = statistics.median(m["wall"] for m in ms)
         recs = statistics.median(m["records"] for m in ms)
-        cpu = statistics.median(m["cpu"] / m["records"] * 1000 for m in ms)
+        cpu = cpus[kind] = statistics.median(m["cpu"] / m["records"] * 1000 for m in ms)
         rss = statistics.median(m["maxrss_mb"] for m in ms)
         db = f"{statistics.median(m['state_mb'] for m in ms):.1f}" if kind == "--state" else "–"
         lines.append(f"| {kind} | {wall:.2f} | {recs / wall:,.0f} | {cpu:.3f} | {rss:.0f} "
                      f"| {db} |")
+    extra = cpus["--state"] / cpus["memory"] - 1
+    lines += ["", f"`--state` costs {extra:+.0%} CPU per page: the compact seen set (see "
+              "below) and one checkpoint a second (a transaction on a worker thread, and an "
+              "fsync of the output). The test site shares the 2 cores with the crawler, so "
+              "wall times are partly the server's; runs alternate to share the noise."]
     return lines
 
 
@@ -222,7 +228,10 @@ def bench_memory() -> list[str]:
               f"`set` {set_b:.0f} bytes/URL, {set_us:.3f} µs per lookup of a known one; "
               f"`SeenSet` {seen_b:.0f} bytes/URL, {seen_us:.3f} µs. A page has ~30 links, "
               f"so `SeenSet` costs ~{30 * (seen_us - set_us):.0f} µs more per page; "
-              "`MemoryFrontier` keeps `set` for speed."]
+              "`MemoryFrontier` keeps `set` for speed.", "",
+              "With `--state` the queue is on disk and memory holds a bounded working set "
+              "plus the seen set; the in-memory frontier grows with the crawl (a `Request` "
+              "per queued URL, a `set` entry per seen one). Target: under 300 MB at 1M."]
     return lines
 
 

@@ -114,7 +114,7 @@ class StateStatus:
     path: str
     running_pid: int | None  # the crawl holding the file now, if any
     queued: int
-    in_flight: int
+    in_flight: int  # leased by the running crawl: being fetched or about to be
     done: int
     failed: int
     seen: int
