@@ -5,6 +5,7 @@ bug in the crawler cannot also hide in the yardstick it is measured with.
 """
 
 from .server import LogEntry, ServerProcess, ServerThread, TestSiteServer, run
+from .shop import Shop
 from .site import Site
 
-__all__ = ["LogEntry", "ServerProcess", "ServerThread", "Site", "TestSiteServer", "run"]
+__all__ = ["LogEntry", "ServerProcess", "ServerThread", "Shop", "Site", "TestSiteServer", "run"]

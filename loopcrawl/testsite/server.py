@@ -30,6 +30,7 @@ from typing import IO, Any
 from aiohttp import web
 
 from . import hostile
+from .shop import Shop, default_shop
 from .site import Site
 
 __all__ = ["LogEntry", "ServerProcess", "ServerThread", "TestSiteServer", "run"]
@@ -65,8 +66,9 @@ class TestSiteServer:
 
     def __init__(self, site: Site, *, host: str = "127.0.0.1", port: int = 0,
                  other_host: str | None = "127.0.0.2", latency_ms: float = 0.0,
-                 log: bool = True, hostile: bool = False) -> None:
+                 log: bool = True, hostile: bool = False, shop: Shop | None = None) -> None:
         self.site = site
+        self._shop = shop  # the book shop under /shop/ (built on first use)
         self.hostile = hostile  # also serve the hostile corner under /hostile/
         self.host = host
         self.port = port
@@ -81,6 +83,12 @@ class TestSiteServer:
         self._inflight = 0
         self._inflight_by_host: dict[str, int] = {}
         self._runner: web.ServerRunner | None = None
+
+    @property
+    def shop(self) -> Shop:
+        if self._shop is None:
+            self._shop = default_shop()
+        return self._shop
 
     @property
     def base_url(self) -> str:
@@ -118,7 +126,10 @@ class TestSiteServer:
                 resp = await hostile.handle(request)
                 status = resp.status
                 return resp
-            if request.method in ("GET", "HEAD"):
+            if request.path.startswith("/shop"):
+                status, headers, body = self.shop.response(
+                    request.method, request.raw_path, request.headers, await request.read())
+            elif request.method in ("GET", "HEAD"):
                 status, headers, body = self.site.response(request.raw_path, host)
             else:
                 status, headers, body = _NOT_ALLOWED
