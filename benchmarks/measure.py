@@ -222,7 +222,7 @@ def wait_quiet(max_wait: float, threshold: float = 0.15, say: Any = None) -> flo
         quiet = quiet + 1 if share < threshold else 0
         if quiet >= 2 or time.monotonic() > deadline:
             return share
-        if not warned and say is not None:
+        if not warned and say is not None and share >= threshold:
             say(f"      (machine busy: {share:.0%} of a core used by other processes; waiting "
                 f"up to {max_wait:g} s for quiet)")
             warned = True
