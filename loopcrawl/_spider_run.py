@@ -90,6 +90,10 @@ class SpiderRun:
     async def open(self) -> list[Request]:
         """Call ``opened()`` and collect the start requests (prepared, in scope)."""
         spider = self.spider
+        paths = [p for e in [*self.exporters, *self.crawler._archives]
+                 if (p := getattr(e, "path", None))]
+        if paths and self.crawler.stats.output is None:
+            self.crawler.stats.output = ", ".join(paths)
         try:
             await _maybe_await(spider.opened())
         except Exception as e:

@@ -16,7 +16,7 @@ import click
 
 from .engine import Crawler, new_event_loop
 from .errors import ConfigError, LoopcrawlError, StateError
-from .exporters import JsonlWriter
+from .exporters import FORMATS, JsonlWriter
 from .settings import DEFAULT_USER_AGENT, Settings
 
 if TYPE_CHECKING:
@@ -88,8 +88,11 @@ def run_crawl(
     quiet: bool,
     state: str | None = None,
     recrawl_failed: bool = False,
+    **crawler_kwargs: Any,
 ) -> int:
-    """Run a crawl with the progress display and signal handling; return the exit code."""
+    """Run a crawl with the progress display and signal handling; return the exit code.
+
+    ``crawler_kwargs`` go to ``Crawler`` (``spider=``, ``exporters=``)."""
     from .progress import Progress, print_summary
 
     frontier = None
@@ -98,7 +101,7 @@ def run_crawl(
                                                 recrawl_failed=recrawl_failed)
     else:
         writer = JsonlWriter(output) if output else None
-    crawler = Crawler(settings, writer=writer, frontier=frontier)
+    crawler = Crawler(settings, writer=writer, frontier=frontier, **crawler_kwargs)
     got: list[int] = []
 
     def on_signal(signum: int) -> None:
@@ -173,6 +176,37 @@ def limit_options(f: Callable[..., Any]) -> Callable[..., Any]:
                         "else /sitemap.xml).")(f)
 
 
+def _headers(ctx: click.Context, param: click.Parameter, values: tuple[str, ...]) -> dict[str, str]:
+    out = {}
+    for v in values:
+        name, colon, value = v.partition(":")
+        if not colon or not name.strip():
+            raise click.BadParameter(f"expected 'Name: value', not {v!r}")
+        out[name.strip()] = value.strip()
+    return out
+
+
+def _auth(ctx: click.Context, param: click.Parameter, value: str | None) -> tuple[str, str] | None:
+    if value is None:
+        return None
+    user, colon, password = value.partition(":")
+    if not colon:
+        raise click.BadParameter("expected USER:PASSWORD")
+    return user, password
+
+
+def session_options(f: Callable[..., Any]) -> Callable[..., Any]:
+    """--header, --auth, --proxy, --no-cookies: Settings fields of the same meaning."""
+    f = click.option("--no-cookies", "cookies", flag_value=False, default=True,
+                     help="Keep no cookies (by default a crawl keeps the cookies sites set).")(f)
+    f = click.option("--proxy", metavar="URL", default=None,
+                     help="Send every request through this HTTP proxy (http://host:port).")(f)
+    f = click.option("--auth", "http_auth", metavar="USER:PASSWORD", callback=_auth,
+                     help="HTTP basic auth, sent to the seeds' hosts only.")(f)
+    return click.option("-H", "--header", "headers", multiple=True, metavar="'NAME: VALUE'",
+                        callback=_headers, help="A header for every request (repeatable).")(f)
+
+
 @main.command()
 @click.argument("urls", nargs=-1, required=True)
 @click.option("-o", "--output", help="Write one JSON line per page to this file ('-' for stdout).")
@@ -202,6 +236,7 @@ def limit_options(f: Callable[..., Any]) -> Callable[..., Any]:
               help="With --state: fetch the pages that failed again (and only those); "
               "their new records are appended to the output.")
 @limit_options
+@session_options
 @click.option("-q", "--quiet", is_flag=True, help="No progress display and no summary.")
 def crawl(
     urls: tuple[str, ...],
@@ -280,7 +315,8 @@ def status(state: str, as_json: bool) -> None:
     running = f"running (pid {st.running_pid})" if st.running_pid else "not running"
     rows = [
         ("state", f"{st.path}  ({running}; last checkpoint {ago})"),
-        ("output", f"{st.output}  ({st.output_bytes:,} bytes)" if st.output else "(none)"),
+        *[("output", f"{path}  ({mark:,} bytes)" if isinstance(mark, int) else
+           f"{path}  (rows {mark})") for path, mark in st.outputs.items()],
         ("queued", f"{st.queued:,}"),
         ("in flight", f"{st.in_flight:,}"),
         ("done", f"{st.done:,}"),
@@ -416,6 +452,90 @@ def bench(io_models: bool, pages: int, latency_ms: float, concurrency: str,
         Path(json_out).write_text(json.dumps(results_json(results), indent=2))
     if all(r.error for r in results):
         sys.exit(1)
+
+
+@main.command()
+@click.argument("spider_file", type=click.Path(dir_okay=False))
+@click.option("-o", "--output", "outputs", multiple=True, metavar="FILE",
+              help="Write items to FILE, in the format its name ends in: .jsonl, .csv, "
+              ".db (SQLite), or .warc/.warc.gz (every response). Repeatable. "
+              "Default: JSON lines on stdout.")
+@click.option("--format", "fmt", type=click.Choice(list(FORMATS)),
+              help="The format of every -o, whatever its name.")
+@click.option("-s", "--set", "overrides", multiple=True, metavar="KEY=VALUE",
+              help="A setting (a Settings field: concurrency=8, depth=3, obey_robots=false, "
+              "...), over the spider's custom_settings. Repeatable.")
+@click.option("--spider", "spider_name", metavar="NAME",
+              help="The spider to run, if the file defines several.")
+@click.option("--max-pages", type=int, default=None, help="Stop after this many pages.")
+@session_options
+@click.option("-q", "--quiet", is_flag=True, help="No progress display and no summary.")
+def run(spider_file: str, outputs: tuple[str, ...], fmt: str | None,
+        overrides: tuple[str, ...], spider_name: str | None, max_pages: int | None,
+        quiet: bool, headers: dict[str, str], http_auth: tuple[str, str] | None,
+        proxy: str | None, cookies: bool) -> None:
+    """Run the spider defined in SPIDER_FILE; its items go to -o (or stdout)."""
+    from ._spider_run import spider_settings
+    from .exporters import open_exporter
+    from .settings import parse_setting
+    from .spider import load_spider
+
+    exporters: list[Any] = []
+    try:
+        cls = load_spider(spider_file, spider_name)
+        try:
+            spider = cls()
+        except Exception as e:
+            raise ConfigError(f"{spider_file}: {cls.__name__}() failed: "
+                              f"{type(e).__name__}: {e}") from None
+        values: dict[str, Any] = dict(parse_setting(o) for o in overrides)
+        given = {"headers": headers, "http_auth": http_auth, "proxy": proxy,
+                 "max_pages": max_pages}
+        values.update({k: v for k, v in given.items() if v})
+        if not cookies:
+            values["cookies"] = False
+        # Command line over custom_settings over the defaults (as in Scrapy).
+        spider.custom_settings = {**spider.custom_settings, **values}
+        base = Settings(quiet=quiet)
+        spider_settings(base, spider)  # bad values: one line and exit 2, before any output
+        for o in outputs:
+            check_output_path(o)
+        exporters = [open_exporter(o, fmt) for o in outputs or ("-",)]
+        code = run_crawl(base, None, quiet=quiet, spider=spider, exporters=exporters)
+    except ConfigError as e:
+        fail(str(e))
+    except LoopcrawlError as e:
+        click.echo(f"loopcrawl: error: {e}", err=True)
+        sys.exit(1)
+    finally:
+        for exp in exporters:
+            exp.close()
+    sys.exit(code)
+
+
+@main.command()
+@click.argument("url")
+@click.option("-s", "--set", "overrides", multiple=True, metavar="KEY=VALUE",
+              help="A setting (a Settings field), as for run.")
+@session_options
+def shell(url: str, overrides: tuple[str, ...], headers: dict[str, str],
+          http_auth: tuple[str, str] | None, proxy: str | None, cookies: bool) -> None:
+    """Fetch URL and open a Python prompt with `response` loaded (and fetch())."""
+    from .errors import FetchError
+    from .settings import parse_setting
+    from .shell import fetch, interact
+
+    try:
+        values: dict[str, Any] = dict(parse_setting(o) for o in overrides)
+        values.update(headers=headers, http_auth=http_auth, proxy=proxy, cookies=cookies)
+        settings = Settings(**values)
+        response = fetch(url, settings)
+    except ConfigError as e:
+        fail(str(e))
+    except FetchError as e:
+        click.echo(f"loopcrawl: error: {url}: {e}", err=True)
+        sys.exit(1)
+    interact(response, settings)
 
 
 if __name__ == "__main__":

@@ -98,6 +98,8 @@ def print_summary(crawler: Crawler) -> None:
         ("links not followed",
          ", ".join(f"{k}: {v:,}" for k, v in s["skipped_links"].items()) or "none"),
         ("retries", f"{st.retries:,}"),
+        *([("items", ", ".join(f"{k}: {v:,}" for k, v in s["items"].items()))]
+          if st.items else []),
         ("received", _human_bytes(st.bytes)),
         ("output", st.output or "(none)"),
     ]

@@ -113,3 +113,57 @@ class Settings:
     def replace(self, **changes: object) -> Settings:
         """A copy with ``changes`` applied (and validated again)."""
         return dataclasses.replace(self, **changes)  # type: ignore[arg-type]
+
+
+_TRUE = frozenset(("1", "true", "yes", "on"))
+_FALSE = frozenset(("0", "false", "no", "off"))
+
+
+def parse_setting(text: str) -> tuple[str, object]:
+    """``KEY=VALUE`` (``loopcrawl run -s``) as a Settings field and a typed value.
+
+    Types come from the field: numbers, booleans (true/false, yes/no, 1/0),
+    ``none`` for optional fields, comma-separated lists for tuples,
+    ``user:password`` for ``http_auth``, a JSON object for ``headers``.
+    Raises ConfigError naming the problem.
+    """
+    import json
+    import typing
+
+    key, sep, raw = text.partition("=")
+    key = key.strip().replace("-", "_")
+    hints = typing.get_type_hints(Settings)
+    if not sep or key not in hints or key == "extra":
+        known = ", ".join(sorted(k for k in hints if k != "extra"))
+        raise ConfigError(f"-s {text!r}: expected KEY=VALUE with KEY one of: {known}")
+    hint = hints[key]
+    args = typing.get_args(hint)
+    optional = type(None) in args
+    if optional:
+        if raw.strip().lower() in ("", "none", "null"):
+            return key, None
+        hint = next(a for a in args if a is not type(None))
+    origin = typing.get_origin(hint) or hint
+    try:
+        if origin is bool:
+            low = raw.strip().lower()
+            if low not in _TRUE | _FALSE:
+                raise ValueError("expected true or false")
+            return key, low in _TRUE
+        if origin in (int, float, str):
+            return key, origin(raw.strip() if origin is not str else raw)
+        if origin is tuple:
+            if key == "http_auth":
+                user, colon, password = raw.partition(":")
+                if not colon:
+                    raise ValueError("expected user:password")
+                return key, (user, password)
+            return key, tuple(x.strip() for x in raw.split(",") if x.strip())
+        if origin is dict:
+            value = json.loads(raw)
+            if not isinstance(value, dict):
+                raise ValueError("expected a JSON object")
+            return key, {str(k): str(v) for k, v in value.items()}
+    except ValueError as e:
+        raise ConfigError(f"-s {text!r}: {e}") from None
+    raise ConfigError(f"-s {key}: cannot be set from the command line")

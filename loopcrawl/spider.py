@@ -32,6 +32,7 @@ import logging
 import sys
 from collections.abc import AsyncIterator, Mapping, Sequence
 from pathlib import Path
+from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from .errors import ConfigError
@@ -53,7 +54,7 @@ class Spider:
     #: Domains the spider may fetch from (subdomains included); empty: any.
     allowed_domains: ClassVar[Sequence[str]] = ()
     #: ``Settings`` fields for this spider (``loopcrawl run -s`` still overrides them).
-    custom_settings: ClassVar[Mapping[str, Any]] = {}
+    custom_settings: Mapping[str, Any] = MappingProxyType({})
     #: Called in order on every item: see ``pipelines.py``.
     pipelines: ClassVar[Sequence[Pipeline]] = ()
 
@@ -135,15 +136,12 @@ def load_spider(path: str, name: str | None = None) -> type[Spider]:
         spec.loader.exec_module(module)
     except Exception as e:
         sys.modules.pop(module_name, None)
-        where = ""
-        if isinstance(e, SyntaxError):
-            where = f" (line {e.lineno})"
-        else:
-            tb = e.__traceback__
-            while tb is not None:
-                if tb.tb_frame.f_code.co_filename == str(p):
-                    where = f" (line {tb.tb_lineno})"
-                tb = tb.tb_next
+        where = ""  # a SyntaxError names its line itself
+        tb = None if isinstance(e, SyntaxError) else e.__traceback__
+        while tb is not None:
+            if tb.tb_frame.f_code.co_filename == str(p):
+                where = f" (line {tb.tb_lineno})"
+            tb = tb.tb_next
         raise ConfigError(f"{path} does not import: {type(e).__name__}: {e}{where}") from None
     finally:
         sys.path.remove(str(p.resolve().parent))
