@@ -168,6 +168,8 @@ class Field:
         root = sel.root
         if isinstance(root, str):
             return root.strip()
+        if isinstance(root, int | float):  # an XPath number or boolean: count(), ...
+            return str(root)
         if self.attr is not None:
             v = root.get(self.attr) if hasattr(root, "get") else None
             return v.strip() if v is not None else None

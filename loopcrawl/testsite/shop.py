@@ -19,6 +19,7 @@ URL layout (every path starts with ``/shop/``)::
     /shop/login, /shop/account           a session kept in a cookie (POST login → 303)
     /shop/admin/                         HTTP basic auth (admin / secret)
     /shop/echo                           what the request carried, as JSON
+    /shop/redirect/{301,302,303,307,308} that redirect to /shop/echo (any method)
 """
 
 from __future__ import annotations
@@ -164,9 +165,12 @@ class Shop:
         """(status, headers, body) for one request to a ``/shop/`` path."""
         parts = urlsplit(raw_path)
         path, query = unquote(parts.path), dict(parse_qsl(parts.query))
+        if path == "/shop/echo":  # any method
+            return self._echo(method, raw_path, headers, body)
         if method not in ("GET", "HEAD", "POST"):
             return 405, {"Allow": "GET, HEAD, POST"}, b""
-        if method == "POST" and path not in ("/shop/search", "/shop/login", "/shop/echo"):
+        if method == "POST" and path not in ("/shop/search", "/shop/login", "/shop/echo") and (
+                not path.startswith("/shop/redirect/")):
             return 405, {"Allow": "GET, HEAD"}, b""
         if path in ("/shop", "/shop/"):
             return self._page(self._listing(None, 1))
@@ -187,8 +191,8 @@ class Shop:
             return self._session_page(path, method, headers, body)
         if path == "/shop/admin/":
             return self._admin(headers)
-        if path == "/shop/echo":
-            return self._echo(method, raw_path, headers, body)
+        if m := re.fullmatch(r"/shop/redirect/(30[12378])", path):
+            return int(m.group(1)), {"Location": "/shop/echo", "Content-Type": HTML}, b""
         return self._page(None)
 
     @staticmethod
