@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from . import errors
 from .errors import ConfigError, OutputError
-from .http import Failure, Request, Response
+from .http import Callback, Failure, Request, Response
 from .items import Item, is_item, item_record
 from .pipelines import DropItem, run_pipelines
 from .urls import Scope, canonicalize, fingerprint, host_of
@@ -175,9 +175,7 @@ class SpiderRun:
         retries), or nothing (a redirect whose target is crawled elsewhere)."""
         response = Response(f.url, f.status, f.headers, f.body, req)
         if 200 <= f.status < 300:
-            fn = self.spider.resolve(req.callback, self.spider.parse)
-            kwargs = req.cb_kwargs or {}
-            await self._call(fn, response, kwargs, req, rec)
+            await self._call(req.callback, response, req.cb_kwargs or {}, req, rec)
         elif f.status >= 400:
             rec.error = errors.HTTP_STATUS
             rec.message = f"HTTP {f.status}"
@@ -187,18 +185,17 @@ class SpiderRun:
         """A request failed for good: call its errback (or the spider's)."""
         assert rec.error is not None
         failure = Failure(req, rec.error, rec.message or rec.error, response)
-        try:
-            fn = self.spider.resolve(req.errback, self.spider.errback)
-        except AttributeError as e:
-            self._log_error("errback", req.url, e)
-            return
-        await self._call(fn, failure, {}, req, rec)
+        await self._call(req.errback, failure, {}, req, rec)
 
-    async def _call(self, fn: Callable[..., Any], arg: Response | Failure,
+    async def _call(self, cb: Callback | str | None, arg: Response | Failure,
                     kwargs: dict[str, Any], req: Request, rec: FetchRecord) -> None:
-        """Run a callback to its end, handling each thing it yields as it comes."""
+        """Run a callback (the spider's parse or errback if ``cb`` is None) to its
+        end, handling each thing it yields as it comes."""
         new: list[Request] = []
+        spider = self.spider
+        fn: Any = cb
         try:
+            fn = spider.resolve(cb, spider.parse if isinstance(arg, Response) else spider.errback)
             result = fn(arg, **kwargs)
             if inspect.isawaitable(result):
                 result = await result
@@ -235,9 +232,12 @@ class SpiderRun:
         elif isinstance(x, list | tuple):
             for y in x:
                 await self._output(y, req, rec, new)
-        else:
-            raise TypeError(f"a callback yielded {type(x).__name__}: expected a Request, "
-                            "a list of them, an item (Item, dict, dataclass) or None")
+        else:  # counted like a callback error, and the callback goes on
+            e = TypeError(f"a callback yielded {type(x).__name__}: expected a Request, "
+                          "a list of them, an item (Item, dict, dataclass) or None")
+            log.error("%s: on %s: %s", self.spider.name, req.url, e)
+            rec.error = errors.CALLBACK_ERROR
+            rec.message = str(e)
 
     async def _item(self, item: Any, req: Request, rec: FetchRecord) -> None:
         items = self.crawler.stats.items

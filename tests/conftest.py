@@ -153,3 +153,13 @@ def testsite(site300: Site) -> Iterator[ServerThread]:
 
     with ServerThread(site300) as srv:
         yield srv
+
+
+@pytest.fixture(scope="session")
+def shop() -> Iterator[ServerThread]:
+    """The test site with its book shop (``/shop/``), shared by a session's tests;
+    ``shop.server.shop`` is the ground truth."""
+    from loopcrawl.testsite import ServerThread, Site
+
+    with ServerThread(Site(pages=5), log=False) as srv:
+        yield srv

@@ -19,7 +19,7 @@ URL layout (every path starts with ``/shop/``)::
     /shop/login, /shop/account           a session kept in a cookie (POST login → 303)
     /shop/admin/                         HTTP basic auth (admin / secret)
     /shop/echo                           what the request carried, as JSON
-    /shop/redirect/{301,302,303,307,308} that redirect to /shop/echo (any method)
+    /shop/redirect/{301,302,303,307,308} to /shop/echo?from={status} (any method)
 """
 
 from __future__ import annotations
@@ -192,7 +192,8 @@ class Shop:
         if path == "/shop/admin/":
             return self._admin(headers)
         if m := re.fullmatch(r"/shop/redirect/(30[12378])", path):
-            return int(m.group(1)), {"Location": "/shop/echo", "Content-Type": HTML}, b""
+            return int(m.group(1)), {"Location": f"/shop/echo?from={m.group(1)}",
+                                     "Content-Type": HTML}, b""
         return self._page(None)
 
     @staticmethod
