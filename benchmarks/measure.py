@@ -124,6 +124,7 @@ class Check:
     offsite: int  # requests to another host (127.0.0.2)
     requests: int  # all requests the server logged for this crawl
     missing_sample: list[str] = field(default_factory=list)
+    dupes_sample: list[str] = field(default_factory=list)  # paths the server answered twice
 
     @property
     def correct(self) -> bool:
@@ -190,6 +191,7 @@ def check(expected: Iterable[str], found: list[str], hits: list[Hit], base_url: 
         offsite=offsite,
         requests=len(hits),
         missing_sample=missing[:5],
+        dupes_sample=[p for p, n in fetched.items() if n > 1][:5],
     )
 
 

@@ -31,6 +31,17 @@ class SiteSpider(scrapy.Spider):
         self.start_urls = [start_url]
         self.netloc = urlsplit(start_url).netloc
 
+    # The start request goes through the dupe filter too: Scrapy's default start
+    # requests skip it (dont_filter=True), so the first link back to "/" would
+    # fetch the home page a second time.
+    async def start(self):  # type: ignore[no-untyped-def]  # Scrapy >= 2.13
+        for url in self.start_urls:
+            yield scrapy.Request(url, callback=self.parse)
+
+    def start_requests(self):  # type: ignore[no-untyped-def]  # Scrapy < 2.13
+        for url in self.start_urls:
+            yield scrapy.Request(url, callback=self.parse)
+
     def parse(self, response):  # type: ignore[no-untyped-def]
         if not isinstance(response, TextResponse):
             yield {"url": response.url, "status": response.status}
