@@ -568,7 +568,8 @@ def _result_json(r: Result) -> dict[str, Any]:
 
 def markdown(report: dict[str, Any], table: str, lat_table: str, a: argparse.Namespace,
              primary: str, cs: dict[str, Crawler]) -> str:
-    cap = "; ".join(f"{k}: {v}" for k, v in report["capacity"].items())
+    names = {"nginx": "nginx (1 worker)", "python": "the Python test site"}
+    cap = "; ".join(f"{names.get(k, k)} sustains {v}" for k, v in report["capacity"].items())
     parts = [
         f"Measured {report['date']} on {report['machine']}.",
         f"Versions: {report['versions']}.",
