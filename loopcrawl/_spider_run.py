@@ -6,7 +6,8 @@ each response, each failure) and nothing else changes.
 
 What a callback yields is handled as it comes: Requests are canonicalized,
 scoped, depth-checked and queued in one batch when the callback ends; items
-go through the pipelines and to the exporters at once.
+go through the pipelines at once, and to the exporters when the page is done
+(with its record, so that a crash-safe crawl writes each page's items once).
 """
 
 from __future__ import annotations
@@ -85,6 +86,8 @@ class SpiderRun:
         self.exporters = list(exporters)
         self.on_item = on_item
         self.pipelines = list(spider.pipelines)
+        # Items wait for their request's ack (``emit``), id(request) -> items.
+        self._held: dict[int, list[tuple[dict[str, Any], str, tuple[str, ...] | None]]] = {}
 
     # -- start and end -----------------------------------------------------------
     async def open(self) -> list[Request]:
@@ -126,8 +129,8 @@ class SpiderRun:
             await _maybe_await(self.spider.closed())
         except Exception as e:
             self._log_error("closed()", None, e)
-        for e in self.exporters:
-            e.flush()
+        for exp in self.exporters:
+            exp.flush()
 
     # -- requests --------------------------------------------------------------
     def prepare(self, r: Request, parent: Request | None) -> Request | None:
@@ -260,11 +263,25 @@ class SpiderRun:
                 rec.error = errors.PIPELINE_ERROR
                 rec.message = f"{type(e).__name__}: {e}"[:1000]
             return
-        for exp in self.exporters:
-            exp.write_item(data, kind, fields)
+        if self.exporters:
+            self._held.setdefault(id(req), []).append((data, kind, fields))
         if self.on_item is not None:
             self.on_item(item)
         items["scraped"] += 1
+
+    def emit(self, req: Request) -> None:
+        """Write ``req``'s items to the exporters. The engine calls this as it
+        acks ``req``, so a checkpoint (``--state``) never holds the items of a
+        page that is not done, nor a done page without its items."""
+        held = self._held.pop(id(req), None)
+        if held:
+            for exp in self.exporters:
+                for data, kind, fields in held:
+                    exp.write_item(data, kind, fields)
+
+    def drop(self, req: Request) -> None:
+        """Forget ``req``'s items: it was abandoned, and will be fetched again."""
+        self._held.pop(id(req), None)
 
     def _log_error(self, what: str, url: str | None, e: BaseException) -> None:
         where = f" on {url}" if url else ""

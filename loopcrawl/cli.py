@@ -8,7 +8,7 @@ import os
 import signal
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
 
@@ -41,21 +41,28 @@ def main() -> None:
 
 
 def open_state(
-    path: str, output: str | None, settings: Settings, *, recrawl_failed: bool
-) -> tuple[SqliteFrontier, JsonlWriter | None, Settings]:
+    path: str,
+    outputs: Sequence[str],
+    settings: Settings,
+    *,
+    recrawl_failed: bool,
+    open_output: Callable[[str, Any], Any],
+) -> tuple[SqliteFrontier, list[Any], Settings]:
     """Open (or resume) the crawl kept in the state file ``path``: the frontier,
-    the output cut back to the last checkpoint, and the settings for this run.
-    Any problem with the state or the output is one line and exit 2."""
+    each output opened by ``open_output(path, mark)`` cut back to the last
+    checkpoint, and the settings for this run. Any problem with the state or
+    an output is one line and exit 2."""
     from .frontier.sqlite import SqliteFrontier
 
-    if output == "-":
+    if "-" in outputs:
         fail("--state needs -o FILE: standard output cannot be rewound when a crawl resumes")
     try:
         frontier = SqliteFrontier(path)
     except StateError as e:
         fail(str(e))
+    opened: list[Any] = []
     try:
-        offset = frontier.bind_output(output)
+        marks = frontier.bind_outputs(outputs)
         for name in frontier.note_settings(settings):
             click.echo(f"loopcrawl: warning: --{name.replace('_', '-')} differs from the "
                        f"earlier run of the crawl in {path}; going on with the new value",
@@ -71,14 +78,16 @@ def open_state(
                 frontier.__exit__()
                 sys.exit(0)
             settings = settings.replace(max_pages=left)
-        writer = JsonlWriter(output, resume_at=offset) if output else None
-    except StateError as e:
+        for o, mark in zip(outputs, marks, strict=True):
+            opened.append(open_output(o, mark))
+    except BaseException as e:
+        for w in opened:
+            w.close()
         frontier.__exit__()
-        fail(str(e))
-    except BaseException:
-        frontier.__exit__()
+        if isinstance(e, StateError):
+            fail(str(e))
         raise
-    return frontier, writer, settings
+    return frontier, opened, settings
 
 
 def run_crawl(
@@ -88,19 +97,24 @@ def run_crawl(
     quiet: bool,
     state: str | None = None,
     recrawl_failed: bool = False,
+    frontier: SqliteFrontier | None = None,
     **crawler_kwargs: Any,
 ) -> int:
     """Run a crawl with the progress display and signal handling; return the exit code.
 
-    ``crawler_kwargs`` go to ``Crawler`` (``spider=``, ``exporters=``)."""
+    ``state``: the crawl's state file, opened here unless ``frontier`` (its
+    frontier, closed here) is given. ``crawler_kwargs`` go to ``Crawler``
+    (``spider=``, ``exporters=``)."""
     from .progress import Progress, print_summary
 
-    frontier = None
-    if state is not None:
-        frontier, writer, settings = open_state(state, output, settings,
-                                                recrawl_failed=recrawl_failed)
-    else:
-        writer = JsonlWriter(output) if output else None
+    writer: JsonlWriter | None = None
+    if state is not None and frontier is None:
+        frontier, opened, settings = open_state(
+            state, [output] if output else [], settings, recrawl_failed=recrawl_failed,
+            open_output=lambda path, mark: JsonlWriter(path, resume_at=mark or 0))
+        writer = opened[0] if opened else None
+    elif output:
+        writer = JsonlWriter(output)
     crawler = Crawler(settings, writer=writer, frontier=frontier, **crawler_kwargs)
     got: list[int] = []
 
@@ -468,10 +482,16 @@ def bench(io_models: bool, pages: int, latency_ms: float, concurrency: str,
 @click.option("--spider", "spider_name", metavar="NAME",
               help="The spider to run, if the file defines several.")
 @click.option("--max-pages", type=int, default=None, help="Stop after this many pages.")
+@click.option("--state", type=click.Path(dir_okay=False), metavar="FILE",
+              help="Keep the crawl in this SQLite file, to resume it after any stop with "
+              "the same command (each page's items written once; -o .jsonl or .db).")
+@click.option("--recrawl-failed", is_flag=True,
+              help="With --state: fetch the pages that failed again (and only those).")
 @session_options
 @click.option("-q", "--quiet", is_flag=True, help="No progress display and no summary.")
 def run(spider_file: str, outputs: tuple[str, ...], fmt: str | None,
         overrides: tuple[str, ...], spider_name: str | None, max_pages: int | None,
+        state: str | None, recrawl_failed: bool,
         quiet: bool, headers: dict[str, str], http_auth: tuple[str, str] | None,
         proxy: str | None, cookies: bool) -> None:
     """Run the spider defined in SPIDER_FILE; its items go to -o (or stdout)."""
@@ -500,12 +520,28 @@ def run(spider_file: str, outputs: tuple[str, ...], fmt: str | None,
         spider_settings(base, spider)  # bad values: one line and exit 2, before any output
         for o in outputs:
             check_output_path(o)
-        exporters = [open_exporter(o, fmt) for o in outputs or ("-",)]
-        code = run_crawl(base, None, quiet=quiet, spider=spider, exporters=exporters)
+        frontier = None
+        if recrawl_failed and not state:
+            fail("--recrawl-failed needs --state FILE (the crawl whose failed pages to fetch "
+                 "again)")
+        if state:
+            frontier, exporters, settings = open_state(
+                state, outputs or ["-"], spider_settings(base, spider),
+                recrawl_failed=recrawl_failed,
+                open_output=lambda path, mark: open_exporter(path, fmt, resume_at=mark))
+            if settings.max_pages is not None:  # what is left of the budget
+                spider.custom_settings = {**spider.custom_settings,
+                                          "max_pages": settings.max_pages}
+        else:
+            exporters = [open_exporter(o, fmt) for o in outputs or ("-",)]
+        code = run_crawl(base, None, quiet=quiet, state=state, frontier=frontier,
+                         spider=spider, exporters=exporters)
     except ConfigError as e:
         fail(str(e))
     except LoopcrawlError as e:
-        click.echo(f"loopcrawl: error: {e}", err=True)
+        hint = (f"; {state} holds the last checkpoint: fix this, then run the same command "
+                "to resume") if state else ""
+        click.echo(f"loopcrawl: error: {e}{hint}", err=True)
         sys.exit(1)
     finally:
         for exp in exporters:

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from . import errors
 from ._spider_run import ItemExporter, SpiderRun, spider_settings
 from .encoding import decode_html
-from .errors import FetchError, LoopcrawlError, OutputError
+from .errors import ConfigError, FetchError, LoopcrawlError, OutputError
 from .exporters import JsonlWriter
 from .fetcher import Fetched, Fetcher
 from .frontier import Checkpointing, Frontier, MemoryFrontier
@@ -79,6 +79,8 @@ class Crawler:
             self._spider = SpiderRun(self, spider, [e for e in exporters
                                                     if hasattr(e, "write_item")], on_item)
         self._archives = [e for e in exporters if hasattr(e, "write_response")]
+        self._held: dict[int, Fetched] = {}  # id(request) -> its response, until its ack
+        self._outputs: list[Any] = []  # what the checkpoints cover
         self.settings = settings
         self.frontier: Frontier = frontier if frontier is not None else MemoryFrontier()
         self.writer = writer
@@ -114,7 +116,7 @@ class Crawler:
             self._auth = basic_auth(*s.http_auth)
             self._auth_hosts = frozenset(s.http_auth_hosts or [host_of(u) for u in s.seeds] + (
                 self._spider.start_hosts if self._spider is not None else []))
-        saver = self._start_checkpoints()
+        saver = await self._start_checkpoints()
         try:
             async with Fetcher(s) as fetcher:
                 self._fetcher = fetcher
@@ -150,15 +152,26 @@ class Crawler:
             raise self._fatal
         return self.stats
 
-    def _start_checkpoints(self) -> asyncio.Task[None] | None:
-        """With a persistent frontier: checkpoint it with the output periodically."""
+    async def _start_checkpoints(self) -> asyncio.Task[None] | None:
+        """With a persistent frontier: checkpoint it with every output, now
+        (where each output starts) and then periodically."""
         frontier = self.frontier
         if not isinstance(frontier, Checkpointing):
             return None
+        outputs: list[Any] = [self.writer] if self.writer is not None else []
+        outputs += self._spider.exporters if self._spider is not None else []
+        outputs += self._archives
+        stuck = [getattr(o, "path", repr(o)) for o in outputs if not hasattr(o, "tell")]
+        if stuck:
+            raise ConfigError(f"{', '.join(stuck)}: this output cannot be cut back to a "
+                              "checkpoint, so a crawl with a persistent state cannot write it "
+                              "(JSONL and SQLite outputs can)")
+        self._outputs = outputs
+        await frontier.checkpoint(outputs)
 
         async def checkpoints() -> None:
             try:
-                await frontier.run_checkpoints(self.writer)
+                await frontier.run_checkpoints(outputs)
             except LoopcrawlError as e:  # disk full: stop at the last good checkpoint
                 self._fail(e)
 
@@ -170,7 +183,7 @@ class Crawler:
         await asyncio.gather(saver, return_exceptions=True)
         if self._fatal is None:
             assert isinstance(self.frontier, Checkpointing)
-            await self.frontier.checkpoint(self.writer)
+            await self.frontier.checkpoint(self._outputs)
 
     def _fail(self, error: LoopcrawlError) -> None:
         """Stop the crawl because of ``error``; ``run()`` raises it at the end."""
@@ -196,6 +209,9 @@ class Crawler:
             try:
                 counted, backoff = await self._process(req)
             except asyncio.CancelledError:
+                self._held.pop(id(req), None)
+                if self._spider is not None:
+                    self._spider.drop(req)
                 await self.frontier.release(req)
                 raise
             except OutputError as e:  # disk full: no record can be written any more
@@ -259,8 +275,8 @@ class Crawler:
             if self._retry(req, backoff):
                 return True, backoff
         rec = self._record(req, started, t0, fetched=f)
-        for a in self._archives:
-            a.write_response(req, f)
+        if self._archives:
+            self._held[id(req)] = f  # archived at the ack, with the record
         if self._spider is not None:
             await self._spider.page(req, f, rec)
         elif req.meta and req.meta.get("sitemap") and 200 <= f.status < 300:
@@ -413,6 +429,13 @@ class Crawler:
     async def _finish(self, req: Request, rec: FetchRecord) -> None:
         if self._spider is not None and rec.status is None and rec.error is not None:
             await self._spider.failed(req, rec)  # no response: timeout, robots.txt, ...
+        # Everything a request produces is written here, with no await until its
+        # ack: a checkpoint never holds a request's output without it being done.
+        if self._archives and (f := self._held.pop(id(req), None)) is not None:
+            for a in self._archives:
+                a.write_response(req, f)
+        if self._spider is not None:
+            self._spider.emit(req)
         self.stats.record(rec)
         if self.writer is not None:
             self.writer.write(rec.to_dict())

@@ -14,7 +14,7 @@ import pytest
 from aiohttp import web
 
 from loopcrawl.errors import StateError
-from loopcrawl.exporters import JsonlWriter
+from loopcrawl.exporters import JsonlWriter, SqliteWriter
 from loopcrawl.frontier.seen import SeenSet
 from loopcrawl.frontier.sqlite import SqliteFrontier
 from loopcrawl.http import FetchRecord, Request
@@ -48,7 +48,7 @@ def test_seen_set_agrees_with_set() -> None:
 
 
 async def _fill(f: SqliteFrontier, n: int, prefix: str = "http://h/p") -> list[Request]:
-    reqs = [Request(f"{prefix}{i}", i % 3, referrer="http://h/", priority=i % 2,
+    reqs = [Request(f"{prefix}{i}", i % 3, referrer="http://h/",
                     meta={"k": i} if i % 5 == 0 else None) for i in range(n)]
     assert await f.add(reqs) == n
     return reqs
@@ -79,7 +79,7 @@ def test_sqlite_frontier_keeps_exactly_the_last_checkpoint(tmp_path: Path) -> No
         assert [r.url for r in got] == [f"http://h/p{i}" for i in range(2, 10)] + [
             "http://h/late"]
         p5 = got[3]
-        assert (p5.depth, p5.referrer, p5.priority, p5.meta) == (2, "http://h/", 1, {"k": 5})
+        assert (p5.depth, p5.referrer, p5.meta) == (2, "http://h/", {"k": 5})
         assert not f.is_finished()
         for r in got:
             await f.ack(r, rec(r))
@@ -90,6 +90,47 @@ def test_sqlite_frontier_keeps_exactly_the_last_checkpoint(tmp_path: Path) -> No
     asyncio.run(first())
     asyncio.run(second())
     assert SqliteFrontier(db).requeue_failed() == 1
+
+
+def test_sqlite_frontier_priorities_and_spider_fields_survive(tmp_path: Path) -> None:
+    db = tmp_path / "s.db"
+
+    class Spiderish:
+        def detail(self, response: object) -> None: ...
+
+    async def first() -> None:
+        f = SqliteFrontier(db)
+        await f.add([Request("http://h/low", priority=-1), Request("http://h/plain"),
+                     Request("http://h/high", priority=5, callback=Spiderish().detail,
+                             errback="oops", cb_kwargs={"n": 1}, headers={"X-A": "b"},
+                             cookies={"c": "d"}, auth=("u", "p"), method="POST",
+                             body=b"q=1"),
+                     Request("http://h/higher", priority=9)])
+        await f.checkpoint(None)
+        await f.close()
+
+    async def second() -> None:
+        f = SqliteFrontier(db)
+        got = await f.lease(10)
+        assert [r.url for r in got] == [f"http://h/{p}" for p in ("higher", "high", "plain",
+                                                                    "low")]
+        h = got[1]
+        assert (h.callback, h.errback, h.cb_kwargs, h.headers, h.cookies, h.auth, h.method,
+                h.body, h.priority) == ("detail", "oops", {"n": 1}, {"X-A": "b"},
+                                        {"c": "d"}, ("u", "p"), "POST", b"q=1", 5)
+        await f.close()
+
+    asyncio.run(first())
+    asyncio.run(second())
+
+    async def lambdas() -> None:
+        f = SqliteFrontier(tmp_path / "l.db")
+        await f.add([Request("http://h/x", callback=lambda r: None)])
+        with pytest.raises(StateError, match="not a method of the spider"):
+            await f.checkpoint(None)
+        await f.close()
+
+    asyncio.run(lambdas())
 
 
 def test_sqlite_frontier_release_and_claims(tmp_path: Path) -> None:
@@ -154,9 +195,15 @@ class _Site:
 async def _crawl_until_killed(db: Path, out: Path, site: _Site, rng: random.Random,
                               kill_after: int) -> bool:
     """Crawl with four workers and fast checkpoints; stop dead after ``kill_after``
-    steps (no final checkpoint: a kill). True if the crawl finished."""
+    steps (no final checkpoint: a kill). True if the crawl finished. The output
+    is JSONL or, for ``out`` ending in .db, SQLite (committing every 2 rows)."""
     f = SqliteFrontier(db, checkpoint_interval=0.002, max_buffered=20)
-    writer = JsonlWriter(str(out), resume_at=f.bind_output(str(out)), batch=3)
+    (mark,) = f.bind_outputs([str(out)])
+    writer: JsonlWriter | SqliteWriter
+    if out.suffix == ".db":
+        writer = SqliteWriter(str(out), resume_at=mark, batch=2)
+    else:
+        writer = JsonlWriter(str(out), resume_at=mark or 0, batch=3)
     await f.add([Request(site.urls[0])])
     ticker = asyncio.create_task(f.run_checkpoints(writer))
     steps = 0
@@ -177,7 +224,10 @@ async def _crawl_until_killed(db: Path, out: Path, site: _Site, rng: random.Rand
                     await f.release(r)
                     continue
                 await f.add([Request(u, r.depth + 1, r.url) for u in site.links[r.url]])
-                writer.write({"url": r.url})
+                if isinstance(writer, SqliteWriter):
+                    writer.write_item({"url": r.url}, "page", None)
+                else:
+                    writer.write({"url": r.url})
                 await f.ack(r, rec(r))
 
     await asyncio.gather(*(worker() for _ in range(4)))
@@ -192,18 +242,25 @@ async def _crawl_until_killed(db: Path, out: Path, site: _Site, rng: random.Rand
     return finished
 
 
-@pytest.mark.parametrize("seed", range(3))
-def test_simulated_kills_leave_every_page_exactly_once(tmp_path: Path, seed: int) -> None:
+@pytest.mark.parametrize(("seed", "output"), [(0, "out.jsonl"), (1, "out.jsonl"),
+                                              (2, "items.db"), (3, "items.db")])
+def test_simulated_kills_leave_every_page_exactly_once(tmp_path: Path, seed: int,
+                                                       output: str) -> None:
     rng = random.Random(seed)
     site = _Site(400, rng)
-    db, out = tmp_path / "s.db", tmp_path / "out.jsonl"
+    db, out = tmp_path / "s.db", tmp_path / output
     for kills in range(60):  # noqa: B007 (read after the loop)
         if asyncio.run(_crawl_until_killed(db, out, site, rng, rng.randint(1, 120))):
             break
     else:
         pytest.fail("the crawl did not finish")
     assert kills >= 5
-    urls = [orjson.loads(line)["url"] for line in out.read_bytes().splitlines()]
+    if out.suffix == ".db":
+        con = sqlite3.connect(out)
+        urls = [u for (u,) in con.execute("SELECT url FROM page")]
+        con.close()
+    else:
+        urls = [orjson.loads(line)["url"] for line in out.read_bytes().splitlines()]
     reachable = {site.urls[0]}
     todo = [site.urls[0]]
     while todo:

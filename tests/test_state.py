@@ -8,6 +8,7 @@ output ends with every page exactly once, every line whole and valid JSON.
 from __future__ import annotations
 
 import json
+import os
 import random
 import resource
 import signal
@@ -176,7 +177,7 @@ def test_status_counts_match_the_output(site: ServerProcess, tmp_path: Path,
     assert st["done"] + st["failed"] == len(crawled.records)
     assert st["failed"] == sum(1 for r in crawled.records
                                if r.get("error") not in (None, "robots_denied"))
-    assert st["output_bytes"] == out.stat().st_size
+    assert st["outputs"] == {str(out): out.stat().st_size}
     assert st["top_hosts"][0]["host"] == site.base_url.removeprefix("http://")
     # A killed crawl: the output up to the checkpointed offset holds exactly
     # the requests done, and the text form shows the counts.
@@ -189,7 +190,7 @@ def test_status_counts_match_the_output(site: ServerProcess, tmp_path: Path,
     r = run([*LOOPCRAWL, "status", "--state", str(state2), "--json"])
     assert r.returncode == 0, r.stderr
     st = json.loads(r.stdout)
-    head = out2.read_bytes()[: st["output_bytes"]]
+    head = out2.read_bytes()[: st["outputs"][str(out2)]]
     assert st["done"] + st["failed"] == head.count(b"\n") > 0
     assert st["queued"] > 0 and st["in_flight"] == 0
     text = run([*LOOPCRAWL, "status", "--state", str(state2)]).stdout
@@ -311,3 +312,60 @@ def test_recrawl_failed_fetches_only_the_failed(site: ServerProcess, tmp_path: P
     st = read_status(str(state))
     assert (st.queued, st.failed) == (0, len(failed))
     assert st.done + st.failed == len(first.records)
+
+
+SPIDER = """
+import os
+from loopcrawl import Spider
+
+class Pages(Spider):
+    custom_settings = {"scope": "host", "depth": 2}
+    start_urls = [os.environ["SITE"] + "/"]
+
+    def parse(self, response):
+        if response.content_type == "text/html":
+            yield {"url": response.url, "title": response.css("title::text").get()}
+            yield response.follow_all(css="a")
+"""
+
+
+def _items(db: Path) -> list[str]:
+    con = sqlite3.connect(db)
+    try:
+        return [u for (u,) in con.execute('SELECT url FROM "item"')]
+    finally:
+        con.close()
+
+
+def test_spider_items_in_sqlite_survive_kills(site: ServerProcess, tmp_path: Path) -> None:
+    """The SQLite exporter: its rows are cut back to the checkpoint on resume,
+    so each page's item is in the table once however often the run is killed."""
+    spider = tmp_path / "pages.py"
+    spider.write_text(SPIDER)
+    env = {**os.environ, "SITE": site.base_url}
+
+    def cmd(d: Path, *extra: str) -> list[str]:
+        return [*LOOPCRAWL, "run", str(spider), "-o", str(d / "items.db"), "--state",
+                str(d / "crawl.db"), "-q", *extra]
+
+    (tmp_path / "ref").mkdir()
+    r = run(cmd(tmp_path / "ref", "-s", "concurrency=32", "-s", "per_host=32"), env=env)
+    assert r.returncode == 0, r.stderr
+    reference = _items(tmp_path / "ref" / "items.db")
+    assert len(reference) == len(set(reference)) > 100
+    rng = random.Random(4)
+    (tmp_path / "k").mkdir()
+    landed = 0
+    for _ in range(4):
+        proc = subprocess.Popen(cmd(tmp_path / "k", "-s", "concurrency=3", "-s", "per_host=3"),
+                                env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        time.sleep(rng.uniform(0.8, 2.0))
+        landed += proc.poll() is None
+        proc.kill()
+        proc.wait()
+    assert landed >= 3
+    r = run(cmd(tmp_path / "k"), env=env)
+    assert r.returncode == 0, r.stderr
+    items = _items(tmp_path / "k" / "items.db")
+    assert len(items) == len(set(items)), "an item is in the table twice"
+    assert set(items) == set(reference)

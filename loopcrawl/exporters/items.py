@@ -45,19 +45,24 @@ def format_of(path: str, fmt: str | None = None) -> str:
                       f"{', '.join(e for es in FORMATS.values() for e in es)}")
 
 
-def open_exporter(path: str, fmt: str | None = None) -> Exporter:
+def open_exporter(path: str, fmt: str | None = None, *, resume_at: Any = None) -> Exporter:
     """An open writer for ``path``; ConfigError if it cannot be written.
 
     JSONL, CSV and SQLite take items (``write_item``); WARC takes every
     response (``write_response``). Close it when the crawl is over.
+    ``resume_at``: the mark a crash-safe crawl's state recorded for this
+    output (``SqliteFrontier.bind_outputs``): JSONL and SQLite only.
     """
     kind = format_of(path, fmt)
+    if resume_at is not None and kind not in ("jsonl", "sqlite"):
+        raise ConfigError(f"{path}: a {kind} output cannot be resumed; with --state use "
+                          "JSONL or SQLite output")
     if kind == "jsonl":
-        return JsonlItems(path)
+        return JsonlItems(path, resume_at=resume_at)
     if path == "-":
         raise ConfigError(f"{kind} output needs a file, not standard output")
     if kind == "csv":
         return CsvWriter(path)
     if kind == "sqlite":
-        return SqliteWriter(path)
+        return SqliteWriter(path, resume_at=resume_at)
     return WarcWriter(path)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import sqlite3
 from typing import Any
 
@@ -28,14 +29,25 @@ class SqliteWriter:
     before adds a column. Columns have no declared type (SQLite keeps each
     value's own: text, integer, real, NULL); nested values are JSON text.
     An existing file keeps its rows: new ones are added to its tables.
+
+    For a crash-safe crawl (``--state``) the writer is part of each
+    checkpoint: ``tell()`` is the last row id of every table, and
+    ``resume_at=`` that mark deletes the rows added after it, so each page's
+    items are in the file once however often the crawl was killed.
     """
 
-    def __init__(self, path: str, *, batch: int = 500) -> None:
+    def __init__(self, path: str, *, batch: int = 500,
+                 resume_at: dict[str, int] | None = None) -> None:
         self.path = path
         self._batch = batch
         try:
             self._con = sqlite3.connect(path, isolation_level="DEFERRED")
             self._con.execute("PRAGMA journal_mode=WAL")
+            # FULL: each commit is durable, so a checkpoint of the crawl state
+            # never records rows a power cut could take back.
+            self._con.execute("PRAGMA synchronous=FULL")
+            if resume_at is not None:
+                self._cut(resume_at)
         except sqlite3.Error as e:
             raise ConfigError(f"cannot write {path}: {e}") from None
         self._columns: dict[str, list[str]] = {}
@@ -82,6 +94,34 @@ class SqliteWriter:
         except sqlite3.Error as e:
             raise OutputError(f"cannot write {self.path}: {e}") from None
         self._pending = 0
+
+    def tell(self) -> dict[str, int]:
+        """The last row id of each table (after ``flush``): where the file ends."""
+        try:
+            names = [r[0] for r in self._con.execute(
+                "SELECT name FROM sqlite_master WHERE type = 'table' "
+                "AND name NOT LIKE 'sqlite_%'")]
+            mark = {}
+            for n in names:
+                with contextlib.suppress(sqlite3.OperationalError):  # WITHOUT ROWID
+                    mark[n] = self._con.execute(
+                        f"SELECT coalesce(max(rowid), 0) FROM {_quote(n)}").fetchone()[0]
+        except sqlite3.Error as e:
+            raise OutputError(f"cannot read {self.path}: {e}") from None
+        return mark
+
+    def fsync(self) -> None:
+        """Nothing to do: every commit is already durable (synchronous=FULL)."""
+
+    def _cut(self, mark: dict[str, int]) -> None:
+        """Delete the rows added after ``mark`` (tables made after it: all rows)."""
+        con = self._con
+        names = [r[0] for r in con.execute(
+            "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'")]
+        for n in names:
+            with contextlib.suppress(sqlite3.OperationalError):  # WITHOUT ROWID
+                con.execute(f"DELETE FROM {_quote(n)} WHERE rowid > ?", (mark.get(n, 0),))
+        con.commit()
 
     def close(self) -> None:
         try:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 if TYPE_CHECKING:
     from ..http import FetchRecord, Request
@@ -55,13 +55,20 @@ class Frontier(Protocol):
 
 
 class CheckpointOutput(Protocol):
-    """What a checkpoint needs of the output file (``JsonlWriter`` has it)."""
+    """What a checkpoint needs of an output (the JSONL and SQLite writers have it).
+
+    Reopened for a resumed crawl with ``resume_at=`` the mark of the last
+    checkpoint, the output drops whatever was written after it.
+    """
+
+    path: str
 
     def flush(self) -> None:
         """Hand every buffered record to the OS; raise ``OutputError`` if it cannot."""
 
-    def tell(self) -> int:
-        """The byte offset just past the last record flushed."""
+    def tell(self) -> Any:
+        """Where the output ends after the flush, as a JSON value: a byte
+        offset, or the last row id of each table."""
 
     def fsync(self) -> None:
         """Make the flushed records durable (may run on a worker thread)."""
@@ -77,12 +84,16 @@ class Checkpointing(Protocol):
     and its request acked are never split by a checkpoint.
     """
 
-    async def checkpoint(self, output: CheckpointOutput | None) -> None:
-        """Flush ``output`` and commit every change so far with its offset.
+    async def checkpoint(
+        self, outputs: CheckpointOutput | Sequence[CheckpointOutput] | None
+    ) -> None:
+        """Flush the outputs and commit every change so far with their marks.
 
         Raises ``OutputError`` or ``StateError`` if either cannot be written;
         then the state stays at the previous checkpoint and the crawl must stop.
         """
 
-    async def run_checkpoints(self, output: CheckpointOutput | None) -> None:
+    async def run_checkpoints(
+        self, outputs: CheckpointOutput | Sequence[CheckpointOutput] | None
+    ) -> None:
         """Checkpoint periodically until cancelled (errors as ``checkpoint``)."""

@@ -3,18 +3,19 @@
 The file (WAL mode) holds the queue and the done/failed markers (table
 ``requests``, one row per request, in the order found: the queue is FIFO),
 the redirect targets fetched inline (``claims``), per-host counters
-(``hosts``) and the output checkpoint (``meta``: output path and byte offset,
-the settings, the schema version). ``PRAGMA application_id`` marks the file
+(``hosts``) and the output checkpoint (``meta``: each output's path and
+where it ended, the settings, the schema version). ``PRAGMA application_id`` marks the file
 as loopcrawl's, so a foreign or corrupt file is refused, never overwritten.
 
 The checkpoint protocol (see docs/state.md):
 
 - Between checkpoints every change (requests found, requests done, claims)
   is buffered in memory; nothing leased is ever written.
-- A checkpoint flushes the output, fsyncs it, and then commits in **one**
-  transaction all buffered changes together with the output's byte offset.
+- A checkpoint flushes the outputs, fsyncs them, and then commits in **one**
+  transaction all buffered changes together with where each output ends
+  (its "mark": a byte offset, or the last row ids of an SQLite output).
 - On open, everything not marked done is queued again, and the caller
-  truncates the output to the recorded offset.
+  reopens each output cut back to its mark (``resume_at=``).
 
 So after a kill the state and the output agree on the last checkpoint: each
 page done before it has its line in the output exactly once, and each page
@@ -30,6 +31,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import fcntl
+import heapq
+import inspect
 import json
 import os
 import sqlite3
@@ -68,7 +71,7 @@ _I63 = 1 << 63
 _SCHEMA = """
 CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE requests (
-    id INTEGER PRIMARY KEY,       -- discovery order: the queue is FIFO
+    id INTEGER PRIMARY KEY,       -- discovery order: FIFO within a priority
     fp INTEGER NOT NULL,          -- fingerprint as a signed 64-bit int
     url TEXT NOT NULL,
     depth INTEGER NOT NULL,
@@ -78,8 +81,12 @@ CREATE TABLE requests (
     retries INTEGER NOT NULL,
     meta TEXT,                    -- JSON, NULL when empty
     state INTEGER NOT NULL,       -- 0 queued, 1 done, 2 failed
-    error TEXT                    -- the record's error kind, if any
+    error TEXT,                   -- the record's error kind, if any
+    spider TEXT,                  -- JSON: a spider's callback names, cb_kwargs, headers...
+    body BLOB                     -- a request body (a form's POST), NULL when none
 );
+-- Requests with a priority (a spider's) are few: they wait in RAM, loaded from here.
+CREATE INDEX ranked ON requests (id) WHERE priority != 0 AND state = 0;
 CREATE TABLE claims (fp INTEGER PRIMARY KEY) WITHOUT ROWID;
 CREATE TABLE hosts (
     host TEXT PRIMARY KEY,
@@ -92,6 +99,51 @@ CREATE TABLE hosts (
 
 def _signed(fp: int) -> int:
     return fp - _U64 if fp >= _I63 else fp
+
+
+def _spider_fields(r: Request) -> str | None:
+    """A spider's fields of ``r`` as JSON (None for a plain crawl's request):
+    callbacks by name, since a function cannot be written to disk."""
+    if (r.callback is None and r.errback is None and not r.cb_kwargs and not r.headers
+            and not r.cookies and r.auth is None and not r.dont_filter):
+        return None
+    d: dict[str, Any] = {}
+    for key in ("callback", "errback"):
+        cb = getattr(r, key)
+        if cb is None:
+            continue
+        if not isinstance(cb, str):
+            if not inspect.ismethod(cb):
+                raise StateError(f"the {key} of {r.url} ({cb!r}) is not a method of the "
+                                 "spider, so it cannot be kept in a state file")
+            cb = cb.__name__
+        d[key] = cb
+    for key in ("cb_kwargs", "headers", "cookies", "auth", "dont_filter"):
+        v = getattr(r, key)
+        if v:
+            d[key] = v
+    try:
+        return orjson.dumps(d).decode()
+    except TypeError as e:
+        raise StateError(f"the request for {r.url} cannot be kept in a state file "
+                         f"(cb_kwargs must be JSON values): {e}") from None
+
+
+def _request(row: tuple[Any, ...]) -> Request:
+    """A queued row back as a Request (the inverse of the INSERT in ``_commit``)."""
+    _, url, depth, referrer, method, prio, retries, fp, meta, spider, body = row
+    r = Request(url, depth, referrer, method, prio, retries, fp % _U64,
+                orjson.loads(meta) if meta else None)
+    if spider is not None:
+        for key, v in orjson.loads(spider).items():
+            setattr(r, key, tuple(v) if key == "auth" else v)
+    if body:
+        r.body = bytes(body)
+    return r
+
+
+_SELECT = ("SELECT id, url, depth, referrer, method, priority, retries, fp, meta, spider, body "
+           "FROM requests ")
 
 
 def _state_of(record: FetchRecord) -> int:
@@ -118,8 +170,7 @@ class StateStatus:
     done: int
     failed: int
     seen: int
-    output: str | None
-    output_bytes: int
+    outputs: dict[str, Any]  # path -> its mark at the last checkpoint (bytes, or row ids)
     checkpoint_at: float | None  # Unix time
     top_hosts: tuple[HostCounts, ...]
 
@@ -139,7 +190,7 @@ class _Snapshot:
     inserts: list[tuple[int, Request]]
     acks: list[tuple[int, int, str | None, str]]  # rowid, state, error, url
     claims: list[int]
-    offset: int | None
+    marks: dict[str, Any] | None  # output path -> where it ended (None: no outputs)
     in_flight: int
     pages: int
 
@@ -228,6 +279,9 @@ class SqliteFrontier:
         self._acks: list[tuple[int, int, str | None, str]] = []
         self._claim_log: list[int] = []
         self._mem: deque[tuple[int, Request]] = deque()
+        # Queued requests with a priority: (-priority, row id, request).
+        self._ranked: list[tuple[int, int, Request]] = []
+        self._load_ranked()
         self._leased = 0
         self._pages_run = 0  # records this run that count toward --max-pages
 
@@ -277,14 +331,13 @@ class SqliteFrontier:
         con.executemany("INSERT INTO meta VALUES (?, ?)", [
             ("schema", str(SCHEMA_VERSION)),
             ("created_at", repr(time.time())),
-            ("output_offset", "0"),
             ("pages", "0"),
         ])
         con.execute("COMMIT")
 
     def _load(self, con: sqlite3.Connection, meta: dict[str, str]) -> None:
-        self.output_path: str | None = meta.get("output")
-        self.output_offset = int(meta.get("output_offset", "0"))
+        # Output path -> its mark at the last checkpoint (None: none taken yet).
+        self.outputs: dict[str, Any] = json.loads(meta.get("outputs", "{}"))
         self.settings_json: str | None = meta.get("settings")
         self._pages_before = int(meta.get("pages", "0"))
         q, d, f = con.execute(
@@ -302,29 +355,51 @@ class SqliteFrontier:
         self._next_id = top + 1
         self._committed = top  # the highest row id in the file
 
+    def _load_ranked(self) -> None:
+        assert self._reader is not None
+        try:
+            rows = self._reader.execute(
+                _SELECT + "WHERE priority != 0 AND state = 0").fetchall()
+        except sqlite3.Error as e:
+            raise StateError(f"cannot read {self.path}: {e}") from None
+        self._ranked = [(-row[5], row[0], _request(row)) for row in rows]
+        heapq.heapify(self._ranked)
+
     # -- what the CLI sets up before a run ----------------------------------
     @property
     def pages_done(self) -> int:
         """Records that count toward ``--max-pages``, over every run so far."""
         return self._pages_before + self._pages_run
 
-    def bind_output(self, path: str | None) -> int:
-        """Tie the state to the output file ``path``; return the offset to
-        truncate it to. Refuses (StateError) a different file than the one
-        the state was written with, which would break the exactly-once output.
+    def bind_outputs(self, paths: Sequence[str]) -> list[Any]:
+        """Tie the state to these output files; return for each where to cut it
+        back to (its ``resume_at``), None for a fresh one.
+
+        Refuses (StateError) another set of outputs than the state was written
+        with, once it has done any work: the pages done before would be
+        missing from a new output, and resuming one not named would leave it
+        behind.
         """
-        want = os.path.abspath(path) if path else None
-        if self.output_path is None and want is not None and self._done + self._failed > 0:
-            raise StateError(f"{self.path} holds a crawl that wrote no output; its pages would "
-                             f"be missing from {path}: start a new state file")
-        if self.output_path is not None and want != self.output_path:
-            raise StateError(f"{self.path} belongs to the crawl writing {self.output_path}; "
-                             f"pass -o {self.output_path} to resume it (or use a new state file)")
-        if want is not None and self.output_path is None:
-            assert self._con is not None
-            self._con.execute("INSERT OR REPLACE INTO meta VALUES ('output', ?)", (want,))
-            self.output_path = want
-        return self.output_offset
+        want = [os.path.abspath(p) for p in paths]
+        if set(want) != set(self.outputs):
+            if self._done + self._failed > 0:
+                if not self.outputs:
+                    raise StateError(f"{self.path} holds a crawl that wrote no output; its "
+                                     f"pages would be missing from {', '.join(paths)}: start "
+                                     "a new state file")
+                had = " and ".join(self.outputs)
+                raise StateError(f"{self.path} belongs to the crawl writing {had}; pass -o "
+                                 f"{had} to resume it (or use a new state file)")
+            self.outputs = dict.fromkeys(want)  # nothing done yet: these, from scratch
+        assert self._con is not None
+        self._con.execute("INSERT OR REPLACE INTO meta VALUES ('outputs', ?)",
+                          (json.dumps(self.outputs),))
+        return [self.outputs[p] for p in want]
+
+    def bind_output(self, path: str | None) -> int:
+        """``bind_outputs`` for one byte-offset output (or none): the offset."""
+        marks = self.bind_outputs([path] if path else [])
+        return int(marks[0] or 0) if marks else 0
 
     def note_settings(self, settings: Settings) -> list[str]:
         """Record what this run crawls; return the settings that differ from
@@ -366,6 +441,7 @@ class SqliteFrontier:
             raise StateError(f"cannot write {self.path}: {e}") from None
         self._queued += len(rows)
         self._failed -= len(rows)
+        self._load_ranked()
         return len(rows)
 
     # -- the Frontier protocol ----------------------------------------------
@@ -379,7 +455,10 @@ class SqliteFrontier:
                 if not add(r.fp) and not r.dont_filter:
                     continue
                 inserts.append((rid, r))
-                mem.append((rid, r))
+                if r.priority:
+                    heapq.heappush(self._ranked, (-r.priority, rid, r))
+                else:
+                    mem.append((rid, r))
                 rid += 1
         finally:  # row ids are never handed out twice, even if a request is bad
             self._next_id = rid
@@ -398,8 +477,15 @@ class SqliteFrontier:
         return by is not None and fp in self._claims.get(id(by), ())
 
     async def lease(self, n: int) -> list[Request]:
+        """Positive priorities first, then the FIFO queue (priority 0: a plain
+        crawl's every request), then negative ones, as ``MemoryFrontier``."""
         out: list[Request] = []
         rowid = self._rowid
+        ranked = self._ranked
+        while ranked and ranked[0][0] < 0 and len(out) < n:
+            _, i, r = heapq.heappop(ranked)
+            rowid[id(r)] = i
+            out.append(r)
         released = self._released
         while released and len(out) < n:
             out.append(released.popleft())  # its row id is still in _rowid
@@ -409,15 +495,13 @@ class SqliteFrontier:
             assert self._reader is not None
             try:
                 rows = self._reader.execute(
-                    "SELECT id, url, depth, referrer, method, priority, retries, fp, meta "
-                    "FROM requests WHERE id > ? AND state = 0 ORDER BY id LIMIT ?",
+                    _SELECT + "WHERE id > ? AND state = 0 AND priority = 0 ORDER BY id LIMIT ?",
                     (cursor, want)).fetchall()
             except sqlite3.Error as e:
                 raise StateError(f"cannot read {self.path}: {e}") from None
-            for i, url, depth, referrer, method, prio, retries, fp, meta in rows:
-                r = Request(url, depth, referrer, method, prio, retries, fp % _U64,
-                            orjson.loads(meta) if meta else None)
-                rowid[id(r)] = i
+            for row in rows:
+                r = _request(row)
+                rowid[id(r)] = row[0]
                 out.append(r)
             if rows:
                 cursor = rows[-1][0]
@@ -434,6 +518,10 @@ class SqliteFrontier:
             out.append(r)
             cursor = i
         self._cursor = cursor
+        while ranked and len(out) < n:
+            _, i, r = heapq.heappop(ranked)
+            rowid[id(r)] = i
+            out.append(r)
         self._leased += len(out)
         self._queued -= len(out)
         return out
@@ -481,60 +569,69 @@ class SqliteFrontier:
         self._close_files()
 
     # -- checkpoints --------------------------------------------------------
-    async def checkpoint(self, output: CheckpointOutput | None) -> None:
+    async def checkpoint(
+        self, outputs: CheckpointOutput | Sequence[CheckpointOutput] | None
+    ) -> None:
         async with self._ck_lock:
             if self._error is not None:
                 raise self._error
             if self._con is None:
                 raise StateError(f"{self.path} is closed")
+            outs = _outputs(outputs)
             try:
-                offset = None
-                if output is not None:
-                    output.flush()
-                    offset = output.tell()
+                marks = None
+                if outs:
+                    marks = {}
+                    for o in outs:
+                        o.flush()
+                        marks[os.path.abspath(o.path)] = o.tell()
             except OutputError as e:
                 self._error = e
                 raise
-            snap = _Snapshot(self._inserts, self._acks, self._claim_log, offset,
+            snap = _Snapshot(self._inserts, self._acks, self._claim_log, marks,
                              self._leased, self.pages_done)
             self._inserts, self._acks, self._claim_log = [], [], []
             top = self._next_id - 1
             loop = asyncio.get_running_loop()
-            fut = loop.run_in_executor(None, self._commit, snap, output)
+            fut = loop.run_in_executor(None, self._commit, snap, outs)
             try:
                 await asyncio.shield(fut)
             except asyncio.CancelledError:
                 # The commit runs on: wait for it, so no two ever overlap.
                 await asyncio.wait({fut})
-                self._committed_ok(fut, top, offset)
+                self._committed_ok(fut, top, marks)
                 raise
-            self._committed_ok(fut, top, offset)
+            self._committed_ok(fut, top, marks)
 
-    def _committed_ok(self, fut: asyncio.Future[None], top: int, offset: int | None) -> None:
+    def _committed_ok(
+        self, fut: asyncio.Future[None], top: int, marks: dict[str, Any] | None
+    ) -> None:
         exc = fut.exception()
         if exc is not None:
             self._error = exc if isinstance(exc, OutputError | StateError) else StateError(
                 f"cannot write {self.path}: {exc}")
             raise self._error
         self._committed = top
-        if offset is not None:
-            self.output_offset = offset
+        if marks is not None:
+            self.outputs = marks
         mem = self._mem
         while mem and mem[0][0] <= top:
             mem.popleft()  # readable from the file from now on
 
-    async def run_checkpoints(self, output: CheckpointOutput | None) -> None:
+    async def run_checkpoints(
+        self, outputs: CheckpointOutput | Sequence[CheckpointOutput] | None
+    ) -> None:
         while True:
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(self.checkpoint_interval):
                     await self._due.wait()
             self._due.clear()
-            await self.checkpoint(output)
+            await self.checkpoint(outputs)
 
-    def _commit(self, snap: _Snapshot, output: CheckpointOutput | None) -> None:
-        """Write one checkpoint (on a worker thread): output first, then the state."""
-        if output is not None:
-            output.fsync()  # the offset we record must never point past durable data
+    def _commit(self, snap: _Snapshot, outputs: list[CheckpointOutput]) -> None:
+        """Write one checkpoint (on a worker thread): outputs first, then the state."""
+        for o in outputs:
+            o.fsync()  # a mark we record must never point past durable data
         con = self._con
         assert con is not None
         acked = {rid: (state, err, url) for rid, state, err, url in snap.acks}
@@ -547,7 +644,7 @@ class SqliteFrontier:
             h[state] += 1
             rows.append((rid, _signed(r.fp), r.url, r.depth, r.referrer, r.method, r.priority,
                          r.retries, orjson.dumps(r.meta).decode() if r.meta else None,
-                         state, err))
+                         state, err, _spider_fields(r), r.body or None))
         updates = []
         for rid, (state, err, url) in acked.items():
             h = hosts.setdefault(host_of(url), [0, 0, 0])
@@ -556,7 +653,7 @@ class SqliteFrontier:
             updates.append((state, err, rid))
         try:
             con.execute("BEGIN IMMEDIATE")
-            con.executemany("INSERT INTO requests VALUES (?,?,?,?,?,?,?,?,?,?,?)", rows)
+            con.executemany("INSERT INTO requests VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)", rows)
             con.executemany("UPDATE requests SET state = ?, error = ? WHERE id = ?", updates)
             con.executemany("INSERT OR IGNORE INTO claims VALUES (?)",
                             [(_signed(fp),) for fp in snap.claims])
@@ -567,8 +664,8 @@ class SqliteFrontier:
                 [(h, q, d, f) for h, (q, d, f) in hosts.items()])
             meta = [("checkpoint_at", repr(time.time())), ("in_flight", str(snap.in_flight)),
                     ("pages", str(snap.pages))]
-            if snap.offset is not None:
-                meta.append(("output_offset", str(snap.offset)))
+            if snap.marks is not None:
+                meta.append(("outputs", json.dumps(snap.marks)))
             con.executemany("INSERT OR REPLACE INTO meta VALUES (?, ?)", meta)
             con.execute("COMMIT")
         except sqlite3.Error as e:
@@ -586,6 +683,16 @@ class SqliteFrontier:
         if self._lock_fd >= 0:
             os.close(self._lock_fd)
             self._lock_fd = -1
+
+
+def _outputs(
+    outputs: CheckpointOutput | Sequence[CheckpointOutput] | None,
+) -> list[CheckpointOutput]:
+    if outputs is None:
+        return []
+    if isinstance(outputs, Sequence):
+        return list(outputs)
+    return [outputs]
 
 
 def _running_pid(path: str) -> int | None:
@@ -648,8 +755,7 @@ def read_status(path: str, *, top: int = 10) -> StateStatus:
         done=int(d),
         failed=int(f),
         seen=seen,
-        output=meta.get("output"),
-        output_bytes=int(meta.get("output_offset", "0")),
+        outputs=json.loads(meta.get("outputs", "{}")),
         checkpoint_at=float(ck) if ck else None,
         top_hosts=hosts,
     )
