@@ -217,7 +217,8 @@ class Response:
             kind = "xml" if self.content_type.endswith(("/xml", "+xml")) and (
                 self.content_type != "application/xhtml+xml") else "html"
             self._selector = Selector(text=self.text, type=kind, base_url=self.url)
-        return self._selector
+        sel: Selector = self._selector
+        return sel
 
     def css(self, query: str) -> SelectorList[Selector]:
         """``parsel`` CSS selection, with its ``::text`` and ``::attr(name)``."""
@@ -311,18 +312,14 @@ class Response:
                             callback=callback, **kwargs)
 
     def _link_url(self, href: str | Selector) -> str | None:
-        if not isinstance(href, str):
-            root = href.root
-            if isinstance(root, str):
-                href = root
-            else:
-                got = root.get("href")
-                if got is None:
-                    got = root.get("src")
-                if got is None:
-                    return None
-                href = got
-        return canonicalize(href, self.base_url)
+        if isinstance(href, str):
+            return canonicalize(href, self.base_url)
+        root = href.root
+        if not isinstance(root, str):  # an element: its href, else its src
+            root = root.get("href") if root.get("href") is not None else root.get("src")
+            if root is None:
+                return None
+        return canonicalize(root, self.base_url)
 
 
 def _form_values(form: Selector) -> list[tuple[str, str]]:
