@@ -182,3 +182,13 @@ def test_submit_sends_what_a_browser_would() -> None:
         r.submit("form#missing")
     post = Request.form("http://shop.test/s", [("a", 1), ("b", ["x", "y"])])
     assert post.body == b"a=1&b=x&b=y" and post.fp != Request("http://shop.test/s").fp
+
+
+def test_the_public_api_is_exported_and_sorted() -> None:
+    import loopcrawl
+
+    assert loopcrawl.__all__ == sorted(loopcrawl.__all__)
+    assert all(hasattr(loopcrawl, name) for name in loopcrawl.__all__)
+    for name in ("Spider", "Request", "Response", "Item", "Field", "TextField", "AttrField",
+                 "DropItem", "Dedup", "Failure", "crawl"):
+        assert name in loopcrawl.__all__
