@@ -297,3 +297,17 @@ def test_retry_follows_its_own_redirect_again() -> None:
     a = by_url(recs)[srv.url + "/a"]
     assert (a.status, a.final_url, a.title) == (200, srv.url + "/b", "B")
     assert srv.b_hits == 2
+
+
+def test_failed_means_worth_another_try() -> None:
+    from loopcrawl.frontier.sqlite import DONE, FAILED, _state_of
+
+    def state(error: str | None, message: str | None = None) -> int:
+        return _state_of(FetchRecord("http://h/", 0, None, 0.0, error=error, message=message))
+
+    assert state(None) == DONE
+    assert state("robots_denied", "forbidden by robots.txt") == DONE
+    assert state("robots_denied", "robots.txt unreachable: ClientConnectorError") == FAILED
+    assert state("robots_denied", "robots.txt answered 503") == FAILED
+    assert state("redirect_refused") == state("trap") == DONE
+    assert state("http_status") == state("timeout") == state("connection_error") == FAILED

@@ -148,7 +148,16 @@ _SELECT = ("SELECT id, url, depth, referrer, method, priority, retries, fp, meta
 
 def _state_of(record: FetchRecord) -> int:
     e = record.error
-    return DONE if e is None or e in POLICY_ERRORS else FAILED
+    if e is None:
+        return DONE
+    if e == errors.ROBOTS_DENIED:
+        # The engine records an unreachable or 5xx robots.txt as robots_denied
+        # too (robots.py words it so): a failure worth another try, not a rule.
+        return FAILED if (record.message or "").startswith(_ROBOTS_TROUBLE) else DONE
+    return DONE if e in POLICY_ERRORS else FAILED
+
+
+_ROBOTS_TROUBLE = ("robots.txt unreachable", "robots.txt answered")
 
 
 @dataclass(frozen=True, slots=True)
@@ -538,7 +547,7 @@ class SqliteFrontier:
             self._done += 1
         else:
             self._failed += 1
-        if record.error != errors.ROBOTS_DENIED:
+        if record.error != errors.ROBOTS_DENIED or state == FAILED:  # as the engine counts
             self._pages_run += 1
         if claims:
             self._claim_log.extend(claims)
