@@ -262,6 +262,16 @@ def test_state_bound_to_its_output(site: ServerProcess, tmp_path: Path,
     assert r.returncode == 2 and "--state" in r.stderr
 
 
+def test_max_pages_is_a_budget_for_the_whole_crawl(site: ServerProcess, tmp_path: Path) -> None:
+    out, state = tmp_path / "pages.jsonl", tmp_path / "crawl.db"
+    for budget, lines in (("100", 100), ("100", 100), ("150", 150)):
+        r = run(crawl_cmd(site, out, state, *FAST, "--max-pages", budget))
+        assert r.returncode == 0, r.stderr
+        counted = [x for x in load(out).records if x.get("error") != "robots_denied"]
+        assert len(counted) == lines  # robots.txt refusals cost no budget
+    assert "budget" in run(crawl_cmd(site, out, state, "--max-pages", "150")).stderr
+
+
 def _limit_file_size(limit: int) -> None:
     signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # EFBIG from write(), not death
     resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
