@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Iterable, Mapping
-from dataclasses import KW_ONLY, dataclass
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlencode
 
@@ -24,44 +24,77 @@ __all__ = ["Failure", "FetchRecord", "Request", "Response"]
 Callback = Callable[..., Any | Awaitable[Any]]
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, init=False)
 class Request:
     """One request to make.
 
     The engine's own requests carry a canonical ``url`` (see
     ``urls.canonicalize``); a spider's may carry any absolute URL, and the
-    engine canonicalizes it before queueing. Everything after ``meta`` is
-    keyword-only and used by spiders only; the defaults are cheap constants,
-    because the engine builds thousands of Requests a second for links that
-    turn out to be seen already.
+    engine canonicalizes it before queueing. The fields after ``meta`` are
+    for spiders: pass them by keyword (``Request(url, callback=self.parse)``).
     """
 
     url: str
-    depth: int = 0
-    referrer: str | None = None
-    method: str = "GET"
-    priority: int = 0  # higher is leased sooner (the memory frontier; FIFO within one)
-    retries: int = 0  # attempts already made and failed
-    fp: int = 0  # fingerprint of (method, url, body); computed when left 0
-    # None rather than an empty dict (see above); ``Response.meta`` creates it.
-    meta: dict[str, Any] | None = None
-    _: KW_ONLY
+    depth: int
+    referrer: str | None
+    method: str
+    priority: int  # higher is leased sooner (the memory frontier; FIFO within one)
+    retries: int  # attempts already made and failed
+    fp: int  # fingerprint of (method, url, body); computed when left 0
+    # None rather than an empty dict (see __init__); ``Response.meta`` creates it.
+    meta: dict[str, Any] | None
     # A spider method (stored by name when persisted: see ``Spider.callback_name``),
     # any callable, a method name, or None for ``Spider.parse``.
-    callback: Callback | str | None = None
-    errback: Callback | str | None = None  # called with a ``Failure``
-    cb_kwargs: dict[str, Any] | None = None  # extra keyword arguments of the callback
-    headers: dict[str, str] | None = None
-    body: bytes = b""
-    cookies: dict[str, str] | None = None  # sent with this request only
-    auth: tuple[str, str] | None = None  # HTTP basic auth (user, password), this request only
-    dont_filter: bool = False  # queue it even if its fingerprint was seen
+    callback: Callback | str | None
+    errback: Callback | str | None  # called with a ``Failure``
+    cb_kwargs: dict[str, Any] | None  # extra keyword arguments of the callback
+    headers: dict[str, str] | None
+    body: bytes
+    cookies: dict[str, str] | None  # sent with this request only
+    auth: tuple[str, str] | None  # HTTP basic auth (user, password), this request only
+    dont_filter: bool  # queue it even if its fingerprint was seen
 
-    def __post_init__(self) -> None:
-        if not self.fp:
-            # fingerprint() inlined for the common case: this runs for every link.
-            self.fp = (_xxh3(self.url.encode()) if self.method == "GET" and not self.body
-                       else fingerprint(self.url, self.method, self.body))
+    # Written out rather than generated: the engine builds a Request for every
+    # link it finds (thousands a second, most of them seen already), and a
+    # plain positional signature with constant defaults and the fingerprint
+    # inline costs less than the generated __init__ and its __post_init__ call
+    # (keyword-only defaults would cost a dict lookup each).
+    def __init__(
+        self,
+        url: str,
+        depth: int = 0,
+        referrer: str | None = None,
+        method: str = "GET",
+        priority: int = 0,
+        retries: int = 0,
+        fp: int = 0,
+        meta: dict[str, Any] | None = None,
+        callback: Callback | str | None = None,
+        errback: Callback | str | None = None,
+        cb_kwargs: dict[str, Any] | None = None,
+        headers: dict[str, str] | None = None,
+        body: bytes = b"",
+        cookies: dict[str, str] | None = None,
+        auth: tuple[str, str] | None = None,
+        dont_filter: bool = False,
+    ) -> None:
+        self.url = url
+        self.depth = depth
+        self.referrer = referrer
+        self.method = method
+        self.priority = priority
+        self.retries = retries
+        self.meta = meta
+        self.callback = callback
+        self.errback = errback
+        self.cb_kwargs = cb_kwargs
+        self.headers = headers
+        self.body = body
+        self.cookies = cookies
+        self.auth = auth
+        self.dont_filter = dont_filter
+        self.fp = fp or (_xxh3(url.encode()) if method == "GET" and not body
+                         else fingerprint(url, method, body))
 
     @classmethod
     def form(
