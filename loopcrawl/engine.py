@@ -28,7 +28,7 @@ from .frontier import Checkpointing, Frontier, MemoryFrontier
 from .http import FetchRecord, Request
 from .links import extract
 from .politeness import Scheduler
-from .robots import RobotsCache, RobotsUnavailable
+from .robots import RobotsCache, RobotsStore, RobotsUnavailable
 from .settings import Settings
 from .sitemaps import parse_sitemap
 from .stats import CrawlStats
@@ -120,7 +120,8 @@ class Crawler:
         try:
             async with Fetcher(s) as fetcher:
                 self._fetcher = fetcher
-                self._robots = RobotsCache(fetcher, s)
+                store = self.frontier if isinstance(self.frontier, RobotsStore) else None
+                self._robots = RobotsCache(fetcher, s, store)  # --state keeps robots.txt
                 if s.follow_sitemaps:
                     await self._seed_sitemaps()
                 self._workers = [

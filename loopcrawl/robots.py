@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass, field
+from typing import Protocol, runtime_checkable
 
 from protego import Protego
 
@@ -22,7 +23,7 @@ from .fetcher import Fetcher
 from .settings import Settings
 from .urls import host_of
 
-__all__ = ["RobotsCache", "RobotsUnavailable"]
+__all__ = ["RobotsCache", "RobotsStore", "RobotsUnavailable"]
 
 _MAX_ROBOTS_SIZE = 500 * 1024  # bytes; Google ignores rules past 500 KiB
 
@@ -45,11 +46,25 @@ class _Entry:
     pending: asyncio.Future[None] | None = None
 
 
-class RobotsCache:
-    """Answers "may this URL be fetched?" with at most one robots.txt fetch per host."""
+@runtime_checkable
+class RobotsStore(Protocol):
+    """Where a resumable crawl keeps robots.txt between runs (``SqliteFrontier``)."""
 
-    def __init__(self, fetcher: Fetcher, settings: Settings) -> None:
+    def robots_get(self, host: str) -> str | None:
+        """The robots.txt kept for ``host`` ("" for none: a 4xx), if still fresh."""
+
+    def robots_put(self, host: str, text: str) -> None:
+        """Keep what ``host`` answered for its robots.txt ("" for no rules)."""
+
+
+class RobotsCache:
+    """Answers "may this URL be fetched?" with at most one robots.txt fetch per
+    host (none for a host whose robots.txt ``store`` kept from an earlier run)."""
+
+    def __init__(self, fetcher: Fetcher, settings: Settings,
+                 store: RobotsStore | None = None) -> None:
         self._fetcher = fetcher
+        self._store = store
         self._settings = settings
         self._agent = settings.user_agent
         self._entries: dict[str, _Entry] = {}
@@ -105,6 +120,11 @@ class RobotsCache:
         return entry
 
     async def _fetch_into(self, entry: _Entry, origin: str) -> None:
+        store = self._store
+        host = origin.split("/", 3)[2]
+        if store is not None and (kept := store.robots_get(host)) is not None:
+            self._apply(entry, kept)
+            return
         self.fetches += 1
         try:
             r = await self._fetcher.fetch(
@@ -118,11 +138,17 @@ class RobotsCache:
         if r.status == 429 or r.status >= 500:
             entry.error = f"robots.txt answered {r.status}"
             return
-        if r.status >= 400 or not (200 <= r.status < 300):
-            return  # "unavailable": no rules
-        if b"\0" in r.body[:1024]:
-            return  # binary, not a robots.txt: no rules, like a 4xx
-        text = r.body.decode("utf-8", "replace")
+        text = ""  # "unavailable" (4xx), or binary, not a robots.txt: no rules
+        if 200 <= r.status < 300 and b"\0" not in r.body[:1024]:
+            text = r.body.decode("utf-8", "replace")
+        if store is not None:
+            store.robots_put(host, text)
+        self._apply(entry, text)
+
+    def _apply(self, entry: _Entry, text: str) -> None:
+        """Read the rules of a robots.txt into ``entry`` ("": no rules)."""
+        if not text:
+            return
         try:
             rules = Protego.parse(text)
         except Exception:  # protego on hostile input: no usable rules

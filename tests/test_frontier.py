@@ -13,6 +13,7 @@ import orjson
 import pytest
 from aiohttp import web
 
+from loopcrawl import Settings, crawl
 from loopcrawl.errors import StateError
 from loopcrawl.exporters import JsonlWriter, SqliteWriter
 from loopcrawl.frontier.seen import SeenSet
@@ -311,3 +312,24 @@ def test_failed_means_worth_another_try() -> None:
     assert state("robots_denied", "robots.txt answered 503") == FAILED
     assert state("redirect_refused") == state("trap") == DONE
     assert state("http_status") == state("timeout") == state("connection_error") == FAILED
+
+
+def test_robots_txt_is_kept_across_runs(pages: PageServer, tmp_path: Path) -> None:
+    """A resumed crawl reads robots.txt from the state (for 24 hours, RFC 9309
+    §2.4) instead of asking each host again, and obeys the same rules."""
+    pages.add("/robots.txt", body="User-agent: *\nDisallow: /no\n", content_type="text/plain")
+    pages.add("/", links=["/a", "/no"])
+    pages.add("/a", links=["/b"])
+    pages.add("/b")
+    db = tmp_path / "s.db"
+    for budget in (1, 4):
+        recs: list[FetchRecord] = []
+        with SqliteFrontier(db) as f:
+            settings = Settings(seeds=(pages.url + "/",), max_pages=budget - f.pages_done)
+            crawl(settings, frontier=f, on_record=recs.append)
+    assert pages.paths().count("/robots.txt") == 1
+    assert "/no" not in pages.paths()
+    assert by_url(recs)[pages.url + "/no"].error == "robots_denied"
+    with SqliteFrontier(db) as f:
+        assert f.robots_get(pages.url.removeprefix("http://")) == "User-agent: *\nDisallow: /no\n"
+        assert f.robots_get("elsewhere:80") is None

@@ -65,6 +65,7 @@ QUEUED, DONE, FAILED = 0, 1, 2
 # Errors that are the crawl's policy, not a failure: --recrawl-failed skips them.
 POLICY_ERRORS = frozenset({errors.ROBOTS_DENIED, errors.REDIRECT_REFUSED, errors.TRAP})
 
+ROBOTS_TTL = 24 * 3600.0  # seconds: RFC 9309 §2.4 caps the use of a cached robots.txt
 _U64 = 1 << 64
 _I63 = 1 << 63
 
@@ -94,6 +95,11 @@ CREATE TABLE hosts (
     done INTEGER NOT NULL,
     failed INTEGER NOT NULL
 );
+CREATE TABLE robots (             -- robots.txt as fetched ("": no rules)
+    host TEXT PRIMARY KEY,
+    fetched_at REAL NOT NULL,     -- Unix time
+    body TEXT NOT NULL
+) WITHOUT ROWID;
 """
 
 
@@ -199,6 +205,7 @@ class _Snapshot:
     inserts: list[tuple[int, Request]]
     acks: list[tuple[int, int, str | None, str]]  # rowid, state, error, url
     claims: list[int]
+    robots: list[tuple[str, float, str]]
     marks: dict[str, Any] | None  # output path -> where it ended (None: no outputs)
     in_flight: int
     pages: int
@@ -287,6 +294,7 @@ class SqliteFrontier:
         self._inserts: list[tuple[int, Request]] = []
         self._acks: list[tuple[int, int, str | None, str]] = []
         self._claim_log: list[int] = []
+        self._robots_log: list[tuple[str, float, str]] = []
         self._mem: deque[tuple[int, Request]] = deque()
         # Queued requests with a priority: (-priority, row id, request).
         self._ranked: list[tuple[int, int, Request]] = []
@@ -557,6 +565,21 @@ class SqliteFrontier:
         self._queued += 1
         self._released.appendleft(request)
 
+    # -- robots.txt, kept across runs (robots.RobotsStore) ----------------------
+    def robots_get(self, host: str) -> str | None:
+        assert self._reader is not None
+        try:
+            row = self._reader.execute("SELECT fetched_at, body FROM robots WHERE host = ?",
+                                       (host,)).fetchone()
+        except sqlite3.Error as e:
+            raise StateError(f"cannot read {self.path}: {e}") from None
+        if row is None or time.time() - row[0] > ROBOTS_TTL:
+            return None
+        return str(row[1])
+
+    def robots_put(self, host: str, text: str) -> None:
+        self._robots_log.append((host, time.time(), text))  # with the next checkpoint
+
     def is_finished(self) -> bool:
         return self._queued <= 0 and self._leased <= 0
 
@@ -597,9 +620,9 @@ class SqliteFrontier:
             except OutputError as e:
                 self._error = e
                 raise
-            snap = _Snapshot(self._inserts, self._acks, self._claim_log, marks,
-                             self._leased, self.pages_done)
-            self._inserts, self._acks, self._claim_log = [], [], []
+            snap = _Snapshot(self._inserts, self._acks, self._claim_log, self._robots_log,
+                             marks, self._leased, self.pages_done)
+            self._inserts, self._acks, self._claim_log, self._robots_log = [], [], [], []
             top = self._next_id - 1
             loop = asyncio.get_running_loop()
             fut = loop.run_in_executor(None, self._commit, snap, outs)
@@ -666,6 +689,7 @@ class SqliteFrontier:
             con.executemany("UPDATE requests SET state = ?, error = ? WHERE id = ?", updates)
             con.executemany("INSERT OR IGNORE INTO claims VALUES (?)",
                             [(_signed(fp),) for fp in snap.claims])
+            con.executemany("INSERT OR REPLACE INTO robots VALUES (?, ?, ?)", snap.robots)
             con.executemany(
                 "INSERT INTO hosts VALUES (?, ?, ?, ?) ON CONFLICT (host) DO UPDATE SET "
                 "queued = queued + excluded.queued, done = done + excluded.done, "
