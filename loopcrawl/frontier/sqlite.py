@@ -1,11 +1,12 @@
 """A persistent frontier in one SQLite file: kill the crawl at any moment, resume.
 
 The file (WAL mode) holds the queue and the done/failed markers (table
-``requests``, one row per request, in the order found: the queue is FIFO),
-the redirect targets fetched inline (``claims``), per-host counters
-(``hosts``) and the output checkpoint (``meta``: each output's path and
-where it ended, the settings, the schema version). ``PRAGMA application_id`` marks the file
-as loopcrawl's, so a foreign or corrupt file is refused, never overwritten.
+``requests``, one row per request, in the order found: FIFO within a
+priority), the redirect targets fetched inline (``claims``), per-host
+counters (``hosts``), robots.txt (``robots``) and the output checkpoint
+(``meta``: each output's path and where it ended, the settings, the schema
+version). ``PRAGMA application_id`` marks the file as loopcrawl's, so a
+foreign or corrupt file is refused, never overwritten.
 
 The checkpoint protocol (see docs/state.md):
 
@@ -272,12 +273,15 @@ class SqliteFrontier:
         self.path = os.fspath(path)
         self.checkpoint_interval = checkpoint_interval
         self.max_buffered = max_buffered
-        self._lock_fd = self._lock(self.path)
         self._con: sqlite3.Connection | None = None
         self._reader: sqlite3.Connection | None = None
+        # Queued requests with a priority: (-priority, row id, request).
+        self._ranked: list[tuple[int, int, Request]] = []
+        self._lock_fd = self._lock(self.path)
         try:
             new = _check_file(self.path, self._lock_fd)
             self._open(new)
+            self._load_ranked()
         except BaseException:
             self._close_files()
             raise
@@ -296,9 +300,6 @@ class SqliteFrontier:
         self._claim_log: list[int] = []
         self._robots_log: list[tuple[str, float, str]] = []
         self._mem: deque[tuple[int, Request]] = deque()
-        # Queued requests with a priority: (-priority, row id, request).
-        self._ranked: list[tuple[int, int, Request]] = []
-        self._load_ranked()
         self._leased = 0
         self._pages_run = 0  # records this run that count toward --max-pages
 
