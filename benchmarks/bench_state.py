@@ -243,8 +243,11 @@ def machine() -> list[str]:
     import sqlite3
 
     pkgs = ", ".join(f"{p} {version(p)}" for p in ("loopcrawl", "aiohttp", "orjson"))
+    load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
     return [f"Machine: {'; '.join(' '.join(c.split()) for c in cpu)}; "
             f"Python {platform.python_version()}, SQLite {sqlite3.sqlite_version}, {pkgs}. "
+            f"Load average at the start: {load} (other work on the machine skews the "
+            "µs figures more than the per-page ones). "
             "Command: `python benchmarks/bench_state.py --write`."]
 
 
