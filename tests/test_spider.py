@@ -382,3 +382,18 @@ def test_requests_go_through_the_proxy(shop: ServerThread,
 
     items, recs, _ = run_spider(S())
     assert items == [] and recs[0].error == "connection_error"
+
+
+def test_callbacks_by_name() -> None:
+    class S(Spider):
+        def page(self, response: Response) -> None:
+            return None
+
+    s = S()
+    assert S.name == "S" and s.callback_name(s.page) == "page"
+    assert s.callback_name("page") == "page" and s.callback_name(None) is None
+    with pytest.raises(ValueError, match="cannot be stored"):
+        s.callback_name(lambda r: None)
+    assert s.resolve("page", s.parse) == s.page and s.resolve(None, s.parse) == s.parse
+    with pytest.raises(AttributeError, match="no method 'nope'"):
+        s.resolve("nope", s.parse)
