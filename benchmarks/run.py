@@ -612,6 +612,15 @@ def markdown(report: dict[str, Any], table: str, lat_table: str, a: argparse.Nam
     faults = fault_notes(report)
     if faults:
         parts += ["", "Faults found by the check: " + faults]
+    busy = [f"{r['crawler']} ({r['server']}{', latency-bound' if part == 'latency' else ''}): "
+            f"{max(m['others_cpu'] / m['wall'] for m in r['runs']):.0%}"
+            for part in ("throughput", "latency") for r in report.get(part, [])
+            if r["runs"] and max(m["others_cpu"] / m["wall"] for m in r["runs"]) > 0.1]
+    if busy:
+        parts += ["", "This machine was shared: other processes (not the crawler, not the "
+                  "server) used this share of a core during some crawls, so their wall time "
+                  "and pages/s are pessimistic; CPU-ms/page is affected much less. "
+                  + "; ".join(busy) + "."]
     if lat_table:
         parts += [
             "",
@@ -750,7 +759,7 @@ def io_models_markdown(table: str, pages: int, latency_ms: float) -> str:
         "URL fingerprint % P is its index. Each run is a subprocess of its own (CPU and "
         "peak RSS are that model's alone; for processes, the sum of their peaks) and lasts "
         "about 5 s at most: slow models fetch fewer pages (100 at least), and the rate is "
-        "pages ÷ wall. *of floor* is pages/s against K ÷ latency, the most K requests in "
+        "pages ÷ wall. *of ideal* is pages/s against K ÷ latency, the most K requests in "
         "flight can give.",
     ])
 
