@@ -399,6 +399,9 @@ def main(argv: list[str] | None = None) -> int:
                     help="run only this crawler (repeatable)")
     ap.add_argument("--skip-peers", action="store_true", help="loopcrawl alone")
     ap.add_argument("--repeat", type=int, default=1, help="runs per crawler; medians reported")
+    ap.add_argument("--repeat-loopcrawl", type=int, default=3,
+                    help="runs of loopcrawl (at least --repeat): its runs are short, and a "
+                         "median of several resists a busy machine")
     ap.add_argument("--server", choices=["auto", "nginx", "python", "both"], default="auto",
                     help="who serves the big crawl (auto: nginx when installed, and loopcrawl "
                          "also against the Python site)")
@@ -423,6 +426,9 @@ def main(argv: list[str] | None = None) -> int:
 
     def say(msg: str) -> None:
         print(msg, flush=True)
+
+    def repeats(key: str) -> int:
+        return max(a.repeat, a.repeat_loopcrawl) if key == "loopcrawl" else a.repeat
 
     started = time.time()
     cs = crawlers()
@@ -489,7 +495,7 @@ def main(argv: list[str] | None = None) -> int:
                 results.append(Result(c.name, sname, [], [], [], note=c.unavailable))
                 continue
             results.append(crawl_repeated(c, sname, make, expected, forbidden, 64, 8,
-                                          a.repeat, workdir, say))
+                                          repeats(key), workdir, say))
     ref = next((r for r in results if r.crawler == "loopcrawl" and r.server == primary
                 and r.runs), None)
     table = throughput_table(results, ref)
@@ -513,7 +519,7 @@ def main(argv: list[str] | None = None) -> int:
                 c, "Python test site",
                 lambda: PythonSite(a.latency_pages, a.seed, a.latency_ms),
                 lambda base: set(lsite.expected(base)), lsite.forbidden,
-                a.latency_concurrency, a.latency_concurrency, a.repeat, workdir, say))
+                a.latency_concurrency, a.latency_concurrency, repeats(key), workdir, say))
         discovery = discovery_floor(lsite.expected(), a.latency_ms, a.latency_concurrency)
         lat_table = latency_table(lat_results, a.latency_ms, a.latency_concurrency, discovery)
         say("\n" + lat_table)
@@ -584,7 +590,9 @@ def markdown(report: dict[str, Any], table: str, lat_table: str, a: argparse.Nam
         "has no tag pages or `/go/` redirects (a file server cannot answer those), so its "
         "expected set is `Site.expected(static=True)`." if "nginx" in primary else "."),
         "",
-        "How it is measured: each crawler is a subprocess, measured with `os.wait4`: wall is "
+        f"How it is measured: loopcrawl is run {max(a.repeat, a.repeat_loopcrawl)} times and "
+        f"each peer {a.repeat} time(s); each value is the median over the runs. "
+        "Each crawler is a subprocess, measured with `os.wait4`: wall is "
         "spawn to exit (interpreter start-up and imports included), CPU is user + sys of the "
         "crawler process (and any children it waited for), peak RSS is the sum of the "
         "peaks (`VmHWM`, sampled every 10 ms) of its processes (not `ru_maxrss`, which "
