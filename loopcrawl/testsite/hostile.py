@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import gzip
-import itertools
 import socket
 import struct
 import zlib
@@ -128,9 +127,10 @@ async def _stream(request: web.BaseRequest, chunks: Callable[[], bytes], *,
     return resp
 
 
-def _bomb_chunk(encoding: str) -> tuple[bytes, Callable[[], bytes]]:
-    """(header bytes, a chunk maker) of an endless stream of compressed zeros:
-    each 1 MiB of zeros costs ~1 KB on the wire."""
+def _bomb_parts(encoding: str) -> tuple[bytes, bytes]:
+    """(a first chunk, a chunk repeated forever) of a stream of compressed
+    zeros: each 1 MiB of zeros costs ~1 KB on the wire. brotli has no
+    concatenation, so its bomb is one 256 MiB body (~40 KB) and then the end."""
     zeros = bytes(_MB)
     if encoding in ("gzip", "deflate"):
         wbits = 31 if encoding == "gzip" else 15
@@ -139,32 +139,30 @@ def _bomb_chunk(encoding: str) -> tuple[bytes, Callable[[], bytes]]:
         # A full flush ends a byte-aligned block that leans on no history,
         # so the same compressed block can be repeated forever.
         block = c.compress(zeros) + c.flush(zlib.Z_FULL_FLUSH)
-        return head, lambda: block * 64
+        return head, block * 64
     if encoding == "br":
         import brotli
 
-        body = brotli.compress(bytes(256 * _MB), quality=1)  # ~ 40 KB
-        it = itertools.chain([body])
-        return b"", lambda: next(it, b"")
+        return brotli.compress(bytes(256 * _MB), quality=1), b""
     if encoding == "zstd":
         from backports.zstd import compress
 
         frame = compress(bytes(256 * _MB), 1)  # ~8 KB; frames may be concatenated
-        return b"", lambda: frame
+        return frame, frame
     raise ValueError(encoding)
 
 
-_BOMBS: dict[str, tuple[bytes, Callable[[], bytes]]] = {}
+_BOMBS: dict[str, tuple[bytes, bytes]] = {}
 
 
 async def _bomb(request: web.BaseRequest, encoding: str) -> web.StreamResponse:
     if encoding not in _BOMBS:
-        _BOMBS[encoding] = await asyncio.to_thread(_bomb_chunk, encoding)
-    head, maker = _BOMBS[encoding]
+        _BOMBS[encoding] = await asyncio.to_thread(_bomb_parts, encoding)
+    head, block = _BOMBS[encoding]
     first = [head] if head else []
 
-    def chunks() -> bytes:
-        return first.pop() if first else maker()
+    def chunks() -> bytes:  # state per response: every request gets the whole bomb
+        return first.pop() if first else block
 
     return await _stream(request, chunks, headers={
         "Content-Type": "text/html; charset=utf-8", "Content-Encoding": encoding})
