@@ -84,12 +84,16 @@ class Fetcher:
             ttl_dns_cache=300,
             keepalive_timeout=30,
         )
+        self._credentials = {k: v for k, v in s.headers.items() if k.lower() in _CREDENTIALS}
         self._session = aiohttp.ClientSession(
             connector=connector,
             timeout=aiohttp.ClientTimeout(
                 total=None, sock_connect=s.connect_timeout, sock_read=s.read_timeout
             ),
-            headers={"User-Agent": s.user_agent, "Accept": _ACCEPT, **s.headers},
+            # Credential headers (-H "Authorization: ...") are not session
+            # defaults: they go per request, so a redirect to another host drops them.
+            headers={"User-Agent": s.user_agent, "Accept": _ACCEPT,
+                     **(_drop(s.headers, _CREDENTIALS) or {})},
             # One jar per crawl: cookies a site sets are sent back to it (RFC 6265
             # rules; unsafe=True admits IP-address hosts), unless turned off.
             cookie_jar=aiohttp.CookieJar(unsafe=True) if s.cookies else aiohttp.DummyCookieJar(),
@@ -150,6 +154,8 @@ class Fetcher:
     ) -> Fetched:
         session = self._session
         assert session is not None, "Fetcher used outside 'async with'"
+        if self._credentials:
+            headers = {**self._credentials, **(headers or {})}
         cap = max_size or self.settings.max_response_size
         proxy = self.settings.proxy
         visited = {url}
@@ -217,7 +223,8 @@ class Fetcher:
                 )
 
 
-_CREDENTIALS = frozenset(("authorization", "cookie"))
+# Headers that carry credentials: never sent on to another host after a redirect.
+_CREDENTIALS = frozenset(("authorization", "proxy-authorization", "cookie"))
 _BODY_HEADERS = frozenset(("content-type", "content-length", "content-encoding"))
 
 

@@ -225,3 +225,21 @@ def test_testsite_serves_the_hostile_corner() -> None:
         rec = got[path]
         assert (rec.error if isinstance(want, str) else rec.status) == want, rec
     assert stats.errors["too_large"] >= 8
+
+
+def test_credentials_never_follow_a_redirect_to_another_host(evil: PageServer) -> None:
+    """A second listener on 127.0.0.2 records what reaches it."""
+    secrets = {"Authorization": "Bearer secret-token", "Proxy-Authorization": "Basic c2VjcmV0",
+               "Cookie": "preset=secret-cookie"}
+    evil.log.clear()
+    recs, _ = run(evil.url + "/hostile/redirect/other-host", **FAST, obey_robots=False,
+                  scope="any", depth=0, headers=secrets, http_auth=("user", "secret-pass"))
+    assert recs[0].status == 200 and recs[0].final_url.startswith("http://127.0.0.2:")
+    first = [h for h in evil.log if h.host.startswith("127.0.0.1")]
+    second = [h for h in evil.log if h.host.startswith("127.0.0.2")]
+    assert first and second
+    assert first[0].headers.get("Authorization")  # sent to the host it was meant for
+    for hit in second:
+        sent = {k.lower(): v for k, v in hit.headers.items()}
+        assert "authorization" not in sent and "proxy-authorization" not in sent
+        assert "secret" not in sent.get("cookie", "")

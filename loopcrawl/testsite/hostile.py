@@ -346,7 +346,9 @@ def _redirect(what: str, request: web.BaseRequest) -> web.Response:
         return to(targets[what])
     if what == "other-host":  # to the second loopback listener, same port
         port = request.url.port
-        return to(f"http://127.0.0.2:{port}/hostile/echo")
+        resp = to(f"http://127.0.0.2:{port}/hostile/echo")
+        resp.set_cookie("session", "secret-cookie")
+        return resp
     return _page(_html("Not found"), status=404)
 
 
