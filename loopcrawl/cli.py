@@ -156,6 +156,15 @@ def run_crawl(
     return 0
 
 
+def crawl_failed(error: LoopcrawlError, state: str | None) -> NoReturn:
+    """A crawl stopped by an error (a full disk, say): one line, exit 1; with
+    --state, say that the same command resumes."""
+    hint = (f"; {state} holds the last checkpoint: fix this, then run the same command "
+            "to resume") if state else ""
+    click.echo(f"loopcrawl: error: {error}{hint}", err=True)
+    sys.exit(1)
+
+
 def check_output_path(output: str) -> None:
     if output == "-":
         return
@@ -303,10 +312,7 @@ def crawl(
     except ConfigError as e:
         fail(str(e))
     except LoopcrawlError as e:
-        hint = (f"; {state} holds the last checkpoint: fix this, then run the same command "
-                "to resume") if state else ""
-        click.echo(f"loopcrawl: error: {e}{hint}", err=True)
-        sys.exit(1)
+        crawl_failed(e, state)
     sys.exit(code)
 
 
@@ -539,10 +545,7 @@ def run(spider_file: str, outputs: tuple[str, ...], fmt: str | None,
     except ConfigError as e:
         fail(str(e))
     except LoopcrawlError as e:
-        hint = (f"; {state} holds the last checkpoint: fix this, then run the same command "
-                "to resume") if state else ""
-        click.echo(f"loopcrawl: error: {e}{hint}", err=True)
-        sys.exit(1)
+        crawl_failed(e, state)
     finally:
         for exp in exporters:
             exp.close()
