@@ -80,6 +80,8 @@ class SeenSet:
         return True
 
     def __contains__(self, fp: object) -> bool:
+        # The probe loop is written out here and in add() on purpose: it runs
+        # ~30 times a page, and a shared helper would add a call to each.
         if not isinstance(fp, int):
             return False
         if not fp:
