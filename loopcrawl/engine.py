@@ -303,9 +303,9 @@ class Crawler:
             base = canonicalize(page.base_href, f.url) or f.url
         resolve = Resolver(base, canonical=True).resolve
         resolved = list(map(resolve, page.hrefs))
-        found: set[str] = set(resolved)  # type: ignore[arg-type]
+        found = dict.fromkeys(resolved)  # unique, in page order (a set's order varies)
         if None in found:
-            found.discard(None)  # type: ignore[arg-type]
+            del found[None]
             self._count_unfollowable(page.hrefs, resolved)
         rec.links = len(found)
         depth = req.depth + 1
@@ -313,14 +313,12 @@ class Crawler:
             self.stats.skipped["depth"] += len(found)
             return
         allows = self.scope.allows
-        referrer = f.url
-        urls = [u for u in found if allows(u)]
+        urls = [u for u in found if allows(u)]  # type: ignore[arg-type]
         if len(urls) < len(found):
             self.stats.skipped["scope"] += len(found) - len(urls)
         urls = self._traps.filter_links(urls, self.stats.skipped)
-        new = [Request(u, depth, referrer) for u in urls]
-        if new:
-            await self.frontier.add(new)
+        if urls:
+            await self.frontier.add_links(urls, depth, f.url)
 
     async def _seed_sitemaps(self) -> None:
         """Queue each seed host's sitemaps: robots.txt ``Sitemap:`` lines, else

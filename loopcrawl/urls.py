@@ -28,9 +28,10 @@ from .errors import ConfigError
 __all__ = ["Resolver", "Scope", "canonicalize", "fingerprint", "host_of"]
 
 # Characters that need no encoding or normalization in a path or query of an
-# http(s) URL (RFC 3986 unreserved + sub-delims + ":@/?"), without '%', '\\',
-# "'" (encoded in special-scheme queries) and '.'-segment hazards checked below.
-_PLAIN = re.compile(r"[A-Za-z0-9\-._~/!$&()*+,;=:@?]*").fullmatch
+# http(s) URL (RFC 3986 unreserved + sub-delims + ":@/?") and well-formed
+# percent-escapes; not '\\' or "'" (encoded in special-scheme queries).
+_PLAIN = re.compile(r"[A-Za-z0-9\-._~/!$&()*+,;=:@?%]*").fullmatch
+_BAD_ESCAPE = re.compile(r"%(?![0-9A-Fa-f]{2})").search
 _ESCAPE = re.compile(r"%([0-9A-Fa-f]{2})")
 _UNRESERVED = frozenset(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~")
 _HTML_WS = " \t\n\r\f"
@@ -91,64 +92,127 @@ def host_of(url: str) -> str:
     return url.split("/", 3)[2]
 
 
+_SCHEME = re.compile(r"[A-Za-z][A-Za-z0-9+.\-]*:").match
+# Raw origins seen in links ("HTTP://Example.com:80") -> their canonical form
+# ("http://example.com"), or "" when a link to it needs the full parse. Bounded:
+# cleared when full, which only costs a re-parse.
+_ORIGINS: dict[str, str] = {}
+_MAX_ORIGINS = 4096
+
+
+def _canonical_origin(raw: str) -> str:
+    """The canonical ``scheme://host[:port]`` of a raw origin, or ""."""
+    canon = _ORIGINS.get(raw)
+    if canon is None:
+        c = canonicalize(raw + "/") if "?" not in raw else None
+        canon = c[:-1] if c is not None and c.count("/") == 3 and c.endswith("/") else ""
+        if len(_ORIGINS) >= _MAX_ORIGINS:
+            _ORIGINS.clear()
+        _ORIGINS[raw] = canon
+    return canon
+
+
+def _finish_path(path: str) -> str:
+    """Escapes normalized as ``canonicalize`` does, then dot segments (WHATWG
+    reads "%2e" as "." in a segment, so decoding first gives the same)."""
+    if "%" in path:
+        path = _ESCAPE.sub(_fix_escape, path)
+    if "/." in path:
+        path = _remove_dots(path)
+    return path
+
+
+def _remove_dots(path: str) -> str:
+    """RFC 3986 §5.2.4 (WHATWG's path state) on an absolute path of plain
+    characters: "." segments vanish, ".." removes the one before, never above
+    the root; a trailing one leaves the path ending in "/"."""
+    q = path.find("?")
+    query = "" if q < 0 else path[q:]
+    segments = (path if q < 0 else path[:q]).split("/")
+    out: list[str] = []
+    last = len(segments) - 1
+    for i in range(1, last + 1):
+        s = segments[i]
+        if s == "..":
+            if out:
+                out.pop()
+            if i == last:
+                out.append("")
+        elif s == ".":
+            if i == last:
+                out.append("")
+        else:
+            out.append(s)
+    return "/" + "/".join(out) + query
+
+
 class Resolver:
     """Resolves the links of one page against its base URL.
 
     Built once per page; ``resolve`` is called once per link, so it keeps the
-    common forms to string operations and falls back to ada-url for the rest.
+    common forms to string operations and falls back to ada-url for the rest:
+    paths (absolute, relative, with dot segments), query-only links, links to
+    an origin seen before (any case, default port), and other schemes. Only
+    characters that need no escaping take the fast path.
     """
 
-    __slots__ = ("base", "base_dir", "origin", "root_dir_len")
+    __slots__ = ("base", "base_dir", "base_path", "origin", "scheme")
 
     def __init__(self, base: str, *, canonical: bool = False) -> None:
         canon = base if canonical else canonicalize(base)
         if canon is None:
             raise ValueError(f"not an http(s) URL: {base!r}")
         self.base = canon
-        scheme_end = canon.index("//") + 2
-        path_start = canon.find("/", scheme_end)
+        scheme_end = canon.index("//")
+        self.scheme = canon[: scheme_end - 1]
+        path_start = canon.find("/", scheme_end + 2)
         self.origin = canon[:path_start]
         q = canon.find("?")
-        path_part = canon if q < 0 else canon[:q]
-        self.base_dir = path_part[: path_part.rfind("/") + 1]
-        self.root_dir_len = path_start + 1  # len("http://host/")
+        self.base_path = canon[path_start:] if q < 0 else canon[path_start:q]
+        self.base_dir = self.base_path[: self.base_path.rfind("/") + 1]
 
     def resolve(self, href: str) -> str | None:
         """Canonical absolute URL for ``href`` on this page, or None to skip it."""
-        if "#" in href:
-            href = href[: href.index("#")]
+        if not _PLAIN(href):  # '#', whitespace, or something to escape
+            full = href.strip(_HTML_WS)  # what WHATWG strips (C0 and space)
+            href = full[: full.index("#")] if "#" in full else full
+            if not _PLAIN(href):
+                return canonicalize(full, self.base)
             if not href:
-                return None  # a link to this very page
-        if href and _PLAIN(href) and not href.endswith("?"):
-            c = href[0]
-            if c == ".":
-                if ":" not in href:
-                    return self._dotted(href)
-            elif "/." not in href:
-                if c == "/":
-                    if not href.startswith("//"):
-                        return self.origin + href
-                elif c == "h":
-                    origin = self.origin
-                    if href.startswith(origin) and href[len(origin) : len(origin) + 1] == "/":
-                        return href
-                elif c != "?" and ":" not in href:
-                    return self.base_dir + href
-        return canonicalize(href, self.base)
+                return None if full else self.base  # "#top": this very page
+        if not href:
+            return self.base
+        if href.endswith("?") or ("%" in href and _BAD_ESCAPE(href)):
+            return canonicalize(href, self.base)
+        c = href[0]
+        if c == "/":
+            if href[1:2] != "/":
+                origin, path = self.origin, href
+            else:  # scheme-relative: //host/path
+                return self._absolute(self.scheme + ":" + href, len(self.scheme) + 3)
+        elif c == "?":
+            origin, path = self.origin, self.base_path + href
+        elif ":" in href and (m := _SCHEME(href)) is not None:
+            scheme = m.group().lower()
+            if scheme == "http:" and href[5:7] == "//":
+                return self._absolute(href, 7)
+            if scheme == "https:" and href[6:8] == "//":
+                return self._absolute(href, 8)
+            if scheme in ("http:", "https:"):
+                return canonicalize(href, self.base)  # "http:x" is relative, oddly
+            return None  # mailto:, javascript:, tel:, ftp:, ...
+        else:
+            origin, path = self.origin, self.base_dir + href
+        return origin + _finish_path(path)
 
-    def _dotted(self, href: str) -> str | None:
-        """Leading "./" and "../" segments: walk up base_dir, never above the
-        root (RFC 3986 §5.2.4 drops the excess "..")."""
-        d, rest = self.base_dir, href
-        while rest.startswith("../"):
-            rest = rest[3:]
-            if len(d) > self.root_dir_len:
-                d = d[: d.rfind("/", 0, -1) + 1]
-        if rest.startswith("./"):
-            rest = rest[2:]
-        if not rest.startswith((".", "/")) and "/." not in rest:
-            return d + rest
-        return canonicalize(href, self.base)
+    def _absolute(self, href: str, host_start: int) -> str | None:
+        slash = href.find("/", host_start)
+        if slash < 0:
+            return canonicalize(href, self.base)
+        origin = _canonical_origin(href[:slash])
+        if not origin:
+            return canonicalize(href, self.base)
+        return origin + _finish_path(href[slash:])
 
 
 _SCOPES = ("host", "domain", "any")

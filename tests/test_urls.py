@@ -71,13 +71,16 @@ def test_fast_path_agrees_with_full_parse() -> None:
     import itertools
 
     pieces = ["", "/", "./", "../", "../../", "a", "b.html", "?q=1", "#f", "%41", "c/", ".",
-              "..", "//h/", "http://127.0.0.1:8000/", "~", ":", "x y"]
-    bases = [BASE, "http://127.0.0.1:8000/", "http://h/a/b/c?x=1", "https://h/"]
+              "..", "//h/", "http://127.0.0.1:8000/", "~", ":", "x y", "%2e", "%2E%2e/", "%2f",
+              "%7E", "%zz", "%", " ", "\t", "\n", "HTTP://H:80/", "https://h:443", "//127.0.0.1:8000/",
+              "mailto:", "a:b", "http:", "ftp://h/", "/..", "/./", "@", "?"]
+    bases = [BASE, "http://127.0.0.1:8000/", "http://h/a/b/c?x=1", "https://h/",
+             "https://u:p@h:8443/a/"]
     for base in bases:
         r = Resolver(base)
         for p1, p2, p3 in itertools.product(pieces, repeat=3):
             href = p1 + p2 + p3
-            if href.startswith("#") or not href.strip():
+            if href.strip().startswith("#") or not href.strip():
                 continue
             assert r.resolve(href) == canonicalize(href, base), (base, href)
 

@@ -29,6 +29,12 @@ class Frontier(Protocol):
         A request with ``dont_filter`` set skips the seen check.
         """
 
+    async def add_links(self, urls: Sequence[str], depth: int, referrer: str | None) -> int:
+        """Queue a GET request for each canonical URL in ``urls`` not seen
+        before; return how many were new. The crawl's links come this way: most
+        of a page's links were seen already, and checking the fingerprint first
+        spares building a ``Request`` for each of them."""
+
     async def mark_seen(self, fp: int, by: Request | None = None) -> bool:
         """Claim ``fp`` without queueing it (a redirect target being fetched
         inline by the leased request ``by``). False: it was seen already, and

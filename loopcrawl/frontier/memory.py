@@ -11,10 +11,13 @@ from collections import deque
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
+from xxhash import xxh3_64_intdigest as _xxh3
+
+from ..http import Request
 from .base import FrontierStats
 
 if TYPE_CHECKING:
-    from ..http import FetchRecord, Request
+    from ..http import FetchRecord
 
 
 class MemoryFrontier:
@@ -47,6 +50,17 @@ class MemoryFrontier:
                 queue.append(r)
             n += 1
         return n
+
+    async def add_links(self, urls: Sequence[str], depth: int, referrer: str | None) -> int:
+        seen = self._seen
+        append = self._queue.append
+        n = len(seen)
+        for url in urls:
+            fp = _xxh3(url.encode())  # = fingerprint(url) for a GET
+            if fp not in seen:
+                seen.add(fp)
+                append(Request(url, depth, referrer, fp=fp))
+        return len(seen) - n
 
     async def mark_seen(self, fp: int, by: Request | None = None) -> bool:
         if fp in self._seen:

@@ -44,6 +44,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import orjson
+from xxhash import xxh3_64_intdigest as _xxh3
 
 from .. import errors
 from ..errors import OutputError, StateError
@@ -481,6 +482,24 @@ class SqliteFrontier:
         finally:  # row ids are never handed out twice, even if a request is bad
             self._next_id = rid
             self._queued += rid - start
+        if len(inserts) > self.max_buffered:
+            self._due.set()
+        return rid - start
+
+    async def add_links(self, urls: Sequence[str], depth: int, referrer: str | None) -> int:
+        add = self._seen.add
+        inserts = self._inserts
+        mem = self._mem
+        rid = start = self._next_id
+        for url in urls:
+            fp = _xxh3(url.encode())  # = fingerprint(url) for a GET
+            if add(fp):
+                r = Request(url, depth, referrer, fp=fp)
+                inserts.append((rid, r))
+                mem.append((rid, r))
+                rid += 1
+        self._next_id = rid
+        self._queued += rid - start
         if len(inserts) > self.max_buffered:
             self._due.set()
         return rid - start

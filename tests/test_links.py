@@ -1,0 +1,115 @@
+"""The link scan against lexbor's tree: the same links, title and base."""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+
+from loopcrawl.links import extract_tree, scan
+from loopcrawl.testsite import Site
+
+CASES = [
+    # (html, hrefs, title, base)
+    ('<a href="x">y</a>', ["x"], None, None),
+    ("<A HREF = 'Q'><a/href=slash><a\thref=tab>", ["Q", "slash", "tab"], None, None),
+    ('<a href=1 href=2><a data-href=no><abbr href=no><area href=ar>', ["1", "ar"], None, None),
+    ('<a href="?a=1&copy=2&amp=3&notit=4&amp;x&lt&#65;">', ["?a=1&copy=2&amp=3&notit=4&x<A"],
+     None, None),
+    ('<a href="a\x00b"><a href="c\r\nd\re">', ["a\ufffdb", "c\nd\ne"], None, None),
+    ('<title> A &amp;\n B </title><title>2</title><base href=/b/><base href=/c/>', [],
+     "A & B", "/b/"),
+    ('<a title="<a href=bad>" href=good><img alt="<a href=img>">', ["good"], None, None),
+    ("<!-- <a href=c1> --><a href=ok><!--><a href=ok2><!---><a href=ok3><!-- --!><a href=ok4>",
+     ["ok", "ok2", "ok3", "ok4"], None, None),
+    ("<? <a href=no> ><! <a href=no2> ></ <a href=no3> ><a href=yes>", ["yes"], None, None),
+    ('<script>x="<a href=s>"</script ><a href=ok>', ["ok"], None, None),
+    ('<script><!--<script>"</script><a href=no>"--></script><a href=yes>', ["yes"], None, None),
+    ("<style><a href=s></style><textarea><a href=t></textarea><xmp><a href=x></xmp>"
+     "<iframe><a href=i></iframe><noembed><a href=n></noembed><noframes><a href=f></noframes>"
+     "<noscript><a href=ns></noscript>", ["ns"], None, None),
+    ("<template><a href=x><title>t</title></template><a href=z>", ["z"], None, None),
+    ("<a href=before><plaintext><a href=after>", ["before"], None, None),
+    ("<svg><a href=s>y</a></svg><math><a href=m></a></math>", ["s", "m"], None, None),
+    ("<p>1 < 2 <a href=yes> 3 > 2", ["yes"], None, None),
+    ("<a href=x", [], None, None),  # the end of the file inside the tag: no tag
+    ('<a href="unterminated>', [], None, None),
+    ("<a href> <a href=''> <a href=\"\">", [], None, None),
+]
+
+
+@pytest.mark.parametrize(("html", "hrefs", "title", "base"), CASES)
+def test_scan_cases(html: str, hrefs: list[str], title: str | None, base: str | None) -> None:
+    for doc in (html, html.encode()):
+        page = scan(doc)
+        assert (page.hrefs, page.title, page.base_href) == (hrefs, title, base)
+        tree = extract_tree(doc)
+        assert (tree.hrefs, tree.title, tree.base_href) == (hrefs, title, base)
+
+
+def _same(html: str | bytes) -> None:
+    a, b = scan(html), extract_tree(html)
+    # The tree builder clones misnested <a> elements: the same link again.
+    assert (list(dict.fromkeys(a.hrefs)), a.title, a.base_href) == (
+        list(dict.fromkeys(b.hrefs)), b.title, b.base_href), html
+
+
+def test_scan_agrees_with_the_tree_on_every_test_site_page() -> None:
+    site = Site(2000, seed=3)
+    base = "http://127.0.0.1:8000"
+    n = 0
+    for url in site.expected(base):
+        status, headers, body = site.response(url.removeprefix(base), "127.0.0.1:8000")
+        if status == 200 and "html" in headers.get("Content-Type", ""):
+            _same(body)
+            n += 1
+    assert n > 2000
+
+
+FRAGMENTS = [
+    '<a href="/x">', "<a href='/y'>", "<a href=/z>", "</a>", '<A HREF="/Q">', '<area href="/ar">',
+    '<a title="<a href=/bad>" href="/t">', "<a title='>' href=/gt>", '<a data-href="/no">',
+    "<a href>", '<a href="">', '<a href="/amp?a=1&amp;b=2&copy=3&lt">', "<a href=/d href=/d2>",
+    '<a\nhref=\n"/nl">', "<a/href=/sl>", "<!--", "-->", "--!>", "<!-->", "<!--->", "<!-- x -->",
+    "<!DOCTYPE html>", "<?php x ?>", "<! bogus >", "</ bogus>", "</>", "<script>", "</script>",
+    '<script type="x">', "<style>", "</style>", "<textarea>", "</textarea>", "<title>", "</title>",
+    "T&amp;t", "<xmp>", "</xmp>", "<iframe src=x>", "</iframe>", "<noembed>", "</noembed>",
+    "<noframes>", "</noframes>", "<noscript>", "</noscript>", '<base href="/b/">', "<base>",
+    "<div>", "</div>", '<p class="x y">', '<img src="a.png" alt="<a href=/img>">', "<br/>",
+    "<span>", " text ", "1 < 2", "<", ">", '"', "'", "=", "&", "&amp;", "\n", "<table><tr><td>",
+    "</td></tr></table>", "<ul><li>", "</li></ul>", "<abbr>", "<b>", "</b>",
+    '<a href="/e&#x41;&#65;">', '<a href="/u\u00e9">', '<div x=a"b>', "<div x=\"a'b\">",
+    '<a href="/r\r\nx">', "</p>", "<head>", "</head>", "<body>", "</body>", "<meta charset=utf-8>",
+    "<link rel=x href=/l>", "<form>", "</form>", "<button>", "</button>", "<em>",
+]
+
+
+def test_scan_agrees_with_the_tree_on_tag_soup() -> None:
+    """Thousands of documents stitched from hazards (fixed seeds)."""
+    for seed in range(4000):
+        r = random.Random(seed)
+        doc = "".join(r.choice(FRAGMENTS) for _ in range(r.randint(1, 40)))
+        _same(doc)
+        if seed % 4 == 0:
+            _same(doc.encode())
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize(("html", "hrefs"), [
+    ("<div>" * 100_000 + '<a href="/deep">', ["/deep"]),
+    ("<!--" + "x<a href=/c>" * 100_000, []),
+    ('<p title="' + "<a href=/q>" * 100_000, []),
+    ("<" * 1_000_000 + '<a href="/l">', ["/l"]),
+    ('<a href="/x" ' * 100_000, []),
+    ("<script><!--<script>" + "</script>-->" * 50_000, []),
+    ("<script><!--" + "-" * 500_000 + "<a href=/d>", []),
+    ("<div " + 'x="1" ' * 200_000 + '><a href="/after">', ["/after"]),
+    ("</" * 300_000 + "<a href=/ls>", []),
+], ids=["nested", "comment", "quote", "lt", "open-a", "script", "dashes", "attrs", "end-tags"])
+def test_scan_is_linear_on_pathological_pages(html: str, hrefs: list[str]) -> None:
+    assert scan(html).hrefs == hrefs
+
+
+def test_link_cap() -> None:
+    page = scan('<a href="/x">' * 50, max_links=10)
+    assert page.truncated and len(page.hrefs) == 10
