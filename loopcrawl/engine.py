@@ -14,6 +14,7 @@ import asyncio
 import base64
 import contextlib
 import functools
+import itertools
 import time
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, Protocol
@@ -352,9 +353,7 @@ class Crawler:
     def _count_unfollowable(self, hrefs: list[str], resolved: list[str | None]) -> None:
         """Why some hrefs gave no URL: another scheme, or not a URL at all."""
         skipped = self.stats.skipped
-        for href, url in zip(hrefs, resolved, strict=True):
-            if url is not None:
-                continue
+        for href in itertools.compress(hrefs, [u is None for u in resolved]):
             h = href.strip()
             if not h or h.startswith("#"):
                 continue  # a link to this very page

@@ -203,7 +203,9 @@ class Resolver:
             return None  # mailto:, javascript:, tel:, ftp:, ...
         else:
             origin, path = self.origin, self.base_dir + href
-        return origin + _finish_path(path)
+        if "%" in path or "/." in path:
+            path = _finish_path(path)
+        return origin + path
 
     def _absolute(self, href: str, host_start: int) -> str | None:
         slash = href.find("/", host_start)
@@ -212,7 +214,10 @@ class Resolver:
         origin = _canonical_origin(href[:slash])
         if not origin:
             return canonicalize(href, self.base)
-        return origin + _finish_path(href[slash:])
+        path = href[slash:]
+        if "%" in path or "/." in path:
+            path = _finish_path(path)
+        return origin + path
 
 
 _SCOPES = ("host", "domain", "any")
