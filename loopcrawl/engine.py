@@ -313,8 +313,7 @@ class Crawler:
         if s.depth is not None and depth > s.depth:
             self.stats.skipped["depth"] += len(found)
             return
-        allows = self.scope.allows
-        urls = [u for u in found if allows(u)]  # type: ignore[arg-type]
+        urls = self.scope.filter(found)  # type: ignore[arg-type]
         if len(urls) < len(found):
             self.stats.skipped["scope"] += len(found) - len(urls)
         urls = self._traps.filter_links(urls, self.stats.skipped)

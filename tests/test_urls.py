@@ -129,6 +129,17 @@ def test_scope_allow_deny() -> None:
     assert not s.allows("http://h/tags/")
 
 
+def test_scope_filter_agrees_with_allows() -> None:
+    urls = ["http://www.example.com/a", "http://example.com/a", "https://www.example.com/b",
+            "http://www.example.com:81/a", "https://shop.example.com/cat1/item2.html",
+            "http://elsewhere.org/", "http://www.example.com/cat1/item12.html"]
+    seeds = ["http://www.example.com/"]
+    for scope in (Scope("host", seeds), Scope("domain", seeds), Scope("any", seeds),
+                  Scope("host", seeds, allow=[r"/cat\d+/"], deny=[r"item1\d\.html"])):
+        assert scope.filter(urls) == [u for u in urls if scope.allows(u)]
+    assert Scope("host", seeds).filter(urls) == urls[:1] + urls[2:3] + urls[6:]
+
+
 def test_scope_bad_input() -> None:
     with pytest.raises(ConfigError):
         Scope("planet", ["http://h/"])
