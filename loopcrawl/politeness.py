@@ -118,6 +118,11 @@ class Scheduler:
             loop = asyncio.get_running_loop()
             slot.throttled_until = max(slot.throttled_until, loop.time() + backoff)
         self._schedule(slot)
+        if not self._stopped:
+            # The freed place is filled now, not after the dispatcher's next
+            # turn: the worker that calls get() next takes the request at once
+            # (a latency-bound crawl lost ~5% to that wait).
+            self._dispatch(asyncio.get_running_loop().time())
         self._wake.set()
 
     def started(self, request: Request) -> None:
@@ -191,26 +196,7 @@ class Scheduler:
                     for r in await frontier.lease(self._batch):
                         self._push(r)
                 now = loop.time()
-                while heap and self._in_flight < self.concurrency and not self._budget_spent():
-                    at, _, slot = heap[0]
-                    if at > now:
-                        break
-                    heapq.heappop(heap)
-                    slot.scheduled = False
-                    if not slot.queue or slot.active >= slot.concurrency:
-                        continue
-                    if slot.ready_at() > now:
-                        self._schedule(slot)
-                        continue
-                    r = slot.queue.popleft()
-                    self._buffered -= 1
-                    slot.active += 1
-                    slot.last_start = now
-                    slot.next_at = now + slot.delay
-                    self._in_flight += 1
-                    self._dispatched += 1
-                    self._work.put_nowait(r)
-                    self._schedule(slot)
+                self._dispatch(now)
                 if (
                     self._in_flight == 0
                     and self._buffered == 0
@@ -233,6 +219,30 @@ class Scheduler:
             self._finished = True
             for _ in range(workers):
                 self._work.put_nowait(None)
+
+    def _dispatch(self, now: float) -> None:
+        """Hand every request whose host is ready to the workers."""
+        heap = self._heap
+        while heap and self._in_flight < self.concurrency and not self._budget_spent():
+            at, _, slot = heap[0]
+            if at > now:
+                break
+            heapq.heappop(heap)
+            slot.scheduled = False
+            if not slot.queue or slot.active >= slot.concurrency:
+                continue
+            if slot.ready_at() > now:
+                self._schedule(slot)
+                continue
+            r = slot.queue.popleft()
+            self._buffered -= 1
+            slot.active += 1
+            slot.last_start = now
+            slot.next_at = now + slot.delay
+            self._in_flight += 1
+            self._dispatched += 1
+            self._work.put_nowait(r)
+            self._schedule(slot)
 
     def _budget_spent(self) -> bool:
         return self.max_pages is not None and self._dispatched >= self.max_pages
