@@ -322,6 +322,18 @@ def baseline_rss_mb() -> float:
         return 0.0
 
 
+def spread_note(r: Result) -> str:
+    """How far apart the runs were: on a shared VM the same commit moves ±10%."""
+    per_page = sorted(m.cpu * 1000 / r.pages for m in r.runs if r.pages)
+    if len(per_page) < 2:
+        return ""
+    return (f"Spread: loopcrawl's {len(per_page)} runs ({r.server}) took "
+            f"{per_page[0]:.2f}–{per_page[-1]:.2f} CPU-ms/page (median "
+            f"{statistics.median(per_page):.2f}). The same commit moves this much from run to "
+            "run on this shared VM, so compare commits with `--repeat-loopcrawl 5` or more, "
+            "or by instructions per page (see below).")
+
+
 def memory_note(r: Result, baseline_mb: float) -> str:
     """Peak RSS less the imports' share, per page crawled (issue 3 asks bytes per URL)."""
     ck = r.check
@@ -501,6 +513,7 @@ def main(argv: list[str] | None = None) -> int:
     table = throughput_table(results, ref)
     if ref is not None:
         table += "\n\n" + memory_note(ref, report["baseline_rss_mb"])
+        table += "\n\n" + spread_note(ref)
     say("\n" + table)
 
     # -- the latency-bound crawl -----------------------------------------------------------
