@@ -15,6 +15,7 @@ import base64
 import contextlib
 import functools
 import itertools
+import logging
 import time
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, Protocol
@@ -35,6 +36,8 @@ from .sitemaps import parse_sitemap
 from .stats import CrawlStats
 from .traps import TrapGuard
 from .urls import Resolver, Scope, canonicalize, fingerprint, host_of
+
+_log = logging.getLogger("loopcrawl")
 
 if TYPE_CHECKING:
     from .spider import Spider
@@ -437,7 +440,10 @@ class Crawler:
         if self.writer is not None:
             self.writer.write(rec.to_dict())
         if self.on_record is not None:
-            self.on_record(rec)
+            try:
+                self.on_record(rec)
+            except Exception:  # the caller's bug: logged, and the request stays one record
+                _log.exception("on_record hook failed on %s", rec.url)
         await self.frontier.ack(req, rec)
 
 

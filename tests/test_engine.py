@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import itertools
+import json
+from pathlib import Path
 
 import pytest
 
+from loopcrawl import FetchRecord, Settings, crawl
 from loopcrawl.errors import ConfigError
+from loopcrawl.exporters import JsonlWriter
 
 from .conftest import PageServer
 from .helpers import by_url, run
@@ -130,6 +134,32 @@ def test_max_pages_is_exact(pages: PageServer) -> None:
     recs, _ = run(pages.url + "/", max_pages=10, concurrency=8)
     assert len(recs) == 10
     assert len([p for p in pages.paths() if p != "/robots.txt"]) == 10
+
+
+def test_a_failing_record_hook_leaves_one_record_per_request(
+    pages: PageServer, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A hook that raises is the caller's bug: logged, never a second record
+    (nor a second ack, which would end the crawl early)."""
+    links = [f"/p{i}" for i in range(20)]
+    pages.add("/", links=links)
+    for p in links:
+        pages.add(p, links=links)
+    seen: list[str] = []
+
+    def hook(rec: FetchRecord) -> None:
+        seen.append(rec.url)
+        if len(seen) % 3 == 0:
+            raise RuntimeError("hook bug")
+
+    out = tmp_path / "out.jsonl"
+    writer = JsonlWriter(str(out))
+    stats = crawl(Settings(seeds=(pages.url + "/",)), writer=writer, on_record=hook)
+    writer.close()
+    urls = [json.loads(line)["url"] for line in out.read_text().splitlines()]
+    assert sorted(urls) == sorted(seen) == sorted({pages.url + p for p in ["/", *links]})
+    assert stats.records == 21 and stats.errors.get("internal_error") is None
+    assert "on_record hook failed" in caplog.text
 
 
 def test_scope_and_allow_deny(pages: PageServer) -> None:
