@@ -30,6 +30,7 @@ import datetime as dt
 import json
 import os
 import platform
+import shutil
 import statistics
 import subprocess
 import sys
@@ -426,6 +427,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--no-io-models", dest="io_models", action="store_false")
     ap.add_argument("--profile", action="store_true",
                     help="profile one loopcrawl crawl (py-spy if installed, else cProfile)")
+    ap.add_argument("--instructions", dest="instructions", action="store_true", default=None,
+                    help="count loopcrawl's instructions per page under valgrind's callgrind "
+                         "(default: on a full run when valgrind is installed)")
+    ap.add_argument("--no-instructions", dest="instructions", action="store_false")
     ap.add_argument("--write", dest="write", action="store_true", default=None,
                     help="write BENCHMARKS.md (default: on a full run)")
     ap.add_argument("--no-write", dest="write", action="store_false")
@@ -536,6 +541,15 @@ def main(argv: list[str] | None = None) -> int:
         discovery = discovery_floor(lsite.expected(), a.latency_ms, a.latency_concurrency)
         lat_table = latency_table(lat_results, a.latency_ms, a.latency_concurrency, discovery)
         say("\n" + lat_table)
+
+    # -- instructions per page -------------------------------------------------------------
+    want_ir = (full and shutil.which("valgrind") is not None) if a.instructions is None \
+        else a.instructions
+    if want_ir and ref is not None:
+        ir = instructions_per_page(cs["loopcrawl"], servers[0][1], workdir, say)
+        if ir:
+            table += "\n\n" + ir
+            say("\n" + ir)
 
     # -- profile ----------------------------------------------------------------------------
     profile_text = ""
@@ -689,11 +703,51 @@ def fault_notes(report: dict[str, Any]) -> str:
     return " ".join(notes)
 
 
+def instructions_per_page(c: Crawler, make_server: Callable[[], Any], workdir: str,
+                          say: Callable[[str], None], pages: int = 3000) -> str:
+    """loopcrawl's user-space instructions per page (callgrind): a crawl of
+    ``pages`` less a crawl of one (start-up), divided by the pages. Unlike CPU
+    time on a shared VM, this figure does not move between runs."""
+    exe = shutil.which("valgrind")
+    if exe is None:
+        return "Instructions per page: valgrind is not installed, not measured."
+    say(f"\ninstructions per page: callgrind, {pages:,} pages and 1 page ...")
+    counts: dict[int, tuple[int, int]] = {}
+    for n in (1, pages):
+        out = os.path.join(workdir, f"ir-{n}.jsonl")
+        trace = os.path.join(workdir, f"callgrind-{n}.out")
+        with make_server() as server:
+            cmd = [*c.command(server.base_url, out, 64, 8), "--max-pages", str(n)]
+            p = subprocess.run([exe, "--tool=callgrind", f"--callgrind-out-file={trace}", *cmd],
+                               capture_output=True, text=True, timeout=CRAWL_TIMEOUT)
+        total = _callgrind_total(trace)
+        if p.returncode != 0 or not total:
+            return f"Instructions per page: callgrind failed ({p.stderr.strip()[-200:]})."
+        with open(out) as fh:
+            counts[n] = (total, sum(1 for _ in fh))
+    (t1, n1), (tn, nn) = counts[1], counts[pages]
+    per = (tn - t1) / max(1, nn - n1)
+    return (f"Instructions per page (callgrind, user space): {per / 1000:,.0f}k, from a "
+            f"{nn:,}-page crawl less a {n1}-page one (start-up: {t1 / 1e9:.2f} billion). CPU "
+            "time moves ±10% between runs on a shared VM; this does not, so compare commits "
+            "by it.")
+
+
+def _callgrind_total(path: str) -> int:
+    """The ``summary:`` line of a callgrind output file (0 if there is none)."""
+    try:
+        with open(path) as fh:
+            for line in fh:
+                if line.startswith("summary:"):
+                    return int(line.split()[1])
+    except (OSError, ValueError, IndexError):
+        pass
+    return 0
+
+
 def profile_loopcrawl(c: Crawler, make_server: Callable[[], Any], workdir: str,
                       say: Callable[[str], None]) -> str:
     """One loopcrawl crawl under a profiler: the top functions by own time."""
-    import shutil
-
     out = os.path.join(workdir, "profile.jsonl")
     with make_server() as server:
         cmd = c.command(server.base_url, out, 64, 8)
