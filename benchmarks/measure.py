@@ -84,10 +84,16 @@ def vm_hwm_kib(pid: int | str) -> int:
     Not ``ru_maxrss`` from ``wait4``: Linux carries that across exec, so a
     crawler spawned by this (big) benchmark process would report our peak.
     """
+    return field_of(f"/proc/{pid}/status", "VmHWM:")
+
+
+def field_of(path: str, label: str) -> int:
+    """The number after ``label`` on the first line that starts with it, 0 if
+    there is none (or no file): /proc status lines, callgrind's summary."""
     try:
-        with open(f"/proc/{pid}/status") as fh:
+        with open(path) as fh:
             for line in fh:
-                if line.startswith("VmHWM:"):
+                if line.startswith(label):
                     return int(line.split()[1])
     except (OSError, ValueError, IndexError):
         pass

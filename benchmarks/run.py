@@ -52,6 +52,7 @@ from measure import (  # noqa: E402
     aiohttp_rate,
     check,
     cpu_busy_seconds,
+    field_of,
     read_found,
     run_measured,
     server_span,
@@ -720,7 +721,7 @@ def instructions_per_page(c: Crawler, make_server: Callable[[], Any], workdir: s
             cmd = [*c.command(server.base_url, out, 64, 8), "--max-pages", str(n)]
             p = subprocess.run([exe, "--tool=callgrind", f"--callgrind-out-file={trace}", *cmd],
                                capture_output=True, text=True, timeout=CRAWL_TIMEOUT)
-        total = _callgrind_total(trace)
+        total = field_of(trace, "summary:")
         if p.returncode != 0 or not total:
             return f"Instructions per page: callgrind failed ({p.stderr.strip()[-200:]})."
         with open(out) as fh:
@@ -731,18 +732,6 @@ def instructions_per_page(c: Crawler, make_server: Callable[[], Any], workdir: s
             f"{nn:,}-page crawl less a {n1}-page one (start-up: {t1 / 1e9:.2f} billion). CPU "
             "time moves ±10% between runs on a shared VM; this does not, so compare commits "
             "by it.")
-
-
-def _callgrind_total(path: str) -> int:
-    """The ``summary:`` line of a callgrind output file (0 if there is none)."""
-    try:
-        with open(path) as fh:
-            for line in fh:
-                if line.startswith("summary:"):
-                    return int(line.split()[1])
-    except (OSError, ValueError, IndexError):
-        pass
-    return 0
 
 
 def profile_loopcrawl(c: Crawler, make_server: Callable[[], Any], workdir: str,
