@@ -174,7 +174,7 @@ class Resolver:
     characters that need no escaping take the fast path.
     """
 
-    __slots__ = ("base", "base_dir", "base_path", "origin", "origin_slash", "root_len", "scheme")
+    __slots__ = ("base", "base_dir", "base_path", "origin", "origin_slash", "scheme")
 
     def __init__(self, base: str, *, canonical: bool = False) -> None:
         canon = base if canonical else canonicalize(base)
@@ -186,7 +186,6 @@ class Resolver:
         path_start = canon.find("/", scheme_end + 2)
         self.origin = canon[:path_start]
         self.origin_slash = canon[: path_start + 1]
-        self.root_len = path_start + 1
         q = canon.find("?")
         self.base_path = canon[path_start:] if q < 0 else canon[path_start:q]
         self.base_dir = self.base_path[: self.base_path.rfind("/") + 1]
@@ -237,10 +236,9 @@ class Resolver:
         """Leading "../" segments: walk up the base directory, never above the
         root (the excess ".." is dropped)."""
         d, rest = self.base_dir, href
-        root = self.root_len - len(self.origin)
         while rest.startswith("../"):
             rest = rest[3:]
-            if len(d) > root:
+            if len(d) > 1:  # not at "/"
                 d = d[: d.rfind("/", 0, -1) + 1]
         path = d + rest
         if "%" in path or "/." in path:
