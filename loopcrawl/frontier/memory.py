@@ -11,13 +11,10 @@ from collections import deque
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
-from xxhash import xxh3_64_intdigest as _xxh3
-
-from ..http import Request
-from .base import FrontierStats
+from .base import FrontierStats, unseen_links
 
 if TYPE_CHECKING:
-    from ..http import FetchRecord
+    from ..http import FetchRecord, Request
 
 
 class MemoryFrontier:
@@ -52,15 +49,7 @@ class MemoryFrontier:
         return n
 
     async def add_links(self, urls: Sequence[str], depth: int, referrer: str | None) -> int:
-        seen = self._seen
-        append = self._queue.append
-        n = len(seen)
-        for url in urls:
-            fp = _xxh3(url.encode())  # = fingerprint(url) for a GET
-            if fp not in seen:
-                seen.add(fp)
-                append(Request(url, depth, referrer, fp=fp))
-        return len(seen) - n
+        return await self.add(unseen_links(self._seen, urls, depth, referrer))
 
     async def mark_seen(self, fp: int, by: Request | None = None) -> bool:
         if fp in self._seen:

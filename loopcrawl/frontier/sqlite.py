@@ -44,13 +44,12 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import orjson
-from xxhash import xxh3_64_intdigest as _xxh3
 
 from .. import errors
 from ..errors import OutputError, StateError
 from ..http import Request
 from ..urls import host_of
-from .base import CheckpointOutput, FrontierStats
+from .base import CheckpointOutput, FrontierStats, unseen_links
 from .seen import SeenSet
 
 if TYPE_CHECKING:
@@ -487,22 +486,7 @@ class SqliteFrontier:
         return rid - start
 
     async def add_links(self, urls: Sequence[str], depth: int, referrer: str | None) -> int:
-        add = self._seen.add
-        inserts = self._inserts
-        mem = self._mem
-        rid = start = self._next_id
-        for url in urls:
-            fp = _xxh3(url.encode())  # = fingerprint(url) for a GET
-            if add(fp):
-                r = Request(url, depth, referrer, fp=fp)
-                inserts.append((rid, r))
-                mem.append((rid, r))
-                rid += 1
-        self._next_id = rid
-        self._queued += rid - start
-        if len(inserts) > self.max_buffered:
-            self._due.set()
-        return rid - start
+        return await self.add(unseen_links(self._seen, urls, depth, referrer))
 
     async def mark_seen(self, fp: int, by: Request | None = None) -> bool:
         if self._seen.add(fp):
