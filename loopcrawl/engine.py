@@ -344,13 +344,12 @@ class Crawler:
         children = [u for x in sm.sitemaps if (u := canonicalize(x)) is not None]
         pages = [u for x in sm.urls if (u := canonicalize(x)) is not None]
         rec.links = len(children) + len(pages)
-        allows = self.scope.allows
-        new = [Request(u, req.depth, req.url, meta={"sitemap": True})
-               for u in children if allows(u)]
-        urls = self._traps.filter_links([u for u in pages if allows(u)], self.stats.skipped)
-        new += [Request(u, req.depth + 1, req.url) for u in urls]
-        if new:
-            await self.frontier.add(new)
+        scope = self.scope
+        if sitemaps := [Request(u, req.depth, req.url, meta={"sitemap": True})
+                        for u in scope.filter(children)]:
+            await self.frontier.add(sitemaps)
+        if urls := self._traps.filter_links(scope.filter(pages), self.stats.skipped):
+            await self.frontier.add_links(urls, req.depth + 1, req.url)
 
     def _count_unfollowable(self, hrefs: list[str], resolved: list[str | None]) -> None:
         """Why some hrefs gave no URL: another scheme, or not a URL at all."""
