@@ -146,11 +146,16 @@ def _attr_charref(m: re.Match[str]) -> str:
     return value
 
 
-def _attr_value(raw: str) -> str:
-    """An attribute value as the tree would hold it (quotes, if still there,
-    removed; character references decoded; CR and NUL as the input stream has them)."""
+def _unquote(raw: str) -> str:
+    """A ``_VALUE`` match without its quotes (an unterminated one runs to EOF)."""
     if raw[:1] in ('"', "'"):
-        raw = raw[1:-1] if len(raw) > 1 and raw[-1] == raw[0] else raw[1:]
+        return raw[1:-1] if len(raw) > 1 and raw[-1] == raw[0] else raw[1:]
+    return raw
+
+
+def _attr_value(raw: str) -> str:
+    """An attribute value (without quotes) as the tree would hold it: character
+    references decoded, CR and NUL as the input stream has them."""
     if "&" in raw:
         raw = _CHARREF.sub(_attr_charref, raw)
     if "\r" in raw or "\0" in raw:  # the input stream's preprocessing
@@ -172,9 +177,7 @@ def scan(html: str | bytes, max_links: int = 10_000) -> PageLinks:
         if kind in _HREF_GROUPS:
             if in_template:
                 continue
-            href = m.group(kind)
-            if "&" in href or "\r" in href or "\0" in href:
-                href = _attr_value(href)
+            href = _attr_value(m.group(kind))
             if href:
                 if len(hrefs) >= max_links:
                     return PageLinks(title, base, hrefs, truncated=True)
@@ -185,7 +188,7 @@ def scan(html: str | bytes, max_links: int = 10_000) -> PageLinks:
                 title = " ".join(_html.unescape(m.group(kind)).split()) or None
         elif kind == "base":
             if base is None and not in_template:
-                base = _attr_value(m.group(kind)) or None
+                base = _attr_value(_unquote(m.group(kind))) or None
         elif kind == "template":
             in_template += 1
         elif kind == "untemplate":

@@ -35,6 +35,7 @@ CASES = [
     ("<a href=before><plaintext><a href=after>", ["before"], None, None),
     ("<svg><a href=s>y</a></svg><math><a href=m></a></math>", ["s", "m"], None, None),
     ("<p>1 < 2 <a href=yes> 3 > 2", ["yes"], None, None),
+    ("<a href=\"'q'&amp;\"><a href='\"d\"'><base href='\"b\"'>", ["'q'&", '"d"'], None, '"b"'),
     ("<a href=x", [], None, None),  # the end of the file inside the tag: no tag
     ('<a href="unterminated>', [], None, None),
     ("<a href> <a href=''> <a href=\"\">", [], None, None),
