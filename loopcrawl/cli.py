@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any, NoReturn
 
 import click
 
-from .engine import Crawler, new_event_loop
+from .engine import Crawler, new_event_loop, tune_malloc
 from .errors import ConfigError, LoopcrawlError, StateError
 from .exporters import FORMATS, JsonlWriter
 from .settings import DEFAULT_USER_AGENT, Settings
@@ -138,6 +138,7 @@ def run_crawl(
             if progress:
                 await progress.close()
 
+    tune_malloc()
     try:
         with asyncio.Runner(loop_factory=new_event_loop) as runner:
             runner.run(go())
