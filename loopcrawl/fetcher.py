@@ -75,6 +75,7 @@ class Fetcher:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self._session: aiohttp.ClientSession | None = None
+        self._watchdog = _Watchdog(settings.timeout, settings.read_timeout)
 
     async def __aenter__(self) -> Fetcher:
         s = self.settings
@@ -87,9 +88,8 @@ class Fetcher:
         self._credentials = {k: v for k, v in s.headers.items() if k.lower() in _CREDENTIALS}
         self._session = aiohttp.ClientSession(
             connector=connector,
-            timeout=aiohttp.ClientTimeout(
-                total=None, sock_connect=s.connect_timeout, sock_read=s.read_timeout
-            ),
+            # The total and read timeouts are the watchdog's (see _Watchdog).
+            timeout=aiohttp.ClientTimeout(total=None, sock_connect=s.connect_timeout),
             # Credential headers (-H "Authorization: ...") are not session
             # defaults: they go per request, so a redirect to another host drops them.
             headers={"User-Agent": s.user_agent, "Accept": _ACCEPT,
@@ -100,9 +100,11 @@ class Fetcher:
             auto_decompress=True,
             skip_auto_headers=(),
         )
+        self._watchdog.start()
         return self
 
     async def __aexit__(self, *exc: object) -> None:
+        await self._watchdog.stop()
         if self._session is not None:
             await self._session.close()
             self._session = None
@@ -127,30 +129,33 @@ class Fetcher:
         that carry credentials (Authorization, Cookie) and per-request cookies
         are not sent on to another origin.
 
-        Every wait is inside one ``asyncio.timeout`` of ``settings.timeout``.
-        A body above ``max_size`` fails with ``TooLarge``, or with
-        ``truncate`` is cut there (robots.txt: rules past 500 KiB are ignored).
+        The whole exchange must end within ``settings.timeout`` and the
+        server may not stay silent for ``settings.read_timeout`` (counted from
+        the start, then from its last byte). A body above ``max_size`` fails
+        with ``TooLarge``, or with ``truncate`` is cut there (robots.txt:
+        rules past 500 KiB are ignored).
         """
+        watch = self._watchdog.watch()
         try:
-            async with asyncio.timeout(self.settings.timeout):
-                return await self._fetch(url, check_redirect, max_size, truncate,
-                                         method, headers, body, cookies)
-        except FetchError:
-            raise
-        except TimeoutError as e:
-            raise FetchError(f"no complete answer within the timeout ({e or 'total'})",
-                             errors.TIMEOUT) from None
-        except aiohttp.InvalidURL as e:
-            raise FetchError(f"invalid URL: {e}", errors.INVALID_URL) from None
-        except (aiohttp.ClientError, OSError) as e:
-            raise FetchError(f"{type(e).__name__}: {e}", errors.CONNECTION_ERROR) from None
-        except (UnicodeError, ValueError) as e:
-            raise FetchError(f"{type(e).__name__}: {e}", errors.CONNECTION_ERROR) from None
+            return await self._fetch(url, check_redirect, max_size, truncate,
+                                     method, headers, body, cookies, watch)
+        except BaseException as e:
+            # The watchdog's cancel, whatever it became on its way up (and only
+            # it: a cancel of the crawl's own goes on as it is).
+            if watch.expired is not None and watch.task.uncancel() <= watch.cancelling:
+                raise FetchError(f"no complete answer within the timeout ({watch.expired})",
+                                 errors.TIMEOUT) from None
+            if isinstance(e, FetchError | asyncio.CancelledError) or (err := _fetch_error(e)) is None:
+                raise
+            raise err from None
+        finally:
+            self._watchdog.done(watch)
 
     async def _fetch(
         self, url: str, check_redirect: RedirectCheck | None, max_size: int | None,
         truncate: bool, method: str = "GET", headers: Mapping[str, str] | None = None,
         body: bytes | None = None, cookies: Mapping[str, str] | None = None,
+        watch: _Watch | None = None,
     ) -> Fetched:
         session = self._session
         assert session is not None, "Fetcher used outside 'async with'"
@@ -165,6 +170,8 @@ class Fetcher:
                 method, URL(url, encoded=True), headers=headers, data=body or None,
                 cookies=cookies, proxy=proxy, allow_redirects=False, max_line_size=16384
             ) as resp:
+                if watch is not None:
+                    watch.reading(resp.content)
                 status = resp.status
                 if status in _REDIRECTS and "Location" in resp.headers:
                     target = canonicalize(resp.headers["Location"], url)
@@ -221,6 +228,99 @@ class Fetcher:
                     method=method,
                     request_body=body,
                 )
+
+
+def _fetch_error(e: BaseException) -> FetchError | None:
+    """The ``FetchError`` an exception from aiohttp or the socket stands for."""
+    if isinstance(e, TimeoutError):
+        return FetchError(f"no complete answer within the timeout ({e or 'total'})",
+                          errors.TIMEOUT)
+    if isinstance(e, aiohttp.InvalidURL):
+        return FetchError(f"invalid URL: {e}", errors.INVALID_URL)
+    if isinstance(e, aiohttp.ClientError | OSError | UnicodeError | ValueError):
+        return FetchError(f"{type(e).__name__}: {e}", errors.CONNECTION_ERROR)
+    return None
+
+
+class _Watch:
+    """One fetch in flight, as the watchdog sees it."""
+
+    __slots__ = ("cancelling", "deadline", "expired", "idle_until", "seen", "stream", "task")
+
+    def __init__(self, task: asyncio.Task[object], now: float, total: float,
+                 idle: float) -> None:
+        self.task = task
+        self.cancelling = task.cancelling()  # cancels already pending are not ours
+        self.deadline = now + total
+        self.idle_until = now + idle
+        self.stream: aiohttp.StreamReader | None = None
+        self.seen = 0  # bytes the stream had at the last look
+        self.expired: str | None = None  # which timeout cancelled the fetch
+
+    def reading(self, stream: aiohttp.StreamReader) -> None:
+        """The response's headers are in: watch its body from now on."""
+        self.stream, self.seen = stream, -1  # -1: counts as progress at the next look
+
+
+class _Watchdog:
+    """The total and read timeouts of every fetch, kept by one periodic task.
+
+    ``asyncio.timeout`` arms a timer per request and aiohttp's ``sock_read``
+    re-arms one on every chunk received: ~50,000 instructions a page, 3% of
+    a crawl's CPU. Here a fetch costs a list append and one look per tick;
+    a timeout fires up to a tick late (1/8 of the shorter timeout, at most 1 s).
+    Expiry cancels the fetch's task, as ``asyncio.timeout`` does, and
+    ``Fetcher.fetch`` turns that cancellation (and only that one) into a timeout.
+    """
+
+    def __init__(self, total: float, idle: float) -> None:
+        self.total = total
+        self.idle = idle if idle and idle > 0 else total
+        self.tick = min(1.0, max(0.01, min(self.total, self.idle) / 8))
+        self._watches: dict[_Watch, None] = {}  # insertion-ordered set
+        self._task: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        self._task = asyncio.get_running_loop().create_task(self._run(),
+                                                            name="loopcrawl-timeouts")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+            self._task = None
+
+    def watch(self) -> _Watch:
+        task = asyncio.current_task()
+        assert task is not None, "fetch() runs in a task"
+        w = _Watch(task, time.monotonic(), self.total, self.idle)
+        self._watches[w] = None
+        return w
+
+    def done(self, w: _Watch) -> None:
+        self._watches.pop(w, None)
+
+    async def _run(self) -> None:
+        while True:
+            await asyncio.sleep(self.tick)
+            self.check(time.monotonic())
+
+    def check(self, now: float) -> None:
+        """Cancel the fetches past a deadline (each one once)."""
+        for w in self._watches:
+            if w.expired is not None:
+                continue
+            stream = w.stream
+            if stream is not None and stream.total_bytes != w.seen:
+                w.seen = stream.total_bytes  # bytes arrived since the last look
+                w.idle_until = now + self.idle
+            if now >= w.deadline:
+                w.expired = "total"
+            elif now >= w.idle_until:
+                w.expired = f"no data for {self.idle:g} s"
+            else:
+                continue
+            w.task.cancel()
 
 
 # Headers that carry credentials: never sent on to another host after a redirect.

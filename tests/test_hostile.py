@@ -63,6 +63,20 @@ def test_slow_and_broken_servers_end_as_errors_within_the_timeouts(evil: PageSer
     assert stats.records == 4
 
 
+def test_a_silent_server_ends_at_the_read_timeout_a_trickling_one_at_the_total(
+    evil: PageServer,
+) -> None:
+    t0 = time.monotonic()
+    got, _ = crawl_paths(evil, ["/hostile/silent"], retries=0, timeout=20.0, read_timeout=0.5)
+    assert time.monotonic() - t0 < 5.0  # long before the total of 20 s
+    assert got["/hostile/silent"].error == "timeout"
+    assert "no data for 0.5 s" in (got["/hostile/silent"].message or "")
+    # A byte a second keeps a 1.5 s read timeout from firing: the total ends it.
+    got, _ = crawl_paths(evil, ["/hostile/trickle"], retries=0, timeout=2.5, read_timeout=1.5)
+    assert got["/hostile/trickle"].error == "timeout"
+    assert "(total)" in (got["/hostile/trickle"].message or "")
+
+
 def test_redirect_defences(evil: PageServer) -> None:
     paths = ["/hostile/redirect/chain/0", "/hostile/redirect/loop-a", "/hostile/redirect/file",
              "/hostile/redirect/data", "/hostile/redirect/javascript",
