@@ -317,12 +317,19 @@ class Crawler:
         if s.depth is not None and depth > s.depth:
             self.stats.skipped["depth"] += len(found)
             return
-        urls = self.scope.filter(found)  # type: ignore[arg-type]
-        if len(urls) < len(found):
-            self.stats.skipped["scope"] += len(found) - len(urls)
-        urls = self._traps.filter_links(urls, self.stats.skipped)
-        if urls:
-            await self.frontier.add_links(urls, depth, f.url)
+        if found:
+            await self.frontier.add_links(list(found), depth, f.url,  # type: ignore[arg-type]
+                                          self._followable)
+
+    def _followable(self, urls: list[str]) -> list[str]:
+        """The ``urls`` in scope and not in a trap; the others are counted.
+
+        Only unseen links get here (``Frontier.add_links``): a link seen
+        before passed these checks then, and they do not change."""
+        kept = self.scope.filter(urls)
+        if len(kept) < len(urls):
+            self.stats.skipped["scope"] += len(urls) - len(kept)
+        return self._traps.filter_links(kept, self.stats.skipped)
 
     async def _seed_sitemaps(self) -> None:
         """Queue each seed host's sitemaps: robots.txt ``Sitemap:`` lines, else
@@ -345,12 +352,11 @@ class Crawler:
         children = [u for x in sm.sitemaps if (u := canonicalize(x)) is not None]
         pages = [u for x in sm.urls if (u := canonicalize(x)) is not None]
         rec.links = len(children) + len(pages)
-        scope = self.scope
         if sitemaps := [Request(u, req.depth, req.url, meta={"sitemap": True})
-                        for u in scope.filter(children)]:
+                        for u in self.scope.filter(children)]:
             await self.frontier.add(sitemaps)
-        if urls := self._traps.filter_links(scope.filter(pages), self.stats.skipped):
-            await self.frontier.add_links(urls, req.depth + 1, req.url)
+        if pages:
+            await self.frontier.add_links(pages, req.depth + 1, req.url, self._followable)
 
     def _count_unfollowable(self, hrefs: list[str], resolved: list[str | None]) -> None:
         """Why some hrefs gave no URL: another scheme, or not a URL at all."""

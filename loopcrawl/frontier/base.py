@@ -6,7 +6,7 @@ commit the frontier's changes together with the output that depends on them.
 
 from __future__ import annotations
 
-from collections.abc import Container, Sequence
+from collections.abc import Callable, Container, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
@@ -25,13 +25,24 @@ class FrontierStats:
     seen: int
 
 
+# Which of a page's unseen links to queue (the crawl's scope and trap checks).
+LinkFilter = Callable[[list[str]], list[str]]
+
+
 def unseen_links(seen: Container[int], urls: Sequence[str], depth: int,
-                 referrer: str | None) -> list[Request]:
-    """GET requests for the ``urls`` whose fingerprint is not in ``seen``: a
-    frontier's ``add_links`` passes them to its ``add``, so ~29 of a page's 30
-    links cost a hash and a set lookup, not a ``Request``."""
-    return [Request(u, depth, referrer, fp=fp)
-            for u, fp in zip(urls, fingerprints(urls), strict=True) if fp not in seen]
+                 referrer: str | None, keep: LinkFilter | None = None) -> list[Request]:
+    """GET requests for the ``urls`` whose fingerprint is not in ``seen`` (and
+    that ``keep`` keeps): a frontier's ``add_links`` passes them to its ``add``.
+
+    ~29 of a page's 30 links were seen already: they cost a hash and a set
+    lookup, and never reach ``keep`` nor become a ``Request``."""
+    new = [(u, fp) for u, fp in zip(urls, fingerprints(urls), strict=True) if fp not in seen]
+    if keep is not None and new:
+        kept = keep([u for u, _ in new])
+        if len(kept) < len(new):
+            wanted = set(kept)
+            new = [(u, fp) for u, fp in new if u in wanted]
+    return [Request(u, depth, referrer, fp=fp) for u, fp in new]
 
 
 class Frontier(Protocol):
@@ -41,11 +52,14 @@ class Frontier(Protocol):
         A request with ``dont_filter`` set skips the seen check.
         """
 
-    async def add_links(self, urls: Sequence[str], depth: int, referrer: str | None) -> int:
+    async def add_links(self, urls: Sequence[str], depth: int, referrer: str | None,
+                        keep: LinkFilter | None = None) -> int:
         """Queue a GET request for each canonical URL in ``urls`` not seen
-        before; return how many were new. The crawl's links come this way: most
-        of a page's links were seen already, and checking the fingerprint first
-        spares building a ``Request`` for each of them."""
+        before that ``keep`` (if given) keeps; return how many were queued.
+
+        The crawl's links come this way. Most of a page's links were seen
+        already, so the seen check comes first: the others cost a hash and a
+        set lookup, not a ``Request``, a scope check or a trap check."""
 
     async def mark_seen(self, fp: int, by: Request | None = None) -> bool:
         """Claim ``fp`` without queueing it (a redirect target being fetched

@@ -11,7 +11,7 @@ from collections import deque
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
-from .base import FrontierStats, unseen_links
+from .base import FrontierStats, LinkFilter, unseen_links
 
 if TYPE_CHECKING:
     from ..http import FetchRecord, Request
@@ -48,8 +48,9 @@ class MemoryFrontier:
             n += 1
         return n
 
-    async def add_links(self, urls: Sequence[str], depth: int, referrer: str | None) -> int:
-        return await self.add(unseen_links(self._seen, urls, depth, referrer))
+    async def add_links(self, urls: Sequence[str], depth: int, referrer: str | None,
+                        keep: LinkFilter | None = None) -> int:
+        return await self.add(unseen_links(self._seen, urls, depth, referrer, keep))
 
     async def mark_seen(self, fp: int, by: Request | None = None) -> bool:
         if fp in self._seen:

@@ -49,7 +49,7 @@ from .. import errors
 from ..errors import OutputError, StateError
 from ..http import Request
 from ..urls import host_of
-from .base import CheckpointOutput, FrontierStats, unseen_links
+from .base import CheckpointOutput, FrontierStats, LinkFilter, unseen_links
 from .seen import SeenSet
 
 if TYPE_CHECKING:
@@ -485,8 +485,9 @@ class SqliteFrontier:
             self._due.set()
         return rid - start
 
-    async def add_links(self, urls: Sequence[str], depth: int, referrer: str | None) -> int:
-        return await self.add(unseen_links(self._seen, urls, depth, referrer))
+    async def add_links(self, urls: Sequence[str], depth: int, referrer: str | None,
+                        keep: LinkFilter | None = None) -> int:
+        return await self.add(unseen_links(self._seen, urls, depth, referrer, keep))
 
     async def mark_seen(self, fp: int, by: Request | None = None) -> bool:
         if self._seen.add(fp):
