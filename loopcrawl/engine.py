@@ -14,7 +14,6 @@ import asyncio
 import base64
 import contextlib
 import functools
-import itertools
 import logging
 import sys
 import time
@@ -93,6 +92,7 @@ class Crawler:
         self.stats = CrawlStats(output=writer.path if writer else None)
         self.scope = Scope(settings.scope, settings.seeds, settings.allow, settings.deny)
         self._traps = TrapGuard(settings)
+        self._unfollowable: dict[str, str] = {}  # href -> its kind (see _count_unfollowable)
         self.scheduler: Scheduler | None = None
         self._workers: list[asyncio.Task[None]] = []
         self._stopping = False
@@ -359,17 +359,23 @@ class Crawler:
             await self.frontier.add_links(pages, req.depth + 1, req.url, self._followable)
 
     def _count_unfollowable(self, hrefs: list[str], resolved: list[str | None]) -> None:
-        """Why some hrefs gave no URL: another scheme, or not a URL at all."""
+        """Why some hrefs gave no URL: another scheme, or not a URL at all.
+
+        The same few (``mailto:``, ``javascript:``) are on every page of a site,
+        so each href's verdict is kept (bounded)."""
         skipped = self.stats.skipped
-        for href in itertools.compress(hrefs, [u is None for u in resolved]):
-            h = href.strip()
-            if not h or h.startswith("#"):
-                continue  # a link to this very page
-            scheme = h.split(":", 1)[0].lower() if ":" in h else ""
-            if scheme.isalpha() and scheme not in ("http", "https"):
-                skipped["not_http"] += 1
-            else:
-                skipped["invalid_url"] += 1
+        kinds = self._unfollowable
+        i = -1
+        for _ in range(resolved.count(None)):
+            i = resolved.index(None, i + 1)
+            href = hrefs[i]
+            kind = kinds.get(href)
+            if kind is None:
+                if len(kinds) >= 4096:
+                    kinds.clear()
+                kind = kinds[href] = _unfollowable_kind(href)
+            if kind:
+                skipped[kind] += 1
 
     async def _check_redirect(self, req: Request, target: str) -> str | None:
         """Vet one redirect hop of ``req``; the claim on ``target`` is ``req``'s."""
@@ -451,6 +457,16 @@ class Crawler:
             except Exception:  # the caller's bug: logged, and the request stays one record
                 _log.exception("on_record hook failed on %s", rec.url)
         await self.frontier.ack(req, rec)
+
+
+def _unfollowable_kind(href: str) -> str:
+    """Why an href gave no URL: "not_http", "invalid_url", or "" (a link to
+    the page itself: empty, or only a fragment)."""
+    h = href.strip()
+    if not h or h.startswith("#"):
+        return ""
+    scheme = h.split(":", 1)[0].lower() if ":" in h else ""
+    return "not_http" if scheme.isalpha() and scheme not in ("http", "https") else "invalid_url"
 
 
 def basic_auth(user: str, password: str) -> str:
