@@ -35,7 +35,7 @@ from .settings import Settings
 from .sitemaps import parse_sitemap
 from .stats import CrawlStats
 from .traps import TrapGuard
-from .urls import Resolver, Scope, canonicalize, fingerprint, host_of
+from .urls import LinkMemo, Resolver, Scope, canonicalize, fingerprint, host_of
 
 _log = logging.getLogger("loopcrawl")
 
@@ -92,6 +92,7 @@ class Crawler:
         self.stats = CrawlStats(output=writer.path if writer else None)
         self.scope = Scope(settings.scope, settings.seeds, settings.allow, settings.deny)
         self._traps = TrapGuard(settings)
+        self._links = LinkMemo()
         self._unfollowable: dict[str, str] = {}  # href -> its kind (see _count_unfollowable)
         self.scheduler: Scheduler | None = None
         self._workers: list[asyncio.Task[None]] = []
@@ -306,8 +307,7 @@ class Crawler:
         base = f.url  # canonical already: the request URL or a checked redirect target
         if page.base_href:
             base = canonicalize(page.base_href, f.url) or f.url
-        resolve = Resolver(base, canonical=True).resolve
-        resolved = list(map(resolve, page.hrefs))
+        resolved = self._links.resolve_all(Resolver(base, canonical=True), page.hrefs)
         found = dict.fromkeys(resolved)  # unique, in page order (a set's order varies)
         if None in found:
             del found[None]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from loopcrawl.errors import ConfigError
-from loopcrawl.urls import Resolver, Scope, canonicalize, fingerprint, host_of
+from loopcrawl.urls import LinkMemo, Resolver, Scope, canonicalize, fingerprint, host_of
 
 BASE = "http://127.0.0.1:8000/cat3/item4.html"
 
@@ -83,6 +83,29 @@ def test_fast_path_agrees_with_full_parse() -> None:
             if href.strip().startswith("#") or not href.strip():
                 continue
             assert r.resolve(href) == canonicalize(href, base), (base, href)
+
+
+def test_link_memo_agrees_with_the_resolver_across_pages_of_a_directory() -> None:
+    """Pages of one directory share the memo: an href on the second page
+    must resolve against the second page, whatever the first one gave."""
+    import itertools
+
+    pieces = ["", "?q=1", "#f", "a", "./", "../", "/", "b.html", " ", "//h/", "x:y", "%41"]
+    hrefs = ["".join(p) for p in itertools.product(pieces, repeat=3)]
+    pages = ["http://h/d/a.html", "http://h/d/b.html?x=1", "http://h/d/", "http://h/d/a.html#f",
+             "https://h/d/a.html", "http://h:8080/d/a.html", "http://h/e/a.html", "http://h/"]
+    memo = LinkMemo(max_hrefs=500)  # small: clears several times over
+    for _ in range(2):
+        for page in pages:
+            r = Resolver(page)
+            assert memo.resolve_all(r, hrefs) == [r.resolve(h) for h in hrefs], page
+            assert len(memo) <= 500 + len(hrefs)
+    # Bounded however the hrefs are spread over directories: here all in one.
+    memo = LinkMemo(max_hrefs=100)
+    r = Resolver("http://h/d/a.html")
+    for i in range(50):
+        assert memo.resolve_all(r, [f"i{i}-{j}.html" for j in range(10)])[0] == f"http://h/d/i{i}-0.html"
+        assert len(memo) <= 100 + 10
 
 
 def test_canonical_is_a_fixed_point() -> None:
