@@ -219,8 +219,13 @@ class Resolver:
             if "%" not in href and "/." not in href:
                 return href
             origin, path = self.origin, href[len(self.origin) :]
-        elif c == "." and href.startswith("../"):
-            origin, path = self.origin, self._up(href)
+        elif c == ".":
+            while href.startswith("./"):  # "./a" is "a"
+                href = href[2:]
+            origin = self.origin
+            path = self._up(href) if href.startswith("../") else self.base_dir + href
+        elif c in "hH" and href[4:7] == "://" and href[:4].lower() == "http":
+            host_start = 7  # another site's http URL, or this one's in capitals
         elif ":" in href and (m := _SCHEME(href)) is not None:
             scheme = m.group().lower()
             if scheme not in ("http:", "https:"):
@@ -232,7 +237,8 @@ class Resolver:
             origin, path = self.origin, self.base_dir + href
         if host_start:
             slash = href.find("/", host_start)
-            origin = _canonical_origin(href[:slash]) if slash > 0 else ""
+            origin = (_ORIGINS.get(href[:slash]) or _canonical_origin(href[:slash])
+                      if slash > 0 else "")
             if not origin:
                 return canonicalize(href, self.base)
             path = href[slash:]
