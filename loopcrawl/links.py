@@ -218,17 +218,13 @@ def extract_tree(html: str | bytes, max_links: int = 10_000) -> PageLinks:
         base = b.attributes.get("href")
         if base:
             break
-    hrefs: list[str] = []
-    truncated = False
-    for tag in ("a", "area"):
-        for node in tree.tags(tag):
-            href = node.attributes.get("href")
-            if href:
-                if len(hrefs) >= max_links:
-                    truncated = True
-                    break
-                hrefs.append(href)
-    return PageLinks(title, base, hrefs, truncated)
+    # Comprehensions, then the cap: cheaper than checking it per link.
+    hrefs = [h for node in tree.tags("a") if (h := node.attributes.get("href"))]
+    if len(hrefs) <= max_links:  # (one more tells that the cap cut some)
+        hrefs += [h for node in tree.tags("area") if (h := node.attributes.get("href"))]
+    if len(hrefs) > max_links:
+        return PageLinks(title, base, hrefs[:max_links], truncated=True)
+    return PageLinks(title, base, hrefs)
 
 
 def extract(html: str | bytes, max_links: int = 10_000) -> PageLinks:
