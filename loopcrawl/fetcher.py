@@ -156,9 +156,8 @@ class Fetcher:
 
     async def _fetch(
         self, url: str, check_redirect: RedirectCheck | None, max_size: int | None,
-        truncate: bool, method: str = "GET", headers: Mapping[str, str] | None = None,
-        body: bytes | None = None, cookies: Mapping[str, str] | None = None,
-        watch: _Watch | None = None,
+        truncate: bool, method: str, headers: Mapping[str, str] | None,
+        body: bytes | None, cookies: Mapping[str, str] | None, watch: _Watch,
     ) -> Fetched:
         session = self._session
         assert session is not None, "Fetcher used outside 'async with'"
@@ -173,8 +172,7 @@ class Fetcher:
                 method, URL(url, encoded=True), headers=headers, data=body or None,
                 cookies=cookies, proxy=proxy, allow_redirects=False, max_line_size=16384
             ) as resp:
-                if watch is not None:
-                    watch.reading(resp.content)
+                watch.reading(resp.content)
                 status = resp.status
                 if status in _REDIRECTS and "Location" in resp.headers:
                     target = canonicalize(resp.headers["Location"], url)

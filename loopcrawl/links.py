@@ -123,7 +123,6 @@ _TOKEN_PATTERN = rf"""{_SKIP}(?:
 )"""
 
 
-
 @functools.cache
 def _token() -> re.Pattern[str]:
     """The scan's pattern, compiled on first use (~15 ms; most crawls never scan)."""

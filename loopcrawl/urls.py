@@ -237,8 +237,8 @@ class Resolver:
             origin, path = self.origin, self.base_dir + href
         if host_start:
             slash = href.find("/", host_start)
-            origin = (_ORIGINS.get(href[:slash]) or _canonical_origin(href[:slash])
-                      if slash > 0 else "")
+            raw = href[:slash] if slash > 0 else ""
+            origin = _ORIGINS.get(raw) or _canonical_origin(raw) if raw else ""
             if not origin:
                 return canonicalize(href, self.base)
             path = href[slash:]
