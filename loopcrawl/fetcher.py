@@ -1,4 +1,11 @@
-"""The downloader: one aiohttp session, timeouts, a size cap, redirects.
+"""The downloader: aiohttp's session and a keep-alive pool, timeouts, a size
+cap, redirects.
+
+GETs go over ``wire.Pool`` (aiohttp's protocol and parser, without the
+session's per-request layers); other methods, per-request cookies and proxied
+requests go through ``aiohttp.ClientSession``. Both share one cookie jar and
+send the same headers, and both answer with what ``_fetch`` reads of a
+response, so everything below the request line is one code path.
 
 Redirects are followed here, hop by hop, so each hop can be checked like a
 link (scope, robots.txt, seen) before it is requested. Errors from aiohttp
@@ -14,12 +21,15 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 
 import aiohttp
+from aiohttp.client_reqrep import _gen_default_accept_encoding
+from aiohttp.http import HttpProcessingError
 from yarl import URL
 
 from . import errors
 from .errors import FetchError, RedirectError, TooLarge
 from .settings import Settings
 from .urls import canonicalize, host_of
+from .wire import Exchange, Pool
 
 __all__ = ["Fetched", "Fetcher", "RedirectCheck"]
 
@@ -29,6 +39,9 @@ RedirectCheck = Callable[[str], Awaitable[str | None]]
 
 _REDIRECTS = frozenset((301, 302, 303, 307, 308))
 _ACCEPT = "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8"
+# What aiohttp's session asks for: the encodings it can inflate here.
+_ACCEPT_ENCODING = _gen_default_accept_encoding()
+_MAX_LINE = 16384  # status line and header lines (aiohttp's default is 8190)
 
 
 @dataclass(slots=True)
@@ -75,6 +88,7 @@ class Fetcher:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self._session: aiohttp.ClientSession | None = None
+        self._pool: Pool | None = None
         self._watchdog = _Watchdog(settings.timeout, settings.read_timeout)
 
     async def __aenter__(self) -> Fetcher:
@@ -86,25 +100,35 @@ class Fetcher:
             keepalive_timeout=30,
         )
         self._credentials = {k: v for k, v in s.headers.items() if k.lower() in _CREDENTIALS}
+        # Credential headers (-H "Authorization: ...") are not session
+        # defaults: they go per request, so a redirect to another host drops them.
+        defaults = {"User-Agent": s.user_agent, "Accept": _ACCEPT,
+                    **(_drop(s.headers, _CREDENTIALS) or {})}
+        # One jar per crawl: cookies a site sets are sent back to it (RFC 6265
+        # rules; unsafe=True admits IP-address hosts), unless turned off.
+        jar = aiohttp.CookieJar(unsafe=True) if s.cookies else aiohttp.DummyCookieJar()
         self._session = aiohttp.ClientSession(
             connector=connector,
             # The total and read timeouts are the watchdog's (see _Watchdog).
             timeout=aiohttp.ClientTimeout(total=None, sock_connect=s.connect_timeout),
-            # Credential headers (-H "Authorization: ...") are not session
-            # defaults: they go per request, so a redirect to another host drops them.
-            headers={"User-Agent": s.user_agent, "Accept": _ACCEPT,
-                     **(_drop(s.headers, _CREDENTIALS) or {})},
-            # One jar per crawl: cookies a site sets are sent back to it (RFC 6265
-            # rules; unsafe=True admits IP-address hosts), unless turned off.
-            cookie_jar=aiohttp.CookieJar(unsafe=True) if s.cookies else aiohttp.DummyCookieJar(),
+            headers=defaults,
+            cookie_jar=jar,
             auto_decompress=True,
             skip_auto_headers=(),
         )
+        if s.http_pool and s.proxy is None:
+            self._pool = Pool({**defaults, "Accept-Encoding": _ACCEPT_ENCODING},
+                              connect_timeout=s.connect_timeout, cookie_jar=jar,
+                              max_line_size=_MAX_LINE)
+            self._watchdog.sweep = self._pool.sweep
         self._watchdog.start()
         return self
 
     async def __aexit__(self, *exc: object) -> None:
         await self._watchdog.stop()
+        if self._pool is not None:
+            self._pool.close()
+            self._pool = None
         if self._session is not None:
             await self._session.close()
             self._session = None
@@ -165,13 +189,19 @@ class Fetcher:
             headers = {**self._credentials, **(headers or {})}
         cap = max_size or self.settings.max_response_size
         proxy = self.settings.proxy
+        pool = self._pool
         visited = {url}
         hops = 0
         while True:
-            async with session.request(
-                method, URL(url, encoded=True), headers=headers, data=body or None,
-                cookies=cookies, proxy=proxy, allow_redirects=False, max_line_size=16384
-            ) as resp:
+            resp: Exchange | aiohttp.ClientResponse
+            if pool is not None and pool.takes(method, url, cookies):
+                resp = await pool.request(url, headers)
+            else:
+                resp = await session.request(
+                    method, URL(url, encoded=True), headers=headers, data=body or None,
+                    cookies=cookies, proxy=proxy, allow_redirects=False,
+                    max_line_size=_MAX_LINE)
+            async with resp:
                 watch.reading(resp.content)
                 status = resp.status
                 if status in _REDIRECTS and "Location" in resp.headers:
@@ -238,7 +268,8 @@ def _fetch_error(e: BaseException) -> FetchError | None:
                           errors.TIMEOUT)
     if isinstance(e, aiohttp.InvalidURL):
         return FetchError(f"invalid URL: {e}", errors.INVALID_URL)
-    if isinstance(e, aiohttp.ClientError | OSError | UnicodeError | ValueError):
+    if isinstance(e, aiohttp.ClientError | HttpProcessingError | OSError | UnicodeError
+                  | ValueError):
         return FetchError(f"{type(e).__name__}: {e}", errors.CONNECTION_ERROR)
     return None
 
@@ -280,6 +311,7 @@ class _Watchdog:
         self.tick = min(1.0, max(0.01, min(self.total, self.idle) / 8))
         self._watches: dict[_Watch, None] = {}  # insertion-ordered set
         self._task: asyncio.Task[None] | None = None
+        self.sweep: Callable[[float], None] | None = None  # idle connections, each tick
 
     def start(self) -> None:
         self._task = asyncio.get_running_loop().create_task(self._run(),
@@ -304,7 +336,10 @@ class _Watchdog:
     async def _run(self) -> None:
         while True:
             await asyncio.sleep(self.tick)
-            self.check(time.monotonic())
+            now = time.monotonic()
+            self.check(now)
+            if self.sweep is not None:
+                self.sweep(now)
 
     def check(self, now: float) -> None:
         """Cancel the fetches past a deadline (each one once)."""
@@ -346,7 +381,8 @@ def _redirected_method(
     return method, body, headers
 
 
-async def _read_capped(resp: aiohttp.ClientResponse, cap: int, truncate: bool = False) -> bytes:
+async def _read_capped(resp: Exchange | aiohttp.ClientResponse, cap: int,
+                       truncate: bool = False) -> bytes:
     """The body, decompressed, refusing more than ``cap`` bytes while streaming.
 
     aiohttp inflates gzip/deflate/br/zstd in bounded steps as we read, so a

@@ -31,6 +31,7 @@ class Hit:
     start: float
     end: float = 0.0
     headers: dict[str, str] = field(default_factory=dict)
+    peer: tuple[str, int] | None = None  # the client's address: one per connection
 
 
 @dataclass
@@ -86,7 +87,9 @@ class PageServer:
         return [h.path for h in self.log]
 
     async def _handle(self, request: web.BaseRequest) -> web.StreamResponse:
-        hit = Hit(request.host, request.raw_path, time.monotonic(), headers=dict(request.headers))
+        peer = request.transport.get_extra_info("peername") if request.transport else None
+        hit = Hit(request.host, request.raw_path, time.monotonic(), headers=dict(request.headers),
+                  peer=tuple(peer[:2]) if peer else None)
         self.log.append(hit)
         self.active += 1
         self.peak = max(self.peak, self.active)

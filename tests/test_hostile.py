@@ -25,6 +25,12 @@ def evil() -> Iterator[PageServer]:
         yield server
 
 
+@pytest.fixture(params=[True, False], ids=["pool", "session"])
+def http_pool(request: pytest.FixtureRequest) -> bool:
+    """Both ways a GET can go: loopcrawl's pool (wire.py) or aiohttp's session."""
+    return bool(request.param)
+
+
 def crawl_paths(server: PageServer, paths: list[str], **kw: object):
     """Crawl exactly ``paths`` (no link following beyond them)."""
     settings = {**FAST, "depth": 0, "obey_robots": False, **kw}
@@ -33,9 +39,10 @@ def crawl_paths(server: PageServer, paths: list[str], **kw: object):
 
 
 @pytest.mark.parametrize("encoding", ["gzip", "deflate", "br", "zstd"])
-def test_decompression_bombs_are_cut_at_the_cap(evil: PageServer, encoding: str) -> None:
+def test_decompression_bombs_are_cut_at_the_cap(evil: PageServer, http_pool: bool, encoding: str) -> None:
     before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    got, _ = crawl_paths(evil, [f"/hostile/bomb/{encoding}"], max_response_size=5 * 1024 * 1024)
+    got, _ = crawl_paths(evil, [f"/hostile/bomb/{encoding}"], max_response_size=5 * 1024 * 1024,
+                         http_pool=http_pool)
     rec = got[f"/hostile/bomb/{encoding}"]
     assert rec.error == "too_large", rec
     assert "decompressed" in (rec.message or "")
@@ -43,10 +50,10 @@ def test_decompression_bombs_are_cut_at_the_cap(evil: PageServer, encoding: str)
     assert grown_mb < 100  # memory stays flat: the bomb inflates to gigabytes
 
 
-def test_size_limits(evil: PageServer) -> None:
+def test_size_limits(evil: PageServer, http_pool: bool) -> None:
     paths = ["/hostile/big.bin", "/hostile/endless-binary", "/hostile/endless",
              "/hostile/huge-page", "/hostile/image.png"]
-    got, _ = crawl_paths(evil, paths)
+    got, _ = crawl_paths(evil, paths, http_pool=http_pool)
     for p in paths:
         want = EXPECTED[p]
         assert (got[p].error if isinstance(want, str) else got[p].status) == want, got[p]
@@ -54,34 +61,36 @@ def test_size_limits(evil: PageServer) -> None:
     assert "Content-Length" in (got["/hostile/big.bin"].message or "")  # refused up front
 
 
-def test_slow_and_broken_servers_end_as_errors_within_the_timeouts(evil: PageServer) -> None:
+def test_slow_and_broken_servers_end_as_errors_within_the_timeouts(evil: PageServer, http_pool: bool) -> None:
     paths = ["/hostile/silent", "/hostile/trickle", "/hostile/short-body", "/hostile/reset"]
     t0 = time.monotonic()
-    got, stats = crawl_paths(evil, paths, retries=0)
+    got, stats = crawl_paths(evil, paths, retries=0, http_pool=http_pool)
     assert time.monotonic() - t0 < 3.0 + 2.0  # the total timeout, plus slack
     assert {p: got[p].error for p in paths} == {p: EXPECTED[p] for p in paths}
     assert stats.records == 4
 
 
 def test_a_silent_server_ends_at_the_read_timeout_a_trickling_one_at_the_total(
-    evil: PageServer,
+    evil: PageServer, http_pool: bool,
 ) -> None:
     t0 = time.monotonic()
-    got, _ = crawl_paths(evil, ["/hostile/silent"], retries=0, timeout=20.0, read_timeout=0.5)
+    got, _ = crawl_paths(evil, ["/hostile/silent"], retries=0, timeout=20.0, read_timeout=0.5,
+                         http_pool=http_pool)
     assert time.monotonic() - t0 < 5.0  # long before the total of 20 s
     assert got["/hostile/silent"].error == "timeout"
     assert "no data for 0.5 s" in (got["/hostile/silent"].message or "")
     # A byte a second keeps a 1.5 s read timeout from firing: the total ends it.
-    got, _ = crawl_paths(evil, ["/hostile/trickle"], retries=0, timeout=2.5, read_timeout=1.5)
+    got, _ = crawl_paths(evil, ["/hostile/trickle"], retries=0, timeout=2.5, read_timeout=1.5,
+                         http_pool=http_pool)
     assert got["/hostile/trickle"].error == "timeout"
     assert "(total)" in (got["/hostile/trickle"].message or "")
 
 
-def test_redirect_defences(evil: PageServer) -> None:
+def test_redirect_defences(evil: PageServer, http_pool: bool) -> None:
     paths = ["/hostile/redirect/chain/0", "/hostile/redirect/loop-a", "/hostile/redirect/file",
              "/hostile/redirect/data", "/hostile/redirect/javascript",
              "/hostile/redirect/other-host"]
-    got, _ = crawl_paths(evil, paths)
+    got, _ = crawl_paths(evil, paths, http_pool=http_pool)
     for p in paths[:-1]:
         assert got[p].error == EXPECTED[p], got[p]
     assert "more than 10 redirects" in (got["/hostile/redirect/chain/0"].message or "")
@@ -241,13 +250,14 @@ def test_testsite_serves_the_hostile_corner() -> None:
     assert stats.errors["too_large"] >= 8
 
 
-def test_credentials_never_follow_a_redirect_to_another_host(evil: PageServer) -> None:
+def test_credentials_never_follow_a_redirect_to_another_host(evil: PageServer, http_pool: bool) -> None:
     """A second listener on 127.0.0.2 records what reaches it."""
     secrets = {"Authorization": "Bearer secret-token", "Proxy-Authorization": "Basic c2VjcmV0",
                "Cookie": "preset=secret-cookie"}
     evil.log.clear()
     recs, _ = run(evil.url + "/hostile/redirect/other-host", **FAST, obey_robots=False,
-                  scope="any", depth=0, headers=secrets, http_auth=("user", "secret-pass"))
+                  scope="any", depth=0, headers=secrets, http_auth=("user", "secret-pass"),
+                  http_pool=http_pool)
     assert recs[0].status == 200 and recs[0].final_url.startswith("http://127.0.0.2:")
     first = [h for h in evil.log if h.host.startswith("127.0.0.1")]
     second = [h for h in evil.log if h.host.startswith("127.0.0.2")]
