@@ -21,7 +21,6 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 
 import aiohttp
-from aiohttp.client_reqrep import _gen_default_accept_encoding
 from aiohttp.http import HttpProcessingError
 from yarl import URL
 
@@ -39,8 +38,14 @@ RedirectCheck = Callable[[str], Awaitable[str | None]]
 
 _REDIRECTS = frozenset((301, 302, 303, 307, 308))
 _ACCEPT = "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8"
-# What aiohttp's session asks for: the encodings it can inflate here.
-_ACCEPT_ENCODING = _gen_default_accept_encoding()
+# What aiohttp's session asks for: the encodings it can inflate here (a test
+# checks that both paths send the same headers).
+try:
+    from aiohttp.client_reqrep import _gen_default_accept_encoding
+
+    _ACCEPT_ENCODING = _gen_default_accept_encoding()
+except ImportError:  # a private helper of aiohttp's: gone in some version
+    _ACCEPT_ENCODING = "gzip, deflate"
 _MAX_LINE = 16384  # status line and header lines (aiohttp's default is 8190)
 
 

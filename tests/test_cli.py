@@ -52,6 +52,14 @@ def test_crawl_to_stdout_quiet(pages: PageServer) -> None:
     assert r.stderr == ""
 
 
+def test_crawl_over_aiohttps_session(pages: PageServer) -> None:
+    pages.add("/", links=["/b"])
+    pages.add("/b", title="B")
+    r = cli("crawl", pages.url + "/", "-o", "-", "--quiet", "--http-session")
+    assert r.returncode == 0, r.stderr
+    assert [json.loads(line)["status"] for line in r.stdout.splitlines()] == [200, 200]
+
+
 @pytest.mark.parametrize(
     ("args", "message"),
     [
