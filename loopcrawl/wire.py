@@ -188,7 +188,6 @@ class Pool:
 
     async def _exchange(self, proto: ResponseHandler, data: bytes
                         ) -> tuple[aiohttp.http.RawResponseMessage, aiohttp.StreamReader]:
-        proto.set_response_params(read_until_eof=True, max_line_size=self._max_line_size)
         transport = proto.transport
         if transport is None or transport.is_closing():
             raise aiohttp.ServerDisconnectedError()
@@ -226,6 +225,10 @@ class Pool:
                     _, proto = await loop.create_connection(
                         lambda: ResponseHandler(loop), ip, origin.port, family=family,
                         ssl=tls, server_hostname=origin.host if tls else None)
+                    # One parser for the connection's life: it reads one
+                    # response after another (aiohttp makes one per request).
+                    proto.set_response_params(read_until_eof=True,
+                                              max_line_size=self._max_line_size)
                     return proto
                 except OSError as e:  # the next address, as a browser would
                     error = e
