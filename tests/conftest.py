@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ssl
 import threading
 import time
 from collections.abc import Awaitable, Callable, Iterator
@@ -45,8 +46,10 @@ class Route:
 class PageServer:
     """A small real server whose pages a test declares in a line or two."""
 
-    def __init__(self, handler: Handler | None = None, hosts: tuple[str, ...] = ("127.0.0.1",)) -> None:
+    def __init__(self, handler: Handler | None = None, hosts: tuple[str, ...] = ("127.0.0.1",),
+                 ssl_context: ssl.SSLContext | None = None) -> None:
         self.handler = handler
+        self.ssl_context = ssl_context  # serve https with it
         self.hosts = hosts
         self.routes: dict[str, Route] = {}
         self.log: list[Hit] = []
@@ -60,7 +63,7 @@ class PageServer:
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        return f"{'https' if self.ssl_context else 'http'}://127.0.0.1:{self.port}"
 
     def add(
         self,
@@ -114,7 +117,7 @@ class PageServer:
         self._stop = asyncio.Event()
         runner = web.ServerRunner(web.Server(self._handle), handle_signals=False)
         await runner.setup()
-        site = web.TCPSite(runner, self.hosts[0], 0)
+        site = web.TCPSite(runner, self.hosts[0], 0, ssl_context=self.ssl_context)
         await site.start()
         self.port = runner.addresses[0][1]
         for host in self.hosts[1:]:  # the same port on other loopback addresses

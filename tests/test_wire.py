@@ -4,12 +4,19 @@ how connections are kept and replaced, and the body framings HTTP/1.1 allows."""
 from __future__ import annotations
 
 import asyncio
+import json
+import os
+import ssl
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Awaitable, Callable, Iterator
+from pathlib import Path
 
 import aiohttp
 import pytest
+import trustme
 from aiohttp import web
 
 from loopcrawl.wire import Pool
@@ -218,3 +225,30 @@ def test_idle_connections_are_closed_after_the_keepalive_time(
 
     assert asyncio.run(go()) == (1, 1, 0)
     assert keepalive_server.connections == 1  # /b went over /a's connection
+
+
+@pytest.mark.parametrize("session", [False, True], ids=["pool", "session"])
+def test_https_against_a_certificate_the_system_trusts(tmp_path: Path, session: bool) -> None:
+    """A test CA handed over as the system's (SSL_CERT_FILE): verified, not skipped."""
+    ca = trustme.CA()
+    server_ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ca.issue_cert("127.0.0.1").configure_cert(server_ctx)
+    ca.cert_pem.write_to_path(str(tmp_path / "ca.pem"))
+    with PageServer(ssl_context=server_ctx) as srv:
+        srv.add("/", links=["/a", "http://127.0.0.1:1/plain"])
+        srv.add("/a", title="over TLS")
+        args = ["crawl", srv.url + "/", "-o", "-", "--quiet", "--retries", "0"]
+        env = {**os.environ, "SSL_CERT_FILE": str(tmp_path / "ca.pem")}
+        r = subprocess.run([sys.executable, "-m", "loopcrawl", *args,
+                            *(["--http-session"] if session else [])],
+                           capture_output=True, text=True, timeout=60, env=env)
+        assert r.returncode == 0, r.stderr
+        recs = {d["url"]: d for d in map(json.loads, r.stdout.splitlines())}
+        assert recs[srv.url + "/a"]["status"] == 200 and recs[srv.url + "/a"]["title"] == "over TLS"
+        # Without the CA the certificate is refused, as it must be.
+        env.pop("SSL_CERT_FILE")
+        r = subprocess.run([sys.executable, "-m", "loopcrawl", *args, "--ignore-robots",
+                            *(["--http-session"] if session else [])],
+                           capture_output=True, text=True, timeout=60, env=env)
+        rec = json.loads(r.stdout.splitlines()[0])
+        assert rec["error"] == "connection_error" and "CERTIFICATE_VERIFY_FAILED" in rec["message"]
