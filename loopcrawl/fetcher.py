@@ -132,7 +132,7 @@ class Fetcher:
     async def __aexit__(self, *exc: object) -> None:
         await self._watchdog.stop()
         if self._pool is not None:
-            self._pool.close()
+            await self._pool.close()
             self._pool = None
         if self._session is not None:
             await self._session.close()
@@ -199,7 +199,7 @@ class Fetcher:
         hops = 0
         while True:
             resp: Exchange | aiohttp.ClientResponse
-            if pool is not None and pool.takes(method, url, cookies):
+            if pool is not None and pool.takes(method, url, cookies, body):
                 resp = await pool.request(url, headers)
             else:
                 resp = await session.request(
@@ -269,7 +269,7 @@ class Fetcher:
 def _fetch_error(e: BaseException) -> FetchError | None:
     """The ``FetchError`` an exception from aiohttp or the socket stands for."""
     if isinstance(e, TimeoutError):
-        return FetchError(f"no complete answer within the timeout ({e or 'total'})",
+        return FetchError(f"no complete answer within the timeout ({str(e) or 'total'})",
                           errors.TIMEOUT)
     if isinstance(e, aiohttp.InvalidURL):
         return FetchError(f"invalid URL: {e}", errors.INVALID_URL)

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 
 from .errors import ConfigError
 from .urls import canonicalize
+from .wire import check_header
 
 DEFAULT_USER_AGENT = "loopcrawl/0.1 (+https://github.com/loopcrawl/loopcrawl)"
 
@@ -100,9 +101,12 @@ class Settings:
         for name in ("delay", "retries", "max_redirects", "retry_backoff"):
             if getattr(self, name) < 0:
                 raise ConfigError(f"{name} must not be negative")
-        for k, v in self.headers.items():
-            if not k or any(c in k + v for c in "\r\n\0") or ":" in k:
-                raise ConfigError(f"bad header {k!r}: {v!r}")
+        for k, v in {**self.headers, "User-Agent": self.user_agent}.items():
+            try:
+                check_header(k, v)
+            except ValueError:
+                raise ConfigError(f"bad header {k!r}: {v!r} (a line break or a control "
+                                  "character)") from None
         if self.http_auth is not None and (
                 len(self.http_auth) != 2 or not all(isinstance(x, str) for x in self.http_auth)):
             raise ConfigError("http_auth must be (user, password)")

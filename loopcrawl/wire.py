@@ -11,10 +11,13 @@ bounded steps, and error types as the session) from a pool of idle
 connections per origin: ~170,000 instructions a request.
 
 Only what this path does the same as the session takes it (see
-``Pool.takes``): GETs of ASCII URLs without per-request cookies, with no
-proxy. The session's cookie jar is shared, so cookies a site sets are sent
-back on either path. A connection found closed when reused is replaced once,
-as aiohttp does for idempotent requests.
+``Pool.takes``): GETs without a body of ASCII URLs without userinfo, without
+per-request cookies, with no proxy. The session's cookie jar is shared, so
+cookies a site sets are sent back on either path. As in aiohttp: a connection
+found closed when reused is replaced once; addresses are tried by Happy
+Eyeballs (RFC 8305, ``aiohappyeyeballs``) within the connect timeout; header
+values are UTF-8 and control characters in them are refused; a host's
+trailing dot is dropped for SNI and ``Host``.
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ import time
 from collections.abc import Mapping
 from types import TracebackType
 
+import aiohappyeyeballs
 import aiohttp
 from aiohttp.client_proto import ResponseHandler
 from multidict import CIMultiDict, CIMultiDictProxy
@@ -35,8 +39,29 @@ from yarl import URL
 __all__ = ["Exchange", "Pool"]
 
 DNS_TTL = 300.0  # seconds an address lookup is kept (aiohttp's default too)
-_BAD_HEADER = re.compile(r"[\r\n\0]").search  # header injection: refused
-_RETRY_ON_REUSE = (aiohttp.ServerDisconnectedError, ConnectionResetError, BrokenPipeError)
+HAPPY_EYEBALLS_DELAY = 0.25  # seconds before the next address is tried too (aiohttp's)
+# Control characters other than tab, as aiohttp refuses them: header injection.
+_BAD_HEADER = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]").search
+# What a connection the server closed while it was idle raises on reuse
+# (ResponseHandler turns socket errors into ClientOSError).
+_RETRY_ON_REUSE = (aiohttp.ServerDisconnectedError, aiohttp.ClientOSError)
+
+
+def check_header(name: str, value: str) -> None:
+    """Refuse a header that could smuggle another one (CR, LF) or a control character."""
+    if _BAD_HEADER(name) or _BAD_HEADER(value) or ":" in name or not name:
+        raise ValueError(f"header {name!r} holds a line break or a control character")
+
+
+def _verified_context() -> ssl.SSLContext:
+    """aiohttp's verified context when it has one (made at its import: loading
+    the CA store again costs ~80 ms), else a default one of our own."""
+    ctx = getattr(aiohttp.connector, "_SSL_CONTEXT_VERIFIED", None)
+    if isinstance(ctx, ssl.SSLContext) and ctx.verify_mode == ssl.CERT_REQUIRED:
+        return ctx
+    ctx = ssl.create_default_context()
+    ctx.set_alpn_protocols(["http/1.1"])
+    return ctx
 
 
 class _Sent:
@@ -54,14 +79,19 @@ class _Origin:
     __slots__ = ("host", "idle", "port", "prefix", "sent", "tls")
 
     def __init__(self, origin: str, headers: CIMultiDict[str]) -> None:
-        scheme, _, hostport = origin.partition("://")
-        self.tls = scheme == "https"
+        self.tls = origin.startswith("https:")
         url = URL(origin, encoded=True)
-        self.host = url.raw_host or ""  # IPv6 without its brackets
+        self.host = (url.raw_host or "").rstrip(".")  # IPv6 without its brackets
         self.port = url.port or (443 if self.tls else 80)
-        # Host first, as aiohttp sends it (the default port is gone: canonical).
-        self.sent = CIMultiDictProxy(CIMultiDict([("Host", hostport), *headers.items()]))
-        self.prefix = "".join(f"{k}: {v}\r\n" for k, v in self.sent.items())
+        # Host first, as aiohttp sends it (the default port is gone: canonical),
+        # unless the crawl's headers name one.
+        sent = CIMultiDict(headers)
+        if "Host" not in sent:
+            host = f"[{self.host}]" if ":" in self.host else self.host
+            sent = CIMultiDict([("Host", host if url.explicit_port is None
+                                 else f"{host}:{url.port}"), *headers.items()])
+        self.sent = CIMultiDictProxy(sent)
+        self.prefix = "".join(f"{k}: {v}\r\n" for k, v in sent.items())
         # None once the pool has let go of this origin: connections coming
         # back to it are closed.
         self.idle: list[tuple[ResponseHandler, float]] | None = []
@@ -118,22 +148,25 @@ class Pool:
                  max_line_size: int = 16384) -> None:
         self._headers = CIMultiDict(headers)
         for k, v in self._headers.items():
-            if _BAD_HEADER(k) or _BAD_HEADER(v):
-                raise ValueError(f"header {k!r} holds a line break or NUL")
+            check_header(k, v)
         self._connect_timeout = connect_timeout
         self._jar = cookie_jar
         self._cookies = not isinstance(cookie_jar, aiohttp.DummyCookieJar)
         self._keepalive = keepalive
         self._max_line_size = max_line_size
         self._origins: dict[str, _Origin] = {}
-        self._dns: dict[tuple[str, int], tuple[float, list[tuple[int, str]]]] = {}
+        self._dns: dict[tuple[str, int], tuple[float, list[aiohappyeyeballs.AddrInfoType]]] = {}
         self._ssl: ssl.SSLContext | None = None
         self._swept = time.monotonic()
 
     @staticmethod
-    def takes(method: str, url: str, cookies: object) -> bool:
-        """Whether this path serves a request (the session serves the rest)."""
-        return method == "GET" and cookies is None and url.isascii() and "#" not in url
+    def takes(method: str, url: str, cookies: object, body: bytes | None) -> bool:
+        """Whether this path serves a request (the session serves the rest).
+
+        "@" may be userinfo (``http://user:pass@host/``: aiohttp sends it as
+        basic auth); in a path it only costs the slower road."""
+        return (method == "GET" and not body and cookies is None and url.isascii()
+                and "#" not in url and "@" not in url)
 
     async def request(self, url: str, headers: Mapping[str, str] | None = None) -> Exchange:
         """GET ``url`` (canonical, http or https): the response, its body still to read."""
@@ -148,25 +181,24 @@ class Pool:
         if _BAD_HEADER(target) or " " in target:
             raise aiohttp.InvalidURL(url)
         head, sent = origin.prefix, origin.sent
-        if headers:
-            merged = CIMultiDict(sent)
-            for k, v in headers.items():
-                if _BAD_HEADER(k) or _BAD_HEADER(v):
-                    raise ValueError(f"header {k!r} holds a line break or NUL")
-                merged[k] = v
-            sent = CIMultiDictProxy(merged)
-            head = "".join(f"{k}: {v}\r\n" for k, v in merged.items())
+        jar = None
         if self._cookies and len(self._jar):
             jar = self._jar.filter_cookies(URL(url, encoded=True))
-            if jar:
-                cookie = "; ".join(f"{m.key}={m.coded_value}" for m in jar.values())
-                merged = CIMultiDict(sent)
-                merged["Cookie"] = cookie
-                sent = CIMultiDictProxy(merged)
-                head += f"Cookie: {cookie}\r\n"
-        data = f"GET {target} HTTP/1.1\r\n{head}\r\n".encode("latin-1")
+        if headers or jar:
+            merged = CIMultiDict(sent)
+            for k, v in (headers or {}).items():
+                check_header(k, v)
+                merged[k] = v
+            if jar:  # one Cookie header: the request's and the jar's, by name (as aiohttp)
+                pairs = dict(p.strip().partition("=")[::2]
+                             for p in merged.get("Cookie", "").split(";") if p.strip())
+                pairs.update((m.key, m.coded_value) for m in jar.values())
+                merged["Cookie"] = "; ".join(f"{k}={v}" for k, v in sorted(pairs.items()))
+            sent = CIMultiDictProxy(merged)
+            head = "".join(f"{k}: {v}\r\n" for k, v in merged.items())
+        data = f"GET {target} HTTP/1.1\r\n{head}\r\n".encode()
+        proto = self._idle(origin) if origin.idle else None
         while True:
-            proto = self._idle(origin) if origin.idle else None
             reused = proto is not None
             if proto is None:
                 proto = await self._connect(origin)
@@ -175,16 +207,21 @@ class Pool:
             except _RETRY_ON_REUSE:
                 proto.close()
                 if reused:  # closed by the server while idle: once more, on a new one
+                    proto = None
                     continue
                 raise
             except BaseException:
                 proto.close()
                 raise
             break
-        if self._cookies and "Set-Cookie" in message.headers:
-            self._jar.update_cookies_from_headers(message.headers.getall("Set-Cookie"),
-                                                  URL(url, encoded=True))
-        return Exchange(self, origin, proto, message, payload, sent)
+        try:
+            if self._cookies and "Set-Cookie" in message.headers:
+                self._jar.update_cookies_from_headers(message.headers.getall("Set-Cookie"),
+                                                      URL(url, encoded=True))
+            return Exchange(self, origin, proto, message, payload, sent)
+        except BaseException:
+            proto.close()
+            raise
 
     async def _exchange(self, proto: ResponseHandler, data: bytes
                         ) -> tuple[aiohttp.http.RawResponseMessage, aiohttp.StreamReader]:
@@ -206,7 +243,8 @@ class Pool:
         stale = time.monotonic() - self._keepalive
         while idle:
             proto, since = idle.pop()
-            if since > stale and proto.is_connected():
+            # should_close: an answer nobody asked for came in while it was idle
+            if since > stale and proto.is_connected() and not proto.should_close:
                 return proto
             proto.close()
         return None
@@ -216,37 +254,40 @@ class Pool:
         tls = None
         if origin.tls:
             if self._ssl is None:
-                self._ssl = ssl.create_default_context()
+                self._ssl = _verified_context()
             tls = self._ssl
-        error: OSError | None = None
-        async with asyncio.timeout(self._connect_timeout):
-            for family, ip in await self._addresses(origin.host, origin.port):
-                try:
-                    _, proto = await loop.create_connection(
-                        lambda: ResponseHandler(loop), ip, origin.port, family=family,
-                        ssl=tls, server_hostname=origin.host if tls else None)
-                    # One parser for the connection's life: it reads one
-                    # response after another (aiohttp makes one per request).
-                    proto.set_response_params(read_until_eof=True,
-                                              max_line_size=self._max_line_size)
-                    return proto
-                except OSError as e:  # the next address, as a browser would
-                    error = e
-        raise aiohttp.ClientOSError(
-            getattr(error, "errno", None),
-            f"cannot connect to {origin.host}:{origin.port}: {error or 'no address'}")
+        where = f"{origin.host}:{origin.port}"
+        try:
+            async with asyncio.timeout(self._connect_timeout):
+                sock = await aiohappyeyeballs.start_connection(
+                    await self._addresses(origin.host, origin.port),
+                    happy_eyeballs_delay=HAPPY_EYEBALLS_DELAY, interleave=1)
+                _, proto = await loop.create_connection(
+                    lambda: ResponseHandler(loop), sock=sock, ssl=tls,
+                    server_hostname=origin.host if tls else None)
+        except TimeoutError:
+            raise aiohttp.ConnectionTimeoutError(
+                f"no connection to {where} within {self._connect_timeout:g} s") from None
+        except socket.gaierror as e:
+            raise aiohttp.ClientOSError(e.errno, f"cannot resolve {origin.host}: "
+                                        f"{e.strerror or e}") from None
+        except OSError as e:
+            raise aiohttp.ClientOSError(e.errno, f"cannot connect to {where}: {e}") from None
+        # One parser for the connection's life: it reads one response after
+        # another (aiohttp makes one per request).
+        proto.set_response_params(read_until_eof=True, max_line_size=self._max_line_size)
+        return proto
 
-    async def _addresses(self, host: str, port: int) -> list[tuple[int, str]]:
+    async def _addresses(self, host: str, port: int) -> list[aiohappyeyeballs.AddrInfoType]:
         now = time.monotonic()
         got = self._dns.get((host, port))
         if got is not None and got[0] > now:
             return got[1]
         infos = await asyncio.get_running_loop().getaddrinfo(host, port, type=socket.SOCK_STREAM)
-        addresses: list[tuple[int, str]] = list(dict.fromkeys((fam, str(sa[0])) for fam, _, _, _, sa in infos))
         if len(self._dns) > 4096:
             self._dns.clear()
-        self._dns[(host, port)] = (now + DNS_TTL, addresses)
-        return addresses
+        self._dns[(host, port)] = (now + DNS_TTL, infos)
+        return infos
 
     def sweep(self, now: float) -> None:
         """Close connections idle past the keep-alive time (a few times a minute)."""
@@ -271,9 +312,20 @@ class Pool:
         """How many connections wait to be reused."""
         return sum(len(o.idle or ()) for o in self._origins.values())
 
-    def close(self) -> None:
+    async def close(self) -> None:
+        """Close the idle connections, and wait (briefly) until they are: a TLS
+        one is aborted, not shut down politely, or it may outlive the loop."""
+        waits = []
         for origin in self._origins.values():
             for proto, _ in origin.idle or ():
-                proto.close()
+                closed = proto.closed
+                if proto.transport is not None and proto.transport.get_extra_info("sslcontext"):
+                    proto.abort()
+                else:
+                    proto.close()
+                if closed is not None:
+                    waits.append(closed)
             origin.idle = None
         self._origins.clear()
+        if waits:
+            await asyncio.wait(waits, timeout=1.0)

@@ -4,9 +4,12 @@ how connections are kept and replaced, and the body framings HTTP/1.1 allows."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
+import socket
 import ssl
+import struct
 import subprocess
 import sys
 import threading
@@ -252,3 +255,169 @@ def test_https_against_a_certificate_the_system_trusts(tmp_path: Path, session: 
                            capture_output=True, text=True, timeout=60, env=env)
         rec = json.loads(r.stdout.splitlines()[0])
         assert rec["error"] == "connection_error" and "CERTIFICATE_VERIFY_FAILED" in rec["message"]
+
+
+def _fetch_all(urls: list[str], **settings: object) -> list[tuple[int, bytes]]:
+    """(status, body) of each URL, fetched one after another by a Fetcher."""
+    from loopcrawl.fetcher import Fetcher
+    from loopcrawl.settings import Settings
+
+    async def go() -> list[tuple[int, bytes]]:
+        async with Fetcher(Settings(**{**FAST, **settings})) as f:  # type: ignore[arg-type]
+            return [((r := await f.fetch(u)).status, r.body) for u in urls]
+
+    return asyncio.run(go())
+
+
+def test_headers_the_crawl_sets_replace_the_pools_not_double_them() -> None:
+    """One Host, the crawl's; one Cookie: the request's own and the jar's."""
+    got: list[tuple[list[str], list[str]]] = []
+
+    async def handle(request: web.BaseRequest) -> web.StreamResponse:
+        got.append((request.headers.getall("Host", []), request.headers.getall("Cookie", [])))
+        resp = web.Response(body=page(request.path, links=1 if request.path == "/" else 0),
+                            content_type="text/html")
+        if request.path == "/":
+            resp.set_cookie("sid", "s1")
+        return resp
+
+    with PageServer(handler=handle) as srv:
+        for pool in (True, False):
+            got.clear()
+            recs, _ = run(srv.url + "/", **FAST, http_pool=pool,
+                          headers={"Host": "vhost.example", "Cookie": "user=me"})
+            assert [r.status for r in recs] == [200, 200]
+            assert got == [(["vhost.example"], ["user=me"]),
+                           (["vhost.example"], ["sid=s1; user=me"])], (pool, got)
+
+
+def test_userinfo_and_get_bodies_take_the_session() -> None:
+    """What the pool does not do (basic auth from the URL, a GET with a body)
+    goes to aiohttp's session, which does it."""
+    seen: list[tuple[str, str | None, bytes]] = []
+
+    async def handle(request: web.BaseRequest) -> web.StreamResponse:
+        seen.append((request.host, request.headers.get("Authorization"), await request.read()))
+        return web.Response(body=page(request.path), content_type="text/html")
+
+    with PageServer(handler=handle) as srv:
+        port = srv.port
+        _fetch_all([f"http://user:secret@127.0.0.1:{port}/a"])
+        from loopcrawl.fetcher import Fetcher
+        from loopcrawl.settings import Settings
+
+        async def with_body() -> int:
+            async with Fetcher(Settings(**FAST)) as f:  # type: ignore[arg-type]
+                return (await f.fetch(srv.url + "/b", body=b'{"q":1}')).status
+
+        assert asyncio.run(with_body()) == 200
+    assert seen[0][:2] == (f"127.0.0.1:{port}", "Basic dXNlcjpzZWNyZXQ=")
+    assert seen[1][2] == b'{"q":1}'
+
+
+def test_a_header_with_a_control_character_is_a_config_error() -> None:
+    from loopcrawl.errors import ConfigError
+    from loopcrawl.settings import Settings
+
+    for bad in ({"user_agent": "bot\x1b[31m"}, {"headers": {"X-A": "a\x7fb"}}):
+        with pytest.raises(ConfigError, match="control character"):
+            Settings(seeds=["http://127.0.0.1/"], **bad)  # type: ignore[arg-type]
+
+
+def test_a_reset_reused_connection_is_replaced_once_not_once_per_idle_one() -> None:
+    """Three idle connections, each reset by the server when reused: the GET
+    tries one of them, then a new connection, and no more."""
+
+    async def first_only(r: asyncio.StreamReader, w: asyncio.StreamWriter) -> None:
+        head = await srv.read_request(r)
+        await asyncio.sleep(0.05)  # so that the three requests overlap
+        w.write(answer(page(target(head))))
+        await w.drain()
+        await srv.read_request(r)
+        sock = w.get_extra_info("socket")
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        w.transport.abort()  # a reset, not a clean close
+
+    async def go() -> tuple[bytes, int]:
+        pool = Pool({"User-Agent": "x"}, connect_timeout=2.0, cookie_jar=aiohttp.DummyCookieJar())
+
+        async def one(path: str) -> bytes:
+            async with await pool.request(srv.url + path) as resp:
+                return await resp.read()
+
+        await asyncio.gather(*(one(f"/w{i}") for i in range(3)))
+        idle = pool.idle()
+        body = await one("/again")
+        await pool.close()
+        return body, idle
+
+    with RawServer(first_only) as srv:
+        body, idle = asyncio.run(go())
+    assert idle == 3 and body == page("/again")
+    assert [target(h) for h in srv.requests].count("/again") == 2  # a reset one, a new one
+
+
+def test_an_answer_that_came_while_idle_is_not_taken_for_the_next() -> None:
+    async def chatty(r: asyncio.StreamReader, w: asyncio.StreamWriter) -> None:
+        head = await srv.read_request(r)
+        w.write(answer(page(target(head))))
+        await w.drain()
+        await asyncio.sleep(0.05)
+        w.write(answer(b"UNSOLICITED"))  # nobody asked: the connection is spoiled
+        await w.drain()
+        head = await srv.read_request(r)
+        w.write(answer(page(target(head))))
+        await w.drain()
+
+    async def go() -> list[bytes]:
+        pool = Pool({"User-Agent": "x"}, connect_timeout=2.0, cookie_jar=aiohttp.DummyCookieJar())
+        out = []
+        for path in ("/a", "/b"):
+            async with await pool.request(srv.url + path) as resp:
+                out.append(await resp.read())
+            await asyncio.sleep(0.2)
+        await pool.close()
+        return out
+
+    with RawServer(chatty) as srv:
+        assert asyncio.run(go()) == [page("/a"), page("/b")]
+
+
+def test_addresses_are_tried_by_happy_eyeballs_within_the_connect_timeout() -> None:
+    """The first address swallows the connection (a full listen backlog); the
+    second answers. The pool moves on after 250 ms, not at the timeout."""
+    dead = socket.socket()
+    dead.bind(("127.0.0.2", 0))
+    dead.listen(0)
+    fillers = []
+    for _ in range(8):  # fill the backlog: the next SYN gets no answer
+        s = socket.socket()
+        s.setblocking(False)
+        with contextlib.suppress(BlockingIOError):
+            s.connect(dead.getsockname())
+        fillers.append(s)
+
+    async def go(srv: PageServer) -> tuple[int, float]:
+        pool = Pool({"User-Agent": "x"}, connect_timeout=3.0, cookie_jar=aiohttp.DummyCookieJar())
+        port = dead.getsockname()[1]
+        # What DNS said for example.test (the second address, on another port,
+        # is the page server).
+        infos = [(socket.AF_INET, socket.SOCK_STREAM, 6, "", ("127.0.0.2", port)),
+                 (socket.AF_INET, socket.SOCK_STREAM, 6, "", ("127.0.0.1", srv.port))]
+        pool._dns[("example.test", port)] = (time.monotonic() + 60, infos)
+        t0 = time.monotonic()
+        async with await pool.request(f"http://example.test:{port}/") as resp:
+            status = resp.status
+        took = time.monotonic() - t0
+        await pool.close()
+        return status, took
+
+    try:
+        with PageServer() as srv:
+            srv.add("/")
+            status, took = asyncio.run(go(srv))
+    finally:
+        for s in fillers:
+            s.close()
+        dead.close()
+    assert status == 200 and took < 2.0
