@@ -421,3 +421,31 @@ def test_addresses_are_tried_by_happy_eyeballs_within_the_connect_timeout() -> N
             s.close()
         dead.close()
     assert status == 200 and took < 2.0
+
+
+def test_a_hosts_trailing_dot_is_dropped_for_sni_and_host() -> None:
+    """``https://localhost.:port/`` names the same host as ``localhost``: the
+    certificate for ``localhost`` must verify, and Host must not carry the dot."""
+    ca = trustme.CA()
+    server_ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ca.issue_cert("localhost").configure_cert(server_ctx)
+    hosts: list[str] = []
+
+    async def handle(request: web.BaseRequest) -> web.StreamResponse:
+        hosts.append(request.headers["Host"])
+        return web.Response(body=page("/"), content_type="text/html")
+
+    async def go(port: int) -> int:
+        pool = Pool({"User-Agent": "x"}, connect_timeout=2.0, cookie_jar=aiohttp.DummyCookieJar())
+        client_ctx = ssl.create_default_context()
+        ca.configure_trust(client_ctx)
+        pool._ssl = client_ctx  # the test CA, as the system's would be
+        async with await pool.request(f"https://localhost.:{port}/") as resp:
+            await resp.read()
+            status = resp.status
+        await pool.close()
+        return status
+
+    with PageServer(handler=handle, ssl_context=server_ctx) as srv:
+        assert asyncio.run(go(srv.port)) == 200
+    assert hosts == [f"localhost:{srv.port}"]
