@@ -283,7 +283,8 @@ class Pool:
         got = self._dns.get((host, port))
         if got is not None and got[0] > now:
             return got[1]
-        infos = await asyncio.get_running_loop().getaddrinfo(host, port, type=socket.SOCK_STREAM)
+        infos: list[aiohappyeyeballs.AddrInfoType] = list(
+            await asyncio.get_running_loop().getaddrinfo(host, port, type=socket.SOCK_STREAM))
         if len(self._dns) > 4096:
             self._dns.clear()
         self._dns[(host, port)] = (now + DNS_TTL, infos)
