@@ -2,8 +2,10 @@
 cap, redirects.
 
 GETs go over ``wire.Pool`` (aiohttp's protocol and parser, without the
-session's per-request layers); other methods, per-request cookies and proxied
-requests go through ``aiohttp.ClientSession``. Both share one cookie jar and
+session's per-request layers) unless ``Pool.takes`` says otherwise (a body,
+per-request cookies, an "@" or "#" or non-ASCII character in the URL);
+those, other methods, and everything when a proxy is set or with
+``http_pool=False`` go through ``aiohttp.ClientSession``. Both share one cookie jar and
 send the same headers, and both answer with what ``_fetch`` reads of a
 response, so everything below the request line is one code path.
 
@@ -24,7 +26,7 @@ import aiohttp
 from aiohttp.http import HttpProcessingError
 from yarl import URL
 
-from . import errors
+from . import errors, wire
 from .errors import FetchError, RedirectError, TooLarge
 from .settings import Settings
 from .urls import canonicalize, host_of
@@ -46,7 +48,7 @@ try:
     _ACCEPT_ENCODING = _gen_default_accept_encoding()
 except ImportError:  # a private helper of aiohttp's: gone in some version
     _ACCEPT_ENCODING = "gzip, deflate"
-_MAX_LINE = 16384  # status line and header lines (aiohttp's default is 8190)
+_MAX_LINE = 16384  # the status line (aiohttp's default is 8190; header fields stay at it)
 
 
 @dataclass(slots=True)
@@ -88,7 +90,8 @@ def parse_retry_after(value: str | None, now: float | None = None) -> float | No
 
 
 class Fetcher:
-    """Fetches URLs with one shared ``aiohttp.ClientSession``."""
+    """Fetches URLs over one keep-alive pool and one ``aiohttp.ClientSession``
+    (which requests take which: the module's docstring)."""
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
@@ -115,13 +118,15 @@ class Fetcher:
         self._session = aiohttp.ClientSession(
             connector=connector,
             # The total and read timeouts are the watchdog's (see _Watchdog).
-            timeout=aiohttp.ClientTimeout(total=None, sock_connect=s.connect_timeout),
+            # connect: DNS, the TCP connect and TLS, as the pool counts it.
+            timeout=aiohttp.ClientTimeout(total=None, connect=s.connect_timeout,
+                                          sock_connect=s.connect_timeout),
             headers=defaults,
             cookie_jar=jar,
             auto_decompress=True,
             skip_auto_headers=(),
         )
-        if s.http_pool and s.proxy is None:
+        if s.http_pool and s.proxy is None and wire.AVAILABLE:
             self._pool = Pool({**defaults, "Accept-Encoding": _ACCEPT_ENCODING},
                               connect_timeout=s.connect_timeout, cookie_jar=jar,
                               max_line_size=_MAX_LINE)

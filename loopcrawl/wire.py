@@ -6,13 +6,13 @@ and ``ClientResponse`` with their properties, the connector's bookkeeping,
 traces and timers. A crawler's GET needs little of that. Here a request is
 one ``transport.write`` of a header block built mostly once per origin, and
 the response is read by aiohttp's own ``ResponseHandler`` and C parser (the
-same header limits, chunked and close-delimited bodies, decompression in
-bounded steps, and error types as the session) from a pool of idle
-connections per origin: ~170,000 instructions a request.
+same header limits, chunked and close-delimited bodies, and decompression in
+bounded steps as the session; its errors map to the same failure kinds) from
+a pool of idle connections per origin: ~170,000 instructions a request.
 
 Only what this path does the same as the session takes it (see
-``Pool.takes``): GETs without a body of ASCII URLs without userinfo, without
-per-request cookies, with no proxy. The session's cookie jar is shared, so
+``Pool.takes``): GETs without a body or per-request cookies, of ASCII URLs
+with no "@" (userinfo) or "#"; with a proxy there is no pool at all. The session's cookie jar is shared, so
 cookies a site sets are sent back on either path. As in aiohttp: a connection
 found closed when reused is replaced once; addresses are tried by Happy
 Eyeballs (RFC 8305, ``aiohappyeyeballs``) within the connect timeout; header
@@ -23,6 +23,7 @@ trailing dot is dropped for SNI and ``Host``.
 from __future__ import annotations
 
 import asyncio
+import inspect
 import re
 import socket
 import ssl
@@ -32,13 +33,20 @@ from types import TracebackType
 
 import aiohappyeyeballs
 import aiohttp
-from aiohttp.client_proto import ResponseHandler
 from multidict import CIMultiDict, CIMultiDictProxy
 from yarl import URL
 
-__all__ = ["Exchange", "Pool"]
+try:  # aiohttp's internal protocol class: checked, since the version pin allows 3.x
+    from aiohttp.client_proto import ResponseHandler
 
-DNS_TTL = 300.0  # seconds an address lookup is kept (aiohttp's default too)
+    AVAILABLE = {"read_until_eof", "max_line_size"} <= set(
+        inspect.signature(ResponseHandler.set_response_params).parameters)
+except (ImportError, AttributeError, TypeError, ValueError):
+    AVAILABLE = False  # an aiohttp that changed it: every request takes the session
+
+__all__ = ["AVAILABLE", "Exchange", "Pool"]
+
+DNS_TTL = 300.0  # seconds an address lookup is kept (the session's ttl_dns_cache too)
 HAPPY_EYEBALLS_DELAY = 0.25  # seconds before the next address is tried too (aiohttp's)
 # Control characters other than tab, as aiohttp refuses them: header injection.
 _BAD_HEADER = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]").search
@@ -55,7 +63,7 @@ def check_header(name: str, value: str) -> None:
 
 def _verified_context() -> ssl.SSLContext:
     """aiohttp's verified context when it has one (made at its import: loading
-    the CA store again costs ~80 ms), else a default one of our own."""
+    the CA store again costs ~40 ms), else a default one of our own."""
     ctx = getattr(aiohttp.connector, "_SSL_CONTEXT_VERIFIED", None)
     if isinstance(ctx, ssl.SSLContext) and ctx.verify_mode == ssl.CERT_REQUIRED:
         return ctx

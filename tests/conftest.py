@@ -169,3 +169,20 @@ def shop() -> Iterator[ServerThread]:
 
     with ServerThread(Site(pages=5), log=False) as srv:
         yield srv
+
+
+@pytest.fixture
+def pool_calls(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The URLs requested over loopcrawl's pool (wire.Pool) during the test:
+    which road a request took, seen from inside."""
+    from loopcrawl.wire import Pool
+
+    calls: list[str] = []
+    real = Pool.request
+
+    async def counted(self: Pool, url: str, headers: object = None) -> object:
+        calls.append(url)
+        return await real(self, url, headers)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(Pool, "request", counted)
+    return calls

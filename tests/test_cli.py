@@ -52,7 +52,21 @@ def test_crawl_to_stdout_quiet(pages: PageServer) -> None:
     assert r.stderr == ""
 
 
-def test_crawl_over_aiohttps_session(pages: PageServer) -> None:
+@pytest.mark.parametrize(("flag", "pool"), [([], True), (["--http-session"], False)])
+def test_http_session_flag_turns_the_pool_off(monkeypatch: pytest.MonkeyPatch,
+                                              flag: list[str], pool: bool) -> None:
+    from click.testing import CliRunner
+
+    from loopcrawl import cli as cli_module
+
+    got = []
+    monkeypatch.setattr(cli_module, "run_crawl", lambda settings, *a, **k: got.append(settings) or 0)
+    r = CliRunner().invoke(cli_module.main, ["crawl", "http://127.0.0.1:1/", "--quiet", *flag])
+    assert r.exit_code == 0, r.output
+    assert got[0].http_pool is pool
+
+
+def test_crawl_over_aiohttp_session(pages: PageServer) -> None:
     pages.add("/", links=["/b"])
     pages.add("/b", title="B")
     r = cli("crawl", pages.url + "/", "-o", "-", "--quiet", "--http-session")
