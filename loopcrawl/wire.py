@@ -164,6 +164,10 @@ class Pool:
         self._max_line_size = max_line_size
         self._origins: dict[str, _Origin] = {}
         self._dns: dict[tuple[str, int], tuple[float, list[aiohappyeyeballs.AddrInfoType]]] = {}
+        # Lookups under way: the requests that open a host's first connections
+        # together wait for one answer (as aiohttp's connector does).
+        self._resolving: dict[tuple[str, int],
+                              asyncio.Future[list[aiohappyeyeballs.AddrInfoType]]] = {}
         self._ssl: ssl.SSLContext | None = None
         self._swept = time.monotonic()
 
@@ -287,15 +291,24 @@ class Pool:
         return proto
 
     async def _addresses(self, host: str, port: int) -> list[aiohappyeyeballs.AddrInfoType]:
-        now = time.monotonic()
-        got = self._dns.get((host, port))
-        if got is not None and got[0] > now:
+        key = (host, port)
+        got = self._dns.get(key)
+        if got is not None and got[0] > time.monotonic():
             return got[1]
+        pending = self._resolving.get(key)
+        if pending is None:
+            pending = self._resolving[key] = asyncio.ensure_future(self._lookup(host, port))
+            pending.add_done_callback(lambda f: (self._resolving.pop(key, None),
+                                                 f.cancelled() or f.exception()))
+        # shield: one waiter's timeout or cancel leaves the lookup to the others
+        return await asyncio.shield(pending)
+
+    async def _lookup(self, host: str, port: int) -> list[aiohappyeyeballs.AddrInfoType]:
         infos: list[aiohappyeyeballs.AddrInfoType] = list(
             await asyncio.get_running_loop().getaddrinfo(host, port, type=socket.SOCK_STREAM))
         if len(self._dns) > 4096:
             self._dns.clear()
-        self._dns[(host, port)] = (now + DNS_TTL, infos)
+        self._dns[(host, port)] = (time.monotonic() + DNS_TTL, infos)
         return infos
 
     def sweep(self, now: float) -> None:

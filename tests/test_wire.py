@@ -472,3 +472,30 @@ def test_which_fetchers_have_a_pool(settings: dict[str, object], pooled: bool) -
             return f._pool is not None
 
     assert asyncio.run(go()) is pooled
+
+
+def test_requests_opening_a_hosts_first_connections_share_one_lookup(
+    keepalive_server: RawServer, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    lookups: list[str] = []
+    real = Pool._lookup
+
+    async def counted(self: Pool, host: str, port: int) -> object:
+        lookups.append(host)
+        return await real(self, host, port)
+
+    monkeypatch.setattr(Pool, "_lookup", counted)
+
+    async def go() -> list[bytes]:
+        pool = Pool({"User-Agent": "x"}, connect_timeout=2.0, cookie_jar=aiohttp.DummyCookieJar())
+
+        async def one(path: str) -> bytes:
+            async with await pool.request(f"http://localhost:{keepalive_server.port}{path}") as r:
+                return await r.read()
+
+        bodies = await asyncio.gather(*(one(f"/d{i}") for i in range(5)))
+        await pool.close()
+        return bodies
+
+    assert asyncio.run(go()) == [page(f"/d{i}") for i in range(5)]
+    assert keepalive_server.connections == 5 and lookups == ["localhost"]
