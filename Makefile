@@ -19,10 +19,12 @@ demo: setup
 
 test: setup
 	$(BIN)/ruff check .
+	$(BIN)/mypy loopcrawl
 	$(BIN)/python -m pytest -q
 
 lint: setup
 	$(BIN)/ruff check .
+	$(BIN)/mypy loopcrawl
 
 bench: setup
 	$(BIN)/python benchmarks/run.py

@@ -556,7 +556,7 @@ def findings(results: Sequence[RunResult], latency_ms: float) -> str:
                 f"{r.pages_per_s * latency_ms / 1000 / k:.0%} of K ÷ latency: the CPU "
                 f"({r.cpu_ms_per_page:.2f} ms per page, {r.cpu / r.wall:.0%} of a core) is "
                 "the limit now, not the network.")
-    top = max(ks) if ks else None
+    top = max(ks) if ks else 0  # 0: no K measured, so none of these is found
     a, t, p = (ok.get((m, top)) for m in ("asyncio", "threads", "processes"))
     if a and t:
         out.append(

@@ -18,7 +18,7 @@ import logging
 import sys
 import time
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol, cast
 
 from . import errors
 from ._spider_run import ItemExporter, SpiderRun, spider_settings
@@ -80,8 +80,9 @@ class Crawler:
         self._spider: SpiderRun | None = None
         if spider is not None:
             settings = spider_settings(settings, spider)
-            self._spider = SpiderRun(self, spider, [e for e in exporters
-                                                    if hasattr(e, "write_item")], on_item)
+            items = cast("list[ItemExporter]",
+                         [e for e in exporters if hasattr(e, "write_item")])
+            self._spider = SpiderRun(self, spider, items, on_item)
         self._archives = [e for e in exporters if hasattr(e, "write_response")]
         self._held: dict[int, Fetched] = {}  # id(request) -> its response, until its ack
         self._outputs: list[Any] = []  # what the checkpoints cover

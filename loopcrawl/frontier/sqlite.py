@@ -428,9 +428,9 @@ class SqliteFrontier:
             "depth": settings.depth, "max_pages": settings.max_pages,
             "obey_robots": settings.obey_robots, "user_agent": settings.user_agent,
         }
-        old = json.loads(self.settings_json) if self.settings_json else new
+        old: dict[str, Any] = json.loads(self.settings_json) if self.settings_json else new
         changed = [k for k in new if k != "seeds" and old.get(k) != new[k]]
-        merged = dict(new, seeds=sorted(set(old.get("seeds", [])) | set(new["seeds"])))
+        merged = dict(new, seeds=sorted(set(old.get("seeds", [])) | set(settings.seeds)))
         self.settings_json = json.dumps(merged, sort_keys=True)
         assert self._con is not None
         self._con.execute("INSERT OR REPLACE INTO meta VALUES ('settings', ?)",

@@ -635,9 +635,9 @@ class Site:
             links = nav + body + footer
             self_url = f"{base}{path}"
         elif path == "/tags/":
-            t = _TAG_RE.fullmatch(query)
-            assert t is not None
-            k, page = int(t.group(1)), 2 if t.group(2) else 1
+            tag = _TAG_RE.fullmatch(query)
+            assert tag is not None
+            k, page = int(tag.group(1)), 2 if tag.group(2) else 1
             links = self._tag_links(k, page, self._tag_rng(k, page).random)
             self_url = f"{base}/tags/?{query}"
         else:
