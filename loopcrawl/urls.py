@@ -113,6 +113,7 @@ def host_of(url: str) -> str:
 
 
 _SCHEME = re.compile(r"[A-Za-z][A-Za-z0-9+.\-]*:").match
+_HTTP = ("http", "https")
 # Raw origins seen in links ("HTTP://Example.com:80") -> their canonical form
 # ("http://example.com"), or "" when a link to it needs the full parse. Bounded:
 # cleared when full, which only costs a re-parse.
@@ -224,15 +225,14 @@ class Resolver:
                 href = href[2:]
             origin = self.origin
             path = self._up(href) if href.startswith("../") else self.base_dir + href
-        elif c in "hH" and href[4:7] == "://" and href[:4].lower() == "http":
-            host_start = 7  # another site's http URL, or this one's in capitals
-        elif ":" in href and (m := _SCHEME(href)) is not None:
-            scheme = m.group().lower()
-            if scheme not in ("http:", "https:"):
+        # A scheme ends at the first ':'; http(s), the common one, needs no regex.
+        elif ":" in href and (
+                (scheme := href[: href.index(":")].lower()) in _HTTP or _SCHEME(href)):
+            if scheme not in _HTTP:
                 return None  # mailto:, javascript:, tel:, ftp:, ...
-            if href[len(scheme) : len(scheme) + 2] != "//":
+            if href[len(scheme) + 1 : len(scheme) + 3] != "//":
                 return canonicalize(href, self.base)  # "http:x" is relative, oddly
-            host_start = len(scheme) + 2
+            host_start = len(scheme) + 3
         else:
             origin, path = self.origin, self.base_dir + href
         if host_start:

@@ -85,6 +85,7 @@ class _Origin:
     """One ``scheme://host[:port]``: where to connect, its header block, idle connections."""
 
     __slots__ = ("host", "idle", "port", "prefix", "sent", "tls")
+    sent: _Sent  # the headers every request to it sends (unless it has its own)
 
     def __init__(self, origin: str, headers: CIMultiDict[str]) -> None:
         self.tls = origin.startswith("https:")
@@ -98,7 +99,7 @@ class _Origin:
             host = f"[{self.host}]" if ":" in self.host else self.host
             sent = CIMultiDict([("Host", host if url.explicit_port is None
                                  else f"{host}:{url.port}"), *headers.items()])
-        self.sent = CIMultiDictProxy(sent)
+        self.sent = _Sent(CIMultiDictProxy(sent))
         self.prefix = "".join(f"{k}: {v}\r\n" for k, v in sent.items())
         # None once the pool has let go of this origin: connections coming
         # back to it are closed.
@@ -110,13 +111,12 @@ class Exchange:
     the fetcher reads (status, headers, ``content``, ``read``), as an async
     context manager that gives the connection back when the body was read."""
 
-    __slots__ = ("_origin", "_pool", "_proto", "content", "content_length", "headers",
+    __slots__ = ("_origin", "_proto", "content", "content_length", "headers",
                  "request_info", "status")
 
-    def __init__(self, pool: Pool, origin: _Origin, proto: ResponseHandler,
+    def __init__(self, origin: _Origin, proto: ResponseHandler,
                  message: aiohttp.http.RawResponseMessage, payload: aiohttp.StreamReader,
-                 sent: Mapping[str, str]) -> None:
-        self._pool = pool
+                 sent: _Sent) -> None:
         self._origin = origin
         self._proto: ResponseHandler | None = proto
         self.status: int = message.code
@@ -124,7 +124,7 @@ class Exchange:
         self.content = payload
         length = self.headers.get("Content-Length")
         self.content_length = int(length) if length is not None and length.isdigit() else None
-        self.request_info = _Sent(sent)
+        self.request_info = sent
 
     async def read(self) -> bytes:
         return await self.content.read()
@@ -197,7 +197,7 @@ class Pool:
         if self._cookies and len(self._jar):
             jar = self._jar.filter_cookies(URL(url, encoded=True))
         if headers or jar:
-            merged = CIMultiDict(sent)
+            merged = CIMultiDict(sent.headers)
             for k, v in (headers or {}).items():
                 check_header(k, v)
                 merged[k] = v
@@ -206,7 +206,7 @@ class Pool:
                              for p in merged.get("Cookie", "").split(";") if p.strip())
                 pairs.update((m.key, m.coded_value) for m in jar.values())
                 merged["Cookie"] = "; ".join(f"{k}={v}" for k, v in sorted(pairs.items()))
-            sent = CIMultiDictProxy(merged)
+            sent = _Sent(CIMultiDictProxy(merged))
             head = "".join(f"{k}: {v}\r\n" for k, v in merged.items())
         data = f"GET {target} HTTP/1.1\r\n{head}\r\n".encode()
         proto = self._idle(origin) if origin.idle else None
@@ -230,7 +230,7 @@ class Pool:
             if self._cookies and "Set-Cookie" in message.headers:
                 self._jar.update_cookies_from_headers(message.headers.getall("Set-Cookie"),
                                                       URL(url, encoded=True))
-            return Exchange(self, origin, proto, message, payload, sent)
+            return Exchange(origin, proto, message, payload, sent)
         except BaseException:
             proto.close()
             raise

@@ -260,14 +260,14 @@ def test_https_against_a_certificate_the_system_trusts(tmp_path: Path, session: 
         assert rec["error"] == "connection_error" and "CERTIFICATE_VERIFY_FAILED" in rec["message"]
 
 
-def _fetch_all(urls: list[str], **settings: object) -> list[tuple[int, bytes]]:
-    """(status, body) of each URL, fetched one after another by a Fetcher."""
+def _fetch_one(url: str, body: bytes | None = None) -> int:
+    """The status of one fetch by a Fetcher with the default settings."""
     from loopcrawl.fetcher import Fetcher
     from loopcrawl.settings import Settings
 
-    async def go() -> list[tuple[int, bytes]]:
-        async with Fetcher(Settings(**{**FAST, **settings})) as f:  # type: ignore[arg-type]
-            return [((r := await f.fetch(u)).status, r.body) for u in urls]
+    async def go() -> int:
+        async with Fetcher(Settings(**FAST)) as f:  # type: ignore[arg-type]
+            return (await f.fetch(url, body=body)).status
 
     return asyncio.run(go())
 
@@ -305,15 +305,8 @@ def test_userinfo_and_get_bodies_take_the_session(pool_calls: list[str]) -> None
 
     with PageServer(handler=handle) as srv:
         port = srv.port
-        _fetch_all([f"http://user:secret@127.0.0.1:{port}/a"])
-        from loopcrawl.fetcher import Fetcher
-        from loopcrawl.settings import Settings
-
-        async def with_body() -> int:
-            async with Fetcher(Settings(**FAST)) as f:  # type: ignore[arg-type]
-                return (await f.fetch(srv.url + "/b", body=b'{"q":1}')).status
-
-        assert asyncio.run(with_body()) == 200
+        assert _fetch_one(f"http://user:secret@127.0.0.1:{port}/a") == 200
+        assert _fetch_one(srv.url + "/b", body=b'{"q":1}') == 200
     assert seen[0][:2] == (f"127.0.0.1:{port}", "Basic dXNlcjpzZWNyZXQ=")
     assert seen[1][2] == b'{"q":1}'
     assert pool_calls == []
