@@ -13,7 +13,7 @@ import threading
 import time
 from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Self
 
 import pytest
 from aiohttp import web
@@ -43,11 +43,52 @@ class Route:
     delay: float = 0.0
 
 
-class PageServer:
+class LoopServer:
+    """A server on an event loop of its own, in a thread, for a ``with`` block.
+
+    A subclass's ``_listen`` starts serving on 127.0.0.1, sets ``port`` and
+    returns what closes it."""
+
+    def __init__(self) -> None:
+        self.port = 0
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._stop: asyncio.Event | None = None
+        self._ready = threading.Event()
+        self._thread = threading.Thread(target=lambda: asyncio.run(self._main()), daemon=True)
+
+    async def _listen(self) -> Callable[[], Awaitable[object]]:
+        raise NotImplementedError
+
+    async def _main(self) -> None:
+        self._loop = asyncio.get_running_loop()
+        self._stop = asyncio.Event()
+        close = await self._listen()
+        self._ready.set()
+        try:
+            await self._stop.wait()
+        finally:
+            await close()
+
+    def __enter__(self) -> Self:
+        self._thread.start()
+        if not self._ready.wait(10):
+            raise RuntimeError("test server did not start")
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._loop is not None and self._stop is not None:
+            with contextlib.suppress(RuntimeError):  # its loop has ended already
+                self._loop.call_soon_threadsafe(self._stop.set)
+        self._thread.join(10)
+        assert not self._thread.is_alive(), "the test server did not stop"
+
+
+class PageServer(LoopServer):
     """A small real server whose pages a test declares in a line or two."""
 
     def __init__(self, handler: Handler | None = None, hosts: tuple[str, ...] = ("127.0.0.1",),
                  ssl_context: ssl.SSLContext | None = None) -> None:
+        super().__init__()
         self.handler = handler
         self.ssl_context = ssl_context  # serve https with it
         self.hosts = hosts
@@ -55,11 +96,6 @@ class PageServer:
         self.log: list[Hit] = []
         self.active = 0
         self.peak = 0
-        self.port = 0
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._ready = threading.Event()
-        self._stop: asyncio.Event | None = None
-        self._thread = threading.Thread(target=self._main, daemon=True)
 
     @property
     def url(self) -> str:
@@ -109,34 +145,18 @@ class PageServer:
             self.active -= 1
             hit.end = time.monotonic()
 
-    def _main(self) -> None:
-        asyncio.run(self._serve())
-
-    async def _serve(self) -> None:
-        self._loop = asyncio.get_running_loop()
-        self._stop = asyncio.Event()
-        runner = web.ServerRunner(web.Server(self._handle), handle_signals=False)
+    async def _listen(self) -> Callable[[], Awaitable[object]]:
+        # A handler still hanging (the hostile corner's silent answers) is
+        # cancelled after a second, so the server stops when the test is done.
+        runner = web.ServerRunner(web.Server(self._handle), handle_signals=False,
+                                  shutdown_timeout=1.0)
         await runner.setup()
         site = web.TCPSite(runner, self.hosts[0], 0, ssl_context=self.ssl_context)
         await site.start()
         self.port = runner.addresses[0][1]
         for host in self.hosts[1:]:  # the same port on other loopback addresses
             await web.TCPSite(runner, host, self.port).start()
-        self._ready.set()
-        await self._stop.wait()
-        await runner.cleanup()
-
-    def __enter__(self) -> PageServer:
-        self._thread.start()
-        if not self._ready.wait(10):
-            raise RuntimeError("test server did not start")
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        if self._loop is not None and self._stop is not None:
-            with contextlib.suppress(RuntimeError):
-                self._loop.call_soon_threadsafe(self._stop.set)
-        self._thread.join(10)
+        return runner.cleanup
 
 
 @pytest.fixture

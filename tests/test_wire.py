@@ -24,7 +24,7 @@ from aiohttp import web
 
 from loopcrawl.wire import Pool
 
-from .conftest import PageServer
+from .conftest import LoopServer, PageServer
 from .helpers import by_url, run
 
 Handler = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
@@ -32,18 +32,14 @@ FAST = {"timeout": 3.0, "connect_timeout": 2.0, "read_timeout": 1.5, "retry_back
         "obey_robots": False}
 
 
-class RawServer:
+class RawServer(LoopServer):
     """A TCP server on 127.0.0.1 that answers with bytes a test writes by hand."""
 
     def __init__(self, handler: Handler) -> None:
+        super().__init__()
         self.handler = handler
         self.connections = 0
         self.requests: list[bytes] = []
-        self.port = 0
-        self._ready = threading.Event()
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._stop: asyncio.Event | None = None
-        self._thread = threading.Thread(target=lambda: asyncio.run(self._serve()), daemon=True)
 
     @property
     def url(self) -> str:
@@ -58,30 +54,20 @@ class RawServer:
         finally:
             w.close()
 
-    async def _serve(self) -> None:
-        self._loop = asyncio.get_running_loop()
-        self._stop = asyncio.Event()
+    async def _listen(self) -> Callable[[], Awaitable[object]]:
         server = await asyncio.start_server(self._conn, "127.0.0.1", 0)
         self.port = server.sockets[0].getsockname()[1]
-        self._ready.set()
-        async with server:
-            await self._stop.wait()
+
+        async def close() -> None:
+            server.close()
+            await server.wait_closed()
+
+        return close
 
     async def read_request(self, r: asyncio.StreamReader) -> bytes:
         head = await r.readuntil(b"\r\n\r\n")
         self.requests.append(head)
         return head
-
-    def __enter__(self) -> RawServer:
-        self._thread.start()
-        assert self._ready.wait(10)
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        assert self._loop is not None and self._stop is not None
-        self._loop.call_soon_threadsafe(self._stop.set)
-        self._thread.join(10)
-        assert not self._thread.is_alive(), "the raw server did not stop"
 
 
 def page(path: str, links: int = 0) -> bytes:
