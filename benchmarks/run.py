@@ -313,7 +313,7 @@ def latency_table(results: list[Result], latency_ms: float, concurrency: int,
 # -- machine and versions ---------------------------------------------------------
 def baseline_rss_mb() -> float:
     """Peak RSS of a process that only imports what a loopcrawl crawl imports."""
-    code = ("import loopcrawl.cli, loopcrawl.engine, loopcrawl.fetcher, aiohttp, uvloop, "
+    code = ("import loopcrawl.cli, loopcrawl.core.engine, loopcrawl.net.fetcher, aiohttp, uvloop, "
             "selectolax.lexbor, ada_url, sys; sys.path.insert(0, sys.argv[1]); "
             "from measure import vm_hwm_kib; print(vm_hwm_kib('self'))")
     p = subprocess.run([sys.executable, "-c", code, str(HERE)], capture_output=True,

@@ -6,14 +6,14 @@ detail that may change.
 
 from __future__ import annotations
 
-from .engine import Crawler, crawl
+from .core.engine import Crawler, crawl
+from .core.stats import CrawlStats
 from .errors import ConfigError, FetchError, LoopcrawlError, StateError
 from .http import Failure, FetchRecord, Request, Response
-from .items import AttrField, Field, Item, TextField
-from .pipelines import Dedup, DropItem
 from .settings import Settings
 from .spider import Spider
-from .stats import CrawlStats
+from .spider.items import AttrField, Field, Item, TextField
+from .spider.pipelines import Dedup, DropItem
 
 __all__ = [
     "AttrField",

@@ -159,7 +159,7 @@ def _take(it: object, n: int) -> list[str]:
 
 def _run_asyncio(urls: Sequence[str], k: int, timeout: float) -> int:
     """loopcrawl's engine, seeded with the URL list; links parsed, not followed."""
-    from .engine import crawl
+    from .core.engine import crawl
     from .settings import Settings
 
     settings = Settings(seeds=tuple(urls), concurrency=k, per_host=k, depth=0,
@@ -207,7 +207,7 @@ def _one_run(spec: dict[str, object]) -> dict[str, object]:
     procs = int(spec["procs"])  # type: ignore[call-overload]
     timeout = float(spec["timeout"])  # type: ignore[arg-type]
     # Imports are not part of the measurement.
-    import loopcrawl.engine
+    import loopcrawl.core.engine
     import loopcrawl.links  # noqa: F401
 
     rss0_kib = _current_rss_kib()
@@ -376,7 +376,7 @@ def _serve(pages: int, seed: int, latency_ms: float) -> None:
     import asyncio
     import signal
 
-    from .engine import new_event_loop
+    from .core.engine import new_event_loop
     from .testsite import Site, TestSiteServer
 
     site = Site(pages, seed)

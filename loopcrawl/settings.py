@@ -10,8 +10,8 @@ import dataclasses
 from dataclasses import dataclass, field
 
 from .errors import ConfigError
+from .net.wire import check_header
 from .urls import canonicalize
-from .wire import check_header
 
 DEFAULT_USER_AGENT = "loopcrawl/0.1 (+https://github.com/loopcrawl/loopcrawl)"
 

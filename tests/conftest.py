@@ -195,7 +195,7 @@ def shop() -> Iterator[ServerThread]:
 def pool_calls(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     """The URLs requested over loopcrawl's pool (wire.Pool) during the test:
     which road a request took, seen from inside."""
-    from loopcrawl.wire import Pool
+    from loopcrawl.net.wire import Pool
 
     calls: list[str] = []
     real = Pool.request

@@ -12,7 +12,7 @@ import pytest
 
 from loopcrawl import FetchRecord, Settings, crawl
 from loopcrawl.errors import ConfigError
-from loopcrawl.exporters import JsonlWriter
+from loopcrawl.outputs import JsonlWriter
 
 from .conftest import PageServer
 from .helpers import by_url, run
@@ -276,7 +276,7 @@ def test_throttled_host_slows_down(pages: PageServer) -> None:
 _FAULTS_PER_PARSE = """
 import resource, sys
 from selectolax.lexbor import LexborHTMLParser
-from loopcrawl.engine import tune_malloc
+from loopcrawl.core.engine import tune_malloc
 page = ("<title>t</title>" + "<p>text <a href='/x'>x</a></p>" * 300).encode()
 if sys.argv[1] == "tuned":
     assert tune_malloc()

@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 from loopcrawl import ConfigError, Field, Item, Request, Response, Settings, Spider, crawl
-from loopcrawl.exporters import (
+from loopcrawl.outputs import (
     CsvWriter,
     JsonlItems,
     SqliteWriter,
@@ -23,7 +23,7 @@ from loopcrawl.exporters import (
     format_of,
     open_exporter,
 )
-from loopcrawl.items import item_record
+from loopcrawl.spider.items import item_record
 from loopcrawl.testsite import ServerThread
 
 from .conftest import PageServer

@@ -15,10 +15,10 @@ from aiohttp import web
 
 from loopcrawl import Settings, crawl
 from loopcrawl.errors import StateError
-from loopcrawl.exporters import JsonlWriter, SqliteWriter
 from loopcrawl.frontier.seen import SeenSet
 from loopcrawl.frontier.sqlite import SqliteFrontier
 from loopcrawl.http import FetchRecord, Request
+from loopcrawl.outputs import JsonlWriter, SqliteWriter
 
 from .conftest import PageServer
 from .helpers import by_url, run

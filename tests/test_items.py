@@ -7,7 +7,7 @@ import dataclasses
 import pytest
 
 from loopcrawl import AttrField, Field, Item, Request, Response, TextField
-from loopcrawl.items import item_record
+from loopcrawl.spider.items import item_record
 
 PAGE = """<html><head><title>Shop</title><base href="/sub/"></head><body>
 <article class="book"><h3><a href="b1.html" title="Tom &amp; Jerry">Tom &amp;...</a></h3>

@@ -22,7 +22,7 @@ import pytest
 import trustme
 from aiohttp import web
 
-from loopcrawl.wire import Pool
+from loopcrawl.net.wire import Pool
 
 from .conftest import LoopServer, PageServer
 from .helpers import by_url, run
@@ -248,7 +248,7 @@ def test_https_against_a_certificate_the_system_trusts(tmp_path: Path, session: 
 
 def _fetch_one(url: str, body: bytes | None = None) -> int:
     """The status of one fetch by a Fetcher with the default settings."""
-    from loopcrawl.fetcher import Fetcher
+    from loopcrawl.net.fetcher import Fetcher
     from loopcrawl.settings import Settings
 
     async def go() -> int:
@@ -443,7 +443,7 @@ def test_a_hosts_trailing_dot_is_dropped_for_sni_and_host() -> None:
 @pytest.mark.parametrize(("settings", "pooled"), [
     ({}, True), ({"http_pool": False}, False), ({"proxy": "http://127.0.0.1:1"}, False)])
 def test_which_fetchers_have_a_pool(settings: dict[str, object], pooled: bool) -> None:
-    from loopcrawl.fetcher import Fetcher
+    from loopcrawl.net.fetcher import Fetcher
     from loopcrawl.settings import Settings
 
     async def go() -> bool:

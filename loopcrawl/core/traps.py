@@ -14,8 +14,8 @@ from collections import Counter
 
 import xxhash
 
-from .settings import Settings
-from .urls import host_of
+from ..settings import Settings
+from ..urls import host_of
 
 __all__ = ["TrapGuard", "repeats"]
 

@@ -10,7 +10,7 @@ import orjson
 
 from ..errors import ConfigError, OutputError
 
-log = logging.getLogger("loopcrawl.exporters")
+log = logging.getLogger("loopcrawl.outputs")
 
 
 def _cell(v: Any) -> str:

@@ -18,7 +18,7 @@ from rich.live import Live
 from rich.table import Table
 
 if TYPE_CHECKING:
-    from .engine import Crawler
+    from ..core.engine import Crawler
 
 console = Console(stderr=True, highlight=False)
 

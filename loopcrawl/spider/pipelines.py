@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 from .items import Item
 
 if TYPE_CHECKING:
-    from .spider import Spider
+    from .base import Spider
 
 __all__ = ["Dedup", "DropItem", "Pipeline", "run_pipelines"]
 

@@ -26,10 +26,11 @@ import aiohttp
 from aiohttp.http import HttpProcessingError
 from yarl import URL
 
-from . import errors, wire
-from .errors import FetchError, RedirectError, TooLarge
-from .settings import Settings
-from .urls import canonicalize, host_of
+from .. import errors
+from ..errors import FetchError, RedirectError, TooLarge
+from ..settings import Settings
+from ..urls import canonicalize, host_of
+from . import wire
 from .wire import Exchange, Pool
 
 __all__ = ["Fetched", "Fetcher", "RedirectCheck"]

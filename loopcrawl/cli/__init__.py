@@ -14,13 +14,13 @@ from typing import TYPE_CHECKING, Any, NoReturn
 
 import click
 
-from .engine import Crawler, new_event_loop, tune_malloc
-from .errors import ConfigError, LoopcrawlError, StateError
-from .exporters import FORMATS, JsonlWriter
-from .settings import DEFAULT_USER_AGENT, Settings
+from ..core.engine import Crawler, new_event_loop, tune_malloc
+from ..errors import ConfigError, LoopcrawlError, StateError
+from ..outputs import FORMATS, JsonlWriter
+from ..settings import DEFAULT_USER_AGENT, Settings
 
 if TYPE_CHECKING:
-    from .frontier.sqlite import SqliteFrontier
+    from ..frontier.sqlite import SqliteFrontier
 
 EXIT_USAGE = 2
 _DEFAULTS = Settings()
@@ -52,7 +52,7 @@ def open_state(
     each output opened by ``open_output(path, mark)`` cut back to the last
     checkpoint, and the settings for this run. Any problem with the state or
     an output is one line and exit 2."""
-    from .frontier.sqlite import SqliteFrontier
+    from ..frontier.sqlite import SqliteFrontier
 
     if "-" in outputs:
         fail("--state needs -o FILE: standard output cannot be rewound when a crawl resumes")
@@ -327,7 +327,7 @@ def crawl(
 @click.option("--json", "as_json", is_flag=True, help="One JSON object instead of a table.")
 def status(state: str, as_json: bool) -> None:
     """Queued / in flight / done / failed counts and the top hosts of a --state crawl."""
-    from .frontier.sqlite import read_status
+    from ..frontier.sqlite import read_status
 
     try:
         st = read_status(state)
@@ -372,8 +372,8 @@ def status(state: str, as_json: bool) -> None:
 def testsite(pages: int, port: int, host: str, latency_ms: float, seed: int,
              expected: bool, hostile: bool) -> None:
     """Serve the built-in synthetic test site on 127.0.0.1."""
-    from .testsite import Site
-    from .testsite import run as run_site
+    from ..testsite import Site
+    from ..testsite import run as run_site
 
     if pages <= 0:
         fail("--pages must be positive")
@@ -397,7 +397,7 @@ def demo(pages: int, latency_ms: float, concurrency: int, output: str) -> None:
     """Start the test site, crawl it with the live display, check the result."""
     import orjson
 
-    from .testsite import ServerProcess, Site
+    from ..testsite import ServerProcess, Site
 
     Path(output).parent.mkdir(parents=True, exist_ok=True)
     with ServerProcess(pages=pages, latency_ms=latency_ms) as server:
@@ -464,7 +464,7 @@ def bench(io_models: bool, pages: int, latency_ms: float, concurrency: str,
              "--latency-ms not negative")
     if importlib.util.find_spec("matplotlib") is None:
         fail("the chart needs matplotlib: pip install 'loopcrawl[bench]'")
-    from .bench import findings, format_table, results_json, run_io_models, write_chart
+    from ..bench import findings, format_table, results_json, run_io_models, write_chart
 
     results = run_io_models(pages=pages, latency_ms=latency_ms, concurrency=ks,
                             processes=processes, seconds_per_run=seconds_per_run,
@@ -506,10 +506,10 @@ def run(spider_file: str, outputs: tuple[str, ...], fmt: str | None,
         quiet: bool, headers: dict[str, str], http_auth: tuple[str, str] | None,
         proxy: str | None, cookies: bool, http_pool: bool) -> None:
     """Run the spider defined in SPIDER_FILE; its items go to -o (or stdout)."""
-    from ._spider_run import spider_settings
-    from .exporters import open_exporter
-    from .settings import parse_setting
-    from .spider import load_spider
+    from ..outputs import open_exporter
+    from ..settings import parse_setting
+    from ..spider.base import load_spider
+    from ..spider.run import spider_settings
 
     exporters: list[Any] = []
     try:
@@ -568,8 +568,8 @@ def shell(url: str, overrides: tuple[str, ...], headers: dict[str, str],
           http_auth: tuple[str, str] | None, proxy: str | None, cookies: bool,
           http_pool: bool) -> None:
     """Fetch URL and open a Python prompt with `response` loaded (and fetch())."""
-    from .errors import FetchError
-    from .settings import parse_setting
+    from ..errors import FetchError
+    from ..settings import parse_setting
     from .shell import fetch, interact
 
     try:

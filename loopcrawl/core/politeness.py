@@ -19,11 +19,11 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from .urls import host_of
+from ..urls import host_of
 
 if TYPE_CHECKING:
-    from .frontier import Frontier
-    from .http import Request
+    from ..frontier import Frontier
+    from ..http import Request
 
 __all__ = ["HostSlot", "Scheduler", "SchedulerStats"]
 

@@ -19,8 +19,8 @@ from urllib.parse import urlsplit
 from ..errors import ConfigError, OutputError
 
 if TYPE_CHECKING:
-    from ..fetcher import Fetched
     from ..http import Request
+    from ..net.fetcher import Fetched
 
 _RENAMED = {"content-encoding": "X-Crawler-Content-Encoding",
             "transfer-encoding": "X-Crawler-Transfer-Encoding"}

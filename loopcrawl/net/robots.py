@@ -18,10 +18,10 @@ from typing import Protocol, runtime_checkable
 
 from protego import Protego
 
-from .errors import FetchError
+from ..errors import FetchError
+from ..settings import Settings
+from ..urls import host_of
 from .fetcher import Fetcher
-from .settings import Settings
-from .urls import host_of
 
 __all__ = ["RobotsCache", "RobotsStore", "RobotsUnavailable"]
 

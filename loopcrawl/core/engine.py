@@ -20,27 +20,27 @@ import time
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, Protocol, cast
 
-from . import errors
-from ._spider_run import ItemExporter, SpiderRun, spider_settings
-from .encoding import decode_html
-from .errors import ConfigError, FetchError, LoopcrawlError, OutputError
-from .exporters import JsonlWriter
-from .fetcher import Fetched, Fetcher
-from .frontier import Checkpointing, Frontier, MemoryFrontier
-from .http import FetchRecord, Request
-from .links import extract
+from .. import errors
+from ..encoding import decode_html
+from ..errors import ConfigError, FetchError, LoopcrawlError, OutputError
+from ..frontier import Checkpointing, Frontier, MemoryFrontier
+from ..http import FetchRecord, Request
+from ..links import extract
+from ..net.fetcher import Fetched, Fetcher
+from ..net.robots import RobotsCache, RobotsStore, RobotsUnavailable
+from ..outputs import JsonlWriter
+from ..settings import Settings
+from ..sitemaps import parse_sitemap
+from ..spider.run import ItemExporter, SpiderRun, spider_settings
+from ..urls import LinkMemo, Resolver, Scope, canonicalize, fingerprint, host_of
 from .politeness import Scheduler
-from .robots import RobotsCache, RobotsStore, RobotsUnavailable
-from .settings import Settings
-from .sitemaps import parse_sitemap
 from .stats import CrawlStats
 from .traps import TrapGuard
-from .urls import LinkMemo, Resolver, Scope, canonicalize, fingerprint, host_of
 
 _log = logging.getLogger("loopcrawl")
 
 if TYPE_CHECKING:
-    from .spider import Spider
+    from ..spider.base import Spider
 
 __all__ = ["Crawler", "ResponseArchive", "crawl", "tune_malloc"]
 

@@ -40,7 +40,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Self
 if TYPE_CHECKING:
     from parsel import Selector
 
-    from .http import Response
+    from ..http import Response
 
 __all__ = ["AttrField", "Field", "Item", "TextField", "item_record"]
 
@@ -328,7 +328,7 @@ class Item:
 
 
 def _selector(source: Response | Selector) -> Selector:
-    from .http import Response
+    from ..http import Response
 
     return source.selector if isinstance(source, Response) else source
 

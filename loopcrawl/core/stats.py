@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from .http import FetchRecord
+    from ..http import FetchRecord
 
 
 @dataclass(slots=True)

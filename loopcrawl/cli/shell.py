@@ -11,11 +11,11 @@ import asyncio
 import code
 from typing import Any
 
-from .errors import ConfigError
-from .fetcher import Fetcher
-from .http import Request, Response
-from .settings import Settings
-from .urls import canonicalize
+from ..errors import ConfigError
+from ..http import Request, Response
+from ..net.fetcher import Fetcher
+from ..settings import Settings
+from ..urls import canonicalize
 
 __all__ = ["fetch", "interact"]
 
@@ -44,7 +44,7 @@ def fetch(target: str | Request, settings: Settings | None = None) -> Response:
 
 def interact(response: Response, settings: Settings | None = None) -> None:
     """Run the interactive console until end of input (Ctrl-D)."""
-    from . import Field, Item
+    from .. import Field, Item
 
     namespace: dict[str, Any] = {"response": response, "Request": Request, "Item": Item,
                                  "Field": Field, "settings": settings}

@@ -35,11 +35,11 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from .errors import ConfigError
-from .http import Callback, Request
+from ..errors import ConfigError
+from ..http import Callback, Request
 
 if TYPE_CHECKING:
-    from .http import Failure, Response
+    from ..http import Failure, Response
     from .pipelines import Pipeline
 
 __all__ = ["Spider", "load_spider"]

@@ -18,19 +18,19 @@ import logging
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, Protocol
 
-from . import errors
-from .errors import ConfigError, OutputError
-from .http import Callback, Failure, Request, Response
+from .. import errors
+from ..errors import ConfigError, OutputError
+from ..http import Callback, Failure, Request, Response
+from ..urls import Scope, canonicalize, fingerprint, host_of
 from .items import Item, is_item, item_record
 from .pipelines import DropItem, run_pipelines
-from .urls import Scope, canonicalize, fingerprint, host_of
 
 if TYPE_CHECKING:
-    from .engine import Crawler
-    from .fetcher import Fetched
-    from .http import FetchRecord
-    from .settings import Settings
-    from .spider import Spider
+    from ..core.engine import Crawler
+    from ..http import FetchRecord
+    from ..net.fetcher import Fetched
+    from ..settings import Settings
+    from .base import Spider
 
 log = logging.getLogger("loopcrawl.spider")
 
