@@ -304,10 +304,10 @@ def test_retry_follows_its_own_redirect_again() -> None:
 
 
 def test_failed_means_worth_another_try() -> None:
-    from loopcrawl.frontier.sqlite import DONE, FAILED, _state_of
+    from loopcrawl.frontier.sqlite._rows import DONE, FAILED, state_of
 
     def state(error: str | None, message: str | None = None) -> int:
-        return _state_of(FetchRecord("http://h/", 0, None, 0.0, error=error, message=message))
+        return state_of(FetchRecord("http://h/", 0, None, 0.0, error=error, message=message))
 
     assert state(None) == DONE
     assert state("robots_denied", "forbidden by robots.txt") == DONE
