@@ -1,0 +1,391 @@
+"""Promises pinned at their boundaries: each test fails when the behaviour is
+removed or its limit moves by one (a mutation audit found them unpinned).
+
+Measured where a user would see them: the server's request log (what arrived,
+when, with which headers) and the crawl's records. Every limit is passed
+explicitly, so a change of default does not move these tests.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import socket
+import time
+from collections import Counter
+from collections.abc import Iterator
+from email.utils import formatdate
+
+import pytest
+from aiohttp import web
+
+from .conftest import Hit, PageServer
+from .helpers import by_url, run
+
+Answer = tuple[int, dict[str, str], bytes, float]  # status, headers, body, delay
+
+
+class Scripted:
+    """Answers by (host, path), in order: the last answer repeats. A path's
+    answers say what its first, second, ... request gets (a 503 then a 200)."""
+
+    def __init__(self) -> None:
+        self.answers: dict[tuple[str, str], list[Answer]] = {}
+        self.served: Counter[tuple[str, str]] = Counter()
+
+    def add(self, path: str, *answers: Answer, host: str = "127.0.0.1") -> None:
+        self.answers[(host, path)] = list(answers)
+
+    async def __call__(self, request: web.BaseRequest) -> web.StreamResponse:
+        key = (request.host.rsplit(":", 1)[0], request.raw_path)
+        script = self.answers.get(key)
+        if script is None:
+            return web.Response(status=404, text="not found")
+        n = self.served[key]
+        self.served[key] += 1
+        status, headers, body, delay = script[min(n, len(script) - 1)]
+        if delay:
+            await asyncio.sleep(delay)
+        return web.Response(status=status, body=body,
+                            headers={"Content-Type": "text/html; charset=utf-8", **headers})
+
+
+def page(*links: str, title: str = "t") -> Answer:
+    anchors = "".join(f'<a href="{h}">l</a>' for h in links)
+    return 200, {}, f"<html><title>{title}</title><body>{anchors}</body></html>".encode(), 0.0
+
+
+ROBOTS_ALL: Answer = (200, {"Content-Type": "text/plain"}, b"User-agent: *\nAllow: /\n", 0.0)
+
+
+@pytest.fixture
+def scripted() -> Iterator[tuple[PageServer, Scripted]]:
+    script = Scripted()
+    with PageServer(handler=script, hosts=("127.0.0.1", "127.0.0.2", "127.0.0.3")) as server:
+        yield server, script
+
+
+def hits(server: PageServer, path: str) -> list[Hit]:
+    return [h for h in server.log if h.path == path]
+
+
+# -- redirects ---------------------------------------------------------------
+
+def test_each_redirect_hop_is_checked_against_the_target_hosts_robots(
+    scripted: tuple[PageServer, Scripted],
+) -> None:
+    """127.0.0.1 allows everything, 127.0.0.2 forbids /private/: a hop from the
+    first to the second is judged by the second's rules, and not fetched."""
+    server, s = scripted
+    other = server.url.replace("127.0.0.1", "127.0.0.2")
+    s.add("/robots.txt", ROBOTS_ALL)
+    s.add("/robots.txt", (200, {"Content-Type": "text/plain"},
+                          b"User-agent: *\nDisallow: /private/\n", 0.0), host="127.0.0.2")
+    s.add("/go", (302, {"Location": other + "/private/x"}, b"", 0.0))
+    s.add("/ok", (302, {"Location": other + "/public"}, b"", 0.0))
+    s.add("/private/x", page(), host="127.0.0.2")
+    s.add("/public", page(title="public"), host="127.0.0.2")
+    recs, stats = run([server.url + "/go", server.url + "/ok"], scope="any", depth=0,
+                      concurrency=1)
+    got = by_url(recs)
+    assert got[server.url + "/go"].error == "robots_denied"
+    assert got[server.url + "/ok"].status == 200 and got[server.url + "/ok"].title == "public"
+    assert [h.host.split(":")[0] for h in server.log if h.path == "/private/x"] == []
+    assert stats.errors == {"robots_denied": 1}
+
+
+def test_redirect_hop_on_the_same_host_is_checked_against_robots(
+    scripted: tuple[PageServer, Scripted],
+) -> None:
+    server, s = scripted
+    s.add("/robots.txt", (200, {"Content-Type": "text/plain"},
+                          b"User-agent: *\nDisallow: /private/\n", 0.0))
+    s.add("/go", (301, {"Location": "/private/x"}, b"", 0.0))
+    s.add("/private/x", page())
+    recs, _ = run(server.url + "/go", depth=0)
+    assert recs[0].error == "robots_denied"
+    assert hits(server, "/private/x") == []
+
+
+def _chain(s: Scripted, name: str, hops: int) -> str:
+    """/name/0 -> /name/1 -> ... -> /name/hops (a page): ``hops`` redirects."""
+    for i in range(hops):
+        s.add(f"/{name}/{i}", (302, {"Location": f"/{name}/{i + 1}"}, b"", 0.0))
+    s.add(f"/{name}/{hops}", page(title=f"end of {name}"))
+    return f"/{name}/0"
+
+
+@pytest.mark.parametrize("limit", [10, 3])
+def test_redirect_hop_limit_at_its_boundary(scripted: tuple[PageServer, Scripted],
+                                            limit: int) -> None:
+    server, s = scripted
+    s.add("/robots.txt", ROBOTS_ALL)
+    ok, over = _chain(s, "ok", limit), _chain(s, "over", limit + 1)
+    recs, _ = run([server.url + ok, server.url + over], depth=0, max_redirects=limit)
+    got = by_url(recs)
+    followed = got[server.url + ok]
+    assert (followed.status, followed.redirects) == (200, limit)
+    assert followed.final_url == f"{server.url}/ok/{limit}"
+    refused = got[server.url + over]
+    assert refused.error == "too_many_redirects"
+    assert f"more than {limit} redirects" in (refused.message or "")
+    assert hits(server, f"/over/{limit + 1}") == []  # the hop past the limit is never asked
+    assert len(hits(server, f"/over/{limit}")) == 1
+
+
+def test_a_redirect_to_a_page_crawled_elsewhere_is_recorded_as_the_3xx(
+    scripted: tuple[PageServer, Scripted],
+) -> None:
+    """/old -> /new, and /new is also linked: /new is fetched once, and /old's
+    record is its 301 (no second copy of /new)."""
+    server, s = scripted
+    s.add("/robots.txt", ROBOTS_ALL)
+    s.add("/", page("/new", "/old"))
+    s.add("/new", page(title="new"))
+    s.add("/old", (301, {"Location": "/new"}, b"", 0.0))
+    recs, _ = run(server.url + "/", concurrency=1, per_host=1)
+    got = by_url(recs)
+    assert len(hits(server, "/new")) == 1
+    assert (got[server.url + "/new"].status, got[server.url + "/new"].title) == (200, "new")
+    assert got[server.url + "/old"].status == 301
+    assert got[server.url + "/old"].redirects == 0
+    assert [r.final_url for r in recs].count(server.url + "/new") == 1
+
+
+def test_a_redirect_is_followed_to_its_target(scripted: tuple[PageServer, Scripted]) -> None:
+    server, s = scripted
+    s.add("/robots.txt", ROBOTS_ALL)
+    s.add("/old", (301, {"Location": "/new"}, b"", 0.0))
+    s.add("/new", page(title="new"))
+    recs, _ = run(server.url + "/old", depth=0)
+    assert (recs[0].status, recs[0].redirects, recs[0].title) == (200, 1, "new")
+    assert recs[0].final_url == server.url + "/new"
+
+
+# -- retries -----------------------------------------------------------------
+
+@pytest.mark.parametrize("how", ["seconds", "http-date"])
+def test_retry_after_is_waited_for_by_the_whole_host(scripted: tuple[PageServer, Scripted],
+                                                     how: str) -> None:
+    """Retry-After: 2 (or a date 3 s ahead, which HTTP's whole seconds make
+    2 to 3 s): the retry and the host's next page start at least 2 s after
+    the answer. The back-off (0.01 s) and the adaptive delay (0.25 s after
+    one 503) cannot explain that wait."""
+    server, s = scripted
+    s.add("/robots.txt", ROBOTS_ALL)
+    after = "2" if how == "seconds" else formatdate(time.time() + 3, usegmt=True)
+    s.add("/busy", (503, {"Retry-After": after}, b"busy", 0.0), page(title="back"))
+    s.add("/next", page(title="next"))
+    recs, stats = run([server.url + "/busy", server.url + "/next"], depth=0, per_host=1,
+                      concurrency=1, retries=1, retry_backoff=0.01)
+    got = by_url(recs)
+    assert got[server.url + "/busy"].title == "back" and stats.retries == 1
+    first, second = hits(server, "/busy")
+    assert second.start - first.end >= 2.0
+    assert second.start - first.end < 2.0 * 1.5 + 1.5  # jitter at most 1.5x, plus slack
+    assert hits(server, "/next")[0].start - first.end >= 2.0
+
+
+def test_retry_after_is_not_waited_for_on_other_statuses(
+    scripted: tuple[PageServer, Scripted],
+) -> None:
+    """Retry-After counts on 429 and 503 only (RFC 9110 §10.2.3 names 503
+    and 3xx; 429 by RFC 6585): a 500 retries after its back-off."""
+    server, s = scripted
+    s.add("/robots.txt", ROBOTS_ALL)
+    s.add("/err", (500, {"Retry-After": "5"}, b"err", 0.0), page(title="back"))
+    recs, _ = run(server.url + "/err", depth=0, retries=1, retry_backoff=0.05)
+    assert recs[0].title == "back"
+    first, second = hits(server, "/err")
+    assert second.start - first.end < 2.0
+
+
+def test_back_off_between_retries_doubles(scripted: tuple[PageServer, Scripted]) -> None:
+    """retry_backoff 0.3: the retries of a 500 start 0.3, 0.6 and 1.2 s apart,
+    each × a jitter in [1, 1.5) (a 500 leaves the host's delay alone)."""
+    server, s = scripted
+    s.add("/robots.txt", ROBOTS_ALL)
+    s.add("/err", (500, {}, b"err", 0.0))
+    recs, stats = run(server.url + "/err", depth=0, retries=3, retry_backoff=0.3)
+    assert recs[0].status == 500 and stats.retries == 3
+    tries = hits(server, "/err")
+    assert len(tries) == 4
+    for k, (a, b) in enumerate(itertools.pairwise(tries)):
+        base = 0.3 * 2**k
+        assert base <= b.start - a.end, (k, b.start - a.end)
+        assert b.start - a.start < base * 1.5 + 0.12, (k, b.start - a.start)
+
+
+def test_retries_limit_is_exact(scripted: tuple[PageServer, Scripted]) -> None:
+    server, s = scripted
+    s.add("/robots.txt", ROBOTS_ALL)
+    s.add("/err", (502, {}, b"err", 0.0), (502, {}, b"err", 0.0), page(title="third time"))
+    recs, _ = run(server.url + "/err", depth=0, retries=1, retry_backoff=0.01)
+    assert recs[0].status == 502 and recs[0].error == "http_status"
+    assert len(hits(server, "/err")) == 2
+    s.served.clear()
+    server.log.clear()
+    recs, _ = run(server.url + "/err", depth=0, retries=2, retry_backoff=0.01)
+    assert recs[0].title == "third time" and len(hits(server, "/err")) == 3
+
+
+def test_a_timeout_is_retried(scripted: tuple[PageServer, Scripted]) -> None:
+    """The first answer takes 3 s (past a 0.5 s timeout), the second is at once."""
+    server, s = scripted
+    s.add("/robots.txt", ROBOTS_ALL)
+    s.add("/slow", (*page(title="late")[:3], 3.0), page(title="second try"))
+    recs, stats = run(server.url + "/slow", depth=0, timeout=0.5, read_timeout=0.5,
+                      retries=1, retry_backoff=0.01)
+    assert (recs[0].status, recs[0].title) == (200, "second try")
+    assert stats.retries == 1 and len(hits(server, "/slow")) == 2
+
+
+def test_a_connect_timeout_ends_the_request_at_its_bound() -> None:
+    """A listener whose accept queue is full drops new SYNs: the connection
+    never opens, and connect_timeout (0.5 s) ends it, long before the total."""
+    with socket.socket() as lsn:
+        lsn.bind(("127.0.0.1", 0))
+        lsn.listen(0)
+        port = lsn.getsockname()[1]
+        fillers = []
+        try:
+            for _ in range(4):  # fill the accept queue (nothing accepts)
+                c = socket.socket()
+                c.setblocking(False)
+                c.connect_ex(("127.0.0.1", port))
+                fillers.append(c)
+            time.sleep(0.1)
+            t0 = time.monotonic()
+            recs, _ = run(f"http://127.0.0.1:{port}/", obey_robots=False, retries=0,
+                          timeout=10.0, read_timeout=10.0, connect_timeout=0.5)
+            took = time.monotonic() - t0
+        finally:
+            for c in fillers:
+                c.close()
+    assert recs[0].error == "timeout", recs[0]
+    assert 0.5 <= took < 3.0
+
+
+# -- concurrency ---------------------------------------------------------------
+
+@pytest.mark.parametrize("limit", [2, 5])
+def test_global_concurrency_limit_across_hosts(scripted: tuple[PageServer, Scripted],
+                                               limit: int) -> None:
+    """Three hosts, 8 requests each allowed per host: at most ``limit`` in flight
+    at the server, all hosts together, and the limit is reached."""
+    server, s = scripted
+    seeds = []
+    for host in ("127.0.0.1", "127.0.0.2", "127.0.0.3"):
+        links = [f"/p{i}" for i in range(8)]
+        s.add("/robots.txt", ROBOTS_ALL, host=host)
+        s.add("/", page(*links), host=host)
+        for p in links:
+            s.add(p, (*page()[:3], 0.15), host=host)
+        seeds.append(server.url.replace("127.0.0.1", host) + "/")
+    recs, _ = run(seeds, concurrency=limit, per_host=8)
+    assert len(recs) == 27
+    assert server.peak == limit
+
+
+# -- encodings -----------------------------------------------------------------
+
+@pytest.mark.parametrize(
+    ("content_type", "body", "title"),
+    [
+        # The header's charset wins over a <meta> that disagrees.
+        ("text/html; charset=windows-1251",
+         '<meta charset="utf-8"><title>Привет</title>'.encode("cp1251"), "Привет"),
+        ("text/html; charset=utf-8",
+         '<meta charset="iso-8859-1"><title>café €</title>'.encode(), "café €"),
+        ("text/html; charset=koi8-r",
+         '<meta http-equiv="Content-Type" content="text/html; charset=windows-1251">'
+         "<title>Привет</title>".encode("koi8-r"), "Привет"),
+        # No charset in the header: a byte-order mark wins over <meta>.
+        ("text/html", b"\xef\xbb\xbf" + '<meta charset="windows-1252"><title>café</title>'.encode(),
+         "café"),
+        # Nothing but <meta>: it is obeyed (ISO-8859-1 read as windows-1252).
+        ("text/html", '<meta charset="iso-8859-1"><title>naïve “q”</title>'.encode("cp1252"),
+         "naïve “q”"),
+    ],
+)
+def test_the_encoding_comes_from_header_then_bom_then_meta(
+    pages: PageServer, content_type: str, body: bytes, title: str,
+) -> None:
+    pages.add("/", body=body, content_type=content_type)
+    recs, _ = run(pages.url + "/", obey_robots=False, depth=0)
+    assert recs[0].title == title
+
+
+# -- traps ---------------------------------------------------------------------
+
+@pytest.mark.parametrize("limit", [1, 4])
+def test_query_variant_limit_is_exact(pages: PageServer, limit: int) -> None:
+    """Ten query strings on /q: ``limit`` are fetched, the others become trap
+    records; another path has its own count."""
+    variants = [f"/q?v={i}" for i in range(10)]
+    pages.add("/", links=[*variants, "/r?x=1"])
+    for v in [*variants, "/r?x=1"]:
+        pages.add(v)
+    recs, stats = run(pages.url + "/", obey_robots=False, max_query_variants=limit,
+                      concurrency=1)
+    fetched = [p for p in pages.paths() if p.startswith("/q?")]
+    assert len(fetched) == limit
+    assert stats.errors == {"trap": 10 - limit}
+    assert "/r?x=1" in pages.paths()
+    assert len(recs) == 12
+
+
+def test_url_length_limit_is_exact(pages: PageServer) -> None:
+    limit = 60
+    at = "/" + "a" * (limit - len(pages.url) - 1)
+    over = "/" + "b" * (limit - len(pages.url))
+    assert len(pages.url + at) == limit and len(pages.url + over) == limit + 1
+    pages.add("/", links=[at, over])
+    pages.add(at)
+    pages.add(over)
+    _, stats = run(pages.url + "/", obey_robots=False, max_url_length=limit)
+    assert at in pages.paths() and over not in pages.paths()
+    assert stats.skipped["trap_url_length"] == 1
+
+
+def test_repeated_segment_limit_is_exact(pages: PageServer) -> None:
+    at, over = "/x/a/a/a/y", "/x/a/a/a/a"
+    pages.add("/", links=[at, over, "/a/b/a/b/a/b"])
+    for p in (at, over, "/a/b/a/b/a/b"):
+        pages.add(p)
+    _, stats = run(pages.url + "/", obey_robots=False, max_repeated_segments=3)
+    assert at in pages.paths() and "/a/b/a/b/a/b" in pages.paths()
+    assert over not in pages.paths()
+    assert stats.skipped["trap_repeated_segments"] == 1
+
+
+def test_pages_per_host_limit_is_exact(pages: PageServer) -> None:
+    links = [f"/p{i}" for i in range(8)]
+    pages.add("/", links=links)
+    for p in links:
+        pages.add(p)
+    recs, stats = run(pages.url + "/", obey_robots=False, max_pages_per_host=5, concurrency=1)
+    assert len(pages.paths()) == 5
+    assert stats.errors == {"trap": 4}
+    assert len(recs) == 9
+
+
+def test_links_per_page_limit_is_exact(pages: PageServer) -> None:
+    links = [f"/p{i}" for i in range(7)]
+    pages.add("/", links=links)
+    for p in links:
+        pages.add(p)
+    recs, stats = run(pages.url + "/", obey_robots=False, max_links_per_page=5)
+    assert sorted(pages.paths()) == sorted(["/", *links[:5]])
+    assert by_url(recs)[pages.url + "/"].links == 5
+    assert stats.skipped["links_per_page_cap"] == 1  # pages cut, not links
+
+
+def test_depth_limit_is_exact(pages: PageServer) -> None:
+    for i in range(5):
+        pages.add(f"/d{i}", links=[f"/d{i + 1}"])
+    for depth in (0, 2):
+        pages.log.clear()
+        _, stats = run(pages.url + "/d0", obey_robots=False, depth=depth)
+        assert sorted(pages.paths()) == [f"/d{i}" for i in range(depth + 1)]
+        assert stats.skipped["depth"] == 1
