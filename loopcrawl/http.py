@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -17,7 +18,17 @@ from .urls import canonicalize, fingerprint
 if TYPE_CHECKING:
     from parsel import Selector, SelectorList
 
-__all__ = ["Failure", "FetchRecord", "Request", "Response"]
+__all__ = ["Failure", "FetchRecord", "Request", "Response", "check_header"]
+
+# Control characters other than tab, as aiohttp refuses them: header injection.
+BAD_HEADER = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]").search
+
+
+def check_header(name: str, value: str) -> None:
+    """Refuse a header that could smuggle another one (CR, LF) or a control
+    character: settings check the crawl's headers with it, the pool each request's."""
+    if BAD_HEADER(name) or BAD_HEADER(value) or ":" in name or not name:
+        raise ValueError(f"header {name!r} holds a line break or a control character")
 
 # A spider callback: called with a Response (or an errback with a Failure), it
 # returns or yields Requests, items and None; see ``spider.py``.

@@ -10,7 +10,7 @@ import dataclasses
 from dataclasses import dataclass, field
 
 from .errors import ConfigError
-from .net.wire import check_header
+from .http import check_header
 from .urls import canonicalize
 
 DEFAULT_USER_AGENT = "loopcrawl/0.1 (+https://github.com/loopcrawl/loopcrawl)"

@@ -195,8 +195,9 @@ def shop() -> Iterator[ServerThread]:
 def pool_calls(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     """The URLs requested over loopcrawl's pool (wire.Pool) during the test:
     which road a request took, seen from inside."""
-    from loopcrawl.net.wire import Pool
+    from loopcrawl.net.wire import Pool, self_test
 
+    asyncio.run(self_test())  # once per process, and not counted here
     calls: list[str] = []
     real = Pool.request
 

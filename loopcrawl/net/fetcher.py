@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import email.utils
+import logging
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
@@ -30,7 +31,7 @@ from .. import errors
 from ..errors import FetchError, RedirectError, TooLarge
 from ..settings import Settings
 from ..urls import canonicalize, host_of
-from . import wire
+from . import _aiohttp, wire
 from .wire import Exchange, Pool
 
 __all__ = ["Fetched", "Fetcher", "RedirectCheck"]
@@ -41,14 +42,8 @@ RedirectCheck = Callable[[str], Awaitable[str | None]]
 
 _REDIRECTS = frozenset((301, 302, 303, 307, 308))
 _ACCEPT = "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8"
-# What aiohttp's session asks for: the encodings it can inflate here (a test
-# checks that both paths send the same headers).
-try:
-    from aiohttp.client_reqrep import _gen_default_accept_encoding
-
-    _ACCEPT_ENCODING = _gen_default_accept_encoding()
-except ImportError:  # a private helper of aiohttp's: gone in some version
-    _ACCEPT_ENCODING = "gzip, deflate"
+_ACCEPT_ENCODING = _aiohttp.accept_encoding()
+_log = logging.getLogger("loopcrawl.net")
 _MAX_LINE = 16384  # the status line (aiohttp's default is 8190; header fields stay at it)
 
 
@@ -98,6 +93,7 @@ class Fetcher:
         self.settings = settings
         self._session: aiohttp.ClientSession | None = None
         self._pool: Pool | None = None
+        self._abandoned: Pool | None = None  # a pool that failed mid-crawl
         self._watchdog = _Watchdog(settings.timeout, settings.read_timeout)
 
     async def __aenter__(self) -> Fetcher:
@@ -127,7 +123,7 @@ class Fetcher:
             auto_decompress=True,
             skip_auto_headers=(),
         )
-        if s.http_pool and s.proxy is None and wire.AVAILABLE:
+        if s.http_pool and s.proxy is None and await wire.self_test():
             self._pool = Pool({**defaults, "Accept-Encoding": _ACCEPT_ENCODING},
                               connect_timeout=s.connect_timeout, cookie_jar=jar,
                               max_line_size=_MAX_LINE)
@@ -137,9 +133,10 @@ class Fetcher:
 
     async def __aexit__(self, *exc: object) -> None:
         await self._watchdog.stop()
-        if self._pool is not None:
-            await self._pool.close()
-            self._pool = None
+        for pool in (self._pool, self._abandoned):
+            if pool is not None:
+                await pool.close()
+        self._pool = self._abandoned = None
         if self._session is not None:
             await self._session.close()
             self._session = None
@@ -180,14 +177,33 @@ class Fetcher:
             if watch.expired is not None and watch.task.uncancel() <= watch.cancelling:
                 raise FetchError(f"no complete answer within the timeout ({watch.expired})",
                                  errors.TIMEOUT) from None
-            if isinstance(e, FetchError | asyncio.CancelledError) or (err := _fetch_error(e)) is None:
+            if isinstance(e, FetchError | asyncio.CancelledError):
                 raise
-            raise err from None
+            if (err := _fetch_error(e)) is not None:
+                raise err from None
+            if not _from_pool(e):
+                raise
+            # The pool failed in a way no mapping foresaw (an aiohttp that
+            # changed under it): the session serves the rest of the crawl,
+            # starting with this request.
+            self._abandon_pool(e)
+            self._watchdog.done(watch)
+            return await self.fetch(url, check_redirect=check_redirect, max_size=max_size,
+                                    truncate=truncate, method=method, headers=headers,
+                                    body=body, cookies=cookies)
         finally:
             self._watchdog.done(watch)
         if watch.expired is not None:  # the cancel came too late to stop it: undo its count
             watch.task.uncancel()
         return fetched
+
+    def _abandon_pool(self, e: BaseException) -> None:
+        pool, self._pool = self._pool, None
+        if pool is not None:
+            self._abandoned = pool  # its idle connections are closed at the end
+            self._watchdog.sweep = None
+            _log.warning("the keep-alive pool failed (%s: %s); the rest of the crawl "
+                         "takes aiohttp's session", type(e).__name__, e)
 
     async def _fetch(
         self, url: str, check_redirect: RedirectCheck | None, max_size: int | None,
@@ -283,6 +299,19 @@ def _fetch_error(e: BaseException) -> FetchError | None:
                   | ValueError):
         return FetchError(f"{type(e).__name__}: {e}", errors.CONNECTION_ERROR)
     return None
+
+
+def _from_pool(e: BaseException) -> bool:
+    """Whether ``e`` was raised in the pool's code (or in aiohttp's called from it)."""
+    tb = e.__traceback__
+    while tb is not None:
+        if tb.tb_frame.f_code.co_filename in _POOL_FILES:
+            return True
+        tb = tb.tb_next
+    return False
+
+
+_POOL_FILES = frozenset((wire.__file__, _aiohttp.__file__))
 
 
 class _Watch:

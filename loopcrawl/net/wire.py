@@ -23,8 +23,8 @@ trailing dot is dropped for SNI and ``Host``.
 from __future__ import annotations
 
 import asyncio
-import inspect
-import re
+import gzip
+import logging
 import socket
 import ssl
 import time
@@ -36,40 +36,18 @@ import aiohttp
 from multidict import CIMultiDict, CIMultiDictProxy
 from yarl import URL
 
-try:  # aiohttp's internal protocol class: checked, since the version pin allows 3.x
-    from aiohttp.client_proto import ResponseHandler
+from ..http import BAD_HEADER, check_header
+from . import _aiohttp
+from ._aiohttp import ResponseHandler
 
-    AVAILABLE = {"read_until_eof", "max_line_size"} <= set(
-        inspect.signature(ResponseHandler.set_response_params).parameters)
-except (ImportError, AttributeError, TypeError, ValueError):
-    AVAILABLE = False  # an aiohttp that changed it: every request takes the session
-
-__all__ = ["AVAILABLE", "Exchange", "Pool"]
+__all__ = ["Exchange", "Pool", "self_test"]
 
 DNS_TTL = 300.0  # seconds an address lookup is kept (the session's ttl_dns_cache too)
 HAPPY_EYEBALLS_DELAY = 0.25  # seconds before the next address is tried too (aiohttp's)
-# Control characters other than tab, as aiohttp refuses them: header injection.
-_BAD_HEADER = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]").search
 # What a connection the server closed while it was idle raises on reuse
 # (ResponseHandler turns socket errors into ClientOSError).
 _RETRY_ON_REUSE = (aiohttp.ServerDisconnectedError, aiohttp.ClientOSError)
-
-
-def check_header(name: str, value: str) -> None:
-    """Refuse a header that could smuggle another one (CR, LF) or a control character."""
-    if _BAD_HEADER(name) or _BAD_HEADER(value) or ":" in name or not name:
-        raise ValueError(f"header {name!r} holds a line break or a control character")
-
-
-def _verified_context() -> ssl.SSLContext:
-    """aiohttp's verified context when it has one (made at its import: loading
-    the CA store again costs ~40 ms), else a default one of our own."""
-    ctx = getattr(aiohttp.connector, "_SSL_CONTEXT_VERIFIED", None)
-    if isinstance(ctx, ssl.SSLContext) and ctx.verify_mode == ssl.CERT_REQUIRED:
-        return ctx
-    ctx = ssl.create_default_context()
-    ctx.set_alpn_protocols(["http/1.1"])
-    return ctx
+_log = logging.getLogger("loopcrawl.net")
 
 
 class _Sent:
@@ -190,7 +168,7 @@ class Pool:
         if origin is None:
             origin = self._origins[key] = _Origin(key, self._headers)
         target = url[at:] or "/"
-        if _BAD_HEADER(target) or " " in target:
+        if BAD_HEADER(target) or " " in target:
             raise aiohttp.InvalidURL(url)
         head, sent = origin.prefix, origin.sent
         jar = None
@@ -266,7 +244,7 @@ class Pool:
         tls = None
         if origin.tls:
             if self._ssl is None:
-                self._ssl = _verified_context()
+                self._ssl = _aiohttp.verified_context()
             tls = self._ssl
         where = f"{origin.host}:{origin.port}"
         try:
@@ -274,9 +252,7 @@ class Pool:
                 sock = await aiohappyeyeballs.start_connection(
                     await self._addresses(origin.host, origin.port),
                     happy_eyeballs_delay=HAPPY_EYEBALLS_DELAY, interleave=1)
-                _, proto = await loop.create_connection(
-                    lambda: ResponseHandler(loop), sock=sock, ssl=tls,
-                    server_hostname=origin.host if tls else None)
+                proto = await self._open(loop, sock, tls, origin.host if tls else None)
         except TimeoutError:
             raise aiohttp.ConnectionTimeoutError(
                 f"no connection to {where} within {self._connect_timeout:g} s") from None
@@ -285,9 +261,16 @@ class Pool:
                                         f"{e.strerror or e}") from None
         except OSError as e:
             raise aiohttp.ClientOSError(e.errno, f"cannot connect to {where}: {e}") from None
-        # One parser for the connection's life: it reads one response after
-        # another (aiohttp makes one per request).
-        proto.set_response_params(read_until_eof=True, max_line_size=self._max_line_size)
+        return proto
+
+    async def _open(self, loop: asyncio.AbstractEventLoop, sock: socket.socket,
+                    tls: ssl.SSLContext | None, server_hostname: str | None
+                    ) -> ResponseHandler:
+        """A connected socket as a pooled connection (TLS handshake included)."""
+        _, proto = await loop.create_connection(
+            lambda: _aiohttp.new_handler(loop), sock=sock, ssl=tls,
+            server_hostname=server_hostname)
+        _aiohttp.read_responses(proto, self._max_line_size)
         return proto
 
     async def _addresses(self, host: str, port: int) -> list[aiohappyeyeballs.AddrInfoType]:
@@ -351,3 +334,76 @@ class Pool:
         self._origins.clear()
         if waits:
             await asyncio.wait(waits, timeout=1.0)
+
+
+# The self-test's answer to each request: headers and a gzip body in two chunks.
+_TEST_BODY = b"<html><title>self-test</title></html>" * 4
+_TEST_GZ = gzip.compress(_TEST_BODY, mtime=0)
+_TEST_ANSWER = (b"HTTP/1.1 200 OK\r\nContent-Type: text/html\r\nContent-Encoding: gzip\r\n"
+                b"Transfer-Encoding: chunked\r\nX-Self-Test: 1\r\n\r\n"
+                + b"".join(b"%x\r\n%s\r\n" % (len(part), part)
+                           for part in (_TEST_GZ[:10], _TEST_GZ[10:]))
+                + b"0\r\n\r\n")
+_verdict: bool | None = None  # once per process: None until the self-test ran
+
+
+async def self_test() -> bool:
+    """Whether the pool may be used with the aiohttp installed (once per process).
+
+    The pool runs on aiohttp's private protocol (``_aiohttp.py``). Rather than
+    trust signatures, two canned responses are sent down a socket pair and
+    read through the pool's own steps (``_open``, ``request`` on the idle
+    connection, the body streamed and inflated, the connection given back and
+    taken again); anything unexpected turns the pool off for the process, with
+    one warning, and every request takes aiohttp's session instead.
+    """
+    global _verdict
+    if _verdict is None:
+        try:
+            async with asyncio.timeout(5.0):
+                await _exercise()
+            _verdict = True
+        except Exception as e:  # whatever a changed aiohttp raises
+            _verdict = False
+            _log.warning("the keep-alive pool is off: it failed its self-test on aiohttp %s "
+                         "(%s: %s); every request takes aiohttp's session",
+                         aiohttp.__version__, type(e).__name__, e)
+    return _verdict
+
+
+async def _exercise() -> None:
+    loop = asyncio.get_running_loop()
+    pool = Pool({}, connect_timeout=5.0, cookie_jar=aiohttp.DummyCookieJar())
+    ours, theirs = socket.socketpair()
+    theirs.setblocking(False)
+    proto = None
+
+    def serve() -> None:  # the other end: one answer per request head it reads
+        for _ in range(theirs.recv(65536).count(b"\r\n\r\n")):
+            theirs.send(_TEST_ANSWER)
+
+    loop.add_reader(theirs.fileno(), serve)
+    try:
+        proto = await pool._open(loop, ours, None, None)
+        origin = pool._origins["http://self-test"] = _Origin("http://self-test", pool._headers)
+        assert origin.idle is not None
+        origin.idle.append((proto, time.monotonic()))
+        for _ in range(2):
+            async with await pool.request("http://self-test/") as resp:
+                chunks = []
+                while chunk := await resp.content.readany():
+                    chunks.append(chunk)
+                if (resp.status, resp.headers.get("X-Self-Test"), b"".join(chunks)) != (
+                        200, "1", _TEST_BODY) or not resp.content.is_eof():
+                    raise RuntimeError(f"the canned answer read back as {resp.status} "
+                                       f"{dict(resp.headers)} {b''.join(chunks)[:40]!r}")
+        if pool.idle() != 1:
+            raise RuntimeError("the connection was not kept for reuse")
+    finally:
+        if proto is None:
+            ours.close()
+        else:
+            proto.close()
+        await pool.close()
+        loop.remove_reader(theirs.fileno())
+        theirs.close()

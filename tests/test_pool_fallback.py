@@ -1,0 +1,117 @@
+"""The keep-alive pool runs on aiohttp's private protocol (``net/_aiohttp.py``):
+whether it may is decided by a self-test at start-up, and whatever it raises
+that no failure mapping foresaw hands the crawl to aiohttp's session. These
+tests break the private API on purpose; the crawl must still be complete."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+import pytest
+from aiohttp.client_proto import ResponseHandler
+
+from loopcrawl.net import _aiohttp, wire
+from loopcrawl.net.fetcher import Fetcher
+from loopcrawl.settings import Settings
+
+from .conftest import PageServer
+from .helpers import run
+
+
+def site(pages: PageServer, n: int) -> None:
+    pages.add("/", links=[f"/p{i}" for i in range(n)])
+    for i in range(n):
+        pages.add(f"/p{i}", title=f"page {i}")
+
+
+def complete(records: list[Any], n: int) -> None:
+    assert sorted((r.url.rsplit("/", 1)[1], r.status, r.error) for r in records) == sorted(
+        [("", 200, None)] + [(f"p{i}", 200, None) for i in range(n)])
+
+
+def test_the_self_test_passes_on_the_installed_aiohttp() -> None:
+    """The version pin in pyproject.toml is the range this passed on."""
+    wire._verdict = None
+    assert asyncio.run(wire.self_test()) is True
+
+
+class _Renamed(ResponseHandler):
+    """An aiohttp whose protocol renamed a keyword the pool passes."""
+
+    def set_response_params(self, *, timer: object = None,  # type: ignore[override]
+                            max_line: int = 8190) -> None:
+        super().set_response_params(timer=timer)  # type: ignore[arg-type]
+
+
+class _Misparses(ResponseHandler):
+    """An aiohttp whose parser reads the body differently (no inflation)."""
+
+    def set_response_params(self, **kw: Any) -> None:
+        super().set_response_params(**{**kw, "auto_decompress": False})
+
+
+@pytest.mark.parametrize("broken", [_Renamed, _Misparses], ids=["signature", "behaviour"])
+def test_a_failed_self_test_sends_every_request_through_the_session(
+    pages: PageServer, pool_calls: list[str], monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture, broken: type,
+) -> None:
+    monkeypatch.setattr(_aiohttp, "ResponseHandler", broken)
+    monkeypatch.setattr(wire, "_verdict", None)
+    site(pages, 5)
+    with caplog.at_level(logging.WARNING, "loopcrawl.net"):
+        records, _ = run(pages.url + "/", obey_robots=False)
+        records2, _ = run(pages.url + "/", obey_robots=False)  # decided once per process
+    complete(records, 5)
+    complete(records2, 5)
+    assert [u for u in pool_calls if u.startswith(pages.url)] == []
+    warned = [r.getMessage() for r in caplog.records if "self-test" in r.getMessage()]
+    assert len(warned) == 1 and "every request takes aiohttp's session" in warned[0]
+
+
+@pytest.mark.parametrize("error", [TypeError, AttributeError, KeyError])
+def test_the_pool_failing_mid_crawl_hands_the_rest_to_the_session(
+    pages: PageServer, pool_calls: list[str], monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture, error: type[Exception],
+) -> None:
+    """The request that hit it is fetched again on the session; no record says
+    ``internal_error``, and the pool is not asked again."""
+    real = wire.Pool._exchange
+    exchanges = 0
+
+    async def breaks_at_the_third(self: wire.Pool, proto: Any, data: bytes) -> Any:
+        nonlocal exchanges
+        exchanges += 1
+        if exchanges == 3:
+            raise error("an aiohttp that changed")
+        return await real(self, proto, data)
+
+    monkeypatch.setattr(wire.Pool, "_exchange", breaks_at_the_third)
+    site(pages, 8)
+    with caplog.at_level(logging.WARNING, "loopcrawl.net"):
+        records, stats = run(pages.url + "/", obey_robots=False, concurrency=1)
+    complete(records, 8)
+    assert stats.errors == {}
+    assert len(pool_calls) == 3 and exchanges == 3  # then the session, for every page
+    assert sorted(pages.paths()) == sorted(["/"] + [f"/p{i}" for i in range(8)])
+    warned = [r for r in caplog.records if "keep-alive pool failed" in r.getMessage()]
+    assert len(warned) == 1
+
+
+def test_an_unexpected_error_outside_the_pool_is_not_blamed_on_it(pages: PageServer) -> None:
+    """A redirect check that raises (a bug of the caller's) is not the pool's:
+    it keeps serving."""
+    pages.add("/r", status=302, headers={"Location": "/t"})
+    pages.add("/t")
+
+    async def go() -> tuple[str, bool]:
+        async def check(target: str) -> None:
+            raise ZeroDivisionError(target)
+
+        async with Fetcher(Settings()) as f:
+            with pytest.raises(ZeroDivisionError) as got:
+                await f.fetch(pages.url + "/r", check_redirect=check)  # type: ignore[arg-type]
+            return str(got.value), f._pool is not None
+
+    assert asyncio.run(go()) == (pages.url + "/t", True)
