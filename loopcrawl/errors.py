@@ -38,7 +38,23 @@ class LoopcrawlError(Exception):
 
 
 class ConfigError(LoopcrawlError):
-    """A setting, seed URL or path the user gave cannot work."""
+    """A setting, seed URL or path the user gave cannot work.
+
+    ``field``: the Settings field at fault (None if none is), with ``reason``
+    saying what is wrong with its value ("must be at least 1, not 0"); the
+    message is then "per_host must be ...". Callers that know how the user
+    wrote the value print ``e.named("--per-host")`` instead.
+    """
+
+    def __init__(self, message: str, *, field: str | None = None) -> None:
+        self.field = field
+        self.reason = message
+        super().__init__(f"{field} {message}" if field else message)
+
+    def named(self, label: str) -> str:
+        """The message with the field called ``label`` (``--per-host``,
+        ``-s per_host=0:``, ``custom_settings['per_host']``)."""
+        return f"{label} {self.reason}" if self.field else f"{label} {self}"
 
 
 class StateError(LoopcrawlError):

@@ -81,8 +81,8 @@ def test_crawl_over_aiohttp_session(pages: PageServer) -> None:
         (["crawl", "ftp://example.com/"], "not an http(s) URL"),
         (["crawl", "http://127.0.0.1:1/", "-o", "/nonexistent/dir/out.jsonl"], "cannot write"),
         (["crawl", "http://127.0.0.1:1/", "-o", "/"], "cannot write"),
-        (["crawl", "http://127.0.0.1:1/", "--concurrency", "0"], "concurrency must be positive"),
-        (["crawl", "http://127.0.0.1:1/", "--deny", "("], "bad --allow/--deny"),
+        (["crawl", "http://127.0.0.1:1/", "--concurrency", "0"], "--concurrency must be at least 1, not 0"),
+        (["crawl", "http://127.0.0.1:1/", "--deny", "("], "--deny holds"),
         (["crawl", "http://127.0.0.1:1/", "--scope", "planet"], "Invalid value"),
     ],
 )

@@ -17,7 +17,7 @@ import click
 from ..core.engine import Crawler, new_event_loop, tune_malloc
 from ..errors import ConfigError, LoopcrawlError, StateError
 from ..outputs import FORMATS, JsonlWriter
-from ..settings import DEFAULT_USER_AGENT, Settings
+from ..settings import DEFAULT_USER_AGENT, Settings, setting_field
 
 if TYPE_CHECKING:
     from ..frontier.sqlite import SqliteFrontier
@@ -26,6 +26,13 @@ EXIT_USAGE = 2
 _DEFAULTS = Settings()
 EXIT_SIGINT = 130
 EXIT_SIGTERM = 143
+
+
+def explain(error: ConfigError) -> str:
+    """A settings error naming the value as the command line's user typed it
+    (``--per-host must be at least 1, not 0``), not by its field's name."""
+    f = setting_field(error.field) if error.field else None
+    return error.named(f.option) if f is not None and f.option else str(error)
 
 
 def fail(message: str) -> NoReturn:
@@ -315,7 +322,7 @@ def crawl(
         code = run_crawl(settings, output, quiet=quiet, state=state,
                          recrawl_failed=recrawl_failed)
     except ConfigError as e:
-        fail(str(e))
+        fail(explain(e))
     except LoopcrawlError as e:
         crawl_failed(e, state)
     sys.exit(code)
@@ -550,7 +557,7 @@ def run(spider_file: str, outputs: tuple[str, ...], fmt: str | None,
         code = run_crawl(base, None, quiet=quiet, state=state, frontier=frontier,
                          spider=spider, exporters=exporters)
     except ConfigError as e:
-        fail(str(e))
+        fail(explain(e))
     except LoopcrawlError as e:
         crawl_failed(e, state)
     finally:

@@ -15,12 +15,13 @@ from __future__ import annotations
 import dataclasses
 import inspect
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Protocol
 
 from .. import errors
 from ..errors import ConfigError, OutputError
 from ..http import Callback, Failure, Request, Response
+from ..settings import apply_settings
 from ..urls import Scope, canonicalize, fingerprint, host_of
 from .items import Item, is_item, item_record
 from .pipelines import DropItem, run_pipelines
@@ -49,10 +50,10 @@ def spider_settings(settings: Settings, spider: Spider) -> Settings:
     """``settings`` with the spider's ``custom_settings`` applied on top."""
     if not spider.custom_settings:
         return settings
-    try:
-        return settings.replace(**dict(spider.custom_settings))
-    except TypeError as e:
-        raise ConfigError(f"{spider.name}.custom_settings: {e}") from None
+    if not isinstance(spider.custom_settings, Mapping):
+        raise ConfigError(f"{spider.name}.custom_settings must be a dict, not "
+                          f"{type(spider.custom_settings).__name__}")
+    return apply_settings(settings, spider.custom_settings, "custom_settings[{key!r}]")
 
 
 def spider_scope(settings: Settings, spider: Spider, hosts: Sequence[str] = ()) -> Scope:
