@@ -2,6 +2,7 @@
 
 Correctness only: it runs every model, prints the table and writes a PNG.
 Speed is never asserted (this machine may be busy; BENCHMARKS.md has numbers).
+matplotlib comes with the ``bench`` extra, which ``make setup`` installs: no skip.
 """
 
 from __future__ import annotations
@@ -10,10 +11,6 @@ import json
 import subprocess
 import sys
 from pathlib import Path
-
-import pytest
-
-pytest.importorskip("matplotlib")
 
 
 def test_io_models_prints_a_table_and_writes_a_chart(tmp_path: Path) -> None:
