@@ -82,8 +82,8 @@ def test_robots_5xx_disallows_then_retries(pages: PageServer) -> None:
     pages.add("/robots.txt", status=503, body="down")
     pages.add("/")
     recs, _ = run(pages.url + "/", retries=2, retry_backoff=0.05, robots_error_retry=0.1)
-    assert recs[0].error == "robots_denied"
-    assert "unreachable" in (recs[0].message or "") or "503" in (recs[0].message or "")
+    assert recs[0].error == "robots_unreachable"
+    assert recs[0].message == "robots.txt answered 503"
     assert "/" not in pages.paths()
     assert pages.paths().count("/robots.txt") == 3  # asked again after each window
 
@@ -227,7 +227,7 @@ def test_connection_refused_is_recorded(pages: PageServer) -> None:
     s.close()
     recs, stats = run(f"http://127.0.0.1:{port}/", retries=1, retry_backoff=0.01,
                       obey_robots=False)
-    assert recs[0].error == "connection_error"
+    assert recs[0].error == "connection_refused"
     assert stats.retries == 1
 
 

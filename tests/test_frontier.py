@@ -311,10 +311,13 @@ def test_failed_means_worth_another_try() -> None:
 
     assert state(None) == DONE
     assert state("robots_denied", "forbidden by robots.txt") == DONE
-    assert state("robots_denied", "robots.txt unreachable: ClientConnectorError") == FAILED
-    assert state("robots_denied", "robots.txt answered 503") == FAILED
+    # Decided by the kind, whatever the message says.
+    assert state("robots_unreachable", "forbidden by robots.txt") == FAILED
+    assert state("robots_denied", "robots.txt answered 503") == DONE
     assert state("redirect_refused") == state("trap") == DONE
     assert state("http_status") == state("timeout") == state("connection_error") == FAILED
+    for kind in ("connection_refused", "dns_error", "tls_error", "proxy_error", "internal_error"):
+        assert state(kind) == FAILED, kind
 
 
 def test_robots_txt_is_kept_across_runs(pages: PageServer, tmp_path: Path) -> None:

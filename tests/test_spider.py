@@ -147,13 +147,13 @@ def test_errbacks_get_failures_and_may_yield(pages: PageServer) -> None:
 
     items, _, stats = run_spider(S(), retries=0)
     kinds = {f.request.url.removeprefix(base): f.kind for f in failures}
-    # An unreachable host's robots.txt cannot be read: the host counts as disallowed.
+    # A host nothing listens on: the errback hears so, not that robots.txt forbade it.
     assert kinds == {"/gone": "http_status", "/private/x": "robots_denied", "/boom": "http_status",
-                     "http://127.0.0.1:1/refused": "robots_denied"}
+                     "http://127.0.0.1:1/refused": "connection_refused"}
     gone = next(f for f in failures if f.request.url.endswith("/gone"))
     assert gone.response is not None and gone.response.status == 404 and gone.response.text == "no"
     assert len(items) == 3  # the spider's errback yielded; own_errback did not
-    assert stats.errors == {"http_status": 2, "robots_denied": 2}
+    assert stats.errors == {"connection_refused": 1, "http_status": 2, "robots_denied": 1}
 
 
 def test_pipelines_in_order_drop_dedup_and_errors(pages: PageServer) -> None:
@@ -381,7 +381,7 @@ def test_requests_go_through_the_proxy(shop: ServerThread,
             return {"reached": True}
 
     items, recs, _ = run_spider(S())
-    assert items == [] and recs[0].error == "connection_error"
+    assert items == [] and recs[0].error == "proxy_error"
 
 
 def test_callbacks_by_name() -> None:

@@ -243,7 +243,7 @@ def test_https_against_a_certificate_the_system_trusts(tmp_path: Path, session: 
                             *(["--http-session"] if session else [])],
                            capture_output=True, text=True, timeout=60, env=env)
         rec = json.loads(r.stdout.splitlines()[0])
-        assert rec["error"] == "connection_error" and "CERTIFICATE_VERIFY_FAILED" in rec["message"]
+        assert rec["error"] == "tls_error" and "CERTIFICATE_VERIFY_FAILED" in rec["message"]
 
 
 def _fetch_one(url: str, body: bytes | None = None) -> int:

@@ -22,11 +22,11 @@ from typing import TYPE_CHECKING, Any, Protocol, cast
 
 from .. import errors
 from ..encoding import decode_html
-from ..errors import ConfigError, FetchError, LoopcrawlError, OutputError
+from ..errors import ConfigError, ErrorKind, FetchError, LoopcrawlError, OutputError
 from ..frontier import Checkpointing, Frontier, MemoryFrontier
 from ..http import FetchRecord, Request
 from ..links import extract
-from ..net.fetcher import Fetched, Fetcher
+from ..net.fetcher import Fetched, Fetcher, Hop
 from ..net.robots import RobotsCache, RobotsStore, RobotsUnavailable
 from ..outputs import JsonlWriter
 from ..settings import Settings
@@ -226,7 +226,7 @@ class Crawler:
                 self._fail(e)
             except Exception as e:  # a bug must not hang or kill the crawl
                 await self._finish(req, self._record(req, time.time(), 0.0,
-                                                     error="internal_error", message=repr(e)))
+                                                     error=errors.INTERNAL_ERROR, message=repr(e)))
             finally:
                 sched.done(req, counted=counted, backoff=backoff)
 
@@ -248,10 +248,10 @@ class Crawler:
             try:
                 allowed = await self._robots.allowed(req.url)
             except RobotsUnavailable as e:
-                if self._retry(req, max(e.retry_in, s.retry_backoff)):
+                if e.retry_in is not None and self._retry(req, max(e.retry_in, s.retry_backoff)):
                     return True, 0.0
                 await self._finish(req, self._record(req, started, t0,
-                                                     error=errors.ROBOTS_DENIED, message=str(e)))
+                                                     error=e.kind, message=str(e)))
                 return True, 0.0
             delay = self._robots.crawl_delay(host_of(req.url))
             if delay:
@@ -270,7 +270,7 @@ class Crawler:
                 req.url, check_redirect=functools.partial(self._check_redirect, req),
                 method=req.method, headers=headers, body=req.body or None, cookies=req.cookies)
         except FetchError as e:
-            if e.kind in (errors.TIMEOUT, errors.CONNECTION_ERROR) and self._retry(req):
+            if e.kind in errors.TRANSIENT and self._retry(req):
                 return True, 0.0
             await self._finish(req, self._record(req, started, t0, error=e.kind, message=str(e)))
             return True, 0.0
@@ -378,7 +378,7 @@ class Crawler:
             if kind:
                 skipped[kind] += 1
 
-    async def _check_redirect(self, req: Request, target: str) -> str | None:
+    async def _check_redirect(self, req: Request, target: str) -> Hop | ErrorKind:
         """Vet one redirect hop of ``req``; the claim on ``target`` is ``req``'s."""
         if not self.scope.allows(target):
             return errors.REDIRECT_REFUSED
@@ -386,11 +386,11 @@ class Crawler:
             try:
                 if not await self._robots.allowed(target):
                     return errors.ROBOTS_DENIED
-            except RobotsUnavailable:
-                return errors.ROBOTS_DENIED
+            except RobotsUnavailable as e:
+                return e.kind
         if not await self.frontier.mark_seen(fingerprint(target), req):
-            return "stop"
-        return None
+            return Hop.STOP
+        return Hop.FOLLOW
 
     def _retry(self, req: Request, backoff: float | None = None) -> bool:
         """Schedule another attempt if any are left (exponential back-off)."""

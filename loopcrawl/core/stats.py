@@ -59,7 +59,7 @@ class CrawlStats:
             "records": self.records,
             "pages": self.pages,
             "ok": self.ok,
-            "errors": dict(sorted(self.errors.items())),
+            "errors": {str(k): v for k, v in sorted(self.errors.items())},  # plain keys: any JSON encoder
             "skipped_links": dict(sorted(self.skipped.items())),
             "retries": self.retries,
             **({"items": dict(sorted(self.items.items()))} if self.items else {}),

@@ -18,7 +18,11 @@ from __future__ import annotations
 
 import asyncio
 import email.utils
+import enum
+import errno
 import logging
+import socket
+import ssl
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
@@ -28,17 +32,25 @@ from aiohttp.http import HttpProcessingError
 from yarl import URL
 
 from .. import errors
-from ..errors import FetchError, RedirectError, TooLarge
+from ..errors import ErrorKind, FetchError, RedirectError, TooLarge
 from ..settings import Settings
 from ..urls import canonicalize, host_of
 from . import _aiohttp, wire
 from .wire import Exchange, Pool
 
-__all__ = ["Fetched", "Fetcher", "RedirectCheck"]
+__all__ = ["Fetched", "Fetcher", "Hop", "RedirectCheck"]
 
-# Decides on one redirect hop: None to follow it, "stop" to end the chain at
-# the 3xx (the target was seen already), or an error kind to fail the request.
-RedirectCheck = Callable[[str], Awaitable[str | None]]
+
+class Hop(enum.Enum):
+    """A redirect check's verdict on one hop, when it does not refuse it."""
+
+    FOLLOW = "follow"
+    STOP = "stop"  # end the chain at the 3xx, which is recorded: the target is crawled elsewhere
+
+
+# Decides on one redirect hop: follow it, stop at the 3xx, or fail the request
+# with that ErrorKind.
+RedirectCheck = Callable[[str], Awaitable[Hop | ErrorKind]]
 
 _REDIRECTS = frozenset((301, 302, 303, 307, 308))
 _ACCEPT = "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8"
@@ -251,8 +263,8 @@ class Fetcher:
                             f"more than {self.settings.max_redirects} redirects",
                             errors.TOO_MANY_REDIRECTS,
                         )
-                    verdict = await check_redirect(target) if check_redirect else None
-                    if verdict is None:
+                    verdict = await check_redirect(target) if check_redirect else Hop.FOLLOW
+                    if verdict is Hop.FOLLOW:
                         visited.add(target)
                         hops += 1
                         if nxt is not None:
@@ -262,7 +274,7 @@ class Fetcher:
                             headers = _drop(headers, _CREDENTIALS)
                         url = target
                         continue
-                    if verdict != "stop":
+                    if verdict is not Hop.STOP:
                         raise RedirectError(f"redirect to {target} refused ({verdict})", verdict)
                     # The target is crawled elsewhere: record the 3xx itself.
                 content = await _read_capped(resp, cap, truncate)
@@ -297,7 +309,25 @@ def _fetch_error(e: BaseException) -> FetchError | None:
         return FetchError(f"invalid URL: {e}", errors.INVALID_URL)
     if isinstance(e, aiohttp.ClientError | HttpProcessingError | OSError | UnicodeError
                   | ValueError):
-        return FetchError(f"{type(e).__name__}: {e}", errors.CONNECTION_ERROR)
+        return FetchError(f"{type(e).__name__}: {e}", unreachable(e) or errors.CONNECTION_ERROR)
+    return None
+
+
+def unreachable(e: BaseException) -> ErrorKind | None:
+    """Which way the host (or the proxy) could not be reached at all, if that
+    is what ``e`` says: the session's connector errors, or a socket's own
+    (the pool's, in ``wire.Pool._connect``)."""
+    if isinstance(e, aiohttp.ClientProxyConnectionError | aiohttp.ClientHttpProxyError):
+        return errors.PROXY_ERROR  # before its base class, ClientConnectorError
+    if isinstance(e, aiohttp.ClientSSLError | ssl.SSLError):
+        return errors.TLS_ERROR
+    if isinstance(e, aiohttp.ClientConnectorDNSError | socket.gaierror):
+        return errors.DNS_ERROR
+    if isinstance(e, aiohttp.ClientConnectorError):
+        e = e.os_error
+    # Happy Eyeballs raises one OSError for all the addresses, refused alike.
+    if isinstance(e, OSError) and e.errno == errno.ECONNREFUSED:
+        return errors.CONNECTION_REFUSED
     return None
 
 

@@ -7,7 +7,14 @@ behaviour:
 - 429, 5xx, timeouts and connection errors ("unreachable"): the host is
   treated as fully disallowed for ``robots_error_retry`` seconds, then
   robots.txt is asked for again. Pages of that host wait (retry) meanwhile
-  rather than being dropped.
+  rather than being dropped; when their retries run out they are recorded as
+  ``robots_unreachable``.
+
+A host that cannot be reached at all (connection refused, no such name, a
+certificate refused, the proxy refusing) is not "unreachable" in RFC 9309's
+sense of a server having trouble: its pages fail at once with that kind
+(``errors.HOST_UNREACHABLE``), retried as a page would be (refused and DNS
+briefly, a certificate not at all), instead of waiting out the window.
 """
 
 from __future__ import annotations
@@ -18,7 +25,8 @@ from typing import Protocol, runtime_checkable
 
 from protego import Protego
 
-from ..errors import FetchError
+from .. import errors
+from ..errors import ErrorKind, FetchError, RobotsUnavailable
 from ..settings import Settings
 from ..urls import host_of
 from .fetcher import Fetcher
@@ -26,14 +34,10 @@ from .fetcher import Fetcher
 __all__ = ["RobotsCache", "RobotsStore", "RobotsUnavailable"]
 
 _MAX_ROBOTS_SIZE = 500 * 1024  # bytes; Google ignores rules past 500 KiB
-
-
-class RobotsUnavailable(Exception):
-    """robots.txt could not be read; retry the page after ``retry_in`` seconds."""
-
-    def __init__(self, message: str, retry_in: float) -> None:
-        super().__init__(message)
-        self.retry_in = retry_in
+# A dead host whose next try may work (refused, no address, the proxy down),
+# and one where it cannot (a certificate refused).
+_ASK_AGAIN_SOON = errors.HOST_UNREACHABLE & errors.TRANSIENT
+_FINAL = errors.HOST_UNREACHABLE - errors.TRANSIENT
 
 
 @dataclass(slots=True)
@@ -42,6 +46,7 @@ class _Entry:
     crawl_delay: float | None = None
     sitemaps: list[str] = field(default_factory=list)
     error: str | None = None  # unreachable: why
+    kind: ErrorKind = errors.ROBOTS_UNREACHABLE  # and as what the pages fail
     retry_at: float = 0.0  # loop time when an unreachable robots.txt is asked again
     pending: asyncio.Future[None] | None = None
 
@@ -111,12 +116,17 @@ class RobotsCache:
             if fut is not None and not fut.done():
                 fut.set_result(None)
         if entry.error is not None:
-            entry.retry_at = loop.time() + self._settings.robots_error_retry
+            # A host that refused or has no address is asked again at its
+            # page's next try (the page's back-off paces it); one that answers
+            # badly, or whose certificate failed, after the window.
+            entry.retry_at = loop.time() + (
+                0.0 if entry.kind in _ASK_AGAIN_SOON else self._settings.robots_error_retry)
         return self._check(entry, loop.time())
 
     def _check(self, entry: _Entry, now: float) -> _Entry:
         if entry.error is not None:
-            raise RobotsUnavailable(entry.error, max(0.0, entry.retry_at - now))
+            raise RobotsUnavailable(entry.error, entry.kind, None if entry.kind in _FINAL
+                                    else max(0.0, entry.retry_at - now))
         return entry
 
     async def _fetch_into(self, entry: _Entry, origin: str) -> None:
@@ -131,9 +141,12 @@ class RobotsCache:
                 origin + "/robots.txt", max_size=_MAX_ROBOTS_SIZE, truncate=True
             )
         except FetchError as e:
-            if e.kind.startswith("redirect") or e.kind == "too_many_redirects":
+            if e.kind in errors.REDIRECT_FAILURES:
                 return  # RFC 9309 §2.3.1.2: unfollowable redirects mean "unavailable"
-            entry.error = f"robots.txt unreachable: {e}"
+            if e.kind in errors.HOST_UNREACHABLE:
+                entry.error, entry.kind = f"robots.txt: {e}", e.kind
+            else:
+                entry.error = f"robots.txt unreachable: {e}"
             return
         if r.status == 429 or r.status >= 500:
             entry.error = f"robots.txt answered {r.status}"

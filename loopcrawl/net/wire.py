@@ -23,6 +23,7 @@ trailing dot is dropped for SNI and ``Host``.
 from __future__ import annotations
 
 import asyncio
+import errno
 import gzip
 import logging
 import socket
@@ -36,6 +37,8 @@ import aiohttp
 from multidict import CIMultiDict, CIMultiDictProxy
 from yarl import URL
 
+from .. import errors
+from ..errors import FetchError
 from ..http import BAD_HEADER, check_header
 from . import _aiohttp
 from ._aiohttp import ResponseHandler
@@ -257,10 +260,14 @@ class Pool:
             raise aiohttp.ConnectionTimeoutError(
                 f"no connection to {where} within {self._connect_timeout:g} s") from None
         except socket.gaierror as e:
-            raise aiohttp.ClientOSError(e.errno, f"cannot resolve {origin.host}: "
-                                        f"{e.strerror or e}") from None
+            raise FetchError(f"cannot resolve {origin.host}: {e.strerror or e}",
+                             errors.DNS_ERROR) from None
+        except ssl.SSLError as e:  # the handshake: a certificate refused, no common protocol
+            raise FetchError(f"TLS with {where} failed: {e}", errors.TLS_ERROR) from None
         except OSError as e:
-            raise aiohttp.ClientOSError(e.errno, f"cannot connect to {where}: {e}") from None
+            kind = errors.CONNECTION_REFUSED if e.errno == errno.ECONNREFUSED else (
+                errors.CONNECTION_ERROR)
+            raise FetchError(f"cannot connect to {where}: {e}", kind) from None
         return proto
 
     async def _open(self, loop: asyncio.AbstractEventLoop, sock: socket.socket,

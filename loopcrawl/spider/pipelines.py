@@ -18,6 +18,7 @@ import inspect
 from collections.abc import Awaitable, Callable, Hashable, Sequence
 from typing import TYPE_CHECKING, Any
 
+from ..errors import DropItem
 from .items import Item
 
 if TYPE_CHECKING:
@@ -26,10 +27,6 @@ if TYPE_CHECKING:
 __all__ = ["Dedup", "DropItem", "Pipeline", "run_pipelines"]
 
 Pipeline = Callable[[Any, "Spider"], Any | Awaitable[Any]]
-
-
-class DropItem(Exception):
-    """Raised by a pipeline to drop an item; counted as ``items["dropped"]``."""
 
 
 def field_value(item: Any, name: str) -> Any:

@@ -18,9 +18,6 @@ if TYPE_CHECKING:
 QUEUED, DONE, FAILED = 0, 1, 2  # requests.state
 U64 = 1 << 64
 _I63 = 1 << 63
-# Errors that are the crawl's policy, not a failure: --recrawl-failed skips them.
-POLICY_ERRORS = frozenset({errors.ROBOTS_DENIED, errors.REDIRECT_REFUSED, errors.TRAP})
-_ROBOTS_TROUBLE = ("robots.txt unreachable", "robots.txt answered")
 
 SELECT = ("SELECT id, url, depth, referrer, method, priority, retries, fp, meta, spider, body "
           "FROM requests ")
@@ -85,8 +82,4 @@ def state_of(record: FetchRecord) -> int:
     e = record.error
     if e is None:
         return DONE
-    if e == errors.ROBOTS_DENIED:
-        # The engine records an unreachable or 5xx robots.txt as robots_denied
-        # too (robots.py words it so): a failure worth another try, not a rule.
-        return FAILED if (record.message or "").startswith(_ROBOTS_TROUBLE) else DONE
-    return DONE if e in POLICY_ERRORS else FAILED
+    return DONE if e in errors.POLICY else FAILED  # policy is no failure: not fetched again
