@@ -95,7 +95,7 @@ def test_dead_off_site_hosts_do_not_hold_up_the_crawl(pages: PageServer) -> None
     pages.add("/robots.txt", body="User-agent: *\nAllow: /\n", content_type="text/plain")
     pages.add("/", links=[dead, nowhere, "/a"])
     pages.add("/a")
-    records, stats, took = timed(pages.url + "/", scope="any")
+    records, _, took = timed(pages.url + "/", scope="any")
     got = {u: r.error for u, r in by_url(records).items()}
     assert got == {pages.url + "/": None, pages.url + "/a": None,
                    dead: "connection_refused", nowhere: "dns_error"}

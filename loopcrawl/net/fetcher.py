@@ -36,6 +36,7 @@ from ..errors import ErrorKind, FetchError, RedirectError, TooLarge
 from ..settings import Settings
 from ..urls import canonicalize, host_of
 from . import _aiohttp, wire
+from .watchdog import Watch, Watchdog
 from .wire import Exchange, Pool
 
 __all__ = ["Fetched", "Fetcher", "Hop", "RedirectCheck"]
@@ -106,7 +107,7 @@ class Fetcher:
         self._session: aiohttp.ClientSession | None = None
         self._pool: Pool | None = None
         self._abandoned: Pool | None = None  # a pool that failed mid-crawl
-        self._watchdog = _Watchdog(settings.timeout, settings.read_timeout)
+        self._watchdog = Watchdog(settings.timeout, settings.read_timeout)
 
     async def __aenter__(self) -> Fetcher:
         s = self.settings
@@ -126,7 +127,7 @@ class Fetcher:
         jar = aiohttp.CookieJar(unsafe=True) if s.cookies else aiohttp.DummyCookieJar()
         self._session = aiohttp.ClientSession(
             connector=connector,
-            # The total and read timeouts are the watchdog's (see _Watchdog).
+            # The total and read timeouts are the watchdog's (see watchdog.py).
             # connect: DNS, the TCP connect and TLS, as the pool counts it.
             timeout=aiohttp.ClientTimeout(total=None, connect=s.connect_timeout,
                                           sock_connect=s.connect_timeout),
@@ -220,7 +221,7 @@ class Fetcher:
     async def _fetch(
         self, url: str, check_redirect: RedirectCheck | None, max_size: int | None,
         truncate: bool, method: str, headers: Mapping[str, str] | None,
-        body: bytes | None, cookies: Mapping[str, str] | None, watch: _Watch,
+        body: bytes | None, cookies: Mapping[str, str] | None, watch: Watch,
     ) -> Fetched:
         session = self._session
         assert session is not None, "Fetcher used outside 'async with'"
@@ -342,91 +343,6 @@ def _from_pool(e: BaseException) -> bool:
 
 
 _POOL_FILES = frozenset((wire.__file__, _aiohttp.__file__))
-
-
-class _Watch:
-    """One fetch in flight, as the watchdog sees it."""
-
-    __slots__ = ("cancelling", "deadline", "expired", "idle_until", "seen", "stream", "task")
-
-    def __init__(self, task: asyncio.Task[object], now: float, total: float,
-                 idle: float) -> None:
-        self.task = task
-        self.cancelling = task.cancelling()  # cancels already pending are not ours
-        self.deadline = now + total
-        self.idle_until = now + idle
-        self.stream: aiohttp.StreamReader | None = None
-        self.seen = 0  # bytes the stream had at the last look
-        self.expired: str | None = None  # which timeout cancelled the fetch
-
-    def reading(self, stream: aiohttp.StreamReader) -> None:
-        """The response's headers are in: watch its body from now on."""
-        self.stream, self.seen = stream, -1  # -1: counts as progress at the next look
-
-
-class _Watchdog:
-    """The total and read timeouts of every fetch, kept by one periodic task.
-
-    ``asyncio.timeout`` arms a timer per request and aiohttp's ``sock_read``
-    re-arms one on every chunk received: a fetch costs ~30,000 instructions
-    less (2% of a crawl's CPU) with a dict entry and one look per tick instead;
-    a timeout fires up to a tick late (1/8 of the shorter timeout, at most 1 s).
-    Expiry cancels the fetch's task, as ``asyncio.timeout`` does, and
-    ``Fetcher.fetch`` turns that cancellation (and only that one) into a timeout.
-    """
-
-    def __init__(self, total: float, idle: float) -> None:
-        self.total = total
-        self.idle = idle if idle and idle > 0 else total
-        self.tick = min(1.0, max(0.01, min(self.total, self.idle) / 8))
-        self._watches: dict[_Watch, None] = {}  # insertion-ordered set
-        self._task: asyncio.Task[None] | None = None
-        self.sweep: Callable[[float], None] | None = None  # idle connections, each tick
-
-    def start(self) -> None:
-        self._task = asyncio.get_running_loop().create_task(self._run(),
-                                                            name="loopcrawl-timeouts")
-
-    async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            await asyncio.gather(self._task, return_exceptions=True)
-            self._task = None
-
-    def watch(self) -> _Watch:
-        task = asyncio.current_task()
-        assert task is not None, "fetch() runs in a task"
-        w = _Watch(task, time.monotonic(), self.total, self.idle)
-        self._watches[w] = None
-        return w
-
-    def done(self, w: _Watch) -> None:
-        self._watches.pop(w, None)
-
-    async def _run(self) -> None:
-        while True:
-            await asyncio.sleep(self.tick)
-            now = time.monotonic()
-            self.check(now)
-            if self.sweep is not None:
-                self.sweep(now)
-
-    def check(self, now: float) -> None:
-        """Cancel the fetches past a deadline (each one once)."""
-        for w in self._watches:
-            if w.expired is not None:
-                continue
-            stream = w.stream
-            if stream is not None and stream.total_bytes != w.seen:
-                w.seen = stream.total_bytes  # bytes arrived since the last look
-                w.idle_until = now + self.idle
-            if now >= w.deadline:
-                w.expired = "total"
-            elif now >= w.idle_until:
-                w.expired = f"no data for {self.idle:g} s"
-            else:
-                continue
-            w.task.cancel()
 
 
 # Headers that carry credentials: never sent on to another host after a redirect.
