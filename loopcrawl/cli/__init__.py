@@ -20,6 +20,7 @@ from ..outputs import FORMATS, JsonlWriter
 from ..settings import DEFAULT_USER_AGENT, Settings, setting_field
 
 if TYPE_CHECKING:
+    from ..core.stats import CrawlStats
     from ..frontier.sqlite import SqliteFrontier
 
 EXIT_USAGE = 2
@@ -105,13 +106,17 @@ def run_crawl(
     state: str | None = None,
     recrawl_failed: bool = False,
     frontier: SqliteFrontier | None = None,
+    stats_path: str | None = None,
+    report_path: str | None = None,
+    progress_interval: float = 5.0,
     **crawler_kwargs: Any,
 ) -> int:
     """Run a crawl with the progress display and signal handling; return the exit code.
 
     ``state``: the crawl's state file, opened here unless ``frontier`` (its
     frontier, closed here) is given. ``crawler_kwargs`` go to ``Crawler``
-    (``spider=``, ``exporters=``)."""
+    (``spider=``, ``exporters=``). ``stats_path`` and ``report_path``: where
+    the stats JSON and the HTML report go at the end (of this run)."""
     from .progress import Progress, print_summary
 
     writer: JsonlWriter | None = None
@@ -136,7 +141,7 @@ def run_crawl(
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, on_signal, sig)
-        progress = None if quiet else Progress(crawler)
+        progress = None if quiet else Progress(crawler, interval=progress_interval)
         if progress:
             progress.start()
         try:
@@ -154,6 +159,7 @@ def run_crawl(
             writer.close()
         if frontier is not None:
             frontier.__exit__()
+        write_stats(crawler.stats, stats_path, report_path)
     if not quiet:
         print_summary(crawler)
         if state is not None and got:
@@ -162,6 +168,28 @@ def run_crawl(
     if got:
         return EXIT_SIGINT if got[0] == signal.SIGINT else EXIT_SIGTERM
     return 0
+
+
+def write_stats(stats: CrawlStats, stats_path: str | None, report_path: str | None) -> None:
+    """Write the stats JSON and the HTML report, if asked; a file that cannot be
+    written is a warning, not a lost crawl."""
+    if not stats_path and not report_path:
+        return
+    data = stats.to_json()
+    if stats_path:
+        _write_text(stats_path, json.dumps(data, indent=2) + "\n", "stats")
+    if report_path:
+        from ..report import render_report
+
+        _write_text(report_path, render_report(data), "report")
+
+
+def _write_text(path: str, text: str, what: str) -> None:
+    try:
+        Path(path).write_text(text, encoding="utf-8")
+    except OSError as e:
+        click.echo(f"loopcrawl: warning: cannot write the {what} to {path}: "
+                   f"{e.strerror or e}", err=True)
 
 
 def crawl_failed(error: LoopcrawlError, state: str | None) -> NoReturn:
@@ -205,6 +233,26 @@ def limit_options(f: Callable[..., Any]) -> Callable[..., Any]:
     return click.option("--sitemaps", "follow_sitemaps", is_flag=True,
                         help="Also seed from the hosts' sitemaps (robots.txt Sitemap: lines, "
                         "else /sitemap.xml).")(f)
+
+
+def _positive(ctx: click.Context, param: click.Parameter, value: float) -> float:
+    if not value > 0 or value == float("inf"):
+        raise click.BadParameter(f"must be a positive number of seconds, not {value}")
+    return value
+
+
+def report_options(f: Callable[..., Any]) -> Callable[..., Any]:
+    """--stats, --report, --progress-interval: what a crawl leaves besides its output."""
+    f = click.option("--progress-interval", type=float, default=5.0, show_default=True,
+                     metavar="SECONDS", callback=_positive,
+                     help="When stderr is not a terminal (CI, a log file): seconds between "
+                     "two progress lines.")(f)
+    f = click.option("--report", "report_path", metavar="FILE",
+                     help="At the end, write an HTML report of the crawl here (one "
+                     "self-contained file of charts).")(f)
+    return click.option("--stats", "stats_path", metavar="FILE",
+                        help="At the end, write the crawl's counters here as JSON "
+                        "(docs/stats.md).")(f)
 
 
 def _headers(ctx: click.Context, param: click.Parameter, values: tuple[str, ...]) -> dict[str, str]:
@@ -273,6 +321,7 @@ def session_options(f: Callable[..., Any]) -> Callable[..., Any]:
 @limit_options
 @session_options
 @click.option("-q", "--quiet", is_flag=True, help="No progress display and no summary.")
+@report_options
 def crawl(
     urls: tuple[str, ...],
     output: str | None,
@@ -291,6 +340,9 @@ def crawl(
     state: str | None,
     recrawl_failed: bool,
     quiet: bool,
+    stats_path: str | None,
+    report_path: str | None,
+    progress_interval: float,
     **limits: Any,
 ) -> None:
     """Crawl from the seed URLS, following links within the scope."""
@@ -317,15 +369,42 @@ def crawl(
             quiet=quiet,
             **limits,
         )
-        if output:
-            check_output_path(output)
+        for path in (output, stats_path, report_path):
+            if path:
+                check_output_path(path)
         code = run_crawl(settings, output, quiet=quiet, state=state,
-                         recrawl_failed=recrawl_failed)
+                         recrawl_failed=recrawl_failed, stats_path=stats_path,
+                         report_path=report_path, progress_interval=progress_interval)
     except ConfigError as e:
         fail(explain(e))
     except LoopcrawlError as e:
         crawl_failed(e, state)
     sys.exit(code)
+
+
+@main.command()
+@click.argument("source", type=click.Path(dir_okay=False))
+@click.option("-o", "--output", required=True, metavar="FILE",
+              help="Write the HTML report here.")
+@click.option("--stats", "stats_path", metavar="FILE", help="Also write the stats JSON here.")
+@click.option("--title", default="loopcrawl report", show_default=True,
+              help="The report's title.")
+def report(source: str, output: str, stats_path: str | None, title: str) -> None:
+    """Build the HTML report of a finished crawl from SOURCE: its page records
+    (crawl -o FILE.jsonl, gzipped or not), its --state file, or its --stats JSON."""
+    from ..report import load_stats, render_report
+
+    for path in (output, stats_path):
+        if path:
+            check_output_path(path)
+    try:
+        data = load_stats(source)
+    except ConfigError as e:
+        fail(str(e))
+    if stats_path:
+        _write_text(stats_path, json.dumps(data, indent=2) + "\n", "stats")
+    _write_text(output, render_report(data, title=title), "report")
+    click.echo(f"loopcrawl: report of {data['records']:,} pages written to {output}", err=True)
 
 
 @main.command()
@@ -507,11 +586,13 @@ def bench(io_models: bool, pages: int, latency_ms: float, concurrency: str,
               help="With --state: fetch the pages that failed again (and only those).")
 @session_options
 @click.option("-q", "--quiet", is_flag=True, help="No progress display and no summary.")
+@report_options
 def run(spider_file: str, outputs: tuple[str, ...], fmt: str | None,
         overrides: tuple[str, ...], spider_name: str | None, max_pages: int | None,
         state: str | None, recrawl_failed: bool,
         quiet: bool, headers: dict[str, str], http_auth: tuple[str, str] | None,
-        proxy: str | None, cookies: bool, http_pool: bool) -> None:
+        proxy: str | None, cookies: bool, http_pool: bool, stats_path: str | None,
+        report_path: str | None, progress_interval: float) -> None:
     """Run the spider defined in SPIDER_FILE; its items go to -o (or stdout)."""
     from ..outputs import open_exporter
     from ..settings import parse_setting
@@ -538,8 +619,9 @@ def run(spider_file: str, outputs: tuple[str, ...], fmt: str | None,
         spider.custom_settings = {**spider.custom_settings, **values}
         base = Settings(quiet=quiet)
         spider_settings(base, spider)  # bad values: one line and exit 2, before any output
-        for o in outputs:
-            check_output_path(o)
+        for o in (*outputs, stats_path, report_path):
+            if o:
+                check_output_path(o)
         frontier = None
         if recrawl_failed and not state:
             fail("--recrawl-failed needs --state FILE (the crawl whose failed pages to fetch "
@@ -555,7 +637,8 @@ def run(spider_file: str, outputs: tuple[str, ...], fmt: str | None,
         else:
             exporters = [open_exporter(o, fmt) for o in outputs or ("-",)]
         code = run_crawl(base, None, quiet=quiet, state=state, frontier=frontier,
-                         spider=spider, exporters=exporters)
+                         spider=spider, exporters=exporters, stats_path=stats_path,
+                         report_path=report_path, progress_interval=progress_interval)
     except ConfigError as e:
         fail(explain(e))
     except LoopcrawlError as e:

@@ -144,6 +144,7 @@ class Crawler:
             for r in sched.unleased():
                 await self.frontier.release(r)
             self.stats.finished = time.monotonic()
+            self.stats.finished_at = time.time()
             self.stats.interrupted = self._stopping
             if saver is not None:
                 await self._stop_checkpoints(saver)

@@ -25,7 +25,7 @@ if TYPE_CHECKING:
     from ..frontier import Frontier
     from ..http import Request
 
-__all__ = ["HostSlot", "Scheduler", "SchedulerStats"]
+__all__ = ["HostSlot", "HostState", "Scheduler", "SchedulerStats"]
 
 # Adaptive back-off for a host answering 429/503 (seconds between request
 # starts): doubled per throttling answer within these bounds, x0.75 per success.
@@ -59,6 +59,22 @@ class SchedulerStats:
     waiting_retry: int
     hosts: int
     dispatched: int
+
+
+@dataclass(frozen=True, slots=True)
+class HostState:
+    """What one host is doing now, for the live display.
+
+    ``state``: "backing off" (a 429/503 or Retry-After raised its delay or
+    stopped it), "fetching" (requests in flight), "waiting on delay" (requests
+    queued, its --delay or Crawl-delay not yet passed), "queued" (ready, waiting
+    for a free place in --concurrency) or "idle"."""
+
+    host: str
+    state: str
+    in_flight: int
+    queued: int
+    delay: float  # seconds between request starts now (raised while backing off)
 
 
 class Scheduler:
@@ -177,6 +193,24 @@ class Scheduler:
         return SchedulerStats(
             self._buffered, self._in_flight, self._retrying, len(self._slots), self._dispatched
         )
+
+    def busiest(self, n: int) -> list[HostState]:
+        """The ``n`` hosts with the most requests in flight, then queued, and what
+        each is doing. A scan of every host: for a display, a few times a second."""
+        now = asyncio.get_running_loop().time()
+        top = heapq.nlargest(n, self._slots.values(), key=lambda s: (s.active, len(s.queue)))
+        out = []
+        for s in top:
+            if s.throttled_until > now or s.delay > s.base_delay:
+                state = "backing off"
+            elif s.active:
+                state = "fetching"
+            elif s.queue and s.next_at > now:
+                state = "waiting on delay"
+            else:
+                state = "queued" if s.queue else "idle"
+            out.append(HostState(s.host, state, s.active, len(s.queue), s.delay))
+        return out
 
     # -- the dispatcher ----------------------------------------------------
     async def run(self, workers: int) -> None:

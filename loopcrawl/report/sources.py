@@ -1,0 +1,183 @@
+"""Stats for a crawl that has ended, rebuilt from what it left behind.
+
+``loopcrawl report`` takes page records (JSON lines, as ``crawl -o`` writes
+them, plain or gzipped), a ``--state`` file, or a stats JSON (``--stats``).
+Records go through the same ``CrawlStats.record`` as in a live crawl, so a
+report built after the fact shows the same figures as ``--report`` would
+have, except for what only the live crawl knew (retries, robots.txt fetches,
+links not followed).
+
+A state file has the outputs of its crawl bound to it: the page records are
+read from its JSON-lines output, up to the last checkpoint. Without one (a
+spider's items, or no ``-o``), the state's own table is used: every request
+done or failed with its depth, host and error kind, but no status, time or
+size.
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+import sqlite3
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+from typing import IO, Any
+
+import orjson
+
+from ..core.stats import SCHEMA, CrawlStats
+from ..errors import ConfigError
+from ..http import FetchRecord
+
+__all__ = ["load_stats", "stats_from_records"]
+
+_SQLITE_MAGIC = b"SQLite format 3\x00"
+_GZIP_MAGIC = b"\x1f\x8b"
+
+
+def stats_from_records(records: Iterable[dict[str, Any]], *, source: str = "",
+                       span: tuple[float, float] | None = None) -> CrawlStats:
+    """Count page records (dicts as ``FetchRecord.to_dict`` writes them). The crawl's
+    start is its first request's, its end its last response's: ``span`` gives both
+    (a first pass over a file), else the records are held in memory to find them.
+    Raises ConfigError when there is no page record (a file of a spider's items)."""
+    if span is None:
+        records = list(records)
+        span = _span(records, source)
+    start, end = span
+    st = CrawlStats(started=0.0, finished=end - start, started_at=start, finished_at=end,
+                    output=source or None)
+    for d in records:
+        st.record(_record(d, source))
+    if not st.records:
+        raise ConfigError(f"{source or 'the input'} holds no page records")
+    return st
+
+
+def _span(records: Iterable[dict[str, Any]], source: str) -> tuple[float, float]:
+    """(first request's start, last response's end) in Unix time."""
+    start, end = float("inf"), float("-inf")
+    for d in records:
+        r = _record(d, source)
+        start = min(start, r.fetched_at)
+        end = max(end, r.fetched_at + r.elapsed_ms / 1000)
+    if start > end:
+        raise ConfigError(f"{source or 'the input'} holds no page records")
+    return start, end
+
+
+def _record(d: Any, source: str) -> FetchRecord:
+    if not isinstance(d, dict) or "url" not in d or "fetched_at" not in d or "depth" not in d:
+        raise ConfigError(f"{source or 'the input'} is not a file of page records "
+                          "(each line a JSON object with url, depth, fetched_at, ...)")
+    try:
+        return FetchRecord(
+            url=str(d["url"]), depth=int(d["depth"]), referrer=d.get("referrer"),
+            fetched_at=float(d["fetched_at"]), final_url=d.get("final_url"),
+            status=int(d["status"]) if d.get("status") is not None else None,
+            title=d.get("title"), content_type=d.get("content_type"),
+            bytes=int(d.get("bytes") or 0), elapsed_ms=float(d.get("elapsed_ms") or 0.0),
+            links=int(d.get("links") or 0), redirects=int(d.get("redirects") or 0),
+            error=d.get("error"), message=d.get("message"))
+    except (TypeError, ValueError) as e:
+        raise ConfigError(f"{source}: a record for {d.get('url')!r} has a bad value: {e}") from None
+
+
+def _lines(fh: IO[bytes], source: str, limit: int | None = None) -> Iterator[dict[str, Any]]:
+    read = 0
+    for n, line in enumerate(fh, 1):
+        read += len(line)
+        if limit is not None and read > limit:
+            return
+        if not line.strip():
+            continue
+        try:
+            yield orjson.loads(line)
+        except orjson.JSONDecodeError:
+            if not line.endswith(b"\n"):  # a crawl killed mid-line: the rest is not there
+                return
+            raise ConfigError(f"{source}:{n}: not a JSON line") from None
+
+
+def _open(path: str) -> IO[bytes]:
+    try:
+        fh = open(path, "rb")  # noqa: SIM115 (returned to the caller's with)
+    except OSError as e:
+        raise ConfigError(f"cannot read {path}: {e.strerror or e}") from None
+    if fh.read(2) == _GZIP_MAGIC:
+        fh.close()
+        return gzip.open(path, "rb")  # type: ignore[return-value]
+    fh.seek(0)
+    return fh
+
+
+def load_stats(path: str) -> dict[str, Any]:
+    """The stats JSON (schema 1) of the crawl that left ``path`` behind: page
+    records (JSON lines, gzipped or not), a ``--state`` file, or a stats JSON."""
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(16)
+    except OSError as e:
+        raise ConfigError(f"cannot read {path}: {e.strerror or e}") from None
+    if head == _SQLITE_MAGIC:
+        return _from_state(path)
+    try:
+        with _open(path) as fh:
+            first = fh.read(1 << 16)
+            if first.lstrip().startswith(b"{") and b"\n" not in first.strip():
+                whole = first + fh.read()
+                return _from_stats_json(whole, path)
+            return _from_lines(path, None)
+    except (OSError, EOFError, gzip.BadGzipFile) as e:
+        raise ConfigError(f"cannot read {path}: {e}") from None
+
+
+def _from_lines(path: str, limit: int | None) -> dict[str, Any]:
+    """Stats from a file of page records (its first ``limit`` bytes): two passes,
+    the first for the crawl's start and end, so memory does not grow with it."""
+    with _open(path) as fh:
+        span = _span(_lines(fh, path, limit), path)
+    with _open(path) as fh:
+        return stats_from_records(_lines(fh, path, limit), source=path, span=span).to_json()
+
+
+def _from_stats_json(data: bytes, path: str) -> dict[str, Any]:
+    try:
+        d = json.loads(data)
+    except ValueError:
+        raise ConfigError(f"{path}: not JSON") from None
+    if isinstance(d, dict) and d.get("schema") == SCHEMA:
+        return d
+    if isinstance(d, dict) and "url" in d:  # one page record on one line
+        return stats_from_records([d], source=path).to_json()
+    raise ConfigError(f"{path}: not a loopcrawl stats file (schema {SCHEMA})")
+
+
+def _from_state(path: str) -> dict[str, Any]:
+    from ..frontier.sqlite import APPLICATION_ID
+
+    try:
+        con = sqlite3.connect(f"file:{Path(path).resolve()}?mode=ro", uri=True)
+    except sqlite3.Error as e:
+        raise ConfigError(f"cannot open {path}: {e}") from None
+    try:
+        if con.execute("PRAGMA application_id").fetchone()[0] != APPLICATION_ID:
+            raise ConfigError(f"{path} is an SQLite file but not a loopcrawl state file")
+        meta = dict(con.execute("SELECT key, value FROM meta").fetchall())
+        outputs: dict[str, Any] = json.loads(meta.get("outputs", "{}"))
+        for out, mark in outputs.items():
+            if isinstance(mark, int) and Path(out).is_file():
+                with _open(out) as fh:
+                    records = b'"fetched_at"' in fh.read(1 << 12)
+                if records:  # page records, not a spider's items
+                    return _from_lines(out, mark)
+        rows = con.execute("SELECT url, depth, error FROM requests WHERE state != 0 "
+                           "ORDER BY id").fetchall()
+    except sqlite3.Error as e:
+        raise ConfigError(f"cannot read {path}: {e}") from None
+    finally:
+        con.close()
+    st = stats_from_records(({"url": u, "depth": d, "fetched_at": 0.0, "error": e,
+                              "status": None} for u, d, e in rows), source=path)
+    st.output = path
+    return st.to_json()
