@@ -159,7 +159,7 @@ def test_report_from_a_state_file(pages: PageServer, tmp_path: Path) -> None:
     (b'{"title": "an item", "price": 3}\n{"title": "another"}\n', "not a file of page records"),
     (b"", "holds no page records"),
     (b"not json\n", "not a JSON line"),
-    (b"SQLite format 3\x00" + b"\x00" * 100, "cannot"),
+    (b"SQLite format 3\x00" + b"\x00" * 100, "corrupt"),
 ])
 def test_report_bad_source_is_one_line_and_exit_2(tmp_path: Path, content: bytes | None,
                                                    message: str) -> None:

@@ -26,7 +26,7 @@ from typing import IO, Any
 import orjson
 
 from ..core.stats import SCHEMA, CrawlStats
-from ..errors import ConfigError
+from ..errors import ConfigError, StateError
 from ..http import FetchRecord
 
 __all__ = ["load_stats", "stats_from_records"]
@@ -154,30 +154,27 @@ def _from_stats_json(data: bytes, path: str) -> dict[str, Any]:
 
 
 def _from_state(path: str) -> dict[str, Any]:
-    from ..frontier.sqlite import APPLICATION_ID
+    from ..frontier.sqlite import read_status
 
     try:
-        con = sqlite3.connect(f"file:{Path(path).resolve()}?mode=ro", uri=True)
-    except sqlite3.Error as e:
-        raise ConfigError(f"cannot open {path}: {e}") from None
+        status = read_status(path)  # checks it is a sound state file, read-only
+    except StateError as e:
+        raise ConfigError(str(e)) from None
+    for out, mark in status.outputs.items():
+        if isinstance(mark, int) and Path(out).is_file():
+            with _open(out) as fh:
+                records = b'"fetched_at"' in fh.read(1 << 12)
+            if records:  # page records, not a spider's items
+                return _from_lines(out, mark)
     try:
-        if con.execute("PRAGMA application_id").fetchone()[0] != APPLICATION_ID:
-            raise ConfigError(f"{path} is an SQLite file but not a loopcrawl state file")
-        meta = dict(con.execute("SELECT key, value FROM meta").fetchall())
-        outputs: dict[str, Any] = json.loads(meta.get("outputs", "{}"))
-        for out, mark in outputs.items():
-            if isinstance(mark, int) and Path(out).is_file():
-                with _open(out) as fh:
-                    records = b'"fetched_at"' in fh.read(1 << 12)
-                if records:  # page records, not a spider's items
-                    return _from_lines(out, mark)
-        rows = con.execute("SELECT url, depth, error FROM requests WHERE state != 0 "
-                           "ORDER BY id").fetchall()
+        con = sqlite3.connect(f"file:{Path(path).resolve()}?mode=ro", uri=True, timeout=5)
+        try:
+            rows = con.execute("SELECT url, depth, error FROM requests WHERE state != 0 "
+                               "ORDER BY id").fetchall()
+        finally:
+            con.close()
     except sqlite3.Error as e:
         raise ConfigError(f"cannot read {path}: {e}") from None
-    finally:
-        con.close()
-    st = stats_from_records(({"url": u, "depth": d, "fetched_at": 0.0, "error": e,
-                              "status": None} for u, d, e in rows), source=path)
-    st.output = path
+    st = stats_from_records([{"url": u, "depth": d, "fetched_at": 0.0, "error": e,
+                              "status": None} for u, d, e in rows], source=path)
     return st.to_json()
