@@ -21,7 +21,7 @@ from loopcrawl.outputs import (
     SqliteWriter,
     WarcWriter,
     format_of,
-    open_exporter,
+    open_outputs,
 )
 from loopcrawl.spider.items import item_record
 from loopcrawl.testsite import ServerThread
@@ -76,6 +76,7 @@ def test_csv_one_kind_of_item_per_file(tmp_path: Path) -> None:
     assert w.ignored == 3  # the dicts and the dataclass: another kind of item
 
 
+
 def test_sqlite_a_table_per_item_type(tmp_path: Path) -> None:
     out = tmp_path / "items.db"
     w = SqliteWriter(str(out), batch=2)
@@ -98,17 +99,18 @@ def test_sqlite_a_table_per_item_type(tmp_path: Path) -> None:
 
 
 def test_format_by_extension_or_name(tmp_path: Path) -> None:
-    assert [format_of(p) for p in ("a.jsonl", "-", "a.CSV", "a.sqlite3", "a.warc.gz")] == [
-        "jsonl", "jsonl", "csv", "sqlite", "warc"]
+    assert [format_of(p) for p in ("a.jsonl", "-", "a.CSV", "a.sqlite3", "a.warc.gz",
+                                   "a.json", "a.jsonl.gz", "a.parquet")] == [
+        "jsonl", "jsonl", "csv", "sqlite", "warc", "json", "jsonl", "parquet"]
     assert format_of("a.out", "csv") == "csv"
     with pytest.raises(ConfigError, match="--format"):
         format_of("a.out")
     with pytest.raises(ConfigError, match="unknown format"):
         format_of("a.csv", "xml")
     with pytest.raises(ConfigError, match="needs a file"):
-        open_exporter("-", "csv")
+        open_outputs(["-"], fmt="sqlite")
     with pytest.raises(ConfigError, match="cannot write"):
-        open_exporter(str(tmp_path / "missing" / "x.csv"))
+        open_outputs([str(tmp_path / "missing" / "x.csv")])
 
 
 def sha1_b32(data: bytes) -> str:

@@ -16,7 +16,15 @@ import click
 
 from ..core.engine import Crawler, new_event_loop, tune_malloc
 from ..errors import ConfigError, LoopcrawlError, StateError
-from ..outputs import FORMATS, JsonlWriter
+from ..outputs import (
+    FORMATS,
+    OutputSpec,
+    Role,
+    check_path,
+    format_of,
+    open_outputs,
+    parse_outputs,
+)
 from ..settings import DEFAULT_USER_AGENT, Settings, setting_field
 
 if TYPE_CHECKING:
@@ -54,12 +62,11 @@ def open_state(
     settings: Settings,
     *,
     recrawl_failed: bool,
-    open_output: Callable[[str, Any], Any],
 ) -> tuple[SqliteFrontier, list[Any], Settings]:
     """Open (or resume) the crawl kept in the state file ``path``: the frontier,
-    each output opened by ``open_output(path, mark)`` cut back to the last
-    checkpoint, and the settings for this run. Any problem with the state or
-    an output is one line and exit 2."""
+    where to cut each output back to (its mark at the last checkpoint, None
+    for a fresh one), and the settings for this run. Any problem with the
+    state is one line and exit 2."""
     from ..frontier.sqlite import SqliteFrontier
 
     if "-" in outputs:
@@ -68,7 +75,6 @@ def open_state(
         frontier = SqliteFrontier(path)
     except StateError as e:
         fail(str(e))
-    opened: list[Any] = []
     try:
         marks = frontier.bind_outputs(outputs)
         for name in frontier.note_settings(settings):
@@ -86,21 +92,17 @@ def open_state(
                 frontier.__exit__()
                 sys.exit(0)
             settings = settings.replace(max_pages=left)
-        for o, mark in zip(outputs, marks, strict=True):
-            opened.append(open_output(o, mark))
     except BaseException as e:
-        for w in opened:
-            w.close()
         frontier.__exit__()
         if isinstance(e, StateError):
             fail(str(e))
         raise
-    return frontier, opened, settings
+    return frontier, marks, settings
 
 
 def run_crawl(
     settings: Settings,
-    output: str | None,
+    outputs: Sequence[OutputSpec | str] = (),
     *,
     quiet: bool,
     state: str | None = None,
@@ -109,25 +111,31 @@ def run_crawl(
     stats_path: str | None = None,
     report_path: str | None = None,
     progress_interval: float = 5.0,
+    resume_marks: Sequence[Any] | None = None,
+    role: Role = "records",
     **crawler_kwargs: Any,
 ) -> int:
     """Run a crawl with the progress display and signal handling; return the exit code.
 
-    ``state``: the crawl's state file, opened here unless ``frontier`` (its
-    frontier, closed here) is given. ``crawler_kwargs`` go to ``Crawler``
-    (``spider=``, ``exporters=``). ``stats_path`` and ``report_path``: where
-    the stats JSON and the HTML report go at the end (of this run)."""
+    ``outputs`` are opened here through the registry (``open_outputs``) and
+    closed at the end. ``state``: the crawl's state file, opened here unless
+    ``frontier`` (its frontier, closed here, with ``resume_marks``) is given.
+    ``crawler_kwargs`` go to ``Crawler`` (``spider=``). ``stats_path`` and
+    ``report_path``: where the stats JSON and the HTML report go at the end
+    (of this run)."""
     from .progress import Progress, print_summary
 
-    writer: JsonlWriter | None = None
     if state is not None and frontier is None:
-        frontier, opened, settings = open_state(
-            state, [output] if output else [], settings, recrawl_failed=recrawl_failed,
-            open_output=lambda path, mark: JsonlWriter(path, resume_at=mark or 0))
-        writer = opened[0] if opened else None
-    elif output:
-        writer = JsonlWriter(output)
-    crawler = Crawler(settings, writer=writer, frontier=frontier, **crawler_kwargs)
+        frontier, resume_marks, settings = open_state(
+            state, [o.path if isinstance(o, OutputSpec) else o for o in outputs], settings,
+            recrawl_failed=recrawl_failed)
+    try:
+        opened = open_outputs(outputs, resume_marks=resume_marks, role=role)
+    except BaseException:
+        if frontier is not None:
+            frontier.__exit__()
+        raise
+    crawler = Crawler(settings, outputs=opened, frontier=frontier, **crawler_kwargs)
     got: list[int] = []
 
     def on_signal(signum: int) -> None:
@@ -155,10 +163,11 @@ def run_crawl(
         with asyncio.Runner(loop_factory=new_event_loop) as runner:
             runner.run(go())
     finally:
-        if writer is not None:
-            writer.close()
-        if frontier is not None:
-            frontier.__exit__()
+        try:
+            opened.close()
+        finally:
+            if frontier is not None:
+                frontier.__exit__()
         write_stats(crawler.stats, stats_path, report_path)
     if not quiet:
         print_summary(crawler)
@@ -201,16 +210,19 @@ def crawl_failed(error: LoopcrawlError, state: str | None) -> NoReturn:
     sys.exit(1)
 
 
-def check_output_path(output: str) -> None:
-    if output == "-":
-        return
-    parent = Path(output).resolve().parent
-    if not parent.is_dir():
-        fail(f"cannot write {output}: directory {parent} does not exist")
-    if Path(output).is_dir():
-        fail(f"cannot write {output}: it is a directory")
-    if not os.access(parent, os.W_OK) or (Path(output).exists() and not os.access(output, os.W_OK)):
-        fail(f"cannot write {output}: permission denied")
+def check_output_path(path: str) -> None:
+    """A clear ConfigError if ``path`` cannot be written (before any request)."""
+    if path != "-":
+        check_path(path)
+
+
+def output_specs(appends: Sequence[str], overwrites: Sequence[str], fmt: str | None,
+                 state: str | None) -> list[OutputSpec]:
+    """-o (append) and -O (overwrite) as checked output specs: a bad name,
+    format or place is a ConfigError before anything is opened."""
+    specs = [OutputSpec(p, format_of(p, fmt), "append") for p in appends]
+    specs += [OutputSpec(p, format_of(p, fmt), "overwrite") for p in overwrites]
+    return parse_outputs(specs, resumable=state is not None)
 
 
 # The defences against hostile servers and traps (docs/hardening.md): one
@@ -292,7 +304,14 @@ def session_options(f: Callable[..., Any]) -> Callable[..., Any]:
 
 @main.command()
 @click.argument("urls", nargs=-1, required=True)
-@click.option("-o", "--output", help="Write one JSON line per page to this file ('-' for stdout).")
+@click.option("-o", "--output", "outputs", multiple=True, metavar="FILE",
+              help="Write a record per page to FILE, in the format its name ends in: .jsonl "
+              "(.jsonl.gz), .json, .csv, .db/.sqlite, .parquet, or .warc/.warc.gz (every "
+              "response); '-' is JSON lines on stdout. Adds to an existing file. Repeatable.")
+@click.option("-O", "--overwrite-output", "overwrites", multiple=True, metavar="FILE",
+              help="As -o, but replace the file if it exists.")
+@click.option("--format", "fmt", type=click.Choice(list(FORMATS)),
+              help="The format of every -o/-O, whatever its name.")
 @click.option("--concurrency", type=int, default=_DEFAULTS.concurrency, show_default=True,
               help="Requests in flight, all hosts together.")
 @click.option("--per-host", type=int, default=_DEFAULTS.per_host, show_default=True,
@@ -324,7 +343,9 @@ def session_options(f: Callable[..., Any]) -> Callable[..., Any]:
 @report_options
 def crawl(
     urls: tuple[str, ...],
-    output: str | None,
+    outputs: tuple[str, ...],
+    overwrites: tuple[str, ...],
+    fmt: str | None,
     concurrency: int,
     per_host: int,
     delay: float,
@@ -349,9 +370,10 @@ def crawl(
     if recrawl_failed and not state:
         fail("--recrawl-failed needs --state FILE (the crawl whose failed pages to fetch again)")
     try:
+        specs = output_specs(outputs, overwrites, fmt, state)
         settings = Settings(
             seeds=urls,
-            output=output,
+            output=specs[0].path if specs else None,
             concurrency=concurrency,
             per_host=per_host,
             delay=delay,
@@ -369,10 +391,10 @@ def crawl(
             quiet=quiet,
             **limits,
         )
-        for path in (output, stats_path, report_path):
+        for path in (stats_path, report_path):
             if path:
                 check_output_path(path)
-        code = run_crawl(settings, output, quiet=quiet, state=state,
+        code = run_crawl(settings, specs, quiet=quiet, state=state,
                          recrawl_failed=recrawl_failed, stats_path=stats_path,
                          report_path=report_path, progress_interval=progress_interval)
     except ConfigError as e:
@@ -491,7 +513,8 @@ def demo(pages: int, latency_ms: float, concurrency: int, output: str) -> None:
                    "per response)", err=True)
         settings = Settings(seeds=(server.base_url + "/",), output=output,
                             concurrency=concurrency, per_host=concurrency)
-        code = run_crawl(settings, output, quiet=False)
+        code = run_crawl(settings, [OutputSpec(output, format_of(output), "overwrite")],
+                         quiet=False)
         expected = set(Site(pages).expected(server.base_url))
     found: list[str] = []
     with open(output, "rb") as fh:
@@ -568,11 +591,13 @@ def bench(io_models: bool, pages: int, latency_ms: float, concurrency: str,
 @main.command()
 @click.argument("spider_file", type=click.Path(dir_okay=False))
 @click.option("-o", "--output", "outputs", multiple=True, metavar="FILE",
-              help="Write items to FILE, in the format its name ends in: .jsonl, .csv, "
-              ".db (SQLite), or .warc/.warc.gz (every response). Repeatable. "
-              "Default: JSON lines on stdout.")
+              help="Write items to FILE, in the format its name ends in: .jsonl "
+              "(.jsonl.gz), .json, .csv, .db/.sqlite, .parquet, or .warc/.warc.gz (every "
+              "response). Adds to an existing file. Repeatable. Default: JSON lines on stdout.")
+@click.option("-O", "--overwrite-output", "overwrites", multiple=True, metavar="FILE",
+              help="As -o, but replace the file if it exists.")
 @click.option("--format", "fmt", type=click.Choice(list(FORMATS)),
-              help="The format of every -o, whatever its name.")
+              help="The format of every -o/-O, whatever its name.")
 @click.option("-s", "--set", "overrides", multiple=True, metavar="KEY=VALUE",
               help="A setting (a Settings field: concurrency=8, depth=3, obey_robots=false, "
               "...), over the spider's custom_settings. Repeatable.")
@@ -587,19 +612,18 @@ def bench(io_models: bool, pages: int, latency_ms: float, concurrency: str,
 @session_options
 @click.option("-q", "--quiet", is_flag=True, help="No progress display and no summary.")
 @report_options
-def run(spider_file: str, outputs: tuple[str, ...], fmt: str | None,
+def run(spider_file: str, outputs: tuple[str, ...], overwrites: tuple[str, ...],
+        fmt: str | None,
         overrides: tuple[str, ...], spider_name: str | None, max_pages: int | None,
         state: str | None, recrawl_failed: bool,
         quiet: bool, headers: dict[str, str], http_auth: tuple[str, str] | None,
         proxy: str | None, cookies: bool, http_pool: bool, stats_path: str | None,
         report_path: str | None, progress_interval: float) -> None:
     """Run the spider defined in SPIDER_FILE; its items go to -o (or stdout)."""
-    from ..outputs import open_exporter
     from ..settings import parse_setting
     from ..spider.base import load_spider
     from ..spider.run import spider_settings
 
-    exporters: list[Any] = []
     try:
         cls = load_spider(spider_file, spider_name)
         try:
@@ -619,33 +643,28 @@ def run(spider_file: str, outputs: tuple[str, ...], fmt: str | None,
         spider.custom_settings = {**spider.custom_settings, **values}
         base = Settings(quiet=quiet)
         spider_settings(base, spider)  # bad values: one line and exit 2, before any output
-        for o in (*outputs, stats_path, report_path):
+        for o in (stats_path, report_path):
             if o:
                 check_output_path(o)
-        frontier = None
         if recrawl_failed and not state:
             fail("--recrawl-failed needs --state FILE (the crawl whose failed pages to fetch "
                  "again)")
+        specs = output_specs(outputs or (() if overwrites else ("-",)), overwrites, fmt, state)
+        frontier = marks = None
         if state:
-            frontier, exporters, settings = open_state(
-                state, outputs or ["-"], spider_settings(base, spider),
-                recrawl_failed=recrawl_failed,
-                open_output=lambda path, mark: open_exporter(path, fmt, resume_at=mark))
+            frontier, marks, settings = open_state(
+                state, [o.path for o in specs], spider_settings(base, spider),
+                recrawl_failed=recrawl_failed)
             if settings.max_pages is not None:  # what is left of the budget
                 spider.custom_settings = {**spider.custom_settings,
                                           "max_pages": settings.max_pages}
-        else:
-            exporters = [open_exporter(o, fmt) for o in outputs or ("-",)]
-        code = run_crawl(base, None, quiet=quiet, state=state, frontier=frontier,
-                         spider=spider, exporters=exporters, stats_path=stats_path,
+        code = run_crawl(base, specs, quiet=quiet, state=state, frontier=frontier,
+                         resume_marks=marks, role="items", spider=spider, stats_path=stats_path,
                          report_path=report_path, progress_interval=progress_interval)
     except ConfigError as e:
         fail(explain(e))
     except LoopcrawlError as e:
         crawl_failed(e, state)
-    finally:
-        for exp in exporters:
-            exp.close()
     sys.exit(code)
 
 

@@ -18,7 +18,7 @@ import logging
 import sys
 import time
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING, Any, Protocol, cast
+from typing import TYPE_CHECKING, Any
 
 from .. import errors
 from ..encoding import decode_html
@@ -28,10 +28,10 @@ from ..http import FetchRecord, Request
 from ..links import extract
 from ..net.fetcher import Fetched, Fetcher, Hop
 from ..net.robots import RobotsCache, RobotsStore, RobotsUnavailable
-from ..outputs import JsonlWriter
+from ..outputs import Output, resumable_formats
 from ..settings import Settings
 from ..sitemaps import parse_sitemap
-from ..spider.run import ItemExporter, SpiderRun, spider_settings
+from ..spider.run import SpiderRun, spider_settings
 from ..urls import LinkMemo, Resolver, Scope, canonicalize, fingerprint, host_of
 from .politeness import Scheduler
 from .stats import CrawlStats
@@ -42,28 +42,20 @@ _log = logging.getLogger("loopcrawl")
 if TYPE_CHECKING:
     from ..spider.base import Spider
 
-__all__ = ["Crawler", "ResponseArchive", "crawl", "tune_malloc"]
+__all__ = ["Crawler", "crawl", "tune_malloc"]
 
 RecordHook = Callable[[FetchRecord], Any]
 
 
-class ResponseArchive(Protocol):
-    """An output that keeps every response (``exporters.WarcWriter``)."""
-
-    def write_response(self, request: Request, fetched: Fetched) -> None:
-        """Keep one exchange: what was sent (``fetched.method``,
-        ``request_headers``, ``request_body``) and what came back."""
-
-    def flush(self) -> None: ...
-
-
 class Crawler:
-    """One crawl: settings in, records out (to ``writer`` and ``on_record``).
+    """One crawl: settings in, records out (to ``outputs`` and ``on_record``).
 
-    With a ``spider``, its callbacks get the responses and its items go to
-    ``exporters`` (those with ``write_item``) and ``on_item``; page records
-    are still counted and passed to ``on_record``. ``exporters`` with
-    ``write_response`` (WARC) get every response, with or without a spider.
+    Each output gets what its roles take (``loopcrawl.outputs``): without a
+    spider, page records; with a ``spider``, its callbacks get the responses
+    and its items go to the outputs and ``on_item`` (page records are still
+    counted and passed to ``on_record``). Outputs taking responses (WARC) get
+    every response, with or without a spider. ``writer`` and ``exporters``
+    are older names for outputs.
     """
 
     def __init__(
@@ -71,26 +63,29 @@ class Crawler:
         settings: Settings,
         *,
         frontier: Frontier | None = None,
-        writer: JsonlWriter | None = None,
+        outputs: Sequence[Output] = (),
+        writer: Output | None = None,
         on_record: RecordHook | None = None,
         spider: Spider | None = None,
-        exporters: Sequence[ItemExporter | ResponseArchive] = (),
+        exporters: Sequence[Output] = (),
         on_item: Callable[[Any], Any] | None = None,
     ) -> None:
+        outs = [*outputs, *([writer] if writer is not None else []), *exporters]
+        self._outputs = outs  # what the checkpoints cover
         self._spider: SpiderRun | None = None
+        self._records: list[Output] = []  # those taking page records (no spider)
         if spider is not None:
             settings = spider_settings(settings, spider)
-            items = cast("list[ItemExporter]",
-                         [e for e in exporters if hasattr(e, "write_item")])
-            self._spider = SpiderRun(self, spider, items, on_item)
-        self._archives = [e for e in exporters if hasattr(e, "write_response")]
+            self._spider = SpiderRun(self, spider, [o for o in outs if o.takes("items")],
+                                     on_item)
+        else:
+            self._records = [o for o in outs if o.takes("records")]
+        self._archives = [o for o in outs if o.takes("responses")]
         self._held: dict[int, Fetched] = {}  # id(request) -> its response, until its ack
-        self._outputs: list[Any] = []  # what the checkpoints cover
         self.settings = settings
         self.frontier: Frontier = frontier if frontier is not None else MemoryFrontier()
-        self.writer = writer
         self.on_record = on_record
-        self.stats = CrawlStats(output=writer.path if writer else None)
+        self.stats = CrawlStats(output=", ".join(o.path for o in outs) or None)
         self.scope = Scope(settings.scope, settings.seeds, settings.allow, settings.deny)
         self._traps = TrapGuard(settings)
         self._links = LinkMemo()
@@ -148,13 +143,11 @@ class Crawler:
             self.stats.interrupted = self._stopping
             if saver is not None:
                 await self._stop_checkpoints(saver)
-            if self.writer is not None:
-                self.writer.flush()
             try:
                 if self._spider is not None:
                     await self._spider.close()
-                for a in self._archives:
-                    a.flush()
+                for o in self._outputs:
+                    o.flush()
             except OutputError as e:
                 self._fail(e)
         if self._fatal is not None:
@@ -167,15 +160,12 @@ class Crawler:
         frontier = self.frontier
         if not isinstance(frontier, Checkpointing):
             return None
-        outputs: list[Any] = [self.writer] if self.writer is not None else []
-        outputs += self._spider.exporters if self._spider is not None else []
-        outputs += self._archives
-        stuck = [getattr(o, "path", repr(o)) for o in outputs if not hasattr(o, "tell")]
+        outputs = self._outputs
+        stuck = [o.path for o in outputs if not o.resumable]
         if stuck:
             raise ConfigError(f"{', '.join(stuck)}: this output cannot be cut back to a "
-                              "checkpoint, so a crawl with a persistent state cannot write it "
-                              "(JSONL and SQLite outputs can)")
-        self._outputs = outputs
+                              "checkpoint, so a crawl with a persistent state cannot write it; "
+                              f"formats that can: {', '.join(resumable_formats())}")
         await frontier.checkpoint(outputs)
 
         async def checkpoints() -> None:
@@ -451,8 +441,10 @@ class Crawler:
         if self._spider is not None:
             self._spider.emit(req)
         self.stats.record(rec)
-        if self.writer is not None:
-            self.writer.write(rec.to_dict())
+        if self._records:
+            d = rec.to_dict()
+            for o in self._records:
+                o.write_record(d)
         if self.on_record is not None:
             try:
                 self.on_record(rec)

@@ -1,32 +1,33 @@
-"""JSON Lines output: one record per line, written in batches."""
+"""JSON Lines output: one record (or item) per line, written in batches."""
 
 from __future__ import annotations
 
-import contextlib
-import errno
-import os
-import sys
-from typing import IO, Any
+import zlib
+from typing import Any, ClassVar
 
 import orjson
 
-from ..errors import ConfigError, OutputError, StateError
+from .base import ByteFile, Output, Role
 
 
-class JsonlWriter:
-    """Appends records as JSON lines; ``path`` "-" is standard output.
+class JsonlWriter(Output):
+    """Page records or items as JSON lines; ``path`` "-" is standard output.
 
-    Lines are buffered and written in batches of ``batch`` records (one
-    ``write`` syscall each), and always flushed on ``close()``.
+    Lines are buffered and written in batches of ``batch`` (one ``write``
+    syscall each), and always flushed on ``close()``. With ``gzip`` (a name
+    ending in ``.gz``) each batch is one gzip member: ``gzip -d`` and
+    ``gzip.open`` read the members as one stream, and a cut at a member's end
+    (a resumed crawl's) leaves a valid file.
 
-    ``resume_at``: reopen an existing output for a resumed crawl, cut back to
-    that byte offset (the last checkpoint), so lines written after it, torn
-    or whole, are dropped and written again by the resumed crawl.
-
-    A failed write (disk full, file size limit) raises ``OutputError``, and
-    every later flush raises it again without touching the file: what was
-    written after the last checkpoint is cut away on resume anyway.
+    ``append``: add to an existing file (else it is emptied). ``resume_at``:
+    reopen for a resumed crawl, cut back to that byte offset (the last
+    checkpoint), so lines written after it, torn or whole, are dropped and
+    written again by the resumed crawl.
     """
+
+    format: ClassVar[str] = "jsonl"
+    roles: ClassVar[frozenset[Role]] = frozenset({"records", "items"})
+    resumable: ClassVar[bool] = True
 
     def __init__(
         self,
@@ -35,90 +36,55 @@ class JsonlWriter:
         batch: int = 256,
         append: bool = False,
         resume_at: int | None = None,
+        gzip: bool | None = None,
     ) -> None:
         self.path = path
         self._batch = batch
         self._buf: list[bytes] = []
-        self._error: OutputError | None = None
+        self._gzip = path.endswith(".gz") if gzip is None else gzip
+        self._file = ByteFile(path, append=append, resume_at=resume_at)
         self.count = 0
-        self._offset = 0  # bytes in the file after the last flush
-        if path == "-":
-            self._fh: IO[bytes] = sys.stdout.buffer
-            self._owned = False
-            return
-        try:
-            # Unbuffered: our own batches are the buffer, and no hidden one
-            # is left half-written when the disk fills up.
-            mode = "ab" if append or resume_at is not None else "wb"
-            self._fh = open(path, mode, buffering=0)  # noqa: SIM115
-        except OSError as e:
-            raise ConfigError(f"cannot write {path}: {e.strerror or e}") from None
-        self._owned = True
-        size = os.fstat(self._fh.fileno()).st_size
-        if resume_at is not None:
-            if size < resume_at:
-                self._fh.close()
-                raise StateError(
-                    f"{path} holds {size:,} bytes, but the crawl state recorded "
-                    f"{resume_at:,} at its last checkpoint: the output was changed since; "
-                    "restore it, or start over with a new state file")
-            try:
-                os.ftruncate(self._fh.fileno(), resume_at)
-            except OSError as e:
-                self._fh.close()
-                raise ConfigError(f"cannot truncate {path}: {e.strerror or e}") from None
-            size = resume_at
-        self._offset = size
 
-    def write(self, record: dict[str, Any]) -> None:
+    def write_record(self, record: dict[str, Any]) -> None:
         self._buf.append(orjson.dumps(record))
         self.count += 1
         if len(self._buf) >= self._batch:
             self.flush()
 
+    write = write_record  # the name the engine and older callers use
+
+    def write_item(self, item: dict[str, Any], kind: str, fields: tuple[str, ...] | None) -> None:
+        self.write_record(item)
+
     def flush(self) -> None:
         """Write the buffered lines; raise ``OutputError`` if they cannot be."""
-        if self._error is not None:
-            raise self._error
-        try:
-            if self._buf:
-                self._buf.append(b"")
-                data = memoryview(b"\n".join(self._buf))
-                self._buf.clear()
-                while data:  # an unbuffered write may be partial
-                    n = self._fh.write(data)
-                    if not n:
-                        raise OSError(errno.EIO, "the write made no progress")
-                    self._offset += n
-                    data = data[n:]
-            self._fh.flush()
-        except OSError as e:
-            self._error = OutputError(f"cannot write {self.path}: {e.strerror or e}")
-            raise self._error from None
+        f = self._file
+        if f.error is not None:
+            raise f.error
+        if self._buf:
+            self._buf.append(b"")
+            data = b"\n".join(self._buf)
+            self._buf.clear()
+            if self._gzip:
+                z = zlib.compressobj(6, zlib.DEFLATED, 31)  # 31: a gzip header and trailer
+                data = z.compress(data) + z.flush()
+            f.write(data)
 
     def tell(self) -> int:
         """The size of the output after the last flush: where the next line starts."""
-        return self._offset
+        return self._file.offset
 
     def fsync(self) -> None:
-        """Make what was flushed durable; safe to call from another thread."""
-        if not self._owned:
-            return
-        try:
-            os.fsync(self._fh.fileno())
-        except OSError as e:
-            self._error = OutputError(f"cannot write {self.path}: {e.strerror or e}")
-            raise self._error from None
+        """Make what was flushed durable (regular files only); safe from another thread."""
+        self._file.fsync()
 
     def close(self) -> None:
-        if self._error is not None:  # already reported; just let go of the file
-            if self._owned:
-                with contextlib.suppress(OSError):
-                    self._fh.close()
-            return
         try:
-            self.flush()
-            self.fsync()
+            if self._file.error is None:  # else already reported: just let go of the file
+                self.flush()
+                self.fsync()
         finally:
-            if self._owned:
-                self._fh.close()
+            self._file.close()
+
+
+JsonlItems = JsonlWriter  # the older name for items as JSON lines

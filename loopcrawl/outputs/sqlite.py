@@ -1,14 +1,21 @@
-"""SQLite output of items: a table per item type, a column per field."""
+"""SQLite output: page records in the table ``pages``; items, a table per
+item type with a column per field."""
 
 from __future__ import annotations
 
 import contextlib
+import os
 import sqlite3
-from typing import Any
+from typing import Any, ClassVar
 
 import orjson
 
 from ..errors import ConfigError, OutputError
+from .base import PAGE_COLUMNS, PAGE_FIELDS, Output, Role, is_regular, page_values
+
+# PAGE_COLUMNS' types as SQLite declares them (fetched_at: Unix seconds).
+_SQL_TYPES = {"text": "TEXT", "integer": "INTEGER", "real": "REAL", "timestamp": "REAL"}
+_PAGES = "pages"
 
 
 def _quote(name: str) -> str:
@@ -21,14 +28,17 @@ def _value(v: Any) -> Any:
     return orjson.dumps(v).decode()  # nested items and lists, as JSON text
 
 
-class SqliteWriter:
-    """Items into an SQLite file, committed in batches of ``batch`` rows.
+class SqliteWriter(Output):
+    """Page records or items into an SQLite file, committed in batches of
+    ``batch`` rows.
 
-    An Item or dataclass type is a table named after the class, with a column
+    Page records go to the table ``pages``, with the columns of
+    ``PAGE_COLUMNS`` and their declared types. An Item or dataclass type is a table named after the class, with a column
     per declared field; dicts go to the table ``item``, and a key no row had
     before adds a column. Columns have no declared type (SQLite keeps each
     value's own: text, integer, real, NULL); nested values are JSON text.
-    An existing file keeps its rows: new ones are added to its tables.
+    With ``append`` an existing file keeps its rows and new ones are added to
+    its tables; else the file is replaced. It must be a regular file.
 
     For a crash-safe crawl (``--state``) the writer is part of each
     checkpoint: ``tell()`` is the last row id of every table, and
@@ -36,10 +46,25 @@ class SqliteWriter:
     items are in the file once however often the crawl was killed.
     """
 
-    def __init__(self, path: str, *, batch: int = 500,
+    format: ClassVar[str] = "sqlite"
+    roles: ClassVar[frozenset[Role]] = frozenset({"records", "items"})
+    resumable: ClassVar[bool] = True
+
+    def __init__(self, path: str, *, batch: int = 500, append: bool = True,
                  resume_at: dict[str, int] | None = None) -> None:
         self.path = path
         self._batch = batch
+        if path == "-" or not is_regular(path):
+            raise ConfigError(f"cannot write {path}: an SQLite database needs a regular file "
+                              "(not standard output, a pipe or a device)")
+        if not append and resume_at is None:
+            for p in (path, path + "-wal", path + "-shm", path + "-journal"):
+                try:
+                    os.unlink(p)
+                except FileNotFoundError:
+                    pass
+                except OSError as e:
+                    raise ConfigError(f"cannot overwrite {p}: {e.strerror or e}") from None
         try:
             self._con = sqlite3.connect(path, isolation_level="DEFERRED")
             self._con.execute("PRAGMA journal_mode=WAL")
@@ -53,6 +78,7 @@ class SqliteWriter:
         self._columns: dict[str, list[str]] = {}
         self._sql: dict[tuple[str, tuple[str, ...]], str] = {}
         self._pending = 0
+        self._record_sql = ""
         self.count = 0
 
     def _table(self, kind: str, names: list[str]) -> list[str]:
@@ -69,6 +95,19 @@ class SqliteWriter:
             cols.append(n)
         return cols
 
+    def write_record(self, record: dict[str, Any]) -> None:
+        try:
+            if not self._record_sql:
+                self._con.execute(
+                    f"CREATE TABLE IF NOT EXISTS {_PAGES} ("
+                    + ", ".join(f"{n} {_SQL_TYPES[t]}" for n, t in PAGE_COLUMNS) + ")")
+                self._record_sql = (f"INSERT INTO {_PAGES} ({', '.join(PAGE_FIELDS)}) VALUES "
+                                    f"({', '.join('?' * len(PAGE_FIELDS))})")
+            self._con.execute(self._record_sql, page_values(record))
+        except sqlite3.Error as e:
+            raise OutputError(f"cannot write {self.path}: {e}") from None
+        self._wrote()
+
     def write_item(self, item: dict[str, Any], kind: str, fields: tuple[str, ...] | None) -> None:
         names = list(fields) if fields is not None else list(item)
         key = (kind, tuple(names))
@@ -82,6 +121,9 @@ class SqliteWriter:
             self._con.execute(sql, [_value(item.get(n)) for n in names])
         except sqlite3.Error as e:
             raise OutputError(f"cannot write {self.path}: {e}") from None
+        self._wrote()
+
+    def _wrote(self) -> None:
         self.count += 1
         self._pending += 1
         if self._pending >= self._batch:

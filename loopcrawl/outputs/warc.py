@@ -13,10 +13,10 @@ from __future__ import annotations
 
 import http
 import io
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, ClassVar
 from urllib.parse import urlsplit
 
-from ..errors import ConfigError, OutputError
+from .base import ByteFile, Output, Role
 
 if TYPE_CHECKING:
     from ..http import Request
@@ -33,32 +33,40 @@ def _reason(status: int) -> str:
         return ""
 
 
-class WarcWriter:
-    """Appends request/response record pairs to a ``.warc`` (or gzipped
-    ``.warc.gz``, one gzip member per record) file."""
+class WarcWriter(Output):
+    """Request/response record pairs in a ``.warc`` (or gzipped ``.warc.gz``,
+    one gzip member per record) file, after a ``warcinfo`` record.
 
-    def __init__(self, path: str, *, gzip: bool | None = None) -> None:
+    Records are built in memory and written whole at ``flush()``, so the file
+    always ends at a record's end after it: ``tell()`` is that offset, and a
+    resumed crawl (``resume_at``) cuts back to it, as JSONL does. ``append``
+    adds records (and a new warcinfo) to an existing file.
+    """
+
+    format: ClassVar[str] = "warc"
+    roles: ClassVar[frozenset[Role]] = frozenset({"responses"})
+    resumable: ClassVar[bool] = True
+
+    def __init__(self, path: str, *, gzip: bool | None = None, append: bool = False,
+                 resume_at: int | None = None, batch: int = 1 << 20) -> None:
         from warcio.warcwriter import WARCWriter
 
         from .. import __version__
 
         self.path = path
-        try:
-            self._fh = open(path, "wb")  # noqa: SIM115
-        except OSError as e:
-            raise ConfigError(f"cannot write {path}: {e.strerror or e}") from None
-        self._w = WARCWriter(self._fh, gzip=path.endswith(".gz") if gzip is None else gzip,
+        self._batch = batch  # bytes of records held before a write
+        self._buf = io.BytesIO()
+        self._file = ByteFile(path, append=append, resume_at=resume_at)
+        self._w = WARCWriter(self._buf, gzip=path.endswith(".gz") if gzip is None else gzip,
                              warc_version="1.1")
         self.count = 0
+        if resume_at:  # the warcinfo record is already there
+            return
         info = {"software": f"loopcrawl/{__version__}",
                 "format": "WARC File Format 1.1",
                 "conformsTo": "https://iipc.github.io/warc-specifications/"
                               "specifications/warc-format/warc-1.1/"}
-        try:
-            self._w.write_record(self._w.create_warcinfo_record(path.rsplit("/", 1)[-1], info))
-        except OSError as e:
-            self._fh.close()
-            raise ConfigError(f"cannot write {path}: {e.strerror or e}") from None
+        self._w.write_record(self._w.create_warcinfo_record(path.rsplit("/", 1)[-1], info))
 
     def write_response(self, request: Request, fetched: Fetched) -> None:
         from warcio.statusandheaders import StatusAndHeaders
@@ -82,24 +90,36 @@ class WarcWriter:
                                     is_http_request=True)
 
         w = self._w
-        try:
-            resp = w.create_warc_record(url, "response", payload=io.BytesIO(body),
-                                        length=len(body), http_headers=resp_http)
-            req = w.create_warc_record(url, "request", payload=io.BytesIO(req_body),
-                                       length=len(req_body), http_headers=req_http)
-            w.write_request_response_pair(req, resp)  # links them: WARC-Concurrent-To
-        except OSError as e:
-            raise OutputError(f"cannot write {self.path}: {e.strerror or e}") from None
+        resp = w.create_warc_record(url, "response", payload=io.BytesIO(body),
+                                    length=len(body), http_headers=resp_http)
+        req = w.create_warc_record(url, "request", payload=io.BytesIO(req_body),
+                                   length=len(req_body), http_headers=req_http)
+        w.write_request_response_pair(req, resp)  # links them: WARC-Concurrent-To
         self.count += 1
+        if self._buf.tell() >= self._batch:
+            self.flush()
 
     def flush(self) -> None:
-        try:
-            self._fh.flush()
-        except OSError as e:
-            raise OutputError(f"cannot write {self.path}: {e.strerror or e}") from None
+        f = self._file
+        if f.error is not None:
+            raise f.error
+        data = self._buf.getvalue()
+        if data:
+            self._buf.seek(0)
+            self._buf.truncate()
+            f.write(data)
+
+    def tell(self) -> int:
+        """The size of the file after the last flush: the end of a whole record."""
+        return self._file.offset
+
+    def fsync(self) -> None:
+        self._file.fsync()
 
     def close(self) -> None:
         try:
-            self.flush()
+            if self._file.error is None:
+                self.flush()
+                self.fsync()
         finally:
-            self._fh.close()
+            self._file.close()

@@ -16,7 +16,7 @@ import dataclasses
 import inspect
 import logging
 from collections.abc import Callable, Mapping, Sequence
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any
 
 from .. import errors
 from ..errors import ConfigError, OutputError
@@ -30,20 +30,11 @@ if TYPE_CHECKING:
     from ..core.engine import Crawler
     from ..http import FetchRecord
     from ..net.fetcher import Fetched
+    from ..outputs import Output
     from ..settings import Settings
     from .base import Spider
 
 log = logging.getLogger("loopcrawl.spider")
-
-
-class ItemExporter(Protocol):
-    """Where items go (``exporters/``): JSONL, CSV, SQLite."""
-
-    def write_item(self, item: dict[str, Any], kind: str, fields: tuple[str, ...] | None) -> None:
-        """Write one item (JSON-compatible values); ``kind`` is its type's name
-        and ``fields`` its declared fields (None for a dict)."""
-
-    def flush(self) -> None: ...
 
 
 def spider_settings(settings: Settings, spider: Spider) -> Settings:
@@ -79,7 +70,7 @@ class SpiderRun:
         self,
         crawler: Crawler,
         spider: Spider,
-        exporters: Sequence[ItemExporter] = (),
+        exporters: Sequence[Output] = (),
         on_item: Callable[[Any], Any] | None = None,
     ) -> None:
         self.crawler = crawler
@@ -94,10 +85,6 @@ class SpiderRun:
     async def open(self) -> list[Request]:
         """Call ``opened()`` and collect the start requests (prepared, in scope)."""
         spider = self.spider
-        paths = [p for e in [*self.exporters, *self.crawler._archives]
-                 if (p := getattr(e, "path", None))]
-        if paths and self.crawler.stats.output is None:
-            self.crawler.stats.output = ", ".join(paths)
         try:
             await _maybe_await(spider.opened())
         except Exception as e:
