@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: setup demo test lint bench clean
+.PHONY: setup demo test lint bench mutate clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -29,5 +29,15 @@ lint: setup
 bench: setup
 	$(BIN)/python benchmarks/run.py
 
+# Mutation testing of the modules that carry the crawl's promises (list and
+# tests in pyproject.toml [tool.mutmut]; results in docs/testing.md). Not part
+# of `make test`: a full run takes hours on two cores. MUTATE=name-glob runs
+# some mutants only, e.g. make mutate MUTATE='loopcrawl.urls*'.
+MUTATE ?=
+mutate: setup
+	$(BIN)/python -m pip install -q -e '.[mutate]'
+	nice -n 10 $(BIN)/mutmut run --max-children 2 $(MUTATE)
+	$(BIN)/mutmut results
+
 clean:
-	rm -rf $(VENV) build *.egg-info .pytest_cache
+	rm -rf $(VENV) build *.egg-info .pytest_cache mutants

@@ -10,11 +10,16 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import os
+import signal
 import socket
+import subprocess
+import sys
 import time
 from collections import Counter
 from collections.abc import Iterator
 from email.utils import formatdate
+from pathlib import Path
 
 import pytest
 from aiohttp import web
@@ -349,14 +354,16 @@ def test_url_length_limit_is_exact(pages: PageServer) -> None:
 
 
 def test_repeated_segment_limit_is_exact(pages: PageServer) -> None:
-    at, over = "/x/a/a/a/y", "/x/a/a/a/a"
-    pages.add("/", links=[at, over, "/a/b/a/b/a/b"])
-    for p in (at, over, "/a/b/a/b/a/b"):
+    """With a limit of 3, /a/a/a is followed and /a/a/a/a (four segments, the
+    shortest path over the limit) is not, nor a longer one."""
+    at, over, longer = "/a/a/a", "/a/a/a/a", "/x/b/b/y/b/b"
+    fine = ["/a/a/a/", "/x/a/a/a/y", "/a/b/a/b/a/b"]
+    pages.add("/", links=[at, over, longer, *fine])
+    for p in (at, over, longer, *fine):
         pages.add(p)
     _, stats = run(pages.url + "/", obey_robots=False, max_repeated_segments=3)
-    assert at in pages.paths() and "/a/b/a/b/a/b" in pages.paths()
-    assert over not in pages.paths()
-    assert stats.skipped["trap_repeated_segments"] == 1
+    assert sorted(pages.paths()) == sorted(["/", at, *fine])
+    assert stats.skipped["trap_repeated_segments"] == 2
 
 
 def test_pages_per_host_limit_is_exact(pages: PageServer) -> None:
@@ -389,3 +396,56 @@ def test_depth_limit_is_exact(pages: PageServer) -> None:
         _, stats = run(pages.url + "/d0", obey_robots=False, depth=depth)
         assert sorted(pages.paths()) == [f"/d{i}" for i in range(depth + 1)]
         assert stats.skipped["depth"] == 1
+
+
+# -- signals -------------------------------------------------------------------
+
+_SLOW_TO_CLOSE = """
+import asyncio
+from loopcrawl import Spider
+
+class SlowToClose(Spider):
+    start_urls = [{url!r}]
+
+    def parse(self, response):
+        yield {{"url": response.url}}
+        yield from response.follow_all(css="a")
+
+    async def closed(self):
+        print("closing", flush=True)
+        await asyncio.sleep(60)  # a pipeline flushing to a slow database
+"""
+
+
+def test_a_second_ctrl_c_exits_at_once(pages: PageServer, tmp_path: Path) -> None:
+    """The first Ctrl-C stops the crawl gracefully, which here means waiting
+    60 s for the spider's closed(); the second leaves at once (exit 130)."""
+    links = [f"/p{i}" for i in range(50)]
+    pages.add("/", links=links)
+    for p in links:
+        pages.add(p, delay=5)
+    spider = tmp_path / "slow.py"
+    spider.write_text(_SLOW_TO_CLOSE.format(url=pages.url + "/"))
+    proc = subprocess.Popen([sys.executable, "-m", "loopcrawl", "run", str(spider), "-o",
+                             str(tmp_path / "items.jsonl"), "--quiet"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    try:
+        deadline = time.monotonic() + 30
+        while not any(h.path.startswith("/p") for h in pages.log):
+            assert time.monotonic() < deadline, "the crawl did not start"
+            time.sleep(0.05)
+        proc.send_signal(signal.SIGINT)
+        assert proc.stdout is not None
+        assert proc.stdout.readline().strip() == "closing"  # the graceful stop is under way
+        time.sleep(0.5)
+        assert proc.poll() is None  # and takes its time
+        t0 = time.monotonic()
+        proc.send_signal(signal.SIGINT)
+        proc.wait(timeout=10)
+        took = time.monotonic() - t0
+    finally:
+        proc.kill()
+        proc.communicate()
+    assert proc.returncode == 130
+    assert took < 1.0

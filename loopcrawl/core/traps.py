@@ -44,13 +44,13 @@ class TrapGuard:
     def filter_links(self, urls: list[str], skipped: Counter[str]) -> list[str]:
         """The links worth queueing; the others are counted in ``skipped``."""
         max_length, slashes = self.max_length, self._slashes
-        ok = [u for u in urls if len(u) <= max_length and u.count("/") <= slashes]
+        ok = [u for u in urls if len(u) <= max_length and u.count("/") < slashes]
         if len(ok) == len(urls):
             return ok
         for u in urls:
             if len(u) > max_length:
                 skipped["trap_url_length"] += 1
-            elif u.count("/") > slashes:
+            elif u.count("/") >= slashes:
                 if repeats(u, self.max_repeats):
                     skipped["trap_repeated_segments"] += 1
                 else:
