@@ -92,12 +92,12 @@ class JsonWriter(Output):
         if self._tail:
             f.truncate(f.offset)
             self._tail = False
-        f.write(data)
-        if f.regular:
-            end = f.offset
-            f.write(_TAIL)
-            f.offset = end  # the mark stays before the bracket
+        if f.regular:  # one write: the file is an array again as soon as it returns
+            f.write(data + _TAIL)
+            f.offset -= len(_TAIL)  # the mark stays before the bracket
             self._tail = True
+        else:
+            f.write(data)
 
     def tell(self) -> int:
         """Where the next value goes: before the closing bracket."""
