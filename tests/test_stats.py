@@ -27,7 +27,7 @@ SCHEMA_1_KEYS = {
     "schema", "started_at", "finished_at", "duration_s", "interrupted", "records", "pages",
     "ok", "failed", "pages_per_s", "bytes", "status", "content_type", "error",
     "error_examples", "depth", "hosts", "response_ms", "slowest", "timeline", "links",
-    "scope_stops", "traps", "retries", "robots_fetches", "items", "output",
+    "scope_stops", "traps", "retries", "robots_fetches", "items", "output", "rebuilt_from",
 }
 
 
@@ -78,6 +78,7 @@ def test_schema_keys_and_figures_against_a_real_crawl(testsite: ServerThread) ->
     assert s["robots_fetches"] == 1 and s["retries"] == 0 and s["items"] == {}
     assert s["duration_s"] > 0 and s["pages_per_s"] > 0 and s["interrupted"] is False
     assert s["started_at"].endswith("Z") and s["started_at"] < s["finished_at"]
+    assert s["rebuilt_from"] is None
 
 
 def test_percentile_is_the_bucket_upper_edge_within_its_width() -> None:
@@ -132,6 +133,11 @@ def test_crawl_writes_stats_and_report_files(pages: PageServer, tmp_path: Path) 
     for key in ("records", "pages", "ok", "failed", "status", "content_type", "error",
                 "depth", "bytes"):
         assert a[key] == s[key], key
+    # And from the stats file itself: the same numbers, drawn again.
+    assert load_stats(str(stats)) == s
+    p = cli("report", str(stats), "-o", str(tmp_path / "r3.html"))
+    assert p.returncode == 0, p.stderr
+    assert "<svg" in (tmp_path / "r3.html").read_text()
 
 
 def test_report_from_a_state_file(pages: PageServer, tmp_path: Path) -> None:
@@ -144,14 +150,14 @@ def test_report_from_a_state_file(pages: PageServer, tmp_path: Path) -> None:
     assert p.returncode == 0, p.stderr
     s = load_stats(str(state))
     assert s["records"] == 3 and s["status"] == {"200": 2, "500": 1}
-    assert s["output"] == str(out)
+    assert s["output"] == str(out) and s["rebuilt_from"] == "records"
     # Without an output of page records, the state's own table: kinds and depths.
     state2 = tmp_path / "bare.state"
     p = cli("crawl", pages.url + "/", "--state", str(state2), "--retries", "0", "-q")
     assert p.returncode == 0, p.stderr
     s2 = load_stats(str(state2))
     assert s2["records"] == 3 and s2["depth"] == {"0": 1, "1": 2}
-    assert s2["error"] == {"http_status": 1}
+    assert s2["error"] == {"http_status": 1} and s2["rebuilt_from"] == "state"
 
 
 @pytest.mark.parametrize(("content", "message"), [

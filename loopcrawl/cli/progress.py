@@ -116,7 +116,8 @@ class Progress:
         now = time.monotonic()
         every = 1.0 if sched.statistics().hosts <= 10_000 else 10.0
         if now - self._hosts_at >= every:
-            self._hosts, self._hosts_at = sched.busiest(BUSIEST), now
+            busy = [h for h in sched.busiest(BUSIEST) if h.state != "idle"]
+            self._hosts, self._hosts_at = busy, now
         return self._hosts
 
     def render(self) -> Group:

@@ -86,6 +86,9 @@ class CrawlStats:
     items: Counter[str] = field(default_factory=Counter)
     interrupted: bool = False
     output: str | None = None
+    # None for a live crawl; "records" or "state" when rebuilt after the fact
+    # (then links not followed, retries and robots.txt fetches are not known).
+    rebuilt_from: str | None = None
     # By key: plain dicts updated with get() (Counter's __missing__ is Python code).
     status: dict[int, int] = field(default_factory=dict)
     content_types: dict[str, int] = field(default_factory=dict)
@@ -212,6 +215,7 @@ class CrawlStats:
             "pages_per_s": round(self.pages_per_second, 1),
             "interrupted": self.interrupted,
             "output": self.output,
+            "rebuilt_from": self.rebuilt_from,
         }
 
     def to_json(self) -> dict[str, Any]:
@@ -271,6 +275,7 @@ class CrawlStats:
             "robots_fetches": self.robots_fetches,
             "items": dict(sorted(self.items.items())),
             "output": self.output,
+            "rebuilt_from": self.rebuilt_from,
         }
 
 

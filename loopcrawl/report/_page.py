@@ -15,6 +15,8 @@ from ._svg import _ms, _num, bar_chart, hbar_chart, line_chart, log_histogram
 
 __all__ = ["render_report"]
 
+_POINTS = 120  # at most this many intervals drawn in the pages/s chart
+
 _CSS = """
 :root { --bg:#f6f7f9; --card:#fff; --ink:#1d2330; --muted:#6b7385; --grid:#e3e6ec;
   --ok:#2f9e6b; --redirect:#3b7dd8; --client:#e3912b; --server:#d64545; --other:#8a8fa3;
@@ -116,8 +118,13 @@ def _clock_long(seconds: float) -> str:
 def _timeline(s: dict[str, Any]) -> str:
     tl = s.get("timeline", {})
     step = tl.get("interval_s") or 1.0
-    records = [n / step for n in tl.get("records", [])]
-    errors = [n / step for n in tl.get("errors", [])]
+    counts, fails = list(tl.get("records", [])), list(tl.get("errors", []))
+    while len(counts) > _POINTS:  # fewer, wider intervals: a line, not a comb
+        counts = [sum(counts[i:i + 2]) for i in range(0, len(counts), 2)]
+        fails = [sum(fails[i:i + 2]) for i in range(0, len(fails), 2)]
+        step *= 2
+    records = [n / step for n in counts]
+    errors = [n / step for n in fails]
     if not records:
         return _card("Pages per second", _none("no pages"))
     series = [("pages/s", records, "c-ok")]
@@ -151,7 +158,7 @@ def _times(s: dict[str, Any]) -> str:
         return _card("Response time", _none("no responses"))
     marks = [(q, rt[q]) for q in ("p50", "p90", "p95", "p99") if q in rt]
     chart = log_histogram([(b, c) for b, c in rt.get("histogram", [])], marks,
-                          label="response time histogram")
+                          label="response time histogram", width=1140, height=260)
     cells = "".join(f'<td class="n">{_ms(rt.get(k, 0))}</td>'
                     for k in ("mean", "p50", "p90", "p95", "p99", "max"))
     table = ('<table><tr><th class="n">mean</th><th class="n">p50</th><th class="n">p90</th>'
@@ -165,7 +172,8 @@ def _errors(s: dict[str, Any]) -> str:
     if not errs:
         return _card("Errors by kind", _none("no errors"))
     chart = hbar_chart(sorted(((k, float(v), "c-err") for k, v in errs.items()),
-                              key=lambda r: -r[1]), label="errors by kind")
+                              key=lambda r: -r[1]), label="errors by kind", width=1140,
+                       name_width=320)
     rows = []
     for kind, examples in s.get("error_examples", {}).items():
         for ex in examples:
@@ -206,6 +214,10 @@ def _slowest(s: dict[str, Any]) -> str:
 
 
 def _stops(s: dict[str, Any]) -> str:
+    if s.get("rebuilt_from"):
+        return _card("Links not followed, and why", _none(
+            "known only to the crawl itself (crawl --report or --stats); this report was "
+            f"rebuilt from {s['rebuilt_from']}"))
     nf = dict(s.get("links", {}).get("not_followed", {}))
     fetches = s.get("traps", {}).get("fetches", 0)
     if fetches:
@@ -230,13 +242,13 @@ def render_report(stats: dict[str, Any], *, title: str = "loopcrawl report") -> 
         '<div class="grid">',
         _counts("Status codes", stats.get("status", {}), _status_class, vertical=True,
                 empty="no responses"),
+        _counts("Pages by link depth", depth, "c-accent", vertical=True, limit=40),
         _counts("Content types", stats.get("content_type", {}), "c-accent",
                 empty="no responses"),
-        _counts("Pages by link depth", depth, "c-accent", vertical=True, limit=40),
-        _times(stats),
-        _errors(stats),
         _stops(stats),
         "</div>",
+        _times(stats),
+        _errors(stats),
         _hosts(stats),
         _slowest(stats),
     ]

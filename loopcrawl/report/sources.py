@@ -46,7 +46,7 @@ def stats_from_records(records: Iterable[dict[str, Any]], *, source: str = "",
         span = _span(records, source)
     start, end = span
     st = CrawlStats(started=0.0, finished=end - start, started_at=start, finished_at=end,
-                    output=source or None)
+                    output=source or None, rebuilt_from="records")
     for d in records:
         st.record(_record(d, source))
     if not st.records:
@@ -123,11 +123,16 @@ def load_stats(path: str) -> dict[str, Any]:
         return _from_state(path)
     try:
         with _open(path) as fh:
-            first = fh.read(1 << 16)
-            if first.lstrip().startswith(b"{") and b"\n" not in first.strip():
-                whole = first + fh.read()
-                return _from_stats_json(whole, path)
-            return _from_lines(path, None)
+            first = fh.readline()
+            try:
+                d = orjson.loads(first)
+            except orjson.JSONDecodeError:  # not one object a line: a whole JSON file?
+                if first.lstrip().startswith(b"{"):
+                    return _from_stats_json(first + fh.read(), path)
+                d = None
+        if isinstance(d, dict) and d.get("schema") == SCHEMA and "url" not in d:
+            return d  # a stats file on one line
+        return _from_lines(path, None)
     except (OSError, EOFError, gzip.BadGzipFile) as e:
         raise ConfigError(f"cannot read {path}: {e}") from None
 
@@ -148,8 +153,6 @@ def _from_stats_json(data: bytes, path: str) -> dict[str, Any]:
         raise ConfigError(f"{path}: not JSON") from None
     if isinstance(d, dict) and d.get("schema") == SCHEMA:
         return d
-    if isinstance(d, dict) and "url" in d:  # one page record on one line
-        return stats_from_records([d], source=path).to_json()
     raise ConfigError(f"{path}: not a loopcrawl stats file (schema {SCHEMA})")
 
 
@@ -177,4 +180,5 @@ def _from_state(path: str) -> dict[str, Any]:
         raise ConfigError(f"cannot read {path}: {e}") from None
     st = stats_from_records([{"url": u, "depth": d, "fetched_at": 0.0, "error": e,
                               "status": None} for u, d, e in rows], source=path)
+    st.rebuilt_from = "state"
     return st.to_json()
