@@ -88,8 +88,14 @@ class Settings:
                              min=16, max=1_000_000, unit="characters")
     max_repeated_segments: int = setting(3, "Links repeating one path segment more often "
                                     "(/a/a/a/a/) are traps.", min=1, max=1000, unit="segments")
-    max_query_variants: int | None = setting(1000, "Distinct query strings fetched on one path; "
-                                        "more are traps.", min=1, max=10**9, unit="queries")
+    max_query_variants: int | None = setting(10_000, "Distinct query strings fetched on one "
+                                        "path; more are traps.", min=1, max=10**9,
+                                        unit="queries")
+    max_similar_pages: int | None = setting(50, "Links followed, per host and first path "
+                                       "segment, from pages that barely differ from the "
+                                       "page linking to them (a calendar, pagination past "
+                                       "the end, a session id, a soft 404); the others are "
+                                       "traps.", min=1, max=10**9, unit="links")
     max_pages_per_host: int | None = setting(None, "Pages fetched from one host (default: no "
                                         "limit).", min=1, max=10**12, unit="pages")
     follow_sitemaps: bool = setting(False, "Also seed from the hosts' sitemaps (robots.txt "

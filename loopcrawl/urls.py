@@ -25,7 +25,8 @@ from ada_url import join_url, normalize_url
 
 from .errors import ConfigError
 
-__all__ = ["LinkMemo", "Resolver", "Scope", "canonicalize", "fingerprint", "fingerprints", "host_of"]
+__all__ = ["LinkMemo", "Resolver", "Scope", "canonicalize", "fingerprint", "fingerprints", "host_of",
+           "strip_sessions"]
 
 # Characters that need no encoding or normalization in a path or query of an
 # http(s) URL (RFC 3986 unreserved + sub-delims + ":@/?") and '%' (WHATWG
@@ -69,7 +70,38 @@ def _finish(href: str) -> str:
         start = href.find("/", href.find("//") + 2)
         if start > 0:
             href = href[:start] + _fix_escapes(href[start:])
-    return href
+    return strip_sessions(href)
+
+
+# Session ids that sites put in URLs instead of a cookie (Java's ";jsessionid=",
+# PHP's trans-sid "PHPSESSID", ASP's "ASPSESSIONIDxxxxxxxx", ColdFusion's
+# CFID/CFTOKEN, the common "sid", "sessionid", ...): each visit gets a fresh
+# one, so every page would be a new URL without end. Heritrix's canonicalization
+# rules strip the same names. A parameter is a session id by its name, in any
+# case; ASP.NET's cookieless "/(S(...))/" path segment is one too.
+_SESSION_NAMES = (r"(?:jsessionid|phpsessid|aspsessionid[a-z]*|sid|sessid|sess_id|sessionid"
+                  r"|session_id|session-id|cfid|cftoken|zenid|oscsid)")
+_SESSION_HINT = re.compile(rf"(?i)[;?&]{_SESSION_NAMES}=|/\([A-Za-z]\(").search
+_SESSION_PARAM = re.compile(rf"(?i){_SESSION_NAMES}=").match
+_SESSION_PATH_PARAM = re.compile(rf"(?i);{_SESSION_NAMES}=[^/;?]*").sub
+_ASPNET_SEGMENT = re.compile(r"/\((?:[A-Za-z]\([^()/]*\))+\)(?=/)").sub
+
+
+def strip_sessions(url: str) -> str:
+    """``url`` (canonical, or a canonical path) without session ids: query
+    parameters and ``;name=value`` path parameters named as one, and ASP.NET's
+    ``/(S(...))/`` segment. A query left empty goes with its '?'."""
+    if ("=" not in url and "(" not in url) or not _SESSION_HINT(url):
+        return url  # nearly every URL: two 'in' tests
+    q = url.find("?")
+    path, query = (url, "") if q < 0 else (url[:q], url[q + 1 :])
+    if ";" in path:
+        path = _SESSION_PATH_PARAM("", path)
+    if "(" in path:
+        path = _ASPNET_SEGMENT("", path)
+    if query:
+        query = "&".join(p for p in query.split("&") if not _SESSION_PARAM(p))
+    return path + "?" + query if query else path
 
 
 def canonicalize(url: str, base: str | None = None) -> str | None:
@@ -218,7 +250,7 @@ class Resolver:
             origin, path = self.origin, self.base_path + href
         elif c == "h" and href.startswith(self.origin_slash):  # this site, written out
             if "%" not in href and "/." not in href:
-                return href
+                return strip_sessions(href)
             origin, path = self.origin, href[len(self.origin) :]
         elif c == ".":
             while href.startswith("./"):  # "./a" is "a"
@@ -244,6 +276,8 @@ class Resolver:
             path = href[slash:]
         if "%" in path or "/." in path:
             path = _finish_path(path)
+        if "=" in path or "(" in path:
+            path = strip_sessions(path)
         return origin + path
 
     def _up(self, href: str) -> str:

@@ -235,6 +235,9 @@ _LIMITS: list[tuple[str, type, str]] = [
     ("max_repeated_segments", int, "Links repeating one path segment more often are traps."),
     ("max_query_variants", int, "Distinct query strings fetched on one path."),
     ("max_pages_per_host", int, "Pages fetched from one host (default: no limit)."),
+    ("max_similar_pages", int, "Links followed, per host and first path segment, from pages "
+     "that barely differ from the page linking to them (calendars, pagination past the "
+     "end, session ids, soft 404s)."),
 ]
 
 

@@ -194,6 +194,7 @@ def print_summary(crawler: Crawler) -> None:
         ("errors", ", ".join(f"{k}: {v:,}" for k, v in s["errors"].items()) or "none"),
         ("links not followed",
          ", ".join(f"{k}: {v:,}" for k, v in s["skipped_links"].items()) or "none"),
+        ("trap limits hit", ", ".join(f"{k}: {v:,}" for k, v in s["traps"].items()) or "none"),
         ("retries", f"{st.retries:,}"),
         *([("items", ", ".join(f"{k}: {v:,}" for k, v in s["items"].items()))]
           if st.items else []),

@@ -88,6 +88,7 @@ class Crawler:
         self.stats = CrawlStats(output=", ".join(o.path for o in outs) or None)
         self.scope = Scope(settings.scope, settings.seeds, settings.allow, settings.deny)
         self._traps = TrapGuard(settings)
+        self.stats.traps = self._traps.stops  # one counter, live
         self._links = LinkMemo()
         self._unfollowable: dict[str, str] = {}  # href -> its kind (see _count_unfollowable)
         self.scheduler: Scheduler | None = None
@@ -305,13 +306,17 @@ class Crawler:
             del found[None]
             self._count_unfollowable(page.hrefs, resolved)
         rec.links = len(found)
+        if not found:
+            return
+        urls: list[str] = list(found)  # type: ignore[arg-type]
+        keep = self._followable
+        if fam := self._traps.page(f.url, req.referrer, f.body, urls):
+            keep = functools.partial(self._followable_similar, fam)
         depth = req.depth + 1
         if s.depth is not None and depth > s.depth:
             self.stats.skipped["depth"] += len(found)
             return
-        if found:
-            await self.frontier.add_links(list(found), depth, f.url,  # type: ignore[arg-type]
-                                          self._followable)
+        await self.frontier.add_links(urls, depth, f.url, keep)
 
     def _followable(self, urls: list[str]) -> list[str]:
         """The ``urls`` in scope and not in a trap; the others are counted.
@@ -322,6 +327,11 @@ class Crawler:
         if len(kept) < len(urls):
             self.stats.skipped["scope"] += len(urls) - len(kept)
         return self._traps.filter_links(kept, self.stats.skipped)
+
+    def _followable_similar(self, fam: str, urls: list[str]) -> list[str]:
+        """``_followable`` on a page that barely differs from its parent: the
+        trap guard's budget for its family decides how many are queued."""
+        return self._traps.admit(fam, self._followable(urls), self.stats.skipped)
 
     async def _seed_sitemaps(self) -> None:
         """Queue each seed host's sitemaps: robots.txt ``Sitemap:`` lines, else

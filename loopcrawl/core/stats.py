@@ -79,6 +79,9 @@ class CrawlStats:
     links: int = 0
     errors: Counter[str] = field(default_factory=Counter)
     skipped: Counter[str] = field(default_factory=Counter)  # links not followed, by reason
+    # Trap limits that stopped the crawl somewhere, by setting: requests not
+    # fetched and similar pages whose links were not followed (core/traps.py).
+    traps: Counter[str] = field(default_factory=Counter)
     retries: int = 0
     robots_fetches: int = 0
     # Spiders: items "scraped" (exported), "dropped" by a pipeline,
@@ -208,6 +211,7 @@ class CrawlStats:
             "ok": self.ok,
             "errors": {str(k): v for k, v in sorted(self.errors.items())},  # plain keys: any JSON encoder
             "skipped_links": dict(sorted(self.skipped.items())),
+            "traps": dict(sorted(self.traps.items())),
             "retries": self.retries,
             **({"items": dict(sorted(self.items.items()))} if self.items else {}),
             "bytes": self.bytes,

@@ -1,15 +1,37 @@
 """Crawler traps: URL spaces without end, and the limits that end them.
 
-Two kinds of check, placed where they are cheapest:
+Three kinds of check, placed where they are cheapest:
 - on links, before they reach the frontier (so a trap never fills memory):
-  URL length and repeated path segments (``/a/a/a/a/``, ``/x/y/x/y/x/y``);
+  URL length and repeated path segments (``/a/a/a/a/``, ``/x/y/x/y/x/y``).
+  Session ids never make a new URL: ``urls.strip_sessions`` removes them
+  when a link is canonicalized.
+- on pages, once parsed: a page that barely differs from the page that
+  linked to it is one step of an endless space (the next month of a
+  calendar, page N+1 past the end of a listing, the same page under a new
+  session id or a longer query, a soft 404 one segment deeper). Such
+  "similar" pages are counted per host and first path segment; past
+  ``max_similar_pages`` their links are no longer followed, and links
+  queued from them are not fetched. Pages that carry new content (a real
+  listing, however long) never count: depth alone is never the signal.
 - at fetch time, on URLs already deduplicated: distinct query strings per
-  path (calendars, session ids, ever-growing queries) and pages per host.
-Each rejection is counted under its own name.
+  path and pages per host.
+Each stop is counted under its own name (``TrapGuard.stops``).
+
+"Barely differs" is measured in two steps, the cheap one first. Every page
+keeps its length and the set of its links' paths (a 512-bit sketch); a page
+whose length is close to its parent's and whose links lead to at most
+``NEW_LINKS`` paths the parent's did not is then read for words: its HTML
+split on whitespace, digits read as one digit, month and weekday names
+dropped (dates, counters and ids are what changes along a trap). The page is
+similar when at most ``NEW_WORDS`` of its words are not on its parent (a
+4096-bit sketch, kept for the pages that were read). A page of an ordinary
+site links to other pages than its parent does, so it is rarely read: the
+figures are in docs/hardening.md.
 """
 
 from __future__ import annotations
 
+import re
 from collections import Counter
 
 import xxhash
@@ -17,7 +39,23 @@ import xxhash
 from ..settings import Settings
 from ..urls import host_of
 
-__all__ = ["TrapGuard", "repeats"]
+__all__ = ["NEW_LINKS", "NEW_WORDS", "TrapGuard", "link_sketch", "repeats", "sketch"]
+
+# A page with at most this many words its parent does not have is "similar".
+NEW_WORDS = 4
+# Pages whose links lead to more new paths than this are not read for words.
+NEW_LINKS = 8
+# Pages remembered (length, sketches, family) for their children: FIFO beyond.
+_MAX_PAGES = 1 << 16
+# Only this much of a page is read for its words.
+_SKETCH_BYTES = 256 * 1024
+_WORD_BITS = 4096
+_LINK_BITS = 512
+_ONE_DIGIT = bytes.maketrans(b"0123456789", b"0000000000")
+_CALENDAR_WORDS = (b"january", b"february", b"march", b"april", b"may", b"june", b"july",
+                   b"august", b"september", b"october", b"november", b"december",
+                   b"monday", b"tuesday", b"wednesday", b"thursday", b"friday",
+                   b"saturday", b"sunday")
 
 
 def repeats(url: str, limit: int) -> bool:
@@ -29,17 +67,64 @@ def repeats(url: str, limit: int) -> bool:
     return max(Counter(segments).values()) > limit
 
 
+def sketch(body: bytes) -> int:
+    """The words of an HTML page as a 4096-bit set (see the module docstring)."""
+    text = body[:_SKETCH_BYTES].lower().translate(_ONE_DIGIT)
+    for name in _CALENDAR_WORDS:
+        if name in text:
+            text = text.replace(name, b"")
+    bits = 0
+    for h in map(hash, set(text.split())):
+        bits |= 1 << (h & (_WORD_BITS - 1))
+    return bits
+
+
+def link_sketch(urls: list[str]) -> int:
+    """The paths (without query) the links lead to, as a 512-bit set."""
+    bits = 0
+    for u in urls:
+        q = u.find("?")
+        bits |= 1 << (hash(u if q < 0 else u[:q]) & (_LINK_BITS - 1))
+    return bits
+
+
+def _close(n: int, parent: int) -> bool:
+    """Lengths close enough for the pages to be alike: within 1/16, or 256 bytes."""
+    return abs(n - parent) <= max(256, parent >> 4)
+
+
+def family(url: str) -> str:
+    """Where similar pages are counted: ``host/first-segment`` (digits as 0)."""
+    rest = url.split("/", 3)
+    first = rest[3].split("?", 1)[0].split("/", 1)[0] if len(rest) > 3 else ""
+    if any(c.isdigit() for c in first):
+        first = re.sub(r"[0-9]+", "0", first)
+    return rest[2] + "/" + first
+
+
+def _key(url: str) -> int:
+    return xxhash.xxh3_64_intdigest(url.encode())
+
+
 class TrapGuard:
+    """The crawl's trap checks and their counters (``stops``, by reason)."""
+
     def __init__(self, settings: Settings) -> None:
         self.max_length = settings.max_url_length
         self.max_repeats = settings.max_repeated_segments
         self.max_variants = settings.max_query_variants
         self.max_per_host = settings.max_pages_per_host
+        self.max_similar = settings.max_similar_pages
         # Keyed by a 64-bit hash of the path: 8 bytes of key, not the string.
         self._variants: dict[int, int] = {}
         self._per_host: Counter[str] = Counter()
         # A URL needs this many '/' to have more segments than the limit.
         self._slashes = 3 + self.max_repeats
+        # Pages whose children may still come: hash of URL -> (length, link
+        # sketch, word sketch or 0, family if similar to its own parent or "").
+        self._pages: dict[int, tuple[int, int, int, str]] = {}
+        self._similar: Counter[str] = Counter()  # links queued from similar pages
+        self.stops: Counter[str] = Counter()  # requests and pages stopped, by setting
 
     def filter_links(self, urls: list[str], skipped: Counter[str]) -> list[str]:
         """The links worth queueing; the others are counted in ``skipped``."""
@@ -63,11 +148,54 @@ class TrapGuard:
             host = host_of(url)
             n = self._per_host[host] = self._per_host[host] + 1
             if n > self.max_per_host:
+                self.stops["max_pages_per_host"] += 1
                 return f"more than {self.max_per_host} pages on {host} (max_pages_per_host)"
         if self.max_variants is not None and "?" in url:
             key = xxhash.xxh3_64_intdigest(url.split("?", 1)[0].encode())
             n = self._variants[key] = self._variants.get(key, 0) + 1
             if n > self.max_variants:
+                self.stops["max_query_variants"] += 1
                 return (f"more than {self.max_variants} query strings on one path "
                         "(max_query_variants)")
         return None
+
+    def page(self, url: str, referrer: str | None, body: bytes, links: list[str]) -> str:
+        """Note a fetched HTML page and its ``links``; its family if it barely
+        differs from the page that linked to it (``referrer``), else "".
+
+        ``url`` is where the page was found (after redirects). The links of a
+        page with a family go through ``admit``."""
+        if self.max_similar is None:
+            return ""
+        n = len(body)
+        paths = link_sketch(links)
+        words, fam = 0, ""
+        parent = self._pages.get(_key(referrer)) if referrer is not None else None
+        if (parent is not None and _close(n, parent[0])
+                and (paths & ~parent[1]).bit_count() <= NEW_LINKS):
+            words = sketch(body)
+            if parent[2] and (words & ~parent[2]).bit_count() <= NEW_WORDS:
+                fam = family(url)
+        pages = self._pages
+        if len(pages) >= _MAX_PAGES:
+            del pages[next(iter(pages))]
+        pages[_key(url)] = (n, paths, words, fam)
+        return fam
+
+    def admit(self, fam: str, urls: list[str], skipped: Counter[str]) -> list[str]:
+        """The new links of a similar page of family ``fam`` that may be
+        queued: ``max_similar_pages`` in all per family, so an endless space
+        costs that many requests (and the few pages before it looked alike).
+        The others are not followed, and not marked seen: a page that is no
+        trap may still lead to them."""
+        assert self.max_similar is not None
+        used = self._similar[fam]
+        room = max(0, self.max_similar - used)
+        if room >= len(urls):
+            self._similar[fam] = used + len(urls)
+            return urls
+        self._similar[fam] = used + room
+        cut = len(urls) - room
+        skipped["trap_similar_pages"] += cut
+        self.stops["max_similar_pages"] += cut
+        return urls[:room]

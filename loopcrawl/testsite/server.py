@@ -29,7 +29,7 @@ from typing import IO, Any
 
 from aiohttp import web
 
-from . import hostile
+from . import hostile, traps
 from .shop import Shop, default_shop
 from .site import Site
 
@@ -69,7 +69,7 @@ class TestSiteServer:
                  log: bool = True, hostile: bool = False, shop: Shop | None = None) -> None:
         self.site = site
         self._shop = shop  # the book shop under /shop/ (built on first use)
-        self.hostile = hostile  # also serve the hostile corner under /hostile/
+        self.hostile = hostile  # also serve the hostile corner (/hostile/, /traps/)
         self.host = host
         self.port = port
         self.other_host = other_host
@@ -126,7 +126,9 @@ class TestSiteServer:
                 resp = await hostile.handle(request)
                 status = resp.status
                 return resp
-            if request.path.startswith("/shop"):
+            if self.hostile and request.path.startswith(traps.ROOT):
+                status, headers, body = traps.response(request.path, request.query_string)
+            elif request.path.startswith("/shop"):
                 status, headers, body = self.shop.response(
                     request.method, request.raw_path, request.headers, await request.read())
             elif request.method in ("GET", "HEAD"):

@@ -1,0 +1,158 @@
+"""Crawler traps with default settings: each endless URL space costs a bounded
+number of requests, legitimately deep content is crawled whole, and the crawl
+ends by itself (the test site's ``/traps/`` section, ``testsite/traps.py``)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from collections import Counter
+from pathlib import Path
+
+import pytest
+from aiohttp import web
+
+from loopcrawl.core.traps import TrapGuard, family, sketch
+from loopcrawl.settings import Settings
+from loopcrawl.testsite import ServerThread, Site
+from loopcrawl.testsite import traps as section
+from loopcrawl.urls import Resolver, canonicalize
+
+from .conftest import PageServer
+from .helpers import run
+
+TRAP_BUDGET = 100  # requests into one endless space, at most (issue 15)
+
+
+def test_default_crawl_bounds_every_trap_and_finds_every_legitimate_page(tmp_path: Path) -> None:
+    out = tmp_path / "out.jsonl"
+    with ServerThread(Site(10), hostile=True) as srv:
+        proc = subprocess.run(
+            [sys.executable, "-m", "loopcrawl", "crawl", srv.base_url + section.ROOT,
+             "-o", str(out), "--quiet"], capture_output=True, text=True, timeout=240)
+        log = list(srv.server.log)
+    assert proc.returncode == 0, proc.stderr[-2000:]  # it ended by itself, and well
+    per_trap = Counter(section.trap_of(e.raw_path) for e in log)
+    for name in section.TRAPS:
+        assert per_trap[name] <= TRAP_BUDGET, (name, per_trap)
+    # Each trap was entered (so the bound above is the defences' doing) and
+    # the ones that need the similarity budget reached it.
+    assert all(per_trap[name] >= 2 for name in section.TRAPS), per_trap
+    records = [json.loads(line) for line in out.read_text().splitlines()]
+    found = {r["url"].removeprefix(srv.base_url) for r in records if r.get("status") == 200}
+    missing = section.expected_paths() - found
+    assert not missing, sorted(missing)[:10]
+
+
+def test_traps_under_their_own_first_segments_each_stay_under_the_budget() -> None:
+    """Similar pages are counted per host and first path segment: traps that
+    do not share one each get their own budget, and each stays within it."""
+
+    async def handler(request: web.BaseRequest) -> web.StreamResponse:
+        path = request.path
+        prefix = "/" + path.split("/")[1]
+        status, headers, body = section.response("/traps" + path, request.query_string)
+        body = body.replace(b"/traps/", b"/")  # the section's links, moved to the root
+        if prefix == "/" and path == "/":
+            status, headers, body = section.response(section.ROOT, "")
+            body = body.replace(b"/traps/", b"/")
+        return web.Response(status=status, body=body, headers=headers)
+
+    with PageServer(handler=handler) as server:
+        recs, stats = run(server.url + "/", obey_robots=False)
+        per_trap = Counter(section.trap_of("/traps" + p) for p in server.paths())
+    for name in section.TRAPS:
+        assert 2 <= per_trap[name] <= TRAP_BUDGET, (name, per_trap)
+    found = {r.url.removeprefix(server.url) for r in recs if r.status == 200}
+    want = {p.replace("/traps/", "/", 1) for p in section.expected_paths()}
+    assert want <= found
+    assert stats.traps["max_similar_pages"] > 0
+    assert stats.skipped["trap_similar_pages"] == stats.traps["max_similar_pages"]
+
+
+def _chain(n: int) -> PageServer:
+    """Pages /c?n=0, 1, 2, ... each the same but for its number: an endless chain."""
+
+    async def handler(request: web.BaseRequest) -> web.StreamResponse:
+        i = int(request.query.get("n", "0"))
+        body = (f"<html><head><title>Day {i}</title></head><body><h1>Day {i}</h1>"
+                f"<p>Nothing planned for this day.</p><a href='/c?n={i + 1}'>next</a>"
+                "</body></html>")
+        return web.Response(body=body.encode(), content_type="text/html")
+
+    return PageServer(handler=handler)
+
+
+@pytest.mark.parametrize("limit", [5, 6])
+def test_max_similar_pages_boundary(limit: int) -> None:
+    """A chain costs the budget plus three pages: the seed, and the two pages it
+    takes to see that pages look alike (the first has no parent to compare
+    with, the second's parent was not read for words)."""
+    with _chain(limit) as server:
+        _, stats = run(server.url + "/c?n=0", obey_robots=False, max_similar_pages=limit)
+        assert len(server.paths()) == limit + 3
+    assert stats.traps == {"max_similar_pages": 1}
+    assert stats.skipped["trap_similar_pages"] == 1
+
+
+def test_max_similar_pages_can_be_raised() -> None:
+    with _chain(0) as server:
+        run(server.url + "/c?n=0", obey_robots=False, max_similar_pages=300)
+        assert len(server.paths()) == 303
+
+
+def test_a_listing_with_new_content_on_every_page_is_not_similar() -> None:
+    guard = TrapGuard(Settings())
+    prev = None
+    for page in range(1, 60):  # a chain of 59 listing pages, none of them similar
+        status, _, body = section.response("/traps/shop/list", f"page={page}")
+        url = f"http://h/traps/shop/list?page={page}"
+        links = [f"http://h/traps/shop/item?id={i}" for i in section._item_range(page)]
+        assert guard.page(url, prev, body, links + [url]) == ""
+        prev = url
+    # ... while the months of a calendar are, from the third on.
+    prev = None
+    fams = []
+    for m in range(1, 13):
+        _, _, body = section.response(f"/traps/cal/2026/{m:02d}/", "")
+        url = f"http://h/traps/cal/2026/{m:02d}/"
+        fams.append(guard.page(url, prev, body, [url, "http://h/traps/"]))
+        prev = url
+    assert fams[:2] == ["", ""] and set(fams[2:]) == {"h/traps"}
+
+
+def test_sketch_ignores_numbers_dates_and_case() -> None:
+    a = sketch(b"<p>Events on Monday 3 November 2026</p><a href='?d=2026-11-04'>next</a>")
+    b = sketch(b"<p>Events on tuesday 4 December 2026</p><a href='?d=2026-11-05'>next</a>")
+    assert a == b
+    assert sketch(b"<p>red lamp</p>") != sketch(b"<p>blue chair</p>")
+
+
+def test_family_is_host_and_first_segment() -> None:
+    assert family("http://h:8/cal/2026/11/") == "h:8/cal"
+    assert family("http://h/2026/11/") == "h/0"
+    assert family("http://h/?page=3") == "h/"
+    assert family("http://h/search?q=x") == "h/search"
+
+
+@pytest.mark.parametrize(("url", "canonical"), [
+    ("http://h/cart;jsessionid=A1B2C3?step=1", "http://h/cart?step=1"),
+    ("http://h/a;JSESSIONID=x/b", "http://h/a/b"),
+    ("http://h/a?PHPSESSID=9f&page=2", "http://h/a?page=2"),
+    ("http://h/a?page=2&sid=77", "http://h/a?page=2"),
+    ("http://h/a?sid=77", "http://h/a"),
+    ("http://h/a?SessionId=1&x=&Session_ID=2", "http://h/a?x="),
+    ("http://h/a?ASPSESSIONIDQQGGGNCU=ABC&b=1", "http://h/a?b=1"),
+    ("http://h/a?CFID=12&CFTOKEN=34&c=1", "http://h/a?c=1"),
+    ("http://h/(S(lit3py55t21z5v55vlm25s55))/page.aspx", "http://h/page.aspx"),
+    ("http://h/a?side=1&sids=2&presid=3", "http://h/a?side=1&sids=2&presid=3"),  # other names
+    ("http://h/a?q=sid=1", "http://h/a?q=sid=1"),  # a value, not a name
+    ("http://h/sid=1/x", "http://h/sid=1/x"),  # a path segment, not a parameter
+])
+def test_session_ids_are_removed_by_canonicalization(url: str, canonical: str) -> None:
+    assert canonicalize(url) == canonical
+    # The fast path for links on a page agrees with the full parse.
+    path = url.split("/", 3)[3]
+    assert Resolver("http://h/index.html").resolve("/" + path) == canonical
+    assert Resolver("http://h/index.html").resolve(url) == canonical
