@@ -106,10 +106,10 @@ def test_a_listing_with_new_content_on_every_page_is_not_similar() -> None:
     guard = TrapGuard(Settings())
     prev = None
     for page in range(1, 60):  # a chain of 59 listing pages, none of them similar
-        status, _, body = section.response("/traps/shop/list", f"page={page}")
+        _, _, body = section.response("/traps/shop/list", f"page={page}")
         url = f"http://h/traps/shop/list?page={page}"
         links = [f"http://h/traps/shop/item?id={i}" for i in section._item_range(page)]
-        assert guard.page(url, prev, body, links + [url]) == ""
+        assert guard.page(url, prev, body, [*links, url]) == ""
         prev = url
     # ... while the months of a calendar are, from the third on.
     prev = None

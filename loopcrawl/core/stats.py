@@ -274,7 +274,8 @@ class CrawlStats:
             "scope_stops": skipped.get("scope", 0),
             "traps": {"links": {k: v for k, v in sorted(skipped.items())
                                 if k.startswith("trap")},
-                      "fetches": self.errors.get("trap", 0)},
+                      "fetches": self.errors.get("trap", 0),
+                      "limits": dict(sorted(self.traps.items()))},
             "retries": self.retries,
             "robots_fetches": self.robots_fetches,
             "items": dict(sorted(self.items.items())),
