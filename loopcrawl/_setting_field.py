@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import math
 import re
+import ssl
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -212,6 +213,19 @@ def _proxy(value: str) -> str:
     return value
 
 
+def _ca_bundle(value: str) -> str:
+    """A file of CA certificates that loads (checked once here, so a crawl
+    never starts to fail every HTTPS request over a typo)."""
+    if not value:
+        raise ValueError("must name a PEM file of CA certificates")
+    try:
+        ssl.create_default_context(cafile=value)
+    except (OSError, ValueError) as e:  # ssl.SSLError is an OSError
+        raise ValueError(f"must be a PEM file of CA certificates; cannot load {value!r}: "
+                         f"{e.strerror or e if isinstance(e, OSError) else e}") from None
+    return value
+
+
 def _regexes(value: tuple[str, ...]) -> tuple[str, ...]:
     for p in value:
         try:
@@ -223,7 +237,7 @@ def _regexes(value: tuple[str, ...]) -> tuple[str, ...]:
 
 _CHECKS: dict[str, Any] = {"seeds": _seeds, "headers": _headers, "user_agent": _user_agent,
                            "http_auth": _auth, "proxy": _proxy, "allow": _regexes,
-                           "deny": _regexes}
+                           "deny": _regexes, "ca_bundle": _ca_bundle}
 
 
 # Scrapy's settings and what answers them here ("use delay"), for users who

@@ -64,6 +64,14 @@ class Settings:
                                           "to (default: the seeds' hosts).", option=None)
     proxy: str | None = setting(None, "Send every request through this HTTP proxy "
                            "(http://host:port).", metavar="URL")
+    # TLS: certificates are verified against the system's CA store
+    # (``SSL_CERT_FILE`` / ``SSL_CERT_DIR`` point it elsewhere), or against
+    # ``ca_bundle`` instead; ``verify_tls=False`` skips verification (warned).
+    ca_bundle: str | None = setting(None, "Trust the CA certificates in this PEM file (instead "
+                               "of the system's) to verify HTTPS sites: a private CA.",
+                               metavar="FILE")
+    verify_tls: bool = setting(True, "Verify TLS certificates (the flag: do not verify them, "
+                          "with a warning; for a test server only).", option="--insecure")
     # GETs go over loopcrawl's own keep-alive pool on aiohttp's protocol
     # (``wire.py``); False sends every request through ``aiohttp.ClientSession``,
     # as other methods, per-request cookies and proxied requests always go.

@@ -290,8 +290,13 @@ def _auth(ctx: click.Context, param: click.Parameter, value: str | None) -> tupl
 
 
 def session_options(f: Callable[..., Any]) -> Callable[..., Any]:
-    """--header, --auth, --proxy, --no-cookies, --http-session: Settings fields of
-    the same meaning."""
+    """--header, --auth, --proxy, --no-cookies, --http-session, --ca-bundle,
+    --insecure: Settings fields of the same meaning."""
+    f = click.option("--insecure", "verify_tls", flag_value=False, default=True,
+                     help="Do not verify TLS certificates (warned; for a test server only).")(f)
+    f = click.option("--ca-bundle", metavar="FILE", default=None,
+                     help="Trust the CA certificates in this PEM file (instead of the "
+                     "system's) to verify HTTPS sites: a private CA.")(f)
     f = click.option("--http-session", "http_pool", flag_value=False, default=True,
                      help="Send GETs through aiohttp's ClientSession as well, not "
                      "loopcrawl's keep-alive pool (~0.1 CPU-ms a page slower).")(f)
@@ -620,8 +625,9 @@ def run(spider_file: str, outputs: tuple[str, ...], overwrites: tuple[str, ...],
         overrides: tuple[str, ...], spider_name: str | None, max_pages: int | None,
         state: str | None, recrawl_failed: bool,
         quiet: bool, headers: dict[str, str], http_auth: tuple[str, str] | None,
-        proxy: str | None, cookies: bool, http_pool: bool, stats_path: str | None,
-        report_path: str | None, progress_interval: float) -> None:
+        proxy: str | None, cookies: bool, http_pool: bool, ca_bundle: str | None,
+        verify_tls: bool, stats_path: str | None, report_path: str | None,
+        progress_interval: float) -> None:
     """Run the spider defined in SPIDER_FILE; its items go to -o (or stdout)."""
     from ..settings import parse_setting
     from ..spider.base import load_spider
@@ -636,12 +642,10 @@ def run(spider_file: str, outputs: tuple[str, ...], overwrites: tuple[str, ...],
                               f"{type(e).__name__}: {e}") from None
         values: dict[str, Any] = dict(parse_setting(o) for o in overrides)
         given = {"headers": headers, "http_auth": http_auth, "proxy": proxy,
-                 "max_pages": max_pages}
+                 "max_pages": max_pages, "ca_bundle": ca_bundle}
         values.update({k: v for k, v in given.items() if v})
-        if not cookies:
-            values["cookies"] = False
-        if not http_pool:
-            values["http_pool"] = False
+        flags = {"cookies": cookies, "http_pool": http_pool, "verify_tls": verify_tls}
+        values.update({k: False for k, on in flags.items() if not on})
         # Command line over custom_settings over the defaults (as in Scrapy).
         spider.custom_settings = {**spider.custom_settings, **values}
         base = Settings(quiet=quiet)
@@ -678,7 +682,7 @@ def run(spider_file: str, outputs: tuple[str, ...], overwrites: tuple[str, ...],
 @session_options
 def shell(url: str, overrides: tuple[str, ...], headers: dict[str, str],
           http_auth: tuple[str, str] | None, proxy: str | None, cookies: bool,
-          http_pool: bool) -> None:
+          http_pool: bool, ca_bundle: str | None, verify_tls: bool) -> None:
     """Fetch URL and open a Python prompt with `response` loaded (and fetch())."""
     from ..errors import FetchError
     from ..settings import parse_setting
@@ -687,7 +691,7 @@ def shell(url: str, overrides: tuple[str, ...], headers: dict[str, str],
     try:
         values: dict[str, Any] = dict(parse_setting(o) for o in overrides)
         values.update(headers=headers, http_auth=http_auth, proxy=proxy, cookies=cookies,
-                      http_pool=http_pool)
+                      http_pool=http_pool, ca_bundle=ca_bundle, verify_tls=verify_tls)
         settings = Settings(**values)
         response = fetch(url, settings)
     except ConfigError as e:

@@ -111,11 +111,13 @@ class Fetcher:
 
     async def __aenter__(self) -> Fetcher:
         s = self.settings
+        tls = tls_context(s)
         connector = aiohttp.TCPConnector(
             limit=0,  # the scheduler bounds concurrency, globally and per host
             limit_per_host=0,
             ttl_dns_cache=300,
             keepalive_timeout=30,
+            ssl=True if tls is None else tls,
         )
         self._credentials = {k: v for k, v in s.headers.items() if k.lower() in _CREDENTIALS}
         # Credential headers (-H "Authorization: ...") are not session
@@ -139,7 +141,7 @@ class Fetcher:
         if s.http_pool and s.proxy is None and await wire.self_test():
             self._pool = Pool({**defaults, "Accept-Encoding": _ACCEPT_ENCODING},
                               connect_timeout=s.connect_timeout, cookie_jar=jar,
-                              max_line_size=_MAX_LINE)
+                              max_line_size=_MAX_LINE, tls=tls)
             self._watchdog.sweep = self._pool.sweep
         self._watchdog.start()
         return self
@@ -299,6 +301,23 @@ class Fetcher:
                     method=method,
                     request_body=body,
                 )
+
+
+def tls_context(settings: Settings) -> ssl.SSLContext | None:
+    """The TLS context of a crawl's pool and session alike; None for the
+    default (the system's CA store, as aiohttp verifies)."""
+    if not settings.verify_tls:
+        _log.warning("TLS certificates are not verified (--insecure): any server can "
+                     "pose as the sites crawled")
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+        ctx.check_hostname = False
+        ctx.verify_mode = ssl.CERT_NONE
+    elif settings.ca_bundle is not None:
+        ctx = ssl.create_default_context(cafile=settings.ca_bundle)
+    else:
+        return None
+    ctx.set_alpn_protocols(["http/1.1"])
+    return ctx
 
 
 def _fetch_error(e: BaseException) -> FetchError | None:

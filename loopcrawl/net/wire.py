@@ -134,7 +134,9 @@ class Pool:
 
     def __init__(self, headers: Mapping[str, str], *, connect_timeout: float,
                  cookie_jar: aiohttp.abc.AbstractCookieJar, keepalive: float = 30.0,
-                 max_line_size: int = 16384) -> None:
+                 max_line_size: int = 16384, tls: ssl.SSLContext | None = None) -> None:
+        """``tls``: the context https connections verify with (None: aiohttp's
+        verified default, made when the first one opens)."""
         self._headers = CIMultiDict(headers)
         for k, v in self._headers.items():
             check_header(k, v)
@@ -149,7 +151,7 @@ class Pool:
         # together wait for one answer (as aiohttp's connector does).
         self._resolving: dict[tuple[str, int],
                               asyncio.Future[list[aiohappyeyeballs.AddrInfoType]]] = {}
-        self._ssl: ssl.SSLContext | None = None
+        self._ssl = tls
         self._swept = time.monotonic()
 
     @staticmethod

@@ -1,0 +1,134 @@
+"""HTTPS with a private CA: ``ca_bundle`` / ``--ca-bundle`` trusts it (pool and
+session alike), a certificate for another name is still refused, and
+``verify_tls=False`` / ``--insecure`` skips verification with a warning."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import ssl
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import trustme
+
+from .conftest import PageServer
+from .helpers import by_url, run
+
+
+@pytest.fixture(scope="module")
+def ca() -> trustme.CA:
+    return trustme.CA()
+
+
+@pytest.fixture
+def bundle(ca: trustme.CA, tmp_path: Path) -> str:
+    path = tmp_path / "private-ca.pem"
+    ca.cert_pem.write_to_path(str(path))
+    return str(path)
+
+
+def https_server(ca: trustme.CA, name: str) -> PageServer:
+    ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ca.issue_cert(name).configure_cert(ctx)
+    srv = PageServer(ssl_context=ctx)
+    srv.add("/robots.txt", body="User-agent: *\nAllow: /\n", content_type="text/plain")
+    srv.add("/", links=["/a"])
+    srv.add("/a", title="over TLS")
+    return srv
+
+
+@pytest.fixture
+def internal(ca: trustme.CA) -> Iterator[PageServer]:
+    """An internal site: a certificate for 127.0.0.1 from the private CA."""
+    with https_server(ca, "127.0.0.1") as srv:
+        yield srv
+
+
+@pytest.fixture(params=[True, False], ids=["pool", "session"])
+def http_pool(request: pytest.FixtureRequest, pool_calls: list[str]) -> Iterator[bool]:
+    yield bool(request.param)
+    assert bool(pool_calls) is request.param  # each request took the road it should
+
+
+def cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "loopcrawl", *args], capture_output=True,
+                          text=True, timeout=60, env=env)
+
+
+def test_a_private_ca_is_trusted_with_ca_bundle(
+    internal: PageServer, bundle: str, http_pool: bool,
+) -> None:
+    records, stats = run(internal.url + "/", ca_bundle=bundle, http_pool=http_pool)
+    got = by_url(records)
+    assert got[internal.url + "/a"].status == 200 and got[internal.url + "/a"].title == "over TLS"
+    assert stats.errors == {}
+
+
+def test_a_certificate_for_another_name_is_refused_even_from_the_ca(
+    ca: trustme.CA, bundle: str, http_pool: bool,
+) -> None:
+    with https_server(ca, "intranet.example") as srv:
+        records, stats = run(srv.url + "/", ca_bundle=bundle, http_pool=http_pool)
+        assert srv.log == []
+    assert [r.error for r in records] == ["tls_error"]
+    assert "127.0.0.1" in (records[0].message or "")  # the name that did not match
+    assert stats.retries == 0
+
+
+def test_the_bundle_replaces_the_system_store(internal: PageServer, tmp_path: Path,
+                                              bundle: str) -> None:
+    """Another CA's bundle does not trust the server; SSL_CERT_FILE is not consulted."""
+    other = tmp_path / "other.pem"
+    trustme.CA().cert_pem.write_to_path(str(other))
+    records, _ = run(internal.url + "/", ca_bundle=str(other))
+    assert [r.error for r in records] == ["tls_error"]
+
+
+def test_verification_off_crawls_and_warns(
+    internal: PageServer, http_pool: bool, caplog: pytest.LogCaptureFixture,
+) -> None:
+    with caplog.at_level(logging.WARNING, "loopcrawl.net"):
+        records, _ = run(internal.url + "/", verify_tls=False, http_pool=http_pool)
+    assert by_url(records)[internal.url + "/a"].status == 200
+    assert any("not verified" in r.getMessage() for r in caplog.records)
+
+
+def test_the_command_line_options(internal: PageServer, bundle: str) -> None:
+    env = {k: v for k, v in os.environ.items() if k not in ("SSL_CERT_FILE", "SSL_CERT_DIR")}
+    base = ["crawl", internal.url + "/", "-o", "-", "--quiet", "--retries", "0"]
+    r = cli(*base, "--ca-bundle", bundle, env=env)
+    assert r.returncode == 0, r.stderr
+    recs = {d["url"]: d for d in map(json.loads, r.stdout.splitlines())}
+    assert recs[internal.url + "/a"]["status"] == 200
+    assert "not verified" not in r.stderr
+    r = cli(*base, "--insecure", env=env)
+    assert r.returncode == 0, r.stderr
+    assert len(r.stdout.splitlines()) == 2
+    assert "TLS certificates are not verified" in r.stderr
+    r = cli(*base, env=env)  # neither: the private CA is not trusted
+    assert json.loads(r.stdout.splitlines()[0])["error"] == "tls_error"
+
+
+@pytest.mark.parametrize("content", [None, b"not a certificate\n", b""],
+                         ids=["missing", "not-pem", "empty"])
+def test_a_bundle_that_does_not_load_is_one_clear_line(tmp_path: Path,
+                                                       content: bytes | None) -> None:
+    path = tmp_path / "ca.pem"
+    if content is not None:
+        path.write_bytes(content)
+    r = cli("crawl", "http://127.0.0.1:1/", "--ca-bundle", str(path), "-q")
+    assert r.returncode == 2
+    assert r.stderr.count("\n") == 1 and "Traceback" not in r.stderr
+    assert r.stderr.startswith("loopcrawl: error: --ca-bundle ")
+    assert str(path) in r.stderr
+
+
+def test_run_and_shell_take_the_options() -> None:
+    for command in ("run", "shell"):
+        out = cli(command, "--help").stdout
+        assert "--ca-bundle" in out and "--insecure" in out, command
