@@ -97,7 +97,7 @@ def test_proxy_not_there_fails_the_request(pages: PageServer, tmp_path: Path) ->
     pages.add("/")
     got = crawl(tmp_path, pages.url + "/", "--proxy", "http://127.0.0.1:1", "--retries", "0",
                 "--ignore-robots")
-    assert got["/"]["error"] == "connection_error" and pages.log == []
+    assert got["/"]["error"] == "proxy_error" and pages.log == []
 
 
 # -- politeness and time -----------------------------------------------------------
