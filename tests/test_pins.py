@@ -292,6 +292,21 @@ def test_global_concurrency_limit_across_hosts(scripted: tuple[PageServer, Scrip
     assert server.peak == limit
 
 
+@pytest.mark.parametrize(("delay", "crawl_delay", "gap"), [(0.4, 0.1, 0.4), (0.1, 0.4, 0.4)])
+def test_the_longer_of_delay_and_crawl_delay_holds(pages: PageServer, delay: float,
+                                                   crawl_delay: float, gap: float) -> None:
+    pages.add("/robots.txt", body=f"User-agent: *\nCrawl-delay: {crawl_delay}\n",
+              content_type="text/plain")
+    pages.add("/", links=["/a", "/b", "/c"])
+    for p in "abc":
+        pages.add("/" + p)
+    run(pages.url + "/", per_host=4, delay=delay)
+    starts = sorted(h.start for h in pages.log if h.path != "/robots.txt")
+    gaps = [b - a for a, b in itertools.pairwise(starts)]
+    assert len(gaps) == 3 and min(gaps) >= gap - 0.01, gaps
+    assert max(gaps) < gap + 0.15, gaps
+
+
 # -- encodings -----------------------------------------------------------------
 
 @pytest.mark.parametrize(
@@ -305,6 +320,9 @@ def test_global_concurrency_limit_across_hosts(scripted: tuple[PageServer, Scrip
         ("text/html; charset=koi8-r",
          '<meta http-equiv="Content-Type" content="text/html; charset=windows-1251">'
          "<title>Привет</title>".encode("koi8-r"), "Привет"),
+        # Quoted, upper-case, with another parameter after it.
+        ('text/html; Charset="WINDOWS-1251"; q=1',
+         '<meta charset="utf-8"><title>Привет</title>'.encode("cp1251"), "Привет"),
         # No charset in the header: a byte-order mark wins over <meta>.
         ("text/html", b"\xef\xbb\xbf" + '<meta charset="windows-1252"><title>café</title>'.encode(),
          "café"),
