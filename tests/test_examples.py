@@ -125,7 +125,7 @@ def test_a_bad_spider_file_is_one_line_and_exit_2(tmp_path: Path, source: str,
 def test_bad_options_exit_2(tmp_path: Path) -> None:
     books = str(EXAMPLES / "books.py")
     for args, message in [(("-s", "concurrency=many"), "concurrency=many"),
-                          (("-s", "nonsense=1"), "KEY one of"),
+                          (("-s", "nonsense=1"), "-s nonsense: unknown setting"),
                           (("-o", str(tmp_path / "x.txt")), "--format"),
                           (("-o", str(tmp_path / "no" / "x.csv")), "does not exist")]:
         p = loopcrawl("run", books, *args)
