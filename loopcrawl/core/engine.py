@@ -15,25 +15,23 @@ import base64
 import contextlib
 import functools
 import logging
-import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Coroutine, Sequence
 from typing import TYPE_CHECKING, Any
 
 from .. import errors
-from ..encoding import decode_html
 from ..errors import ConfigError, ErrorKind, FetchError, LoopcrawlError, OutputError
 from ..frontier import Checkpointing, Frontier, MemoryFrontier
 from ..http import FetchRecord, Request
-from ..links import extract
 from ..net.fetcher import Fetched, Fetcher, Hop
 from ..net.robots import RobotsCache, RobotsStore, RobotsUnavailable
 from ..outputs import Output, resumable_formats
 from ..settings import Settings
-from ..sitemaps import parse_sitemap
 from ..spider.run import SpiderRun, spider_settings
-from ..urls import LinkMemo, Resolver, Scope, canonicalize, fingerprint, host_of
+from ..urls import Scope, canonicalize, fingerprint, host_of
+from .pages import CrawlParts, LinkFollower, PageHandler
 from .politeness import Scheduler
+from .runtime import new_event_loop, tune_malloc
 from .stats import CrawlStats
 from .traps import TrapGuard
 
@@ -42,7 +40,7 @@ _log = logging.getLogger("loopcrawl")
 if TYPE_CHECKING:
     from ..spider.base import Spider
 
-__all__ = ["Crawler", "crawl", "tune_malloc"]
+__all__ = ["Crawler", "crawl", "new_event_loop", "tune_malloc"]
 
 RecordHook = Callable[[FetchRecord], Any]
 
@@ -72,12 +70,9 @@ class Crawler:
     ) -> None:
         outs = [*outputs, *([writer] if writer is not None else []), *exporters]
         self._outputs = outs  # what the checkpoints cover
-        self._spider: SpiderRun | None = None
         self._records: list[Output] = []  # those taking page records (no spider)
         if spider is not None:
             settings = spider_settings(settings, spider)
-            self._spider = SpiderRun(self, spider, [o for o in outs if o.takes("items")],
-                                     on_item)
         else:
             self._records = [o for o in outs if o.takes("records")]
         self._archives = [o for o in outs if o.takes("responses")]
@@ -86,17 +81,27 @@ class Crawler:
         self.frontier: Frontier = frontier if frontier is not None else MemoryFrontier()
         self.on_record = on_record
         self.stats = CrawlStats(output=", ".join(o.path for o in outs) or None)
-        self.scope = Scope(settings.scope, settings.seeds, settings.allow, settings.deny)
         self._traps = TrapGuard(settings)
         self.stats.traps = self._traps.stops  # one counter, live
-        self._links = LinkMemo()
-        self._unfollowable: dict[str, str] = {}  # href -> its kind (see _count_unfollowable)
+        parts = CrawlParts(settings, self.frontier, self.stats, self._traps)
+        self._handler: PageHandler
+        if spider is not None:
+            self._handler = SpiderRun(parts, spider, [o for o in outs if o.takes("items")],
+                                      on_item)
+        else:
+            self._handler = LinkFollower(parts)
         self.scheduler: Scheduler | None = None
         self._workers: list[asyncio.Task[None]] = []
+        self._spawn: Callable[[], None] | None = None
         self._stopping = False
         self._fatal: LoopcrawlError | None = None  # what stopped the crawl early
         self._auth: str | None = None  # the Authorization header for _auth_hosts
         self._auth_hosts: frozenset[str] = frozenset()
+
+    @property
+    def scope(self) -> Scope:
+        """Which URLs the crawl may fetch (links and redirect targets)."""
+        return self._handler.scope
 
     async def run(self) -> CrawlStats:
         """Crawl until the frontier is exhausted, the page budget is spent, or
@@ -108,18 +113,15 @@ class Crawler:
             per_host=s.per_host,
             delay=s.delay,
             max_pages=s.max_pages,
+            spawn=self._spawn_worker,
         )
         if self._stopping:
             sched.stop()
-        if self._spider is not None:
-            await self.frontier.add(await self._spider.open())
-        else:
-            await self.frontier.add([Request(u) for u in s.seeds])
+        await self.frontier.add(await self._handler.open())
         if s.http_auth is not None:
             self._auth = basic_auth(*s.http_auth)
-            self._auth_hosts = frozenset(s.http_auth_hosts or [host_of(u) for u in s.seeds] + (
-                self._spider.start_hosts if self._spider is not None else []))
-        saver = await self._start_checkpoints()
+            self._auth_hosts = frozenset(s.http_auth_hosts or self._handler.start_hosts)
+        checkpoints = await self._start_checkpoints()
         try:
             async with Fetcher(s) as fetcher:
                 self._fetcher = fetcher
@@ -127,14 +129,21 @@ class Crawler:
                 self._robots = RobotsCache(fetcher, s, store)  # --state keeps robots.txt
                 if s.follow_sitemaps:
                     await self._seed_sitemaps()
-                self._workers = [
-                    asyncio.create_task(self._worker(), name=f"loopcrawl-worker-{i}")
-                    for i in range(s.concurrency)
-                ]
-                try:
-                    await sched.run(len(self._workers))
-                finally:
-                    await asyncio.gather(*self._workers, return_exceptions=True)
+                # Every task of the crawl belongs to this group: the workers
+                # (started as work arrives, see Scheduler.spawn) and the
+                # periodic checkpoints. It ends when the dispatcher has sent
+                # each worker its None and the checkpoints are cancelled.
+                async with asyncio.TaskGroup() as tg:
+                    self._spawn = functools.partial(self._start_worker, tg)
+                    saver: asyncio.Task[None] | None = None
+                    if checkpoints is not None:
+                        saver = tg.create_task(checkpoints(), name="loopcrawl-checkpoints")
+                    try:
+                        await sched.run()
+                    finally:
+                        self._spawn = None
+                        if saver is not None:
+                            saver.cancel()
                 self.stats.robots_fetches = self._robots.fetches
         finally:
             for r in sched.unleased():
@@ -142,11 +151,12 @@ class Crawler:
             self.stats.finished = time.monotonic()
             self.stats.finished_at = time.time()
             self.stats.interrupted = self._stopping
-            if saver is not None:
-                await self._stop_checkpoints(saver)
+            if checkpoints is not None and self._fatal is None:
+                # The last checkpoint, after every worker has ended.
+                assert isinstance(self.frontier, Checkpointing)
+                await self.frontier.checkpoint(self._outputs)
             try:
-                if self._spider is not None:
-                    await self._spider.close()
+                await self._handler.close("shutdown" if self._stopping else "finished")
                 for o in self._outputs:
                     o.flush()
             except OutputError as e:
@@ -155,9 +165,20 @@ class Crawler:
             raise self._fatal
         return self.stats
 
-    async def _start_checkpoints(self) -> asyncio.Task[None] | None:
-        """With a persistent frontier: checkpoint it with every output, now
-        (where each output starts) and then periodically."""
+    def _spawn_worker(self) -> None:
+        """Start one more worker (the scheduler asks when work waits and every
+        worker is busy): a crawl holds as many workers as it has requests in
+        flight, not ``concurrency`` of them from the start."""
+        if self._spawn is not None:
+            self._spawn()
+
+    def _start_worker(self, tg: asyncio.TaskGroup) -> None:
+        self._workers.append(
+            tg.create_task(self._worker(), name=f"loopcrawl-worker-{len(self._workers)}"))
+
+    async def _start_checkpoints(self) -> Callable[[], Coroutine[Any, Any, None]] | None:
+        """With a persistent frontier: checkpoint it with every output now
+        (where each output starts); return what checkpoints it periodically."""
         frontier = self.frontier
         if not isinstance(frontier, Checkpointing):
             return None
@@ -175,15 +196,7 @@ class Crawler:
             except LoopcrawlError as e:  # disk full: stop at the last good checkpoint
                 self._fail(e)
 
-        return asyncio.create_task(checkpoints(), name="loopcrawl-checkpoints")
-
-    async def _stop_checkpoints(self, saver: asyncio.Task[None]) -> None:
-        """End the periodic checkpoints, then take the last one (none after a failure)."""
-        saver.cancel()
-        await asyncio.gather(saver, return_exceptions=True)
-        if self._fatal is None:
-            assert isinstance(self.frontier, Checkpointing)
-            await self.frontier.checkpoint(self._outputs)
+        return checkpoints
 
     def _fail(self, error: LoopcrawlError) -> None:
         """Stop the crawl because of ``error``; ``run()`` raises it at the end."""
@@ -210,8 +223,7 @@ class Crawler:
                 counted, backoff = await self._process(req)
             except asyncio.CancelledError:
                 self._held.pop(id(req), None)
-                if self._spider is not None:
-                    self._spider.drop(req)
+                self._handler.drop(req)
                 await self.frontier.release(req)
                 raise
             except OutputError as e:  # disk full: no record can be written any more
@@ -277,61 +289,10 @@ class Crawler:
         rec = self._record(req, started, t0, fetched=f)
         if self._archives:
             self._held[id(req)] = f  # archived at the ack, with the record
-        if self._spider is not None:
-            await self._spider.page(req, f, rec)
-        elif req.meta and req.meta.get("sitemap") and 200 <= f.status < 300:
-            await self._follow_sitemap(req, f, rec)
-        elif 200 <= f.status < 300 and f.is_html:
-            await self._follow_links(req, f, rec)
-        elif f.status >= 400:
-            rec.error = errors.HTTP_STATUS
-            rec.message = f"HTTP {f.status}"
+        await self._handler.page(req, f, rec)
         rec.elapsed_ms = (time.perf_counter() - t0) * 1000
         await self._finish(req, rec)
         return True, 0.0
-
-    async def _follow_links(self, req: Request, f: Fetched, rec: FetchRecord) -> None:
-        s = self.settings
-        body, _ = decode_html(f.body, f.charset)
-        page = extract(body, s.max_links_per_page)
-        rec.title = page.title
-        if page.truncated:
-            self.stats.skipped["links_per_page_cap"] += 1
-        base = f.url  # canonical already: the request URL or a checked redirect target
-        if page.base_href:
-            base = canonicalize(page.base_href, f.url) or f.url
-        resolved = self._links.resolve_all(Resolver(base, canonical=True), page.hrefs)
-        found = dict.fromkeys(resolved)  # unique, in page order (a set's order varies)
-        if None in found:
-            del found[None]
-            self._count_unfollowable(page.hrefs, resolved)
-        rec.links = len(found)
-        if not found:
-            return
-        urls: list[str] = list(found)  # type: ignore[arg-type]
-        keep = self._followable
-        if fam := self._traps.page(f.url, req.referrer, f.body, urls):
-            keep = functools.partial(self._followable_similar, fam)
-        depth = req.depth + 1
-        if s.depth is not None and depth > s.depth:
-            self.stats.skipped["depth"] += len(found)
-            return
-        await self.frontier.add_links(urls, depth, f.url, keep)
-
-    def _followable(self, urls: list[str]) -> list[str]:
-        """The ``urls`` in scope and not in a trap; the others are counted.
-
-        Only unseen links get here (``Frontier.add_links``): a link seen
-        before passed these checks then, and they do not change."""
-        kept = self.scope.filter(urls)
-        if len(kept) < len(urls):
-            self.stats.skipped["scope"] += len(urls) - len(kept)
-        return self._traps.filter_links(kept, self.stats.skipped)
-
-    def _followable_similar(self, fam: str, urls: list[str]) -> list[str]:
-        """``_followable`` on a page that barely differs from its parent: the
-        trap guard's budget for its family decides how many are queued."""
-        return self._traps.admit(fam, self._followable(urls), self.stats.skipped)
 
     async def _seed_sitemaps(self) -> None:
         """Queue each seed host's sitemaps: robots.txt ``Sitemap:`` lines, else
@@ -345,43 +306,9 @@ class Crawler:
             urls = found or [origin + "/sitemap.xml"]
             await self.frontier.add([Request(u, 0, meta={"sitemap": True}) for u in urls])
 
-    async def _follow_sitemap(self, req: Request, f: Fetched, rec: FetchRecord) -> None:
-        """Queue what a sitemap lists: child sitemaps, or pages (depth + 1)."""
-        sm = parse_sitemap(f.body)
-        if sm.error is not None:
-            rec.error, rec.message = errors.INVALID_SITEMAP, sm.error
-            return
-        children = [u for x in sm.sitemaps if (u := canonicalize(x)) is not None]
-        pages = [u for x in sm.urls if (u := canonicalize(x)) is not None]
-        rec.links = len(children) + len(pages)
-        if sitemaps := [Request(u, req.depth, req.url, meta={"sitemap": True})
-                        for u in self.scope.filter(children)]:
-            await self.frontier.add(sitemaps)
-        if pages:
-            await self.frontier.add_links(pages, req.depth + 1, req.url, self._followable)
-
-    def _count_unfollowable(self, hrefs: list[str], resolved: list[str | None]) -> None:
-        """Why some hrefs gave no URL: another scheme, or not a URL at all.
-
-        The same few (``mailto:``, ``javascript:``) are on every page of a site,
-        so each href's verdict is kept (bounded)."""
-        skipped = self.stats.skipped
-        kinds = self._unfollowable
-        i = -1
-        for _ in range(resolved.count(None)):
-            i = resolved.index(None, i + 1)
-            href = hrefs[i]
-            kind = kinds.get(href)
-            if kind is None:
-                if len(kinds) >= 4096:
-                    kinds.clear()
-                kind = kinds[href] = _unfollowable_kind(href)
-            if kind:
-                skipped[kind] += 1
-
     async def _check_redirect(self, req: Request, target: str) -> Hop | ErrorKind:
         """Vet one redirect hop of ``req``; the claim on ``target`` is ``req``'s."""
-        if not self.scope.allows(target):
+        if not self._handler.scope.allows(target):
             return errors.REDIRECT_REFUSED
         if self.settings.obey_robots:
             try:
@@ -441,15 +368,14 @@ class Crawler:
         return {**(req.headers or {}), "Authorization": value}
 
     async def _finish(self, req: Request, rec: FetchRecord) -> None:
-        if self._spider is not None and rec.status is None and rec.error is not None:
-            await self._spider.failed(req, rec)  # no response: timeout, robots.txt, ...
+        if rec.status is None and rec.error is not None:
+            await self._handler.failed(req, rec)  # no response: timeout, robots.txt, ...
         # Everything a request produces is written here, with no await until its
         # ack: a checkpoint never holds a request's output without it being done.
         if self._archives and (f := self._held.pop(id(req), None)) is not None:
             for a in self._archives:
                 a.write_response(req, f)
-        if self._spider is not None:
-            self._spider.emit(req)
+        self._handler.emit(req)
         self.stats.record(rec)
         if self._records:
             d = rec.to_dict()
@@ -463,58 +389,9 @@ class Crawler:
         await self.frontier.ack(req, rec)
 
 
-def _unfollowable_kind(href: str) -> str:
-    """Why an href gave no URL: "not_http", "invalid_url", or "" (a link to
-    the page itself: empty, or only a fragment)."""
-    h = href.strip()
-    if not h or h.startswith("#"):
-        return ""
-    scheme = h.split(":", 1)[0].lower() if ":" in h else ""
-    return "not_http" if scheme.isalpha() and scheme not in ("http", "https") else "invalid_url"
-
-
 def basic_auth(user: str, password: str) -> str:
     """The Authorization header of HTTP basic auth (RFC 7617, UTF-8)."""
     return "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode("ascii")
-
-
-# glibc's mallopt parameters (malloc.h).
-_M_TRIM_THRESHOLD, _M_TOP_PAD, _M_MMAP_THRESHOLD = -1, -2, -3
-
-
-def tune_malloc() -> bool:
-    """Stop glibc's malloc from returning memory to the kernel after every page.
-
-    Each lexbor parse allocates ~100 KB of pools and frees them. With glibc's
-    defaults that memory goes back to the kernel at once (``brk`` shrinks the
-    heap, or ``munmap``), and the next page faults it in again, zeroed: 3
-    syscalls and ~25 page faults a page, which doubled the parse's cost. Here
-    the heap keeps up to 16 MiB free at its top, grows 1 MiB at a time, and
-    blocks under 4 MiB come from the heap. Peak RSS does not change; the
-    process only keeps what it already used. Process-wide, so the CLI and
-    ``crawl()`` call it, not ``Crawler``. False where there is no glibc.
-    """
-    if not sys.platform.startswith("linux"):
-        return False
-    import ctypes
-
-    try:
-        mallopt = ctypes.CDLL(None).mallopt  # the libc this process runs on
-    except (OSError, AttributeError):
-        return False
-    mallopt.argtypes = (ctypes.c_int, ctypes.c_int)
-    # musl has mallopt too, as a no-op that returns 0.
-    return all([mallopt(_M_MMAP_THRESHOLD, 4 << 20), mallopt(_M_TRIM_THRESHOLD, 16 << 20),
-                mallopt(_M_TOP_PAD, 1 << 20)])
-
-
-def new_event_loop() -> asyncio.AbstractEventLoop:
-    """uvloop's loop when installed (about twice as fast per request), else asyncio's."""
-    try:
-        import uvloop
-    except ImportError:
-        return asyncio.new_event_loop()
-    return uvloop.new_event_loop()
 
 
 def crawl(settings: Settings | None = None, **kwargs: Any) -> CrawlStats:

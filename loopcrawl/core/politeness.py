@@ -16,6 +16,7 @@ import heapq
 import itertools
 import random
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -93,8 +94,15 @@ class Scheduler:
         per_host: int,
         delay: float,
         max_pages: int | None = None,
+        spawn: Callable[[], None] | None = None,
     ) -> None:
         self.frontier = frontier
+        # Starts one more worker; asked when a request waits for a worker and
+        # none is idle, so workers grow with the work in flight, up to
+        # ``concurrency``, not with the setting itself.
+        self._spawn = spawn
+        self._workers = 0  # started through spawn
+        self._idle = 0  # workers waiting in get()
         self.concurrency = concurrency
         self.per_host = per_host
         self.delay = delay
@@ -116,7 +124,14 @@ class Scheduler:
 
     # -- the workers' side -------------------------------------------------
     async def get(self) -> Request | None:
-        return await self._work.get()
+        work = self._work
+        if not work.empty():  # the common case under load: no suspension
+            return work.get_nowait()
+        self._idle += 1
+        try:
+            return await work.get()
+        finally:
+            self._idle -= 1
 
     def done(self, request: Request, *, counted: bool = True, backoff: float = 0.0) -> None:
         """A request from ``get()`` is finished with.
@@ -213,7 +228,7 @@ class Scheduler:
         return out
 
     # -- the dispatcher ----------------------------------------------------
-    async def run(self, workers: int) -> None:
+    async def run(self) -> None:
         """Dispatch until the crawl is over, then send each worker its None."""
         loop = asyncio.get_running_loop()
         frontier = self.frontier
@@ -251,7 +266,7 @@ class Scheduler:
                     timer.cancel()
         finally:
             self._finished = True
-            for _ in range(workers):
+            for _ in range(self._workers):
                 self._work.put_nowait(None)
 
     def _dispatch(self, now: float) -> None:
@@ -276,7 +291,14 @@ class Scheduler:
             self._in_flight += 1
             self._dispatched += 1
             self._work.put_nowait(r)
+            if self._idle < self._work.qsize() and self._workers < self.concurrency:
+                self._start_worker()
             self._schedule(slot)
+
+    def _start_worker(self) -> None:
+        if self._spawn is not None:
+            self._workers += 1
+            self._spawn()
 
     def _budget_spent(self) -> bool:
         return self.max_pages is not None and self._dispatched >= self.max_pages

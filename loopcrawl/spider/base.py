@@ -30,7 +30,7 @@ import importlib.util
 import inspect
 import logging
 import sys
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from pathlib import Path
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -40,9 +40,12 @@ from ..http import Callback, Request
 
 if TYPE_CHECKING:
     from ..http import Failure, Response
-    from .pipelines import Pipeline
 
 __all__ = ["Spider", "load_spider"]
+
+
+# An item pipeline: ``pipeline(item, spider)``, sync or async (``pipelines.py``).
+Pipeline = Callable[[Any, "Spider"], Any | Awaitable[Any]]
 
 
 class Spider:

@@ -15,18 +15,16 @@ from __future__ import annotations
 
 import dataclasses
 import inspect
-from collections.abc import Awaitable, Callable, Hashable, Sequence
+from collections.abc import Hashable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from ..errors import DropItem
 from .items import Item
 
 if TYPE_CHECKING:
-    from .base import Spider
+    from .base import Pipeline, Spider
 
 __all__ = ["Dedup", "DropItem", "Pipeline", "run_pipelines"]
-
-Pipeline = Callable[[Any, "Spider"], Any | Awaitable[Any]]
 
 
 def field_value(item: Any, name: str) -> Any:

@@ -1,8 +1,8 @@
-"""The engine's spider branch: callbacks, their output, pipelines, exporters.
+"""The page handler of a spider crawl: callbacks, their output, pipelines, exporters.
 
-Kept out of ``engine.py`` so the crawl without a spider (the CLI's hot path)
-is untouched: the engine asks ``Crawler._spider`` at three points (start,
-each response, each failure) and nothing else changes.
+``SpiderRun`` keeps the engine's ``PageHandler`` contract (``core/pages.py``),
+as the link follower of a crawl without a spider does, so the engine never
+asks which kind of crawl it runs.
 
 What a callback yields is handled as it comes: Requests are canonicalized,
 scoped, depth-checked and queued in one batch when the callback ends; items
@@ -27,7 +27,7 @@ from .items import Item, is_item, item_record
 from .pipelines import DropItem, run_pipelines
 
 if TYPE_CHECKING:
-    from ..core.engine import Crawler
+    from ..core.pages import CrawlParts
     from ..http import FetchRecord
     from ..net.fetcher import Fetched
     from ..outputs import Output
@@ -64,20 +64,25 @@ def _callable_name(fn: Any) -> str:
 
 
 class SpiderRun:
-    """One spider in one crawl."""
+    """One spider in one crawl (a ``PageHandler``)."""
 
     def __init__(
         self,
-        crawler: Crawler,
+        parts: CrawlParts,
         spider: Spider,
         exporters: Sequence[Output] = (),
         on_item: Callable[[Any], Any] | None = None,
     ) -> None:
-        self.crawler = crawler
+        self._settings = parts.settings
+        self._frontier = parts.frontier
+        self._stats = parts.stats
+        self._traps = parts.traps
         self.spider = spider
         self.exporters = list(exporters)
         self.on_item = on_item
         self.pipelines = list(spider.pipelines)
+        self.scope = Scope("any", ())  # set by open(), from the start requests
+        self.start_hosts: list[str] = []
         # Items wait for their request's ack (``emit``), id(request) -> items.
         self._held: dict[int, list[tuple[dict[str, Any], str, tuple[str, ...] | None]]] = {}
 
@@ -89,7 +94,7 @@ class SpiderRun:
             await _maybe_await(spider.opened())
         except Exception as e:
             self._log_error("opened()", None, e)
-            self.crawler.stats.errors[errors.CALLBACK_ERROR] += 1
+            self._stats.errors[errors.CALLBACK_ERROR] += 1
         starts: list[Request] = []
         try:
             gen: Any = spider.start_requests()
@@ -101,20 +106,24 @@ class SpiderRun:
                     starts.extend(self._requests_in(r))
         except Exception as e:
             self._log_error("start_requests()", None, e)
-            self.crawler.stats.errors[errors.CALLBACK_ERROR] += 1
-        starts += [Request(u) for u in self.crawler.settings.seeds]
+            self._stats.errors[errors.CALLBACK_ERROR] += 1
+        starts += [Request(u) for u in self._settings.seeds]
         hosts = []
         for r in starts:
             c = canonicalize(r.url)
             if c is not None:
                 hosts.append(host_of(c))
-        self.crawler.scope = spider_scope(self.crawler.settings, spider, hosts)
+        self.scope = spider_scope(self._settings, spider, hosts)
         self.start_hosts = hosts
         return [p for r in starts if (p := self.prepare(r, None)) is not None]
 
-    async def close(self) -> None:
+    async def close(self, reason: str) -> None:
+        """Call the spider's ``closed()``, with ``reason`` ("finished",
+        "shutdown") when it takes one, as Scrapy's does."""
         try:
-            await _maybe_await(self.spider.closed())
+            closed: Any = self.spider.closed
+            takes_reason = _takes_argument(closed)
+            await _maybe_await(closed(reason) if takes_reason else closed())
         except Exception as e:
             self._log_error("closed()", None, e)
         for exp in self.exporters:
@@ -124,7 +133,7 @@ class SpiderRun:
     def prepare(self, r: Request, parent: Request | None) -> Request | None:
         """``r`` ready for the frontier: canonical URL, fingerprint, depth, and
         checked against scope, depth and traps (None, counted, if refused)."""
-        skipped = self.crawler.stats.skipped
+        skipped = self._stats.skipped
         if type(r.depth) is not int:
             raise TypeError("Request's second positional argument is depth: "
                             "pass callback= by keyword")
@@ -142,14 +151,14 @@ class SpiderRun:
             r.depth = parent.depth + 1
             if r.referrer is None:
                 r.referrer = parent.url
-        s = self.crawler.settings
+        s = self._settings
         if s.depth is not None and r.depth > s.depth:
             skipped["depth"] += 1
             return None
-        if not self.crawler.scope.allows(url):
+        if not self.scope.allows(url):
             skipped["scope"] += 1
             return None
-        if not self.crawler._traps.filter_links([url], skipped):
+        if not self._traps.filter_links([url], skipped):
             return None
         return r
 
@@ -172,7 +181,8 @@ class SpiderRun:
             rec.message = f"HTTP {f.status}"
             await self.failed(req, rec, response)
 
-    async def failed(self, req: Request, rec: FetchRecord, response: Response | None = None) -> None:
+    async def failed(self, req: Request, rec: FetchRecord,
+                     response: Response | None = None) -> None:
         """A request failed for good: call its errback (or the spider's)."""
         assert rec.error is not None
         failure = Failure(req, rec.error, rec.message or rec.error, response)
@@ -209,7 +219,7 @@ class SpiderRun:
             rec.message = f"{_callable_name(fn)}: {type(e).__name__}: {e}"[:1000]
         finally:
             if new:
-                await self.crawler.frontier.add(new)
+                await self._frontier.add(new)
 
     async def _output(self, x: Any, req: Request, rec: FetchRecord, new: list[Request]) -> None:
         if x is None:
@@ -231,7 +241,7 @@ class SpiderRun:
             rec.message = str(e)
 
     async def _item(self, item: Any, req: Request, rec: FetchRecord) -> None:
-        items = self.crawler.stats.items
+        items = self._stats.items
         if isinstance(item, Item) and item.errors:
             items["field_error"] += len(item.errors)
             for k, msg in item.errors.items():
@@ -281,3 +291,16 @@ async def _maybe_await(x: Any) -> Any:
     if inspect.isawaitable(x):
         return await x
     return x
+
+
+def _takes_argument(fn: Any) -> bool:
+    """Whether ``fn`` (a bound method) accepts one positional argument."""
+    try:
+        sig = inspect.signature(fn)
+    except (TypeError, ValueError):
+        return False
+    try:
+        sig.bind("finished")
+    except TypeError:
+        return False
+    return True

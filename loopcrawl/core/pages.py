@@ -1,0 +1,199 @@
+"""What happens to a response: the page handlers.
+
+The engine fetches; a ``PageHandler`` decides what a response means. A crawl
+without a spider follows links (``LinkFollower``, the hot path); a spider
+crawl runs callbacks (``spider.run.SpiderRun``). The engine knows only this
+contract, so neither mode branches inside the other.
+"""
+
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Protocol
+
+from .. import errors
+from ..encoding import decode_html
+from ..http import Request
+from ..links import extract
+from ..sitemaps import parse_sitemap
+from ..urls import LinkMemo, Resolver, Scope, canonicalize, host_of
+
+if TYPE_CHECKING:
+    from ..frontier import Frontier
+    from ..http import FetchRecord
+    from ..net.fetcher import Fetched
+    from ..settings import Settings
+    from .stats import CrawlStats
+    from .traps import TrapGuard
+
+__all__ = ["CrawlParts", "LinkFollower", "PageHandler"]
+
+
+@dataclass(slots=True)
+class CrawlParts:
+    """The parts of a crawl a page handler may use (and nothing else of the engine)."""
+
+    settings: Settings
+    frontier: Frontier
+    stats: CrawlStats
+    traps: TrapGuard
+
+
+class PageHandler(Protocol):
+    """One crawl's answer to "what does this response mean?".
+
+    The engine calls ``open`` once, then ``page`` for every response and
+    ``failed`` for every request that ended without one, and ``emit`` as it
+    acks a request (``drop`` if it abandons it), then ``close``.
+    """
+
+    scope: Scope  # redirect targets are checked against it too
+    start_hosts: list[str]  # where --auth goes unless http_auth_hosts says (set by open)
+
+    async def open(self) -> list[Request]:
+        """The start requests (prepared: canonical, in scope); sets ``scope``."""
+
+    async def page(self, req: Request, fetched: Fetched, rec: FetchRecord) -> None:
+        """A response arrived: queue what it leads to and fill in ``rec``."""
+
+    async def failed(self, req: Request, rec: FetchRecord) -> None:
+        """``req`` ended without a response (``rec.error`` says why)."""
+
+    def emit(self, req: Request) -> None:
+        """``req`` is being acked: write what its page produced (items). No
+        await may come between this and the ack, so a checkpoint never splits
+        them."""
+
+    def drop(self, req: Request) -> None:
+        """``req`` was abandoned and will be fetched again: forget its output."""
+
+    async def close(self, reason: str) -> None:
+        """The crawl is over (``reason``: "finished", "shutdown", ...)."""
+
+
+class LinkFollower:
+    """A crawl without a spider: every HTML page's links within scope,
+    depth and trap limits are queued; sitemaps list more pages."""
+
+    def __init__(self, parts: CrawlParts) -> None:
+        s = parts.settings
+        self._settings = s
+        self._frontier = parts.frontier
+        self._stats = parts.stats
+        self._traps = parts.traps
+        self.scope = Scope(s.scope, s.seeds, s.allow, s.deny)
+        self.start_hosts = [host_of(u) for u in s.seeds]
+        self._links = LinkMemo()
+        self._unfollowable: dict[str, str] = {}  # href -> its kind (see _count_unfollowable)
+
+    async def open(self) -> list[Request]:
+        return [Request(u) for u in self._settings.seeds]
+
+    async def page(self, req: Request, f: Fetched, rec: FetchRecord) -> None:
+        if req.meta and req.meta.get("sitemap") and 200 <= f.status < 300:
+            await self._follow_sitemap(req, f, rec)
+        elif 200 <= f.status < 300 and f.is_html:
+            await self._follow_links(req, f, rec)
+        elif f.status >= 400:
+            rec.error = errors.HTTP_STATUS
+            rec.message = f"HTTP {f.status}"
+
+    async def failed(self, req: Request, rec: FetchRecord) -> None:
+        return None
+
+    def emit(self, req: Request) -> None:
+        return None
+
+    def drop(self, req: Request) -> None:
+        return None
+
+    async def close(self, reason: str) -> None:
+        return None
+
+    async def _follow_links(self, req: Request, f: Fetched, rec: FetchRecord) -> None:
+        s = self._settings
+        body, _ = decode_html(f.body, f.charset)
+        page = extract(body, s.max_links_per_page)
+        rec.title = page.title
+        if page.truncated:
+            self._stats.skipped["links_per_page_cap"] += 1
+        base = f.url  # canonical already: the request URL or a checked redirect target
+        if page.base_href:
+            base = canonicalize(page.base_href, f.url) or f.url
+        resolved = self._links.resolve_all(Resolver(base, canonical=True), page.hrefs)
+        found = dict.fromkeys(resolved)  # unique, in page order (a set's order varies)
+        if None in found:
+            del found[None]
+            self._count_unfollowable(page.hrefs, resolved)
+        rec.links = len(found)
+        if not found:
+            return
+        urls: list[str] = list(found)  # type: ignore[arg-type]
+        keep = self.followable
+        if fam := self._traps.page(f.url, req.referrer, f.body, urls):
+            keep = functools.partial(self._followable_similar, fam)
+        depth = req.depth + 1
+        if s.depth is not None and depth > s.depth:
+            self._stats.skipped["depth"] += len(found)
+            return
+        await self._frontier.add_links(urls, depth, f.url, keep)
+
+    def followable(self, urls: list[str]) -> list[str]:
+        """The ``urls`` in scope and not in a trap; the others are counted.
+
+        Only unseen links get here (``Frontier.add_links``): a link seen
+        before passed these checks then, and they do not change."""
+        kept = self.scope.filter(urls)
+        if len(kept) < len(urls):
+            self._stats.skipped["scope"] += len(urls) - len(kept)
+        return self._traps.filter_links(kept, self._stats.skipped)
+
+    def _followable_similar(self, fam: str, urls: list[str]) -> list[str]:
+        """``followable`` on a page that barely differs from its parent: the
+        trap guard's budget for its family decides how many are queued."""
+        return self._traps.admit(fam, self.followable(urls), self._stats.skipped)
+
+    async def _follow_sitemap(self, req: Request, f: Fetched, rec: FetchRecord) -> None:
+        """Queue what a sitemap lists: child sitemaps, or pages (depth + 1)."""
+        sm = parse_sitemap(f.body)
+        if sm.error is not None:
+            rec.error, rec.message = errors.INVALID_SITEMAP, sm.error
+            return
+        children = [u for x in sm.sitemaps if (u := canonicalize(x)) is not None]
+        pages = [u for x in sm.urls if (u := canonicalize(x)) is not None]
+        rec.links = len(children) + len(pages)
+        if sitemaps := [Request(u, req.depth, req.url, meta={"sitemap": True})
+                        for u in self.scope.filter(children)]:
+            await self._frontier.add(sitemaps)
+        if pages:
+            await self._frontier.add_links(pages, req.depth + 1, req.url, self.followable)
+
+    def _count_unfollowable(self, hrefs: list[str], resolved: list[str | None]) -> None:
+        """Why some hrefs gave no URL: another scheme, or not a URL at all.
+
+        The same few (``mailto:``, ``javascript:``) are on every page of a site,
+        so each href's verdict is kept (bounded)."""
+        skipped = self._stats.skipped
+        kinds = self._unfollowable
+        i = -1
+        for _ in range(resolved.count(None)):
+            i = resolved.index(None, i + 1)
+            href = hrefs[i]
+            kind = kinds.get(href)
+            if kind is None:
+                if len(kinds) >= 4096:
+                    kinds.clear()
+                kind = kinds[href] = _unfollowable_kind(href)
+            if kind:
+                skipped[kind] += 1
+
+
+def _unfollowable_kind(href: str) -> str:
+    """Why an href gave no URL: "not_http", "invalid_url", or "" (a link to
+    the page itself: empty, or only a fragment)."""
+    h = href.strip()
+    if not h or h.startswith("#"):
+        return ""
+    scheme = h.split(":", 1)[0].lower() if ":" in h else ""
+    return "not_http" if scheme.isalpha() and scheme not in ("http", "https") else "invalid_url"
