@@ -184,7 +184,13 @@ def test_status_counts_match_the_output(site: ServerProcess, tmp_path: Path,
     out2, state2 = tmp_path / "pages.jsonl", tmp_path / "crawl.db"
     proc = subprocess.Popen(crawl_cmd(site, out2, state2, *SLOW), stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL)
-    time.sleep(2.5)
+    # Killed once it has written pages and taken a checkpoint (every second),
+    # however long the interpreter took to start on a loaded machine.
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and not (
+            out2.exists() and out2.read_bytes().count(b"\n") >= 10):
+        time.sleep(0.05)
+    time.sleep(1.5)
     proc.kill()
     proc.wait()
     r = run([*LOOPCRAWL, "status", "--state", str(state2), "--json"])
