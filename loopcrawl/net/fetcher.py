@@ -215,8 +215,9 @@ class Fetcher:
     def _abandon_pool(self, e: BaseException) -> None:
         pool, self._pool = self._pool, None
         if pool is not None:
-            self._abandoned = pool  # its idle connections are closed at the end
-            self._watchdog.sweep = None
+            # Its idle connections still close after the keep-alive time (the
+            # watchdog's sweep), the rest at the end.
+            self._abandoned = pool
             _log.warning("the keep-alive pool failed (%s: %s); the rest of the crawl "
                          "takes aiohttp's session", type(e).__name__, e)
 
