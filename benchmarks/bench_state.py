@@ -251,12 +251,13 @@ def machine() -> list[str]:
             "Command: `python benchmarks/bench_state.py --write`."]
 
 
-def write_section(lines: list[str]) -> None:
+def write_section(lines: list[str], section: str = SECTION) -> None:
+    """Put ``lines`` under ``section`` in BENCHMARKS.md (replacing what was there)."""
     path = ROOT / "BENCHMARKS.md"
     text = path.read_text() if path.exists() else "# Benchmarks\n"
-    body = SECTION + "\n\n" + "\n".join(lines) + "\n"
-    if SECTION in text:
-        head, rest = text.split(SECTION, 1)
+    body = section + "\n\n" + "\n".join(lines) + "\n"
+    if section in text:
+        head, rest = text.split(section, 1)
         nxt = rest.find("\n## ")
         tail = rest[nxt + 1:] if nxt >= 0 else ""
         text = head + body + ("\n" + tail if tail else "")

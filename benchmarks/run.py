@@ -89,7 +89,7 @@ class Crawler:
         if self.key == "loopcrawl":
             exe = Path(sys.executable).with_name("loopcrawl")
             head = [str(exe)] if exe.exists() else [sys.executable, "-m", "loopcrawl"]
-            cmd = [*head, "crawl", url + "/", "-o", out, "--quiet", "--retries", "0"]
+            cmd = [*head, "crawl", url + "/", "-O", out, "--quiet", "--retries", "0"]
             if (concurrency, per_host) != (64, 8):  # loopcrawl's defaults
                 cmd += ["--concurrency", str(concurrency), "--per-host", str(per_host)]
             return cmd
