@@ -126,7 +126,8 @@ class Crawler:
             async with Fetcher(s) as fetcher:
                 self._fetcher = fetcher
                 store = self.frontier if isinstance(self.frontier, RobotsStore) else None
-                self._robots = RobotsCache(fetcher, s, store)  # --state keeps robots.txt
+                # --state keeps robots.txt; fetching it takes a turn of its host.
+                self._robots = RobotsCache(fetcher, s, store, turns=sched)
                 if s.follow_sitemaps:
                     await self._seed_sitemaps()
                 # Every task of the crawl belongs to this group: the workers
@@ -265,14 +266,16 @@ class Crawler:
                                                      error=errors.ROBOTS_DENIED,
                                                      message="forbidden by robots.txt"))
                 return False, 0.0
-        sched.started(req)
+        if (wait := sched.started(req)) > 0:
+            await asyncio.sleep(wait)  # robots.txt or another request took its turn
         headers = req.headers
         if req.auth is not None or (self._auth is not None and host_of(req.url) in self._auth_hosts):
             headers = self._auth_headers(req)
         try:
             f = await self._fetcher.fetch(
                 req.url, check_redirect=functools.partial(self._check_redirect, req),
-                method=req.method, headers=headers, body=req.body or None, cookies=req.cookies)
+                method=req.method, headers=headers, body=req.body or None, cookies=req.cookies,
+                wait_turn=self._hop_turn)
         except FetchError as e:
             if e.kind in errors.TRANSIENT and self._retry(req):
                 return True, 0.0
@@ -319,6 +322,11 @@ class Crawler:
         if not await self.frontier.mark_seen(fingerprint(target), req):
             return Hop.STOP
         return Hop.FOLLOW
+
+    async def _hop_turn(self, url: str) -> None:
+        """A redirect hop to ``url`` waits for its host's turn like any request."""
+        assert self.scheduler is not None
+        await self.scheduler.wait_turn(host_of(url))
 
     def _retry(self, req: Request, backoff: float | None = None) -> bool:
         """Schedule another attempt if any are left (exponential back-off)."""

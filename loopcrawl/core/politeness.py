@@ -48,6 +48,9 @@ class HostSlot:
     last_start: float = 0.0  # loop time the latest request started
     scheduled: bool = False  # in the dispatcher's heap right now
     throttled_until: float = 0.0  # Retry-After / back-off: no start before this
+    # The request dispatched last, until it starts or another request takes a
+    # turn (``Scheduler.claim``): only it may go on the wire without waiting.
+    turn: Request | None = None
 
     def ready_at(self) -> float:
         return max(self.next_at, self.throttled_until)
@@ -156,12 +159,52 @@ class Scheduler:
             self._dispatch(asyncio.get_running_loop().time())
         self._wake.set()
 
-    def started(self, request: Request) -> None:
-        """The request is going on the wire now (robots.txt may have been fetched
-        since dispatch): the host's delay counts from here."""
+    def started(self, request: Request) -> float:
+        """The request is going on the wire; returns the seconds to wait first.
+
+        Its turn was taken when it was dispatched. If another request to its
+        host took a turn since (robots.txt, a redirect hop, a request
+        dispatched while this one waited for robots.txt), that turn is spent
+        and it takes the next one (``claim``). Otherwise it goes now, and the
+        host's delay counts from here."""
         slot = self._slots[host_of(request.url)]
+        if slot.turn is not request:
+            return self.claim(slot.host)
+        slot.turn = None
         now = asyncio.get_running_loop().time()
         slot.last_start = now
+        slot.next_at = max(slot.next_at, now + slot.delay)
+        return 0.0
+
+    def claim(self, host: str) -> float:
+        """Take ``host``'s next turn for a request that was not dispatched (a
+        redirect hop, robots.txt) or whose turn was spent; returns the seconds
+        to wait before it goes on the wire (0: at once).
+
+        The turn is reserved now, so nothing else starts on the host between
+        it and the one before: every request to a host, whatever asked for
+        it, keeps the host's delay (``--delay``, Crawl-delay, throttling)."""
+        slot = self._slot(host)
+        slot.turn = None
+        now = asyncio.get_running_loop().time()
+        start = max(now, slot.ready_at())
+        slot.last_start = start
+        slot.next_at = start + slot.delay
+        return start - now
+
+    async def wait_turn(self, host: str) -> None:
+        """``claim`` a turn on ``host`` and wait for it."""
+        wait = self.claim(host)
+        if wait > 0:
+            await asyncio.sleep(wait)
+
+    def answered(self, host: str) -> None:
+        """A request that opened a connection to ``host`` (robots.txt, the first
+        of each host) has its answer: the delay counts from now, since the
+        server saw it arrive only after the handshakes."""
+        slot = self._slot(host)
+        now = asyncio.get_running_loop().time()
+        slot.last_start = max(slot.last_start, now)
         slot.next_at = max(slot.next_at, now + slot.delay)
 
     def retry_later(self, request: Request, after: float) -> None:
@@ -288,6 +331,7 @@ class Scheduler:
             slot.active += 1
             slot.last_start = now
             slot.next_at = now + slot.delay
+            slot.turn = r
             self._in_flight += 1
             self._dispatched += 1
             self._work.put_nowait(r)

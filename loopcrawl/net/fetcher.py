@@ -21,6 +21,7 @@ import email.utils
 import enum
 import errno
 import logging
+import math
 import socket
 import ssl
 import time
@@ -48,6 +49,10 @@ class Hop(enum.Enum):
     FOLLOW = "follow"
     STOP = "stop"  # end the chain at the 3xx, which is recorded: the target is crawled elsewhere
 
+
+# Waits until a request to ``url``'s host may go on the wire (its politeness
+# turn: the scheduler's ``wait_turn``); each redirect hop asks it first.
+TurnWait = Callable[[str], Awaitable[None]]
 
 # Decides on one redirect hop: follow it, stop at the 3xx, or fail the request
 # with that ErrorKind.
@@ -167,6 +172,7 @@ class Fetcher:
         headers: Mapping[str, str] | None = None,
         body: bytes | None = None,
         cookies: Mapping[str, str] | None = None,
+        wait_turn: TurnWait | None = None,
     ) -> Fetched:
         """Request ``url``, following redirects; raise ``FetchError`` on failure.
 
@@ -180,12 +186,13 @@ class Fetcher:
         server may not stay silent for ``settings.read_timeout`` (counted from
         the start, then from its last byte). A body above ``max_size`` fails
         with ``TooLarge``, or with ``truncate`` is cut there (robots.txt:
-        rules past 500 KiB are ignored).
+        rules past 500 KiB are ignored). Each redirect hop first awaits
+        ``wait_turn`` (the host's delay), a wait the timeouts do not count.
         """
         watch = self._watchdog.watch()
         try:
             fetched = await self._fetch(url, check_redirect, max_size, truncate,
-                                        method, headers, body, cookies, watch)
+                                        method, headers, body, cookies, watch, wait_turn)
         except BaseException as e:
             # The watchdog's cancel, whatever it became on its way up (and only
             # it: a cancel of the crawl's own goes on as it is).
@@ -205,7 +212,7 @@ class Fetcher:
             self._watchdog.done(watch)
             return await self.fetch(url, check_redirect=check_redirect, max_size=max_size,
                                     truncate=truncate, method=method, headers=headers,
-                                    body=body, cookies=cookies)
+                                    body=body, cookies=cookies, wait_turn=wait_turn)
         finally:
             self._watchdog.done(watch)
         if watch.expired is not None:  # the cancel came too late to stop it: undo its count
@@ -225,6 +232,7 @@ class Fetcher:
         self, url: str, check_redirect: RedirectCheck | None, max_size: int | None,
         truncate: bool, method: str, headers: Mapping[str, str] | None,
         body: bytes | None, cookies: Mapping[str, str] | None, watch: Watch,
+        wait_turn: TurnWait | None = None,
     ) -> Fetched:
         session = self._session
         assert session is not None, "Fetcher used outside 'async with'"
@@ -236,6 +244,8 @@ class Fetcher:
         visited = {url}
         hops = 0
         while True:
+            if hops and wait_turn is not None:
+                await _paused(watch, wait_turn(url))
             resp: Exchange | aiohttp.ClientResponse
             if pool is not None and pool.takes(method, url, cookies, body):
                 resp = await pool.request(url, headers)
@@ -319,6 +329,18 @@ def tls_context(settings: Settings) -> ssl.SSLContext | None:
         return None
     ctx.set_alpn_protocols(["http/1.1"])
     return ctx
+
+
+async def _paused(watch: Watch, wait: Awaitable[None]) -> None:
+    """Await ``wait`` with ``watch``'s timeouts stopped (a politeness wait is
+    not the server's slowness), then move them on by the time it took."""
+    deadline, idle, t0 = watch.deadline, watch.idle_until, time.monotonic()
+    watch.deadline = watch.idle_until = math.inf
+    try:
+        await wait
+    finally:
+        waited = time.monotonic() - t0
+        watch.deadline, watch.idle_until = deadline + waited, idle + waited
 
 
 def _fetch_error(e: BaseException) -> FetchError | None:

@@ -31,7 +31,7 @@ from ..settings import Settings
 from ..urls import host_of
 from .fetcher import Fetcher
 
-__all__ = ["RobotsCache", "RobotsStore", "RobotsUnavailable"]
+__all__ = ["HostTurns", "RobotsCache", "RobotsStore", "RobotsUnavailable"]
 
 _MAX_ROBOTS_SIZE = 500 * 1024  # bytes; Google ignores rules past 500 KiB
 # A dead host whose next try may work (refused, no address, the proxy down),
@@ -62,13 +62,27 @@ class RobotsStore(Protocol):
         """Keep what ``host`` answered for its robots.txt ("" for no rules)."""
 
 
+class HostTurns(Protocol):
+    """Per-host politeness as robots.txt fetches need it (``Scheduler``)."""
+
+    async def wait_turn(self, host: str) -> None:
+        """Return when a request to ``host`` may go on the wire."""
+
+    def answered(self, host: str) -> None:
+        """The request to ``host`` has its answer: its delay counts from now."""
+
+
 class RobotsCache:
     """Answers "may this URL be fetched?" with at most one robots.txt fetch per
     host (none for a host whose robots.txt ``store`` kept from an earlier run)."""
 
     def __init__(self, fetcher: Fetcher, settings: Settings,
-                 store: RobotsStore | None = None) -> None:
+                 store: RobotsStore | None = None,
+                 turns: HostTurns | None = None) -> None:
         self._fetcher = fetcher
+        # Each fetch of a host's robots.txt, the first and every re-fetch,
+        # waits for the host's turn and keeps its delay like any request.
+        self._turns = turns
         self._store = store
         self._settings = settings
         self._agent = settings.user_agent
@@ -136,10 +150,13 @@ class RobotsCache:
             self._apply(entry, kept)
             return
         self.fetches += 1
+        turns = self._turns
+        if turns is not None:
+            await turns.wait_turn(host)
         try:
             r = await self._fetcher.fetch(
-                origin + "/robots.txt", max_size=_MAX_ROBOTS_SIZE, truncate=True
-            )
+                origin + "/robots.txt", max_size=_MAX_ROBOTS_SIZE, truncate=True,
+                wait_turn=self._hop if turns is not None else None)
         except FetchError as e:
             if e.kind in errors.REDIRECT_FAILURES:
                 return  # RFC 9309 §2.3.1.2: unfollowable redirects mean "unavailable"
@@ -148,6 +165,9 @@ class RobotsCache:
             else:
                 entry.error = f"robots.txt unreachable: {e}"
             return
+        finally:
+            if turns is not None:
+                turns.answered(host)
         if r.status == 429 or r.status >= 500:
             entry.error = f"robots.txt answered {r.status}"
             return
@@ -157,6 +177,11 @@ class RobotsCache:
         if store is not None:
             store.robots_put(host, text)
         self._apply(entry, text)
+
+    async def _hop(self, url: str) -> None:
+        """A redirect hop of robots.txt waits for its host's turn too."""
+        assert self._turns is not None
+        await self._turns.wait_turn(host_of(url))
 
     def _apply(self, entry: _Entry, text: str) -> None:
         """Read the rules of a robots.txt into ``entry`` ("": no rules)."""
