@@ -160,12 +160,33 @@ def test_report_from_a_state_file(pages: PageServer, tmp_path: Path) -> None:
     assert s2["error"] == {"http_status": 1} and s2["rebuilt_from"] == "state"
 
 
+def test_report_from_every_page_record_format(pages: PageServer, tmp_path: Path) -> None:
+    """``crawl -o`` in each format, then ``report`` on each: the same figures."""
+    pages.add("/", links=["/a", "/b", "/gone"])
+    pages.add("/a", links=["/"])
+    pages.add("/b", status=503)
+    names = ["p.jsonl", "p.jsonl.gz", "p.json", "p.csv", "p.db", "p.parquet"]
+    args = [a for n in names for a in ("-o", str(tmp_path / n))]
+    p = cli("crawl", pages.url + "/", *args, "--retries", "0", "--stats",
+            str(tmp_path / "s.json"), "-q")
+    assert p.returncode == 0, p.stderr
+    live = json.loads((tmp_path / "s.json").read_text())
+    assert live["records"] == 4 and live["status"] == {"200": 2, "404": 1, "503": 1}
+    for n in names:
+        s = load_stats(str(tmp_path / n))
+        for key in ("records", "pages", "ok", "failed", "status", "content_type", "error",
+                    "depth", "bytes"):
+            assert s[key] == live[key], (n, key)
+        assert s["rebuilt_from"] == "records" and s["response_ms"]["count"] == 4, n
+        assert abs(s["response_ms"]["max"] - live["response_ms"]["max"]) <= 0.1, n
+
+
 @pytest.mark.parametrize(("content", "message"), [
     (None, "cannot read"),
     (b'{"title": "an item", "price": 3}\n{"title": "another"}\n', "not a file of page records"),
     (b"", "holds no page records"),
     (b"not json\n", "not a JSON line"),
-    (b"SQLite format 3\x00" + b"\x00" * 100, "corrupt"),
+    (b"SQLite format 3\x00" + b"\x00" * 100, "not a database"),
 ])
 def test_report_bad_source_is_one_line_and_exit_2(tmp_path: Path, content: bytes | None,
                                                    message: str) -> None:

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any, NoReturn
 import click
 
 from ..core.engine import Crawler, new_event_loop, tune_malloc
-from ..errors import ConfigError, LoopcrawlError, StateError
+from ..errors import ConfigError, LoopcrawlError, OutputError, StateError
 from ..outputs import (
     FORMATS,
     OutputSpec,
@@ -179,26 +179,18 @@ def run_crawl(
     return 0
 
 
-def write_stats(stats: CrawlStats, stats_path: str | None, report_path: str | None) -> None:
+def write_stats(stats: CrawlStats | dict[str, Any], stats_path: str | None,
+                report_path: str | None, title: str = "loopcrawl report") -> None:
     """Write the stats JSON and the HTML report, if asked; a file that cannot be
     written is a warning, not a lost crawl."""
     if not stats_path and not report_path:
         return
-    data = stats.to_json()
-    if stats_path:
-        _write_text(stats_path, json.dumps(data, indent=2) + "\n", "stats")
-    if report_path:
-        from ..report import render_report
+    from ..report import write_stats as write
 
-        _write_text(report_path, render_report(data), "report")
-
-
-def _write_text(path: str, text: str, what: str) -> None:
     try:
-        Path(path).write_text(text, encoding="utf-8")
-    except OSError as e:
-        click.echo(f"loopcrawl: warning: cannot write the {what} to {path}: "
-                   f"{e.strerror or e}", err=True)
+        write(stats, stats_path=stats_path, report_path=report_path, title=title)
+    except OutputError as e:
+        click.echo(f"loopcrawl: warning: {e}", err=True)
 
 
 def crawl_failed(error: LoopcrawlError, state: str | None) -> NoReturn:
@@ -421,8 +413,10 @@ def crawl(
               help="The report's title.")
 def report(source: str, output: str, stats_path: str | None, title: str) -> None:
     """Build the HTML report of a finished crawl from SOURCE: its page records
-    (crawl -o FILE.jsonl, gzipped or not), its --state file, or its --stats JSON."""
-    from ..report import load_stats, render_report
+    (as crawl -o wrote them: .jsonl, .jsonl.gz, .json, .csv, .db, .parquet), its
+    --state file, or its --stats JSON."""
+    from ..report import load_stats
+    from ..report import write_stats as write
 
     for path in (output, stats_path):
         if path:
@@ -431,9 +425,11 @@ def report(source: str, output: str, stats_path: str | None, title: str) -> None
         data = load_stats(source)
     except ConfigError as e:
         fail(str(e))
-    if stats_path:
-        _write_text(stats_path, json.dumps(data, indent=2) + "\n", "stats")
-    _write_text(output, render_report(data, title=title), "report")
+    try:
+        write(data, stats_path=stats_path, report_path=output, title=title)
+    except OutputError as e:
+        click.echo(f"loopcrawl: error: {e}", err=True)
+        sys.exit(1)
     click.echo(f"loopcrawl: report of {data['records']:,} pages written to {output}", err=True)
 
 

@@ -16,12 +16,14 @@ size.
 
 from __future__ import annotations
 
+import csv
 import gzip
 import json
 import sqlite3
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
+from datetime import datetime
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, cast
 
 import orjson
 
@@ -73,7 +75,7 @@ def _record(d: Any, source: str) -> FetchRecord:
     try:
         return FetchRecord(
             url=str(d["url"]), depth=int(d["depth"]), referrer=d.get("referrer"),
-            fetched_at=float(d["fetched_at"]), final_url=d.get("final_url"),
+            fetched_at=_time(d["fetched_at"]), final_url=d.get("final_url"),
             status=int(d["status"]) if d.get("status") is not None else None,
             title=d.get("title"), content_type=d.get("content_type"),
             bytes=int(d.get("bytes") or 0), elapsed_ms=float(d.get("elapsed_ms") or 0.0),
@@ -81,6 +83,19 @@ def _record(d: Any, source: str) -> FetchRecord:
             error=d.get("error"), message=d.get("message"))
     except (TypeError, ValueError) as e:
         raise ConfigError(f"{source}: a record for {d.get('url')!r} has a bad value: {e}") from None
+
+
+def _time(v: Any) -> float:
+    """Unix time from a record's ``fetched_at``: a number (JSON, CSV, SQLite), an
+    ISO 8601 string, or a datetime (Parquet's timestamp column)."""
+    if isinstance(v, datetime):
+        return v.timestamp()
+    if isinstance(v, str):
+        try:
+            return float(v)
+        except ValueError:
+            return datetime.fromisoformat(v.replace("Z", "+00:00")).timestamp()
+    return float(v)
 
 
 def _lines(fh: IO[bytes], source: str, limit: int | None = None) -> Iterator[dict[str, Any]]:
@@ -106,53 +121,125 @@ def _open(path: str) -> IO[bytes]:
         raise ConfigError(f"cannot read {path}: {e.strerror or e}") from None
     if fh.read(2) == _GZIP_MAGIC:
         fh.close()
-        return gzip.open(path, "rb")  # type: ignore[return-value]
+        return cast("IO[bytes]", gzip.open(path, "rb"))
     fh.seek(0)
     return fh
 
 
 def load_stats(path: str) -> dict[str, Any]:
-    """The stats JSON (schema 1) of the crawl that left ``path`` behind: page
-    records (JSON lines, gzipped or not), a ``--state`` file, or a stats JSON."""
+    """The stats JSON (schema 1) of the crawl that left ``path`` behind: its page
+    records (JSON lines, gzipped or not, a JSON array, CSV, SQLite or Parquet, as
+    ``crawl -o`` writes them), its ``--state`` file, or its stats JSON."""
     try:
         with open(path, "rb") as fh:
             head = fh.read(16)
     except OSError as e:
         raise ConfigError(f"cannot read {path}: {e.strerror or e}") from None
     if head == _SQLITE_MAGIC:
-        return _from_state(path)
+        return _from_sqlite(path)
+    low = path.lower()
+    if low.endswith(".csv"):
+        return _from_rows(lambda: _csv_rows(path), path)
+    if low.endswith(".parquet"):
+        return _from_rows(lambda: _parquet_rows(path), path)
     try:
         with _open(path) as fh:
             first = fh.readline()
             try:
                 d = orjson.loads(first)
             except orjson.JSONDecodeError:  # not one object a line: a whole JSON file?
-                if first.lstrip().startswith(b"{"):
-                    return _from_stats_json(first + fh.read(), path)
+                if first.lstrip().startswith((b"{", b"[")):
+                    return _from_json(first + fh.read(), path)
                 d = None
         if isinstance(d, dict) and d.get("schema") == SCHEMA and "url" not in d:
             return d  # a stats file on one line
+        if isinstance(d, list):  # a JSON array on one line
+            return _from_rows(lambda: d, path)
         return _from_lines(path, None)
     except (OSError, EOFError, gzip.BadGzipFile) as e:
         raise ConfigError(f"cannot read {path}: {e}") from None
 
 
+def _from_rows(rows: Callable[[], Iterable[Any]], path: str) -> dict[str, Any]:
+    """Stats from page records read twice by ``rows()``: the crawl's start and end
+    first, then the counts, so memory does not grow with the file."""
+    span = _span(rows(), path)
+    return stats_from_records(rows(), source=path, span=span).to_json()
+
+
 def _from_lines(path: str, limit: int | None) -> dict[str, Any]:
-    """Stats from a file of page records (its first ``limit`` bytes): two passes,
-    the first for the crawl's start and end, so memory does not grow with it."""
-    with _open(path) as fh:
-        span = _span(_lines(fh, path, limit), path)
-    with _open(path) as fh:
-        return stats_from_records(_lines(fh, path, limit), source=path, span=span).to_json()
+    """Stats from a file of JSON lines (its first ``limit`` bytes)."""
+
+    def rows() -> Iterator[dict[str, Any]]:
+        with _open(path) as fh:
+            yield from _lines(fh, path, limit)
+
+    return _from_rows(rows, path)
 
 
-def _from_stats_json(data: bytes, path: str) -> dict[str, Any]:
+def _csv_rows(path: str) -> Iterator[dict[str, Any]]:
+    """A CSV of page records: empty cells are None (numbers are converted later)."""
+    try:
+        with open(path, newline="", encoding="utf-8") as fh:
+            for row in csv.DictReader(fh):
+                yield {k: (v if v != "" else None) for k, v in row.items()}
+    except (OSError, UnicodeDecodeError, csv.Error) as e:
+        raise ConfigError(f"cannot read {path}: {e}") from None
+
+
+def _parquet_rows(path: str) -> Iterator[dict[str, Any]]:
+    try:
+        import pyarrow.parquet as pq  # type: ignore[import-not-found,unused-ignore]
+    except ImportError:
+        raise ConfigError("reading Parquet needs pyarrow: pip install 'loopcrawl[parquet]'") \
+            from None
+    try:
+        for batch in pq.ParquetFile(path).iter_batches(batch_size=4096):
+            yield from batch.to_pylist()
+    except (OSError, ValueError) as e:
+        raise ConfigError(f"cannot read {path}: {e}") from None
+
+
+def _from_sqlite(path: str) -> dict[str, Any]:
+    """A --state file, or an SQLite output (``crawl -o pages.db``: table ``pages``)."""
+    try:
+        con = sqlite3.connect(f"file:{Path(path).resolve()}?mode=ro", uri=True, timeout=5)
+        try:
+            app = con.execute("PRAGMA application_id").fetchone()[0]
+            pages = con.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND "
+                                "name = 'pages'").fetchone()
+        finally:
+            con.close()
+    except sqlite3.Error as e:
+        raise ConfigError(f"cannot read {path}: {e}") from None
+    if app != 0 or not pages:
+        return _from_state(path)
+
+    def rows() -> Iterator[dict[str, Any]]:
+        try:
+            con = sqlite3.connect(f"file:{Path(path).resolve()}?mode=ro", uri=True, timeout=5)
+            con.row_factory = sqlite3.Row
+            try:
+                for row in con.execute("SELECT * FROM pages ORDER BY rowid"):
+                    yield dict(row)
+            finally:
+                con.close()
+        except sqlite3.Error as e:
+            raise ConfigError(f"cannot read {path}: {e}") from None
+
+    return _from_rows(rows, path)
+
+
+def _from_json(data: bytes, path: str) -> dict[str, Any]:
+    """A stats file, or page records as one JSON array (``crawl -o pages.json``)."""
     try:
         d = json.loads(data)
     except ValueError:
         raise ConfigError(f"{path}: not JSON") from None
     if isinstance(d, dict) and d.get("schema") == SCHEMA:
         return d
+    if isinstance(d, list):
+        return _from_rows(lambda: d, path)
     raise ConfigError(f"{path}: not a loopcrawl stats file (schema {SCHEMA})")
 
 
@@ -164,11 +251,18 @@ def _from_state(path: str) -> dict[str, Any]:
     except StateError as e:
         raise ConfigError(str(e)) from None
     for out, mark in status.outputs.items():
-        if isinstance(mark, int) and Path(out).is_file():
+        if not Path(out).is_file():
+            continue
+        if isinstance(mark, int) and out.lower().endswith((".jsonl", ".jsonl.gz")):
             with _open(out) as fh:
                 records = b'"fetched_at"' in fh.read(1 << 12)
-            if records:  # page records, not a spider's items
+            if records:  # page records (up to the checkpoint), not a spider's items
                 return _from_lines(out, mark)
+        elif out.lower().endswith((".csv", ".db", ".sqlite", ".sqlite3", ".json")):
+            try:
+                return load_stats(out)
+            except ConfigError:
+                continue  # a spider's items: not page records
     try:
         con = sqlite3.connect(f"file:{Path(path).resolve()}?mode=ro", uri=True, timeout=5)
         try:
