@@ -21,6 +21,8 @@ from rich.live import Live
 from rich.table import Table
 from rich.text import Text
 
+from ..report._page import human_bytes
+
 if TYPE_CHECKING:
     from ..core.engine import Crawler
     from ..core.politeness import HostState
@@ -32,14 +34,6 @@ BUSIEST = 5  # hosts shown
 _WINDOW = 10.0  # seconds over which the rate "now" and the queue's trend are measured
 _STATE_STYLE = {"fetching": "green", "waiting on delay": "yellow", "backing off": "red",
                 "queued": "cyan", "idle": "dim"}
-
-
-def _human_bytes(n: float) -> str:
-    for unit in ("B", "KB", "MB", "GB"):
-        if n < 1024:
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
-        n /= 1024
-    return f"{n:.1f} TB"
 
 
 def _human_seconds(s: float) -> str:
@@ -138,7 +132,7 @@ class Progress:
                                f"hosts {sched.hosts if sched else 0:,}")
         errs = ", ".join(f"{k} {v:,}" for k, v in sorted(st.errors.items())) or "none"
         t.add_row("errors", errs)
-        t.add_row("received", _human_bytes(st.bytes))
+        t.add_row("received", human_bytes(st.bytes))
         hosts = self.busiest()
         if not hosts:
             return Group(t)
@@ -168,7 +162,7 @@ class Progress:
         return (f"loopcrawl: [{st.elapsed:7.1f}s] {st.records:,} pages ({st.ok:,} ok, "
                 f"{st.records - st.ok:,} failed), {rate:,.0f}/s, "
                 f"{sched.in_flight if sched else 0:,} in flight, {queued:,} queued, "
-                f"{_human_bytes(st.bytes)}, ETA "
+                f"{human_bytes(st.bytes)}, ETA "
                 f"{_human_seconds(eta) if eta is not None else 'unknown'}{busy}")
 
     async def _run(self) -> None:
@@ -198,7 +192,7 @@ def print_summary(crawler: Crawler) -> None:
         ("retries", f"{st.retries:,}"),
         *([("items", ", ".join(f"{k}: {v:,}" for k, v in s["items"].items()))]
           if st.items else []),
-        ("received", _human_bytes(st.bytes)),
+        ("received", human_bytes(st.bytes)),
         ("output", st.output or "(none)"),
     ]
     head = "loopcrawl: crawl interrupted" if st.interrupted else "loopcrawl: crawl finished"

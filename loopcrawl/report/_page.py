@@ -72,7 +72,8 @@ def _link(url: str) -> str:
     return e
 
 
-def _bytes(n: float) -> str:
+def human_bytes(n: float) -> str:
+    """1.2 MB: bytes for people (powers of 1024)."""
     for unit in ("B", "KB", "MB", "GB"):
         if n < 1024:
             return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
@@ -97,7 +98,7 @@ def _tiles(s: dict[str, Any]) -> str:
         (_num(s.get("failed", 0)), "failed"),
         (f"{s.get('pages_per_s', 0):,.1f}", "pages/s on average"),
         (_clock_long(s.get("duration_s", 0)), "duration"),
-        (_bytes(s.get("bytes", {}).get("total", 0)), "received"),
+        (human_bytes(s.get("bytes", {}).get("total", 0)), "received"),
         (_ms(rt.get("p50", 0)) if rt.get("count") else "–", "median response"),
         (_num(s.get("hosts", {}).get("count", 0)), "hosts"),
     ]
@@ -192,7 +193,7 @@ def _hosts(s: dict[str, Any]) -> str:
                        label="pages per host", width=1140, name_width=320)
     rows = "".join(
         f"<tr><td>{escape(h['host'])}</td><td class=\"n\">{h['records']:,}</td>"
-        f"<td class=\"n\">{h['errors']:,}</td><td class=\"n\">{_bytes(h['bytes'])}</td>"
+        f"<td class=\"n\">{h['errors']:,}</td><td class=\"n\">{human_bytes(h['bytes'])}</td>"
         f"<td class=\"n\">{_ms(h['mean_ms']) if h.get('mean_ms') is not None else '–'}</td></tr>"
         for h in top)
     table = ('<table><tr><th>host</th><th class="n">pages</th><th class="n">errors</th>'

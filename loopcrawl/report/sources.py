@@ -200,34 +200,29 @@ def _parquet_rows(path: str) -> Iterator[dict[str, Any]]:
         raise ConfigError(f"cannot read {path}: {e}") from None
 
 
-def _from_sqlite(path: str) -> dict[str, Any]:
-    """A --state file, or an SQLite output (``crawl -o pages.db``: table ``pages``)."""
+def _query(path: str, sql: str) -> Iterator[sqlite3.Row]:
+    """The rows of ``sql`` on the SQLite file ``path``, opened read-only; an SQLite
+    error is a ConfigError naming the file."""
     try:
         con = sqlite3.connect(f"file:{Path(path).resolve()}?mode=ro", uri=True, timeout=5)
+        con.row_factory = sqlite3.Row
         try:
-            app = con.execute("PRAGMA application_id").fetchone()[0]
-            pages = con.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND "
-                                "name = 'pages'").fetchone()
+            yield from con.execute(sql)
         finally:
             con.close()
     except sqlite3.Error as e:
         raise ConfigError(f"cannot read {path}: {e}") from None
+
+
+def _from_sqlite(path: str) -> dict[str, Any]:
+    """A --state file, or an SQLite output (``crawl -o pages.db``: table ``pages``)."""
+    app = next(_query(path, "PRAGMA application_id"))[0]
+    pages = list(_query(path, "SELECT 1 FROM sqlite_master WHERE type = 'table' AND "
+                              "name = 'pages'"))
     if app != 0 or not pages:
         return _from_state(path)
-
-    def rows() -> Iterator[dict[str, Any]]:
-        try:
-            con = sqlite3.connect(f"file:{Path(path).resolve()}?mode=ro", uri=True, timeout=5)
-            con.row_factory = sqlite3.Row
-            try:
-                for row in con.execute("SELECT * FROM pages ORDER BY rowid"):
-                    yield dict(row)
-            finally:
-                con.close()
-        except sqlite3.Error as e:
-            raise ConfigError(f"cannot read {path}: {e}") from None
-
-    return _from_rows(rows, path)
+    return _from_rows(lambda: (dict(r) for r in _query(
+        path, "SELECT * FROM pages ORDER BY rowid")), path)
 
 
 def _from_json(data: bytes, path: str) -> dict[str, Any]:
@@ -263,15 +258,8 @@ def _from_state(path: str) -> dict[str, Any]:
                 return load_stats(out)
             except ConfigError:
                 continue  # a spider's items: not page records
-    try:
-        con = sqlite3.connect(f"file:{Path(path).resolve()}?mode=ro", uri=True, timeout=5)
-        try:
-            rows = con.execute("SELECT url, depth, error FROM requests WHERE state != 0 "
-                               "ORDER BY id").fetchall()
-        finally:
-            con.close()
-    except sqlite3.Error as e:
-        raise ConfigError(f"cannot read {path}: {e}") from None
+    rows = list(_query(path, "SELECT url, depth, error FROM requests WHERE state != 0 "
+                             "ORDER BY id"))
     st = stats_from_records([{"url": u, "depth": d, "fetched_at": 0.0, "error": e,
                               "status": None} for u, d, e in rows], source=path)
     st.rebuilt_from = "state"
