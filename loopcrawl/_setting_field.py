@@ -103,9 +103,10 @@ class SettingField:
         if t is str:
             if not isinstance(value, str):
                 raise ValueError(f"must be a string, not {value!r}")
-            if self.choices and value not in self.choices:
+            checked = _CHECKS.get(self.name, _same)(value)
+            if self.choices and checked not in self.choices:
                 raise ValueError(f"must be one of {', '.join(self.choices)}, not {value!r}")
-            return _CHECKS.get(self.name, _same)(value)
+            return checked
         if t is tuple:
             if isinstance(value, str):
                 raise ValueError(f"must be a list of strings, not one string (write "
@@ -138,10 +139,15 @@ class SettingField:
             return None
         if self.type in (int, float):
             try:
-                return self.type(raw)
+                return int(raw) if self.type is int else float(raw)
+            except ValueError:
+                pass
+            try:  # "nan", "1.5", "1e3": check() says what is wrong, or takes 1000
+                number = float(raw)
             except ValueError:
                 raise ValueError(f"must be a {'whole ' if self.type is int else ''}number, "
                                  f"not {text!r}") from None
+            return int(number) if number.is_integer() else number
         if self.type is bool:
             if raw.lower() not in _TRUE | _FALSE:
                 raise ValueError(f"must be true or false, not {text!r}")
@@ -237,7 +243,7 @@ def _regexes(value: tuple[str, ...]) -> tuple[str, ...]:
 
 _CHECKS: dict[str, Any] = {"seeds": _seeds, "headers": _headers, "user_agent": _user_agent,
                            "http_auth": _auth, "proxy": _proxy, "allow": _regexes,
-                           "deny": _regexes, "ca_bundle": _ca_bundle}
+                           "deny": _regexes, "ca_bundle": _ca_bundle, "log_level": str.upper}
 
 
 # Scrapy's settings and what answers them here ("use delay"), for users who

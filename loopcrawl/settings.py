@@ -16,6 +16,7 @@ caller names the value as its user typed it (``e.named("--per-host")``).
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import functools
 import typing
 from collections.abc import Mapping
@@ -129,10 +130,12 @@ class Settings:
     robots_error_retry: float = setting(30.0, "Seconds a host whose robots.txt failed is treated "
                                    "as disallowed before it is asked again.",
                                    min=0, max=_DAY, unit="seconds")
-    log_level: str = setting("INFO", "Show log messages of this level and above (spiders' "
-                        "self.logger too) on standard error.", choices=LOG_LEVELS)
-    log_file: str | None = setting(None, "Also write every log message of --log-level and above "
-                              "to this file.", metavar="FILE")
+    log_level: str | None = setting(None, "Show log messages of this level and above, on "
+                                    "standard error (default: INFO for a spider's "
+                                    "self.logger, as Scrapy shows it, WARNING for loopcrawl's "
+                                    "own; ERROR with --quiet).", choices=LOG_LEVELS)
+    log_file: str | None = setting(None, "Write the log to this file instead of standard "
+                                   "error (appended to).", metavar="FILE")
     quiet: bool = setting(False, "No progress display, no summary, and only errors in the log.",
                      short="-q")
     extra: dict[str, str] = field(default_factory=dict, metadata=meta(
@@ -208,8 +211,10 @@ def check_key(key: str, label: str) -> str:
         hint = name.lower()
     if hint is not None:
         raise ConfigError(f"{label}: {'use ' + hint if hint in _BY_NAME() else hint}")
-    known = ", ".join(sorted(f.name for f in settings_fields() if f.name != "extra"))
-    raise ConfigError(f"{label}: unknown setting; the settings are: {known}")
+    names = sorted(f.name for f in settings_fields() if f.name != "extra")
+    close = difflib.get_close_matches(name.lower(), names, n=1)
+    guess = f" (did you mean {close[0]}?)" if close else ""
+    raise ConfigError(f"{label}: unknown setting{guess}; the settings are: {', '.join(names)}")
 
 
 def apply_settings(base: Settings, values: Mapping[str, Any], label: str) -> Settings:

@@ -26,6 +26,7 @@ from ..outputs import (
     parse_outputs,
 )
 from ..settings import DEFAULT_USER_AGENT, Settings, setting_field
+from .setting_type import SettingValue
 
 if TYPE_CHECKING:
     from ..core.stats import CrawlStats
@@ -123,8 +124,13 @@ def run_crawl(
     ``crawler_kwargs`` go to ``Crawler`` (``spider=``). ``stats_path`` and
     ``report_path``: where the stats JSON and the HTML report go at the end
     (of this run)."""
+    from ..spider.run import spider_settings
+    from .logs import configure_logging
     from .progress import Progress, print_summary
 
+    spider = crawler_kwargs.get("spider")
+    final = spider_settings(settings, spider) if spider is not None else settings
+    configure_logging(final.log_level, final.log_file, quiet=quiet)
     if state is not None and frontier is None:
         frontier, resume_marks, settings = open_state(
             state, [o.path if isinstance(o, OutputSpec) else o for o in outputs], settings,
@@ -218,25 +224,21 @@ def output_specs(appends: Sequence[str], overwrites: Sequence[str], fmt: str | N
 
 
 # The defences against hostile servers and traps (docs/hardening.md): one
-# option per Settings field, same name, same default.
-_LIMITS: list[tuple[str, type, str]] = [
-    ("max_response_size", int, "Bytes of body (decompressed) to accept from one response."),
-    ("max_redirects", int, "Redirect hops to follow for one request."),
-    ("max_links_per_page", int, "Links to take from one page."),
-    ("max_url_length", int, "Longer links are not followed."),
-    ("max_repeated_segments", int, "Links repeating one path segment more often are traps."),
-    ("max_query_variants", int, "Distinct query strings fetched on one path."),
-    ("max_pages_per_host", int, "Pages fetched from one host (default: no limit)."),
-    ("max_similar_pages", int, "Links followed, per host and first path segment, from pages "
-     "that barely differ from the page linking to them (calendars, pagination past the "
-     "end, session ids, soft 404s)."),
-]
+# option per Settings field, its help and default from the field.
+_LIMITS = ("max_response_size", "max_redirects", "max_links_per_page", "max_url_length",
+           "max_repeated_segments", "max_query_variants", "max_pages_per_host",
+           "max_similar_pages",
+           "connect_timeout", "read_timeout", "retry_backoff", "robots_error_retry")
+_BELOW_TIMEOUT = ("connect_timeout", "read_timeout")  # default: min(field's, --timeout)
 
 
 def limit_options(f: Callable[..., Any]) -> Callable[..., Any]:
-    for name, typ, text in reversed(_LIMITS):
-        f = click.option("--" + name.replace("_", "-"), name, type=typ,
-                         default=getattr(_DEFAULTS, name), show_default=True, help=text)(f)
+    for name in reversed(_LIMITS):
+        field = setting_field(name)
+        assert field is not None and field.option is not None
+        default = None if name in _BELOW_TIMEOUT else field.default
+        f = click.option(field.option, name, type=SettingValue(name), default=default,
+                         show_default=default is not None, help=field.help)(f)
     return click.option("--sitemaps", "follow_sitemaps", is_flag=True,
                         help="Also seed from the hosts' sitemaps (robots.txt Sitemap: lines, "
                         "else /sitemap.xml).")(f)
@@ -302,6 +304,16 @@ def session_options(f: Callable[..., Any]) -> Callable[..., Any]:
                         callback=_headers, help="A header for every request (repeatable).")(f)
 
 
+def log_options(f: Callable[..., Any]) -> Callable[..., Any]:
+    """--log-level and --log-file: the Settings fields of those names."""
+    for name in ("log_file", "log_level"):
+        field = setting_field(name)
+        assert field is not None and field.option is not None
+        f = click.option(field.option, name, type=SettingValue(name),
+                         metavar=field.metavar or "LEVEL", default=None, help=field.help)(f)
+    return f
+
+
 @main.command()
 @click.argument("urls", nargs=-1, required=True)
 @click.option("-o", "--output", "outputs", multiple=True, metavar="FILE",
@@ -312,23 +324,24 @@ def session_options(f: Callable[..., Any]) -> Callable[..., Any]:
               help="As -o, but replace the file if it exists.")
 @click.option("--format", "fmt", type=click.Choice(list(FORMATS)),
               help="The format of every -o/-O, whatever its name.")
-@click.option("--concurrency", type=int, default=_DEFAULTS.concurrency, show_default=True,
+@click.option("--concurrency", type=SettingValue("concurrency"), default=_DEFAULTS.concurrency, show_default=True,
               help="Requests in flight, all hosts together.")
-@click.option("--per-host", type=int, default=_DEFAULTS.per_host, show_default=True,
+@click.option("--per-host", type=SettingValue("per_host"), default=_DEFAULTS.per_host, show_default=True,
               help="Requests in flight to one host.")
-@click.option("--delay", type=float, default=_DEFAULTS.delay, show_default=True,
+@click.option("--delay", type=SettingValue("delay"), default=_DEFAULTS.delay, show_default=True,
               help="Seconds between two requests to one host.")
-@click.option("--depth", type=int, default=None, help="Follow links this many hops from a seed.")
-@click.option("--max-pages", type=int, default=None, help="Stop after this many pages.")
+@click.option("--depth", type=SettingValue("depth"), default=None, help="Follow links this many hops from a seed.")
+@click.option("--max-pages", type=SettingValue("max_pages"), default=None,
+              help="Stop after this many pages.")
 @click.option("--scope", type=click.Choice(["host", "domain", "any"]), default="host",
               show_default=True, help="Which links to follow: the seeds' hosts, their "
               "domains (with subdomains), or any.")
 @click.option("--allow", multiple=True, metavar="REGEX", help="Follow only URLs matching this.")
 @click.option("--deny", multiple=True, metavar="REGEX", help="Never follow URLs matching this.")
 @click.option("--user-agent", default=DEFAULT_USER_AGENT, show_default=True)
-@click.option("--timeout", type=float, default=_DEFAULTS.timeout, show_default=True,
+@click.option("--timeout", type=SettingValue("timeout"), default=_DEFAULTS.timeout, show_default=True,
               help="Seconds for a whole request, redirects included.")
-@click.option("--retries", type=int, default=_DEFAULTS.retries, show_default=True,
+@click.option("--retries", type=SettingValue("retries"), default=_DEFAULTS.retries, show_default=True,
               help="Extra attempts after a timeout, connection error, 5xx or 429.")
 @click.option("--ignore-robots", is_flag=True, help="Do not obey robots.txt.")
 @click.option("--state", type=click.Path(dir_okay=False), metavar="FILE",
@@ -339,6 +352,7 @@ def session_options(f: Callable[..., Any]) -> Callable[..., Any]:
               "their new records are appended to the output.")
 @limit_options
 @session_options
+@log_options
 @click.option("-q", "--quiet", is_flag=True, help="No progress display and no summary.")
 @report_options
 def crawl(
@@ -360,6 +374,8 @@ def crawl(
     ignore_robots: bool,
     state: str | None,
     recrawl_failed: bool,
+    log_level: str | None,
+    log_file: str | None,
     quiet: bool,
     stats_path: str | None,
     report_path: str | None,
@@ -369,6 +385,9 @@ def crawl(
     """Crawl from the seed URLS, following links within the scope."""
     if recrawl_failed and not state:
         fail("--recrawl-failed needs --state FILE (the crawl whose failed pages to fetch again)")
+    for name in _BELOW_TIMEOUT:
+        if limits[name] is None:
+            limits[name] = min(timeout, getattr(_DEFAULTS, name))
     try:
         specs = output_specs(outputs, overwrites, fmt, state)
         settings = Settings(
@@ -384,10 +403,10 @@ def crawl(
             deny=deny,
             user_agent=user_agent,
             timeout=timeout,
-            connect_timeout=min(timeout, _DEFAULTS.connect_timeout),
-            read_timeout=min(timeout, _DEFAULTS.read_timeout),
             retries=retries,
             obey_robots=not ignore_robots,
+            log_level=log_level,
+            log_file=log_file,
             quiet=quiet,
             **limits,
         )
@@ -503,7 +522,7 @@ def testsite(pages: int, port: int, host: str, latency_ms: float, seed: int,
 @main.command()
 @click.option("--pages", type=int, default=3000, show_default=True)
 @click.option("--latency-ms", type=float, default=20.0, show_default=True)
-@click.option("--concurrency", type=int, default=100, show_default=True)
+@click.option("--concurrency", type=SettingValue("concurrency"), default=100, show_default=True)
 @click.option("-o", "--output", default="demo-output/pages.jsonl", show_default=True)
 def demo(pages: int, latency_ms: float, concurrency: int, output: str) -> None:
     """Start the test site, crawl it with the live display, check the result."""
@@ -614,12 +633,14 @@ def bench(io_models: bool, pages: int, latency_ms: float, concurrency: str,
 @click.option("--recrawl-failed", is_flag=True,
               help="With --state: fetch the pages that failed again (and only those).")
 @session_options
+@log_options
 @click.option("-q", "--quiet", is_flag=True, help="No progress display and no summary.")
 @report_options
 def run(spider_file: str, outputs: tuple[str, ...], overwrites: tuple[str, ...],
         fmt: str | None,
         overrides: tuple[str, ...], spider_name: str | None, max_pages: int | None,
-        state: str | None, recrawl_failed: bool,
+        state: str | None, recrawl_failed: bool, log_level: str | None,
+        log_file: str | None,
         quiet: bool, headers: dict[str, str], http_auth: tuple[str, str] | None,
         proxy: str | None, cookies: bool, http_pool: bool, ca_bundle: str | None,
         verify_tls: bool, stats_path: str | None, report_path: str | None,
@@ -638,7 +659,8 @@ def run(spider_file: str, outputs: tuple[str, ...], overwrites: tuple[str, ...],
                               f"{type(e).__name__}: {e}") from None
         values: dict[str, Any] = dict(parse_setting(o) for o in overrides)
         given = {"headers": headers, "http_auth": http_auth, "proxy": proxy,
-                 "max_pages": max_pages, "ca_bundle": ca_bundle}
+                 "max_pages": max_pages, "ca_bundle": ca_bundle, "log_level": log_level,
+                 "log_file": log_file}
         values.update({k: v for k, v in given.items() if v})
         flags = {"cookies": cookies, "http_pool": http_pool, "verify_tls": verify_tls}
         values.update({k: False for k, on in flags.items() if not on})

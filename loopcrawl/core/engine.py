@@ -157,7 +157,7 @@ class Crawler:
                 assert isinstance(self.frontier, Checkpointing)
                 await self.frontier.checkpoint(self._outputs)
             try:
-                await self._handler.close("shutdown" if self._stopping else "finished")
+                await self._handler.close(self._close_reason())
                 for o in self._outputs:
                     o.flush()
             except OutputError as e:
@@ -165,6 +165,17 @@ class Crawler:
         if self._fatal is not None:
             raise self._fatal
         return self.stats
+
+    def _close_reason(self) -> str:
+        """Why the crawl ended, in Scrapy's words (a spider's ``closed(reason)``)."""
+        if self._fatal is not None:
+            return "error"
+        if self._stopping:
+            return "shutdown"
+        budget = self.settings.max_pages
+        if budget is not None and self.stats.records >= budget:
+            return "closespider_pagecount"
+        return "finished"
 
     def _spawn_worker(self) -> None:
         """Start one more worker (the scheduler asks when work waits and every
@@ -253,7 +264,8 @@ class Crawler:
             try:
                 allowed = await self._robots.allowed(req.url)
             except RobotsUnavailable as e:
-                if e.retry_in is not None and self._retry(req, max(e.retry_in, s.retry_backoff)):
+                if e.retry_in is not None and self._retry(req, str(e),
+                                                          max(e.retry_in, s.retry_backoff)):
                     return True, 0.0
                 await self._finish(req, self._record(req, started, t0,
                                                      error=e.kind, message=str(e)))
@@ -277,7 +289,7 @@ class Crawler:
                 method=req.method, headers=headers, body=req.body or None, cookies=req.cookies,
                 wait_turn=self._hop_turn)
         except FetchError as e:
-            if e.kind in errors.TRANSIENT and self._retry(req):
+            if e.kind in errors.TRANSIENT and self._retry(req, e.kind):
                 return True, 0.0
             await self._finish(req, self._record(req, started, t0, error=e.kind, message=str(e)))
             return True, 0.0
@@ -287,7 +299,10 @@ class Crawler:
             sched.relaxed(host_of(req.url))
         if f.status == 429 or f.status >= 500:
             backoff = f.retry_after if f.retry_after is not None else 0.0
-            if self._retry(req, backoff):
+            if backoff:
+                _log.info("%s answered %d with Retry-After: it gets no request for %.1f s",
+                          host_of(req.url), f.status, backoff)
+            if self._retry(req, f"HTTP {f.status}", backoff):
                 return True, backoff
         rec = self._record(req, started, t0, fetched=f)
         if self._archives:
@@ -328,8 +343,9 @@ class Crawler:
         assert self.scheduler is not None
         await self.scheduler.wait_turn(host_of(url))
 
-    def _retry(self, req: Request, backoff: float | None = None) -> bool:
-        """Schedule another attempt if any are left (exponential back-off)."""
+    def _retry(self, req: Request, why: str, backoff: float | None = None) -> bool:
+        """Schedule another attempt if any are left (exponential back-off);
+        ``why``: the failure, for the log."""
         s = self.settings
         if req.retries >= s.retries:
             return False
@@ -340,6 +356,8 @@ class Crawler:
             wait = max(wait, backoff)
         assert self.scheduler is not None
         self.scheduler.retry_later(req, wait)
+        _log.debug("retrying %s in %.1f s or a little more (attempt %d of %d): %s", req.url,
+                   wait, req.retries + 1, s.retries + 1, why)
         return True
 
     def _record(
@@ -376,6 +394,8 @@ class Crawler:
         return {**(req.headers or {}), "Authorization": value}
 
     async def _finish(self, req: Request, rec: FetchRecord) -> None:
+        if rec.error is not None:  # after its retries: the record says it, and so does the log
+            _log.info("%s %s: %s", rec.error, rec.url, rec.message or rec.error)
         if rec.status is None and rec.error is not None:
             await self._handler.failed(req, rec)  # no response: timeout, robots.txt, ...
         # Everything a request produces is written here, with no await until its

@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import heapq
 import itertools
+import logging
 import random
 from collections import deque
 from collections.abc import Callable
@@ -27,6 +28,8 @@ if TYPE_CHECKING:
     from ..http import Request
 
 __all__ = ["HostSlot", "HostState", "Scheduler", "SchedulerStats"]
+
+_log = logging.getLogger("loopcrawl")
 
 # Adaptive back-off for a host answering 429/503 (seconds between request
 # starts): doubled per throttling answer within these bounds, x0.75 per success.
@@ -233,6 +236,8 @@ class Scheduler:
         at most THROTTLE_MAX_DELAY), so it sees fewer requests while it recovers."""
         slot = self._slot(host)
         slot.delay = min(max(slot.delay * 2, THROTTLE_MIN_DELAY), THROTTLE_MAX_DELAY)
+        _log.info("%s answered 429 or 503: one request every %.2f s or slower from now on",
+                  host, slot.delay)
         slot.next_at = max(slot.next_at, slot.last_start + slot.delay)
 
     def relaxed(self, host: str) -> None:

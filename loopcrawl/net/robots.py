@@ -20,6 +20,7 @@ briefly, a certificate not at all), instead of waiting out the window.
 from __future__ import annotations
 
 import asyncio
+import logging
 from dataclasses import dataclass, field
 from typing import Protocol, runtime_checkable
 
@@ -34,6 +35,7 @@ from .fetcher import Fetcher
 __all__ = ["HostTurns", "RobotsCache", "RobotsStore", "RobotsUnavailable"]
 
 _MAX_ROBOTS_SIZE = 500 * 1024  # bytes; Google ignores rules past 500 KiB
+_log = logging.getLogger("loopcrawl")
 # A dead host whose next try may work (refused, no address, the proxy down),
 # and one where it cannot (a certificate refused).
 _ASK_AGAIN_SOON = errors.HOST_UNREACHABLE & errors.TRANSIENT
@@ -133,8 +135,10 @@ class RobotsCache:
             # A host that refused or has no address is asked again at its
             # page's next try (the page's back-off paces it); one that answers
             # badly, or whose certificate failed, after the window.
-            entry.retry_at = loop.time() + (
-                0.0 if entry.kind in _ASK_AGAIN_SOON else self._settings.robots_error_retry)
+            wait = 0.0 if entry.kind in _ASK_AGAIN_SOON else self._settings.robots_error_retry
+            entry.retry_at = loop.time() + wait
+            _log.info("%s: %s; asked again %s", host, entry.error,
+                      f"in {wait:.0f} s" if wait else "at the next page's try")
         return self._check(entry, loop.time())
 
     def _check(self, entry: _Entry, now: float) -> _Entry:
@@ -159,7 +163,10 @@ class RobotsCache:
                 wait_turn=self._hop if turns is not None else None)
         except FetchError as e:
             if e.kind in errors.REDIRECT_FAILURES:
-                return  # RFC 9309 §2.3.1.2: unfollowable redirects mean "unavailable"
+                # RFC 9309 §2.3.1.2: unfollowable redirects mean "unavailable"
+                _log.info("%s: robots.txt redirects where it cannot be followed (%s): "
+                          "everything allowed", host, e)
+                return
             if e.kind in errors.HOST_UNREACHABLE:
                 entry.error, entry.kind = f"robots.txt: {e}", e.kind
             else:
@@ -174,6 +181,8 @@ class RobotsCache:
         text = ""  # "unavailable" (4xx), or binary, not a robots.txt: no rules
         if 200 <= r.status < 300 and b"\0" not in r.body[:1024]:
             text = r.body.decode("utf-8", "replace")
+        _log.info("%s: robots.txt answered %d%s", host, r.status,
+                  f" ({len(r.body):,} bytes)" if text else ": no rules, everything allowed")
         if store is not None:
             store.robots_put(host, text)
         self._apply(entry, text)

@@ -68,6 +68,8 @@ class Spider:
 
     @property
     def logger(self) -> logging.Logger:
+        """``loopcrawl.spider.NAME``: shown from INFO up unless ``--log-level``
+        says otherwise (ERROR with ``--quiet``), as Scrapy shows a spider's log."""
         return logging.getLogger(f"loopcrawl.spider.{self.name}")
 
     async def start_requests(self) -> AsyncIterator[Request]:
@@ -94,8 +96,12 @@ class Spider:
         """Called (and awaited, if async) once before the crawl starts."""
         return None
 
-    def closed(self) -> Any:
-        """Called (and awaited, if async) once after the crawl ends, however it ends."""
+    def closed(self, reason: str) -> Any:
+        """Called (and awaited, if async) once after the crawl ends, however it
+        ends, with why, as Scrapy says it: "finished" (nothing left to fetch),
+        "closespider_pagecount" (the max_pages budget is spent), "shutdown"
+        (Ctrl-C, SIGTERM, ``Crawler.stop()``) or "error" (an output could not be
+        written). A ``closed(self)`` without the argument is called without it."""
         return None
 
     # -- callbacks by name (so a persistent frontier can store them) ----------

@@ -85,6 +85,7 @@ class SpiderRun:
         self.start_hosts: list[str] = []
         # Items wait for their request's ack (``emit``), id(request) -> items.
         self._held: dict[int, list[tuple[dict[str, Any], str, tuple[str, ...] | None]]] = {}
+        self._field_warned: set[tuple[str, str]] = set()  # (item type, field) logged
 
     # -- start and end -----------------------------------------------------------
     async def open(self) -> list[Request]:
@@ -245,8 +246,15 @@ class SpiderRun:
         if isinstance(item, Item) and item.errors:
             items["field_error"] += len(item.errors)
             for k, msg in item.errors.items():
-                log.warning("%s: %s.%s on %s: %s", self.spider.name, type(item).__name__, k,
-                            req.url, msg)
+                # Once per field at WARNING (a broken selector fails on every
+                # page: the summary counts them all), then at DEBUG.
+                where = (type(item).__name__, k)
+                first = where not in self._field_warned
+                self._field_warned.add(where)
+                log.log(logging.WARNING if first else logging.DEBUG, "%s: %s.%s on %s: %s%s",
+                        self.spider.name, *where, req.url, msg,
+                        " (more errors of this field are counted in the summary and shown "
+                        "at --log-level DEBUG)" if first else "")
         try:
             item = await run_pipelines(self.pipelines, item, self.spider)
             kind, fields, data = item_record(item)
