@@ -339,6 +339,32 @@ def test_the_encoding_comes_from_header_then_bom_then_meta(
     assert recs[0].title == title
 
 
+RUSSIAN = "Привет, как дела? Всё хорошо, спасибо. Погода сегодня прекрасная."
+
+
+def test_response_text_follows_the_same_order() -> None:
+    """``Response.text`` (``decode_text``): the header's charset even when the
+    bytes are valid UTF-8; undeclared bytes are detected, not read as UTF-8."""
+    from loopcrawl.encoding import decode_text
+
+    assert decode_text("café".encode(), "text/plain; charset=windows-1252")[1] == "cafÃ©"
+    assert decode_text("café".encode(), "text/plain")[1] == "café"
+    assert decode_text(RUSSIAN.encode("cp1251"), "text/plain")[1] == RUSSIAN
+    assert decode_text(RUSSIAN.encode("cp1251"), None)[1] == RUSSIAN
+
+
+def test_undecidable_bytes_never_raise() -> None:
+    """Bytes no detector can name (every byte value, four times) decode with
+    U+FFFD where needed."""
+    from loopcrawl.encoding import decode_html, decode_text
+
+    junk = bytes(range(256)) * 4
+    text, _ = decode_html(junk, None)
+    assert isinstance(text, str) and "\ufffd" in text
+    assert "\ufffd" in decode_text(junk, None)[1]
+    assert decode_html(RUSSIAN.encode("cp1251"), None)[0] == RUSSIAN
+
+
 # -- traps ---------------------------------------------------------------------
 
 @pytest.mark.parametrize("limit", [1, 4])
@@ -373,14 +399,24 @@ def test_url_length_limit_is_exact(pages: PageServer) -> None:
 
 def test_repeated_segment_limit_is_exact(pages: PageServer) -> None:
     """With a limit of 3, /a/a/a is followed and /a/a/a/a (four segments, the
-    shortest path over the limit) is not, nor a longer one."""
+    shortest path over the limit) is not, nor a longer one. The query is not
+    part of the path, whatever slashes it holds."""
     at, over, longer = "/a/a/a", "/a/a/a/a", "/x/b/b/y/b/b"
-    fine = ["/a/a/a/", "/x/a/a/a/y", "/a/b/a/b/a/b"]
+    fine = ["/a/a/a/", "/x/a/a/a/y", "/a/b/a/b/a/b", "/q?u=/c/c/c/c", "/q/q?u=/d/d/d/d?v=/d"]
     pages.add("/", links=[at, over, longer, *fine])
     for p in (at, over, longer, *fine):
         pages.add(p)
     _, stats = run(pages.url + "/", obey_robots=False, max_repeated_segments=3)
     assert sorted(pages.paths()) == sorted(["/", at, *fine])
+    assert stats.skipped["trap_repeated_segments"] == 2
+
+
+def test_repeated_segment_limit_of_one(pages: PageServer) -> None:
+    pages.add("/", links=["/a", "/a/b", "/a/a", "/b/a/b"])
+    for p in ("/a", "/a/b", "/a/a", "/b/a/b"):
+        pages.add(p)
+    _, stats = run(pages.url + "/", obey_robots=False, max_repeated_segments=1)
+    assert sorted(pages.paths()) == ["/", "/a", "/a/b"]
     assert stats.skipped["trap_repeated_segments"] == 2
 
 
