@@ -159,6 +159,25 @@ class PageServer(LoopServer):
         return runner.cleanup
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Under ``make mutate`` (mutmut sets MUTANT_UNDER_TEST and runs in
+    ``mutants/``, next to its record of each test's duration): the quickest
+    tests first, so ``-x`` ends a killed mutant's run as early as it can.
+    Normal runs keep the files' order."""
+    import json
+    import os
+    from pathlib import Path
+
+    stats = Path("mutmut-stats.json")
+    if not os.environ.get("MUTANT_UNDER_TEST") or not stats.is_file():
+        return
+    try:
+        took = json.loads(stats.read_text())["duration_by_test"]
+    except (ValueError, KeyError):
+        return
+    items.sort(key=lambda item: took.get(item.nodeid, 1.0))
+
+
 @pytest.fixture
 def pages() -> Iterator[PageServer]:
     with PageServer() as server:
