@@ -297,11 +297,13 @@ def test_the_longer_of_delay_and_crawl_delay_holds(pages: PageServer, delay: flo
                                                    crawl_delay: float, gap: float) -> None:
     pages.add("/robots.txt", body=f"User-agent: *\nCrawl-delay: {crawl_delay}\n",
               content_type="text/plain")
-    pages.add("/", links=["/a", "/b", "/c"])
-    for p in "abc":
+    pages.add("/", links=["/a", "/b", "/c", "/d"])
+    for p in "abcd":
         pages.add("/" + p)
     run(pages.url + "/", per_host=4, delay=delay)
-    starts = sorted(h.start for h in pages.log if h.path != "/robots.txt")
+    # Not from / (the first request also opens the connection: the server
+    # sees it late, so the next gap looks short by the connect time).
+    starts = sorted(h.start for h in pages.log if h.path not in ("/robots.txt", "/"))
     gaps = [b - a for a, b in itertools.pairwise(starts)]
     assert len(gaps) == 3 and min(gaps) >= gap - 0.01, gaps
     assert max(gaps) < gap + 0.15, gaps
