@@ -3,6 +3,7 @@ the chosen level, ``--log-file``, ``-q``, and the library's own log lines."""
 
 from __future__ import annotations
 
+import logging
 import socket
 import subprocess
 import sys
@@ -154,3 +155,29 @@ def test_robots_outcome_is_logged(pages: PageServer) -> None:
     assert r.returncode == 0, r.stderr
     assert f"loopcrawl: info: {pages.url.removeprefix('http://')}: robots.txt answered 404: " \
            "no rules, everything allowed" in r.stderr
+
+
+def test_back_offs_and_robots_errors_are_logged(pages: PageServer, caplog: Any) -> None:
+    pages.add("/robots.txt", status=503, body="busy")
+    pages.add("/", status=429, headers={"Retry-After": "1"})
+    host = pages.url.removeprefix("http://")
+    caplog.set_level(logging.DEBUG, logger="loopcrawl")
+
+    def logged() -> list[str]:
+        crawl(Settings(seeds=(pages.url + "/",), retries=1, retry_backoff=0.01,
+                       robots_error_retry=0.0, timeout=10.0))
+        text = [r.getMessage() for r in caplog.records if r.name == "loopcrawl"]
+        caplog.clear()
+        return text
+
+    text = logged()
+    assert f"{host}: robots.txt answered 503; asked again at the next page's try" in text
+    assert f"robots_unreachable {pages.url}/: robots.txt answered 503" in text
+    pages.add("/robots.txt", status=404)
+    text = logged()
+    assert f"{host}: robots.txt answered 404: no rules, everything allowed" in text
+    assert f"{host} answered 429 with Retry-After: it gets no request for 1.0 s" in text
+    assert any(t.startswith(f"{host} answered 429 or 503: one request every ") for t in text)
+    assert any(t.startswith(f"retrying {pages.url}/ in ") and t.endswith(": HTTP 429")
+               for t in text), text
+    assert f"http_status {pages.url}/: HTTP 429" in text
