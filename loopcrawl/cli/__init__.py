@@ -137,9 +137,11 @@ def run_crawl(
             recrawl_failed=recrawl_failed)
     try:
         opened = open_outputs(outputs, resume_marks=resume_marks, role=role)
-    except BaseException:
+    except BaseException as e:
         if frontier is not None:
             frontier.__exit__()
+        if isinstance(e, StateError):  # an output changed since the checkpoint: bad input
+            fail(str(e))
         raise
     crawler = Crawler(settings, outputs=opened, frontier=frontier, **crawler_kwargs)
     got: list[int] = []
