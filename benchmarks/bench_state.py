@@ -153,7 +153,7 @@ async def _synthetic_crawl(kind: str, db: str, target: int) -> None:
         if persistent and now - last_ck >= 1.0:
             await f.checkpoint(None)  # type: ignore[union-attr]
             last_ck = now
-        seen = f.statistics().seen
+        seen = (await f.statistics()).seen
         while todo and seen >= todo[0]:
             print(f"{todo.pop(0)}\t{vm_hwm_mb():.1f}\t{done}\t{now - t0:.1f}", flush=True)
     if persistent:
@@ -166,7 +166,7 @@ def _reopen(db: str) -> None:
 
     t0 = time.perf_counter()
     with SqliteFrontier(db) as f:
-        n = f.statistics().seen
+        n = asyncio.run(f.statistics()).seen
     print(f"{n}\t{time.perf_counter() - t0:.2f}\t{vm_hwm_mb():.1f}", flush=True)
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Awaitable, Callable, Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlencode
 
@@ -19,6 +19,8 @@ if TYPE_CHECKING:
     from parsel import Selector, SelectorList
 
 __all__ = ["Failure", "FetchRecord", "Request", "Response", "check_header"]
+
+_NEVER = float("inf")  # the deadline of a lease that does not expire
 
 # Control characters other than tab, as aiohttp refuses them: header injection.
 BAD_HEADER = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]").search
@@ -64,6 +66,10 @@ class Request:
     cookies: dict[str, str] | None  # sent with this request only
     auth: tuple[str, str] | None  # HTTP basic auth (user, password), this request only
     dont_filter: bool  # queue it even if its fingerprint was seen
+    # Set by ``Frontier.lease``: the lease's token (0: not leased) and the Unix
+    # time by which it must be acked, released or extended (inf: never expires).
+    lease: int = field(compare=False, repr=False)
+    lease_deadline: float = field(compare=False, repr=False)
 
     # Written out rather than generated: the engine builds a Request for every
     # link it finds (thousands a second, most of them seen already), and a
@@ -104,6 +110,8 @@ class Request:
         self.cookies = cookies
         self.auth = auth
         self.dont_filter = dont_filter
+        self.lease = 0
+        self.lease_deadline = _NEVER
         self.fp = fp or (_xxh3(url.encode()) if method == "GET" and not body
                          else fingerprint(url, method, body))
 

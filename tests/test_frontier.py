@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import random
 import sqlite3
+import time
 from pathlib import Path
 
 import orjson
@@ -15,6 +16,7 @@ from aiohttp import web
 
 from loopcrawl import Settings, crawl
 from loopcrawl.errors import StateError
+from loopcrawl.frontier import MemoryFrontier
 from loopcrawl.frontier.seen import SeenSet
 from loopcrawl.frontier.sqlite import SqliteFrontier
 from loopcrawl.http import FetchRecord, Request
@@ -72,7 +74,7 @@ def test_sqlite_frontier_keeps_exactly_the_last_checkpoint(tmp_path: Path) -> No
 
     async def second() -> None:
         f = SqliteFrontier(db)
-        st = f.statistics()
+        st = await f.statistics()
         assert (st.queued, st.leased, st.done, st.seen) == (8, 0, 2, 10)
         assert not await f.add([Request("http://h/p3")])  # still seen
         assert await f.add([Request("http://h/late")]) == 1  # its add was never committed
@@ -81,10 +83,10 @@ def test_sqlite_frontier_keeps_exactly_the_last_checkpoint(tmp_path: Path) -> No
             "http://h/late"]
         p5 = got[3]
         assert (p5.depth, p5.referrer, p5.meta) == (2, "http://h/", {"k": 5})
-        assert not f.is_finished()
+        assert not await f.is_finished()
         for r in got:
             await f.ack(r, rec(r))
-        assert f.is_finished()
+        assert await f.is_finished()
         await f.checkpoint(None)
         await f.close()
 
@@ -168,7 +170,7 @@ def test_sqlite_frontier_locks_and_refuses(tmp_path: Path) -> None:
     with SqliteFrontier(db), pytest.raises(StateError, match="in use by another crawl"):
         SqliteFrontier(db)
     with SqliteFrontier(db) as f:  # the lock went with the first one
-        assert f.statistics().queued == 0
+        assert asyncio.run(f.statistics()).queued == 0
     (tmp_path / "x.txt").write_text("hello")
     with pytest.raises(StateError, match="not a loopcrawl state file"):
         SqliteFrontier(tmp_path / "x.txt")
@@ -182,7 +184,74 @@ def test_sqlite_frontier_locks_and_refuses(tmp_path: Path) -> None:
     con.execute("VACUUM")
     con.close()
     with SqliteFrontier(empty) as f:
-        assert f.statistics().seen == 0
+        assert asyncio.run(f.statistics()).seen == 0
+
+
+@pytest.mark.parametrize("kind", ["memory", "sqlite"])
+def test_leases_are_tokens(tmp_path: Path, kind: str) -> None:
+    """Each lease is a fresh token (a released request comes back with a new
+    one), and a redirect claim belongs to the request, whoever leases it."""
+
+    async def go() -> None:
+        f: MemoryFrontier | SqliteFrontier = (
+            MemoryFrontier() if kind == "memory" else SqliteFrontier(tmp_path / "s.db"))
+        assert f.lease_ttl is None
+        await f.add([Request(f"http://h/{i}") for i in range(4)])
+        got = await f.lease(3)
+        tokens = [r.lease for r in got]
+        assert len(set(tokens)) == 3 and min(tokens) > 0
+        assert all(r.lease_deadline == float("inf") for r in got)
+        assert await f.mark_seen(555, by=got[0])
+        await f.release(got[0])
+        again = await f.lease(1)
+        assert again == [got[0]] and again[0].lease not in tokens
+        assert await f.mark_seen(555, by=again[0])  # its claim held across the release
+        assert await f.extend(got) == []  # nothing expires here
+        for r in [*again, *got[1:], *await f.lease(5)]:
+            assert await f.ack(r, rec(r))
+        st = await f.statistics()
+        assert (st.queued, st.leased, st.done, st.expired) == (0, 0, 4, 0)
+        assert await f.is_finished()
+        await f.close()
+
+    asyncio.run(go())
+
+
+def test_memory_leases_expire_and_go_back_to_the_queue() -> None:
+    async def go() -> None:
+        f = MemoryFrontier(lease_ttl=0.2)
+        await f.add([Request("http://h/a"), Request("http://h/b"),
+                     Request("http://h/p", priority=3)])
+        p, a, b = await f.lease(3)
+        t0 = time.time()
+        assert all(t0 < r.lease_deadline <= t0 + 0.2 for r in (p, a, b))
+        assert await f.lease(3) == []
+        await asyncio.sleep(0.12)
+        assert await f.extend([a, b]) == []  # a heartbeat: a and b live on, p does not
+        await asyncio.sleep(0.12)
+        assert not await f.is_finished()
+        st = await f.statistics()
+        assert (st.queued, st.leased, st.expired) == (1, 2, 1)
+        (p2,) = await f.lease(3)  # p went back to the queue, for another holder
+        assert p2 is not p and (p2.url, p2.priority) == (p.url, p.priority)
+        assert p2.lease != p.lease
+        assert not await f.ack(p, rec(p))  # the old holder's ack changes nothing
+        await f.release(p)  # nor its release
+        assert await f.extend([p, a]) == [p]  # its heartbeat says it lost p
+        assert await f.ack(p2, rec(p2))
+        await asyncio.sleep(0.25)  # a and b expire now: nothing extended them
+        assert not await f.ack(a, rec(a))
+        st = await f.statistics()
+        assert (st.queued, st.leased, st.done, st.expired) == (2, 0, 1, 3)
+        got = await f.lease(5)
+        assert [r.url for r in got] == ["http://h/b", "http://h/a"] or \
+            [r.url for r in got] == ["http://h/a", "http://h/b"]
+        for r in got:
+            assert await f.ack(r, rec(r))
+        assert await f.is_finished()
+        assert (await f.statistics()).done == 3
+
+    asyncio.run(go())
 
 
 class _Site:
@@ -211,7 +280,7 @@ async def _crawl_until_killed(db: Path, out: Path, site: _Site, rng: random.Rand
 
     async def worker() -> None:
         nonlocal steps
-        while steps < kill_after and not f.is_finished():
+        while steps < kill_after and not await f.is_finished():
             got = await f.lease(rng.randint(1, 3))
             if not got:
                 await asyncio.sleep(0.001)
@@ -232,7 +301,7 @@ async def _crawl_until_killed(db: Path, out: Path, site: _Site, rng: random.Rand
                 await f.ack(r, rec(r))
 
     await asyncio.gather(*(worker() for _ in range(4)))
-    finished = f.is_finished()
+    finished = await f.is_finished()
     ticker.cancel()
     await asyncio.gather(ticker, return_exceptions=True)
     if finished:
@@ -339,3 +408,22 @@ def test_robots_txt_is_kept_across_runs(pages: PageServer, tmp_path: Path) -> No
     with SqliteFrontier(db) as f:
         assert f.robots_get(pages.url.removeprefix("http://")) == "User-agent: *\nDisallow: /no\n"
         assert f.robots_get("elsewhere:80") is None
+
+
+def test_a_crawl_extends_leases_that_expire(pages: PageServer) -> None:
+    """With a frontier whose leases last 0.3 s, the scheduler's heartbeat
+    keeps them alive through 0.5 s answers and a retry's back-off: every page
+    is fetched once, no lease expires, and every one is acked."""
+    pages.add("/", links=[f"/p{i}" for i in range(6)] + ["/flaky"])
+    for i in range(6):
+        pages.add(f"/p{i}", delay=0.5)
+    pages.add("/flaky", status=503)  # answered twice: the first try and one retry
+    f = MemoryFrontier(lease_ttl=0.3)
+    recs: list[FetchRecord] = []
+    crawl(Settings(seeds=(pages.url + "/",), retries=1, retry_backoff=0.6, obey_robots=False),
+          frontier=f, on_record=recs.append)
+    assert sorted(r.url.removeprefix(pages.url) for r in recs) == [
+        "/", "/flaky", *[f"/p{i}" for i in range(6)]]
+    assert sorted(pages.paths()) == ["/", "/flaky", "/flaky", *[f"/p{i}" for i in range(6)]]
+    st = asyncio.run(f.statistics())
+    assert (st.expired, st.leased, st.done) == (0, 0, 8)

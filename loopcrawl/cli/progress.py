@@ -21,6 +21,7 @@ from rich.live import Live
 from rich.table import Table
 from rich.text import Text
 
+from ..frontier import FrontierStats
 from ..report._page import human_bytes
 
 if TYPE_CHECKING:
@@ -58,6 +59,9 @@ class Progress:
         self._window: deque[tuple[float, int, int]] = deque()
         self._hosts: list[HostState] = []
         self._hosts_at = 0.0
+        # The frontier's figures, asked before each update (a shared frontier
+        # asks its server), not by each of the lines that show them.
+        self._fr = FrontierStats(0, 0, 0, 0)
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name="loopcrawl-progress")
@@ -70,7 +74,7 @@ class Progress:
     def _pending(self) -> int:
         """Requests not finished yet: queued in the frontier, buffered, in flight."""
         sched = self.crawler.scheduler.statistics() if self.crawler.scheduler else None
-        fr = self.crawler.frontier.statistics()
+        fr = self._fr
         return fr.queued + (sched.buffered + sched.in_flight + sched.waiting_retry
                             if sched else 0)
 
@@ -117,7 +121,7 @@ class Progress:
     def render(self) -> Group:
         st = self.crawler.stats
         sched = self.crawler.scheduler.statistics() if self.crawler.scheduler else None
-        fr = self.crawler.frontier.statistics()
+        fr = self._fr
         rate, eta = self.sample()
         t = Table.grid(padding=(0, 2))
         t.add_column(style="bold cyan", justify="right")
@@ -154,7 +158,7 @@ class Progress:
         st = self.crawler.stats
         sched = self.crawler.scheduler.statistics() if self.crawler.scheduler else None
         rate, eta = self.sample()
-        fr = self.crawler.frontier.statistics()
+        fr = self._fr
         queued = fr.queued + (sched.buffered if sched else 0)
         hosts = self.busiest()[:2]
         busy = ("; busiest: " + ", ".join(f"{h.host} {h.state} ({h.in_flight} in flight, "
@@ -165,16 +169,23 @@ class Progress:
                 f"{human_bytes(st.bytes)}, ETA "
                 f"{_human_seconds(eta) if eta is not None else 'unknown'}{busy}")
 
+    async def refresh(self) -> None:
+        """Ask the frontier for its figures (before ``render``, ``line``, ``sample``)."""
+        self._fr = await self.crawler.frontier.statistics()
+
     async def _run(self) -> None:
+        await self.refresh()
         if self.live:
             with Live(self.render(), console=console, refresh_per_second=4, transient=True) as lv:
                 while True:
                     await asyncio.sleep(0.25)
+                    await self.refresh()
                     lv.update(self.render())
         else:
             self.sample()
             while True:
                 await asyncio.sleep(self.interval)
+                await self.refresh()
                 console.print(self.line(), markup=False, soft_wrap=True)
 
 

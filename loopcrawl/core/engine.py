@@ -76,7 +76,7 @@ class Crawler:
         else:
             self._records = [o for o in outs if o.takes("records")]
         self._archives = [o for o in outs if o.takes("responses")]
-        self._held: dict[int, Fetched] = {}  # id(request) -> its response, until its ack
+        self._held: dict[int, Fetched] = {}  # lease token -> its response, until its ack
         self.settings = settings
         self.frontier: Frontier = frontier if frontier is not None else MemoryFrontier()
         self.on_record = on_record
@@ -234,7 +234,7 @@ class Crawler:
             try:
                 counted, backoff = await self._process(req)
             except asyncio.CancelledError:
-                self._held.pop(id(req), None)
+                self._held.pop(req.lease, None)
                 self._handler.drop(req)
                 await self.frontier.release(req)
                 raise
@@ -306,7 +306,7 @@ class Crawler:
                 return True, backoff
         rec = self._record(req, started, t0, fetched=f)
         if self._archives:
-            self._held[id(req)] = f  # archived at the ack, with the record
+            self._held[req.lease] = f  # archived at the ack, with the record
         await self._handler.page(req, f, rec)
         rec.elapsed_ms = (time.perf_counter() - t0) * 1000
         await self._finish(req, rec)
@@ -400,7 +400,7 @@ class Crawler:
             await self._handler.failed(req, rec)  # no response: timeout, robots.txt, ...
         # Everything a request produces is written here, with no await until its
         # ack: a checkpoint never holds a request's output without it being done.
-        if self._archives and (f := self._held.pop(id(req), None)) is not None:
+        if self._archives and (f := self._held.pop(req.lease, None)) is not None:
             for a in self._archives:
                 a.write_response(req, f)
         self._handler.emit(req)

@@ -127,6 +127,9 @@ class Scheduler:
         # Lease in batches, and keep a bounded working set in memory.
         self._low_water = max(64, concurrency * 2)
         self._batch = max(256, concurrency * 4)
+        # Leases that expire must be extended while held (buffered, in flight or
+        # waiting for a retry): token -> request, kept only for such a frontier.
+        self._held: dict[int, Request] | None = {} if frontier.lease_ttl is not None else None
 
     # -- the workers' side -------------------------------------------------
     async def get(self) -> Request | None:
@@ -282,6 +285,11 @@ class Scheduler:
         frontier = self.frontier
         heap = self._heap
         wake = self._wake
+        drained = False  # the last lease got fewer requests than it asked for
+        beat = None
+        if frontier.lease_ttl is not None:
+            beat = asyncio.create_task(self._heartbeat(frontier.lease_ttl),
+                                       name="loopcrawl-lease-heartbeat")
         try:
             while True:
                 if self._stopped:
@@ -290,23 +298,29 @@ class Scheduler:
                     if self._in_flight == 0 and self._retrying == 0:
                         break
                 elif self._buffered < self._low_water:
-                    for r in await frontier.lease(self._batch):
+                    got = await frontier.lease(self._batch)
+                    drained = len(got) < self._batch
+                    for r in got:
                         self._push(r)
+                    if self._held is not None:
+                        self._held.update((r.lease, r) for r in got)
                 now = loop.time()
                 self._dispatch(now)
+                # Asked only when this process holds nothing: the frontier may
+                # be remote, so its status is not asked on every turn.
                 if (
                     self._in_flight == 0
                     and self._buffered == 0
                     and self._retrying == 0
-                    and frontier.is_finished()
+                    and await frontier.is_finished()
                 ):
                     break
                 timer = None
                 if heap and self._in_flight < self.concurrency:
                     timer = loop.call_at(max(heap[0][0], now + 0.0005), wake.set)
-                elif self._buffered < self._low_water and not frontier.is_finished():
-                    # The frontier may have work we could not lease yet
-                    # (e.g. held by another process): look again soon.
+                elif self._buffered < self._low_water and drained:
+                    # The frontier had less than we asked for; more may come from
+                    # elsewhere (another process, an expired lease): look again soon.
                     timer = loop.call_later(0.05, wake.set)
                 await wake.wait()
                 wake.clear()
@@ -314,8 +328,24 @@ class Scheduler:
                     timer.cancel()
         finally:
             self._finished = True
+            if beat is not None:
+                beat.cancel()
+                await asyncio.gather(beat, return_exceptions=True)
             for _ in range(self._workers):
                 self._work.put_nowait(None)
+
+    async def _heartbeat(self, ttl: float) -> None:
+        """Extend every lease held, three times per ``ttl``. The frontier names
+        those it no longer holds for us (acked, released, or lost): they are
+        forgotten here."""
+        held = self._held
+        assert held is not None
+        while True:
+            await asyncio.sleep(ttl / 3)
+            if held:
+                for r in await self.frontier.extend(list(held.values())):
+                    if held.get(r.lease) is r:
+                        del held[r.lease]
 
     def _dispatch(self, now: float) -> None:
         """Hand every request whose host is ready to the workers."""

@@ -1,4 +1,18 @@
-"""The frontier protocol: add, lease, ack, release, is_finished.
+"""The frontier protocol: add, lease, ack, release, extend, is_finished.
+
+Leases are tokens, not object identities, so that another process or Redis
+can issue them: ``lease()`` stamps each request it hands out with
+``request.lease`` (a positive int, unique among the frontier's live leases)
+and ``request.lease_deadline`` (Unix time). The holder gives every leased
+request back once, by ``ack`` (done) or ``release`` (not fetched), before the
+deadline or after pushing it back with ``extend`` (a heartbeat). A frontier
+whose leases expire (``lease_ttl`` not None) queues an expired request again
+for another holder and ignores the late ack or release of the old one. The
+in-process frontiers never expire a lease (``lease_deadline`` is inf): the
+holder is the process that holds the frontier, and when it dies both go.
+
+``is_finished()`` and ``statistics()`` are async: a shared frontier must ask
+its server. Callers ask them when they could be finished, not per page.
 
 A persistent frontier also offers ``Checkpointing``: the engine calls it to
 commit the frontier's changes together with the output that depends on them.
@@ -20,9 +34,10 @@ if TYPE_CHECKING:
 @dataclass(frozen=True, slots=True)
 class FrontierStats:
     queued: int
-    leased: int
+    leased: int  # handed out and not yet acked or released, by any holder
     done: int
     seen: int
+    expired: int = 0  # leases that passed their deadline and were queued again
 
 
 # Which of a page's unseen links to queue (the crawl's scope and trap checks).
@@ -46,6 +61,11 @@ def unseen_links(seen: Container[int], urls: Sequence[str], depth: int,
 
 
 class Frontier(Protocol):
+    @property
+    def lease_ttl(self) -> float | None:
+        """Seconds a lease lasts unless extended; None: leases never expire
+        (then nobody needs to call ``extend``)."""
+
     async def add(self, requests: Sequence[Request]) -> int:
         """Queue the requests not seen before; return how many were new.
 
@@ -63,25 +83,36 @@ class Frontier(Protocol):
 
     async def mark_seen(self, fp: int, by: Request | None = None) -> bool:
         """Claim ``fp`` without queueing it (a redirect target being fetched
-        inline by the leased request ``by``). False: it was seen already, and
-        the caller must not fetch it. A claim by ``by`` holds again for ``by``
-        (its retry follows the same redirect), and a persistent frontier
-        persists it only once ``by`` is acked."""
+        inline by the leased request ``by``, which carries its lease). False:
+        it was seen already, and the caller must not fetch it. A claim by
+        ``by`` holds again for ``by``'s request, whoever leases it next (its
+        retry, or its refetch after a release, follows the same redirect), and
+        a persistent frontier persists it only once ``by`` is acked."""
 
     async def lease(self, n: int) -> list[Request]:
-        """Up to ``n`` requests to fetch now. An empty list means "nothing ready
+        """Up to ``n`` requests to fetch now, each stamped with its lease
+        (``lease``, ``lease_deadline``). An empty list means "nothing ready
         now", not "finished": ask ``is_finished()`` for that."""
 
-    async def ack(self, request: Request, record: FetchRecord) -> None:
-        """The request is done for good (fetched, or failed past its retries)."""
+    async def ack(self, request: Request, record: FetchRecord) -> bool:
+        """The leased ``request`` is done for good (fetched, or failed past its
+        retries). False: its lease had expired and the request went to another
+        holder, so this ack changed nothing (the page may be recorded twice;
+        records carry the fingerprint to tell)."""
 
     async def release(self, request: Request) -> None:
-        """Give a leased request back unfetched; it will be leased again."""
+        """Give a leased request back unfetched; it will be leased again (with
+        a new token). An expired lease's release is ignored."""
 
-    def is_finished(self) -> bool:
-        """True when nothing is queued and nothing is leased."""
+    async def extend(self, requests: Sequence[Request]) -> list[Request]:
+        """Push the deadline of these leases to ``lease_ttl`` from now (a
+        heartbeat, due well before ``lease_deadline``); return those whose
+        lease was lost: the caller must drop them without ack or release."""
 
-    def statistics(self) -> FrontierStats: ...
+    async def is_finished(self) -> bool:
+        """True when nothing is queued and nothing is leased, by any holder."""
+
+    async def statistics(self) -> FrontierStats: ...
 
     async def close(self) -> None: ...
 

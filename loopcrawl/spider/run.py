@@ -83,7 +83,7 @@ class SpiderRun:
         self.pipelines = list(spider.pipelines)
         self.scope = Scope("any", ())  # set by open(), from the start requests
         self.start_hosts: list[str] = []
-        # Items wait for their request's ack (``emit``), id(request) -> items.
+        # Items wait for their request's ack (``emit``), lease token -> items.
         self._held: dict[int, list[tuple[dict[str, Any], str, tuple[str, ...] | None]]] = {}
         self._field_warned: set[tuple[str, str]] = set()  # (item type, field) logged
 
@@ -270,7 +270,7 @@ class SpiderRun:
                 rec.message = f"{type(e).__name__}: {e}"[:1000]
             return
         if self.exporters:
-            self._held.setdefault(id(req), []).append((data, kind, fields))
+            self._held.setdefault(req.lease, []).append((data, kind, fields))
         if self.on_item is not None:
             self.on_item(item)
         items["scraped"] += 1
@@ -279,7 +279,7 @@ class SpiderRun:
         """Write ``req``'s items to the exporters. The engine calls this as it
         acks ``req``, so a checkpoint (``--state``) never holds the items of a
         page that is not done, nor a done page without its items."""
-        held = self._held.pop(id(req), None)
+        held = self._held.pop(req.lease, None)
         if held:
             for exp in self.exporters:
                 for data, kind, fields in held:
@@ -287,7 +287,7 @@ class SpiderRun:
 
     def drop(self, req: Request) -> None:
         """Forget ``req``'s items: it was abandoned, and will be fetched again."""
-        self._held.pop(id(req), None)
+        self._held.pop(req.lease, None)
 
     def _log_error(self, what: str, url: str | None, e: BaseException) -> None:
         where = f" on {url}" if url else ""

@@ -35,6 +35,7 @@ This module is the queue and its leases; the other jobs are beside it:
 from __future__ import annotations
 
 import heapq
+import itertools
 import os
 from collections import deque
 from collections.abc import Sequence
@@ -61,7 +62,13 @@ class SqliteFrontier(Checkpoints, RobotsRows, RunSetup):
     OS when the process dies), checks it is a loopcrawl state, and loads the
     seen set. Raises ``StateError`` if the file is foreign, corrupt, or in
     use by another crawl.
+
+    Leases never expire (``lease_ttl`` is None): the one process that holds
+    the file holds every lease, and a kill returns them all (nothing leased
+    is ever written, so on open they are queued again).
     """
+
+    lease_ttl: float | None = None
 
     def __init__(
         self,
@@ -75,9 +82,11 @@ class SqliteFrontier(Checkpoints, RobotsRows, RunSetup):
         self.max_buffered = max_buffered
         # Leasing: rows with id <= _cursor were leased in this process.
         self._cursor = 0
-        self._released: deque[Request] = deque()
-        self._rowid: dict[int, int] = {}  # id(leased request) -> its row id
-        self._claims: dict[int, list[int]] = {}  # id(leased request) -> fps it claimed
+        # Released requests, leased again first: (row id, or None if not from here).
+        self._released: deque[tuple[int | None, Request]] = deque()
+        self._tokens = itertools.count(1)
+        self._rowid: dict[int, int] = {}  # lease token -> its request's row id
+        self._claims: dict[int, list[int]] = {}  # a leased request's fp -> the fps it claimed
 
     # -- the Frontier protocol ----------------------------------------------
     async def add(self, requests: Sequence[Request]) -> int:
@@ -111,23 +120,28 @@ class SqliteFrontier(Checkpoints, RobotsRows, RunSetup):
             if by is None:
                 self._claim_log.append(fp)
             else:  # persisted when ``by`` is done: a kill before that refetches both
-                self._claims.setdefault(id(by), []).append(fp)
+                self._claims.setdefault(by.fp, []).append(fp)
             return True
-        return by is not None and fp in self._claims.get(id(by), ())
+        return by is not None and fp in self._claims.get(by.fp, ())
 
     async def lease(self, n: int) -> list[Request]:
         """Positive priorities first, then the FIFO queue (priority 0: a plain
         crawl's every request), then negative ones, as ``MemoryFrontier``."""
         out: list[Request] = []
         rowid = self._rowid
+        tokens = self._tokens
         ranked = self._ranked
         while ranked and ranked[0][0] < 0 and len(out) < n:
             _, i, r = heapq.heappop(ranked)
-            rowid[id(r)] = i
+            rowid[_stamp(r, tokens)] = i
             out.append(r)
         released = self._released
         while released and len(out) < n:
-            out.append(released.popleft())  # its row id is still in _rowid
+            j, r = released.popleft()
+            t = _stamp(r, tokens)
+            if j is not None:
+                rowid[t] = j
+            out.append(r)
         cursor = self._cursor
         if len(out) < n and cursor < self._committed:
             want = n - len(out)
@@ -136,7 +150,7 @@ class SqliteFrontier(Checkpoints, RobotsRows, RunSetup):
                 (cursor, want))
             for row in rows:
                 r = request_of(row)
-                rowid[id(r)] = row[0]
+                rowid[_stamp(r, tokens)] = row[0]
                 out.append(r)
             if rows:
                 cursor = rows[-1][0]
@@ -149,24 +163,24 @@ class SqliteFrontier(Checkpoints, RobotsRows, RunSetup):
             i, r = mem.popleft()
             if i <= cursor:
                 continue  # committed meanwhile, and leased from the file
-            rowid[id(r)] = i
+            rowid[_stamp(r, tokens)] = i
             out.append(r)
             cursor = i
         self._cursor = cursor
         while ranked and len(out) < n:
             _, i, r = heapq.heappop(ranked)
-            rowid[id(r)] = i
+            rowid[_stamp(r, tokens)] = i
             out.append(r)
         self._leased += len(out)
         self._queued -= len(out)
         return out
 
-    async def ack(self, request: Request, record: FetchRecord) -> None:
+    async def ack(self, request: Request, record: FetchRecord) -> bool:
         self._leased -= 1
-        rid = self._rowid.pop(id(request), None)
-        claims = self._claims.pop(id(request), None) if self._claims else None
+        rid = self._rowid.pop(request.lease, None)
+        claims = self._claims.pop(request.fp, None) if self._claims else None
         if rid is None:
-            return  # not leased from here: nothing to persist
+            return True  # not leased from here: nothing to persist
         state = state_of(record)
         self._acks.append((rid, state, record.error, request.url))
         if state == DONE:
@@ -177,16 +191,20 @@ class SqliteFrontier(Checkpoints, RobotsRows, RunSetup):
             self._pages_run += 1
         if claims:
             self._claim_log.extend(claims)
+        return True
 
     async def release(self, request: Request) -> None:
         self._leased -= 1
         self._queued += 1
-        self._released.appendleft(request)
+        self._released.appendleft((self._rowid.pop(request.lease, None), request))
 
-    def is_finished(self) -> bool:
+    async def extend(self, requests: Sequence[Request]) -> list[Request]:
+        return []  # leases here never expire
+
+    async def is_finished(self) -> bool:
         return self._queued <= 0 and self._leased <= 0
 
-    def statistics(self) -> FrontierStats:
+    async def statistics(self) -> FrontierStats:
         return FrontierStats(max(self._queued, 0), self._leased,
                              self._done + self._failed, len(self._seen))
 
@@ -202,3 +220,9 @@ class SqliteFrontier(Checkpoints, RobotsRows, RunSetup):
     def __exit__(self, *exc: object) -> None:
         """Close (no checkpoint) outside an event loop; safe after ``close()``."""
         self._close_files()
+
+
+def _stamp(r: Request, tokens: itertools.count[int]) -> int:
+    """Give ``r`` its lease (the next token; the deadline stays inf): the token."""
+    t = r.lease = next(tokens)
+    return t
