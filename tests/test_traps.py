@@ -122,11 +122,34 @@ def test_a_listing_with_new_content_on_every_page_is_not_similar() -> None:
     assert fams[:2] == ["", ""] and set(fams[2:]) == {"h/traps"}
 
 
-def test_sketch_ignores_numbers_dates_and_case() -> None:
-    a = sketch(b"<p>Events on Monday 3 November 2026</p><a href='?d=2026-11-04'>next</a>")
-    b = sketch(b"<p>Events on tuesday 4 December 2026</p><a href='?d=2026-11-05'>next</a>")
-    assert a == b
-    assert sketch(b"<p>red lamp</p>") != sketch(b"<p>blue chair</p>")
+def _new_words(child: bytes, parent: bytes) -> int:
+    return (sketch(child) & ~sketch(parent)).bit_count()
+
+
+def test_sketch_counts_new_words_but_not_month_names_or_case() -> None:
+    a = b"<p>Events on Monday 3 November 2026</p><a href='?d=2026-11-04'>next</a>"
+    b = b"<p>Events on tuesday 4 December 2026</p><a href='?d=2026-11-05'>next</a>"
+    assert _new_words(b, a) == 2  # "4" and the new href; the names are dropped
+    assert _new_words(b"<p>red lamp</p>", b"<p>blue chair</p>") == 2
+
+
+def test_a_listing_whose_items_differ_only_in_numbers_is_not_similar() -> None:
+    """Twelve items a page, named by number only: twelve new numbers and
+    twelve new links a page, not the two or three of a calendar's next month."""
+    guard = TrapGuard(Settings())
+
+    def page(n: int) -> bytes:
+        items = "".join(f'<li><a href="/item?id={i}">Item {i}</a></li>'
+                        for i in range(n * 12, n * 12 + 12))
+        return (f"<html><title>List page {n}</title><ul>{items}</ul>"
+                f'<a href="/list?page={n + 1}">next</a></html>').encode()
+
+    prev = None
+    for n in range(1, 40):
+        url = f"http://h/list?page={n}"
+        links = [f"http://h/item?id={i}" for i in range(n * 12, n * 12 + 12)]
+        assert guard.page(url, prev, page(n), [*links, f"http://h/list?page={n + 1}"]) == ""
+        prev = url
 
 
 def test_family_is_host_and_first_segment() -> None:

@@ -21,8 +21,8 @@ Each stop is counted under its own name (``TrapGuard.stops``).
 keeps its length and the set of its links' paths (a 512-bit sketch); a page
 whose length is close to its parent's and whose links lead to at most
 ``NEW_LINKS`` paths the parent's did not is then read for words: its HTML
-split on whitespace, digits read as one digit, month and weekday names
-dropped (dates, counters and ids are what changes along a trap). The page is
+lower-cased and split on whitespace and ``<>``, month and weekday names
+dropped (a calendar's next page names another month). The page is
 similar when at most ``NEW_WORDS`` of its words are not on its parent (a
 4096-bit sketch, kept for the pages that were read). A page of an ordinary
 site links to other pages than its parent does, so it is rarely read: the
@@ -42,7 +42,9 @@ from ..urls import host_of
 __all__ = ["NEW_LINKS", "NEW_WORDS", "TrapGuard", "link_sketch", "repeats", "sketch"]
 
 # A page with at most this many words its parent does not have is "similar".
-NEW_WORDS = 4
+# Numbers count: a listing whose items differ only in their numbers brings a
+# dozen new ones a page, a calendar's next month or page N+1 of nothing 2-5.
+NEW_WORDS = 8
 # Pages whose links lead to more new paths than this are not read for words.
 NEW_LINKS = 8
 # Pages remembered (length, sketches, family) for their children: FIFO beyond.
@@ -51,7 +53,7 @@ _MAX_PAGES = 1 << 16
 _SKETCH_BYTES = 256 * 1024
 _WORD_BITS = 4096
 _LINK_BITS = 512
-_ONE_DIGIT = bytes.maketrans(b"0123456789", b"0000000000")
+_TAGS_AS_SPACE = bytes.maketrans(b"<>", b"  ")
 _CALENDAR_WORDS = (b"january", b"february", b"march", b"april", b"may", b"june", b"july",
                    b"august", b"september", b"october", b"november", b"december",
                    b"monday", b"tuesday", b"wednesday", b"thursday", b"friday",
@@ -69,7 +71,7 @@ def repeats(url: str, limit: int) -> bool:
 
 def sketch(body: bytes) -> int:
     """The words of an HTML page as a 4096-bit set (see the module docstring)."""
-    text = body[:_SKETCH_BYTES].lower().translate(_ONE_DIGIT)
+    text = body[:_SKETCH_BYTES].lower().translate(_TAGS_AS_SPACE)
     for name in _CALENDAR_WORDS:
         if name in text:
             text = text.replace(name, b"")
