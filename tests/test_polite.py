@@ -13,16 +13,26 @@ from .conftest import PageServer
 from .helpers import by_url, run
 
 DELAY = 0.2
-# Timer and loop granularity: a gap may look this much shorter at the server.
-SLACK = 0.012
-# A chain's hops are waited for, not queued behind other pages: each gap stays
-# this close to the delay (a server on loopback answers in ~1 ms).
-LATE = 0.15
+# The server reads arrival times in a thread of the test's process: the GIL
+# and a loaded machine make one read late by a few milliseconds now and then.
+JITTER = 0.05
 
 
-def _gaps(server: PageServer) -> list[float]:
-    starts = sorted(h.start for h in server.log)
-    return [b - a for a, b in itertools.pairwise(starts)]
+def _starts(server: PageServer, prefix: str = "/") -> list[float]:
+    return sorted(h.start for h in server.log if h.path.startswith(prefix))
+
+
+def assert_polite(starts: list[float], delay: float = DELAY) -> None:
+    """Arrivals ``delay`` apart: n requests span n - 1 delays (less the jitter
+    of two reads), and no gap is a burst. An arrival read late makes one gap
+    long and the next short by as much, so single gaps are held to half the
+    delay (a burst, what this is about, arrives within milliseconds) and pairs
+    of gaps to two delays."""
+    gaps = [b - a for a, b in itertools.pairwise(starts)]
+    assert starts[-1] - starts[0] >= len(gaps) * delay - JITTER, gaps
+    assert min(gaps) >= delay / 2, gaps
+    pairs = [a + b for a, b in itertools.pairwise(gaps)]
+    assert not pairs or min(pairs) >= 2 * delay - JITTER, gaps
 
 
 def test_redirect_hops_and_robots_txt_wait_for_crawl_delay(pages: PageServer) -> None:
@@ -38,11 +48,10 @@ def test_redirect_hops_and_robots_txt_wait_for_crawl_delay(pages: PageServer) ->
     assert got[pages.url + "/r/0"].redirects == 10 and got[pages.url + "/r/0"].status == 200
     paths = pages.paths()
     assert paths[0] == "/robots.txt" and len(paths) == 14  # robots, /, 11 of the chain, /a
-    gaps = _gaps(pages)
-    assert min(gaps) >= DELAY - SLACK, gaps
-    # ... and no more than the delay between the hops of the chain.
-    hops = sorted(h.start for h in pages.log if h.path.startswith("/r/"))
-    assert max(b - a for a, b in itertools.pairwise(hops)) < DELAY + LATE
+    assert_polite(_starts(pages))
+    # ... and not much more than the delay between the hops of the chain.
+    hops = _starts(pages, "/r/")
+    assert hops[-1] - hops[0] < 10 * DELAY + 0.5
 
 
 def test_retries_wait_for_the_delay(pages: PageServer) -> None:
@@ -62,10 +71,11 @@ def test_retries_wait_for_the_delay(pages: PageServer) -> None:
     pages.handler = flaky
     recs, stats = run(pages.url + "/", delay=DELAY, retry_backoff=0.01, per_host=4)
     assert stats.retries == 6 and all(r.status == 200 for r in recs)
-    gaps = _gaps(pages)
-    assert len(gaps) == 10 and min(gaps) >= DELAY - SLACK, gaps
+    starts = _starts(pages)
+    assert len(starts) == 11
+    assert_polite(starts)
     # Retries are not held back beyond the delay: 11 requests in about 10 delays.
-    assert sum(gaps) < 10 * DELAY + 1.0
+    assert starts[-1] - starts[0] < 10 * DELAY + 1.0
 
 
 def test_robots_txt_refetch_waits_for_the_delay(pages: PageServer) -> None:
@@ -83,8 +93,9 @@ def test_robots_txt_refetch_waits_for_the_delay(pages: PageServer) -> None:
     recs, _ = run(pages.url + "/", delay=DELAY, robots_error_retry=0.01, retry_backoff=0.01)
     assert {r.status for r in recs} == {200} and len(recs) == 2
     assert pages.paths().count("/robots.txt") == 2
-    gaps = _gaps(pages)
-    assert len(gaps) == 3 and min(gaps) >= DELAY - SLACK, gaps
+    starts = _starts(pages)
+    assert len(starts) == 4
+    assert_polite(starts)
 
 
 def test_no_delay_means_no_wait(pages: PageServer) -> None:
@@ -94,5 +105,5 @@ def test_no_delay_means_no_wait(pages: PageServer) -> None:
         pages.add(f"/r/{i}", status=302, headers={"Location": f"/r/{i + 1}"})
     pages.add("/r/10")
     run(pages.url + "/", obey_robots=False)
-    hops = sorted(h.start for h in pages.log if h.path.startswith("/r/"))
-    assert len(hops) == 11 and hops[-1] - hops[0] < 0.1
+    hops = _starts(pages, "/r/")
+    assert len(hops) == 11 and hops[-1] - hops[0] < 0.15
