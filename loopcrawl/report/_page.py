@@ -220,9 +220,11 @@ def _stops(s: dict[str, Any]) -> str:
             "known only to the crawl itself (crawl --report or --stats); this report was "
             f"rebuilt from {s['rebuilt_from']}"))
     nf = dict(s.get("links", {}).get("not_followed", {}))
-    fetches = s.get("traps", {}).get("fetches", 0)
-    if fetches:
-        nf["trap (at fetch)"] = fetches
+    traps = s.get("traps", {})
+    if traps.get("fetches"):
+        nf["trap (at fetch)"] = traps["fetches"]
+    for limit, n in traps.get("limits", {}).items():
+        nf[f"trap limit {limit}"] = n
     return _counts("Links not followed, and why", nf, "c-other", empty="every link followed")
 
 
