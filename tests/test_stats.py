@@ -251,3 +251,21 @@ def test_busiest_hosts_tell_what_each_does(pages: PageServer) -> None:
 
     asyncio.run(asyncio.wait_for(go(), 20))
     assert {"fetching", "waiting on delay", "backing off"} <= seen, seen
+
+
+def test_eta_only_when_the_crawl_can_tell() -> None:
+    from loopcrawl import Crawler
+    from loopcrawl.cli.progress import Progress
+
+    def eta(max_pages: int | None, done: int, rate: float, pending: int,
+            trend: float) -> float | None:
+        c = Crawler(Settings(seeds=("http://a.example/",), max_pages=max_pages, quiet=True))
+        c.stats.records = done
+        return Progress(c, live=False)._eta(rate, pending, trend)
+
+    assert eta(1000, 400, 100.0, 5000, +50.0) == 6.0  # the budget left at the rate now
+    assert eta(1000, 400, 100.0, 200, -50.0) == 4.0  # the queue runs out first
+    assert eta(None, 400, 100.0, 300, -30.0) == 10.0  # a shrinking queue, at its pace
+    assert eta(None, 400, 100.0, 300, +30.0) is None  # a growing queue: no ETA
+    assert eta(None, 400, 100.0, 300, 0.0) is None
+    assert eta(1000, 400, 0.0, 300, 0.0) is None  # nothing done lately: no rate
