@@ -36,7 +36,10 @@ from html.entities import html5 as _ENTITIES
 
 from selectolax.lexbor import LexborHTMLParser
 
-__all__ = ["MAX_UNCLOSED", "PageLinks", "extract", "extract_tree", "scan"]
+from .encoding import decode_html
+from .urls import LinkMemo, Resolver, canonicalize
+
+__all__ = ["MAX_UNCLOSED", "LinkParser", "PageLinks", "ResolvedLinks", "extract", "extract_tree", "scan"]
 
 
 @dataclass(slots=True)
@@ -236,3 +239,74 @@ def extract(html: str | bytes, max_links: int = 10_000) -> PageLinks:
     ):
         return scan(html, max_links)
     return extract_tree(html, max_links)
+
+
+@dataclass(slots=True)
+class ResolvedLinks:
+    """What the link follower needs of an HTML page: its title and its links,
+    resolved (canonical, unique, in page order). A worker process (``--workers``)
+    parses the page and sends this with the response."""
+
+    title: str | None
+    urls: list[str]
+    truncated: bool = False  # more links than max_links_per_page
+    unfollowable: dict[str, int] | None = None  # hrefs that gave no URL, by kind
+
+
+class LinkParser:
+    """Reads the links of HTML pages: decode, lexbor, ``LinkMemo`` + ``Resolver``.
+
+    One per process that parses (the engine's link follower, or a worker
+    process): its memos hold what earlier pages of the crawl resolved."""
+
+    def __init__(self, max_links: int) -> None:
+        self._max_links = max_links
+        self._links = LinkMemo()
+        self._unfollowable: dict[str, str] = {}  # href -> its kind (see _count_unfollowable)
+
+    def parse(self, url: str, body: bytes, charset: str | None) -> ResolvedLinks:
+        """The title and links of the page at ``url`` (canonical: the request
+        URL or a checked redirect target)."""
+        text, _ = decode_html(body, charset)
+        page = extract(text, self._max_links)
+        base = url
+        if page.base_href:
+            base = canonicalize(page.base_href, url) or url
+        resolved = self._links.resolve_all(Resolver(base, canonical=True), page.hrefs)
+        found = dict.fromkeys(resolved)  # unique, in page order (a set's order varies)
+        unfollowable = None
+        if None in found:
+            del found[None]
+            unfollowable = self._count_unfollowable(page.hrefs, resolved)
+        return ResolvedLinks(page.title, list(found), page.truncated,  # type: ignore[arg-type]
+                             unfollowable)
+
+    def _count_unfollowable(self, hrefs: list[str], resolved: list[str | None]) -> dict[str, int]:
+        """Why some hrefs gave no URL: another scheme, or not a URL at all.
+
+        The same few (``mailto:``, ``javascript:``) are on every page of a site,
+        so each href's verdict is kept (bounded)."""
+        counts: dict[str, int] = {}
+        kinds = self._unfollowable
+        i = -1
+        for _ in range(resolved.count(None)):
+            i = resolved.index(None, i + 1)
+            href = hrefs[i]
+            kind = kinds.get(href)
+            if kind is None:
+                if len(kinds) >= 4096:
+                    kinds.clear()
+                kind = kinds[href] = _unfollowable_kind(href)
+            if kind:
+                counts[kind] = counts.get(kind, 0) + 1
+        return counts
+
+
+def _unfollowable_kind(href: str) -> str:
+    """Why an href gave no URL: "not_http", "invalid_url", or "" (a link to
+    the page itself: empty, or only a fragment)."""
+    h = href.strip()
+    if not h or h.startswith("#"):
+        return ""
+    scheme = h.split(":", 1)[0].lower() if ":" in h else ""
+    return "not_http" if scheme.isalpha() and scheme not in ("http", "https") else "invalid_url"

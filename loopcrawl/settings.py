@@ -44,6 +44,10 @@ class Settings:
     # Concurrency and politeness.
     concurrency: int = setting(64, "Requests in flight, all hosts together.",
                           min=1, max=10_000, unit="requests")
+    workers: int = setting(1, "Worker processes, each an event loop with its coroutines: the "
+                           "fetching and parsing of pages spread over cores, politeness and "
+                           "limits kept for the whole crawl (`auto`: one per usable core).",
+                           min=1, max=256, unit="processes")
     per_host: int = setting(8, "Requests in flight to one host (Scrapy's default too).",
                        min=1, max=10_000, unit="requests")
     delay: float = setting(0.0, "Seconds between two request starts on one host.",

@@ -285,6 +285,35 @@ def _auth(ctx: click.Context, param: click.Parameter, value: str | None) -> tupl
     return user, password
 
 
+class WorkersType(click.ParamType):
+    """``--workers N`` or ``auto`` (one per usable core)."""
+
+    name = "N|auto"
+
+    def convert(self, value: Any, param: click.Parameter | None,
+                ctx: click.Context | None) -> int:
+        if isinstance(value, int):
+            return value
+        if str(value).strip().lower() == "auto":
+            from ..workers import usable_cores
+
+            return usable_cores()
+        try:
+            n = int(str(value))
+        except ValueError:
+            self.fail(f"expected a number of processes or 'auto', not {value!r}", param, ctx)
+        if not 1 <= n <= 256:
+            self.fail(f"must be between 1 and 256, not {n}", param, ctx)
+        return n
+
+
+def workers_option(f: Callable[..., Any]) -> Callable[..., Any]:
+    return click.option(
+        "--workers", type=WorkersType(), default=1, show_default=True,
+        help="Worker processes, each an event loop with its coroutines ('auto': one per "
+        "usable core). Politeness, limits and the outputs stay global.")(f)
+
+
 def session_options(f: Callable[..., Any]) -> Callable[..., Any]:
     """--header, --auth, --proxy, --no-cookies, --http-session, --ca-bundle,
     --insecure: Settings fields of the same meaning."""
@@ -355,6 +384,7 @@ def log_options(f: Callable[..., Any]) -> Callable[..., Any]:
 @limit_options
 @session_options
 @log_options
+@workers_option
 @click.option("-q", "--quiet", is_flag=True, help="No progress display and no summary.")
 @report_options
 def crawl(
@@ -378,6 +408,7 @@ def crawl(
     recrawl_failed: bool,
     log_level: str | None,
     log_file: str | None,
+    workers: int,
     quiet: bool,
     stats_path: str | None,
     report_path: str | None,
@@ -409,6 +440,7 @@ def crawl(
             obey_robots=not ignore_robots,
             log_level=log_level,
             log_file=log_file,
+            workers=workers,
             quiet=quiet,
             **limits,
         )
@@ -638,6 +670,7 @@ def bench(io_models: bool, pages: int, latency_ms: float, concurrency: str,
 @log_options
 @click.option("-q", "--quiet", is_flag=True, help="No progress display and no summary.")
 @report_options
+@workers_option
 def run(spider_file: str, outputs: tuple[str, ...], overwrites: tuple[str, ...],
         fmt: str | None,
         overrides: tuple[str, ...], spider_name: str | None, max_pages: int | None,
@@ -646,7 +679,7 @@ def run(spider_file: str, outputs: tuple[str, ...], overwrites: tuple[str, ...],
         quiet: bool, headers: dict[str, str], http_auth: tuple[str, str] | None,
         proxy: str | None, cookies: bool, http_pool: bool, ca_bundle: str | None,
         verify_tls: bool, stats_path: str | None, report_path: str | None,
-        progress_interval: float) -> None:
+        progress_interval: float, workers: int) -> None:
     """Run the spider defined in SPIDER_FILE; its items go to -o (or stdout)."""
     from ..settings import parse_setting
     from ..spider.base import load_spider
@@ -661,6 +694,7 @@ def run(spider_file: str, outputs: tuple[str, ...], overwrites: tuple[str, ...],
                               f"{type(e).__name__}: {e}") from None
         values: dict[str, Any] = dict(parse_setting(o) for o in overrides)
         given = {"headers": headers, "http_auth": http_auth, "proxy": proxy,
+                 "workers": workers if workers != 1 else None,
                  "max_pages": max_pages, "ca_bundle": ca_bundle, "log_level": log_level,
                  "log_file": log_file}
         values.update({k: v for k, v in given.items() if v})

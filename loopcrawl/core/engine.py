@@ -29,6 +29,7 @@ from ..outputs import Output, resumable_formats
 from ..settings import Settings
 from ..spider.run import SpiderRun, spider_settings
 from ..urls import Scope, canonicalize, fingerprint, host_of
+from ..workers import ProcessFetcher, WorkerLost
 from .pages import CrawlParts, LinkFollower, PageHandler
 from .politeness import Scheduler
 from .runtime import new_event_loop, tune_malloc
@@ -93,6 +94,8 @@ class Crawler:
         self.scheduler: Scheduler | None = None
         self._workers: list[asyncio.Task[None]] = []
         self._spawn: Callable[[], None] | None = None
+        self._remote = False  # requests go to worker processes (--workers N)
+        self._parse_remote = False
         self._stopping = False
         self._fatal: LoopcrawlError | None = None  # what stopped the crawl early
         self._auth: str | None = None  # the Authorization header for _auth_hosts
@@ -123,7 +126,7 @@ class Crawler:
             self._auth_hosts = frozenset(s.http_auth_hosts or self._handler.start_hosts)
         checkpoints = await self._start_checkpoints()
         try:
-            async with Fetcher(s) as fetcher:
+            async with self._open_fetcher() as fetcher:
                 self._fetcher = fetcher
                 store = self.frontier if isinstance(self.frontier, RobotsStore) else None
                 # --state keeps robots.txt; fetching it takes a turn of its host.
@@ -176,6 +179,19 @@ class Crawler:
         if budget is not None and self.stats.records >= budget:
             return "closespider_pagecount"
         return "finished"
+
+    def _open_fetcher(self) -> Fetcher | ProcessFetcher:
+        """The one-process ``Fetcher``, or worker processes behind the same
+        ``fetch()`` (``--workers N``): the engine above is the same."""
+        s = self.settings
+        if s.workers > 1:
+            from ..workers import ProcessFetcher
+
+            self._remote = True
+            # The link follower's pages are parsed where they are fetched.
+            self._parse_remote = isinstance(self._handler, LinkFollower)
+            return ProcessFetcher(s, s.workers)
+        return Fetcher(s)
 
     def _spawn_worker(self) -> None:
         """Start one more worker (the scheduler asks when work waits and every
@@ -284,10 +300,18 @@ class Crawler:
         if req.auth is not None or (self._auth is not None and host_of(req.url) in self._auth_hosts):
             headers = self._auth_headers(req)
         try:
-            f = await self._fetcher.fetch(
-                req.url, check_redirect=functools.partial(self._check_redirect, req),
-                method=req.method, headers=headers, body=req.body or None, cookies=req.cookies,
-                wait_turn=self._hop_turn)
+            if self._remote:
+                f = await self._fetch_remote(req, headers)
+            else:
+                f = await self._fetcher.fetch(
+                    req.url, check_redirect=functools.partial(self._check_redirect, req),
+                    method=req.method, headers=headers, body=req.body or None,
+                    cookies=req.cookies, wait_turn=self._hop_turn)
+        except WorkerLost:
+            # Its worker process died: not the URL's fault, and no attempt of
+            # its own spent; it goes back to its host's queue.
+            sched.retry_later(req, 0.0)
+            return True, 0.0
         except FetchError as e:
             if e.kind in errors.TRANSIENT and self._retry(req, e.kind):
                 return True, 0.0
@@ -311,6 +335,15 @@ class Crawler:
         rec.elapsed_ms = (time.perf_counter() - t0) * 1000
         await self._finish(req, rec)
         return True, 0.0
+
+    async def _fetch_remote(self, req: Request, headers: Any) -> Fetched:
+        fetcher = self._fetcher
+        assert isinstance(fetcher, ProcessFetcher)
+        return await fetcher.fetch(
+            req.url, check_redirect=functools.partial(self._check_redirect, req),
+            method=req.method, headers=headers, body=req.body or None, cookies=req.cookies,
+            wait_turn=self._hop_turn,
+            parse=self._parse_remote and not (req.meta and req.meta.get("sitemap")))
 
     async def _seed_sitemaps(self) -> None:
         """Queue each seed host's sitemaps: robots.txt ``Sitemap:`` lines, else

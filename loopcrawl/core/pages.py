@@ -13,11 +13,10 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
 
 from .. import errors
-from ..encoding import decode_html
 from ..http import Request
-from ..links import extract
+from ..links import LinkParser, ResolvedLinks
 from ..sitemaps import parse_sitemap
-from ..urls import LinkMemo, Resolver, Scope, canonicalize, host_of
+from ..urls import Scope, canonicalize, host_of
 
 if TYPE_CHECKING:
     from ..frontier import Frontier
@@ -84,8 +83,7 @@ class LinkFollower:
         self._traps = parts.traps
         self.scope = Scope(s.scope, s.seeds, s.allow, s.deny)
         self.start_hosts = [host_of(u) for u in s.seeds]
-        self._links = LinkMemo()
-        self._unfollowable: dict[str, str] = {}  # href -> its kind (see _count_unfollowable)
+        self._parser = LinkParser(s.max_links_per_page)
 
     async def open(self) -> list[Request]:
         return [Request(u) for u in self._settings.seeds]
@@ -94,7 +92,10 @@ class LinkFollower:
         if req.meta and req.meta.get("sitemap") and 200 <= f.status < 300:
             await self._follow_sitemap(req, f, rec)
         elif 200 <= f.status < 300 and f.is_html:
-            await self._follow_links(req, f, rec)
+            # Parsed already when a worker process fetched it (--workers).
+            links = f.links if f.links is not None else self._parser.parse(f.url, f.body,
+                                                                            f.charset)
+            await self._follow_links(req, f, rec, links)
         elif f.status >= 400:
             rec.error = errors.HTTP_STATUS
             rec.message = f"HTTP {f.status}"
@@ -111,25 +112,19 @@ class LinkFollower:
     async def close(self, reason: str) -> None:
         return None
 
-    async def _follow_links(self, req: Request, f: Fetched, rec: FetchRecord) -> None:
+    async def _follow_links(self, req: Request, f: Fetched, rec: FetchRecord,
+                            links: ResolvedLinks) -> None:
         s = self._settings
-        body, _ = decode_html(f.body, f.charset)
-        page = extract(body, s.max_links_per_page)
-        rec.title = page.title
-        if page.truncated:
-            self._stats.skipped["links_per_page_cap"] += 1
-        base = f.url  # canonical already: the request URL or a checked redirect target
-        if page.base_href:
-            base = canonicalize(page.base_href, f.url) or f.url
-        resolved = self._links.resolve_all(Resolver(base, canonical=True), page.hrefs)
-        found = dict.fromkeys(resolved)  # unique, in page order (a set's order varies)
-        if None in found:
-            del found[None]
-            self._count_unfollowable(page.hrefs, resolved)
+        skipped = self._stats.skipped
+        rec.title = links.title
+        if links.truncated:
+            skipped["links_per_page_cap"] += 1
+        if links.unfollowable:
+            skipped.update(links.unfollowable)
+        found = urls = links.urls
         rec.links = len(found)
         if not found:
             return
-        urls: list[str] = list(found)  # type: ignore[arg-type]
         keep = self.followable
         if fam := self._traps.page(f.url, req.referrer, f.body, urls):
             keep = functools.partial(self._followable_similar, fam)
@@ -168,32 +163,3 @@ class LinkFollower:
             await self._frontier.add(sitemaps)
         if pages:
             await self._frontier.add_links(pages, req.depth + 1, req.url, self.followable)
-
-    def _count_unfollowable(self, hrefs: list[str], resolved: list[str | None]) -> None:
-        """Why some hrefs gave no URL: another scheme, or not a URL at all.
-
-        The same few (``mailto:``, ``javascript:``) are on every page of a site,
-        so each href's verdict is kept (bounded)."""
-        skipped = self._stats.skipped
-        kinds = self._unfollowable
-        i = -1
-        for _ in range(resolved.count(None)):
-            i = resolved.index(None, i + 1)
-            href = hrefs[i]
-            kind = kinds.get(href)
-            if kind is None:
-                if len(kinds) >= 4096:
-                    kinds.clear()
-                kind = kinds[href] = _unfollowable_kind(href)
-            if kind:
-                skipped[kind] += 1
-
-
-def _unfollowable_kind(href: str) -> str:
-    """Why an href gave no URL: "not_http", "invalid_url", or "" (a link to
-    the page itself: empty, or only a fragment)."""
-    h = href.strip()
-    if not h or h.startswith("#"):
-        return ""
-    scheme = h.split(":", 1)[0].lower() if ":" in h else ""
-    return "not_http" if scheme.isalpha() and scheme not in ("http", "https") else "invalid_url"

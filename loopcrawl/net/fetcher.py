@@ -27,6 +27,7 @@ import ssl
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import aiohttp
 from aiohttp.http import HttpProcessingError
@@ -39,6 +40,9 @@ from ..urls import canonicalize, host_of
 from . import _aiohttp, wire
 from .watchdog import Watch, Watchdog
 from .wire import Exchange, Pool
+
+if TYPE_CHECKING:
+    from ..links import ResolvedLinks
 
 __all__ = ["Fetched", "Fetcher", "Hop", "RedirectCheck"]
 
@@ -81,6 +85,8 @@ class Fetched:
     request_headers: Mapping[str, str] | None = None
     method: str = "GET"
     request_body: bytes | None = None
+    # The page's title and links, when a worker process parsed it (--workers).
+    links: ResolvedLinks | None = None
 
     @property
     def is_html(self) -> bool:

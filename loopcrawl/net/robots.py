@@ -30,7 +30,7 @@ from .. import errors
 from ..errors import ErrorKind, FetchError, RobotsUnavailable
 from ..settings import Settings
 from ..urls import host_of
-from .fetcher import Fetcher
+from .fetcher import Fetched, TurnWait
 
 __all__ = ["HostTurns", "RobotsCache", "RobotsStore", "RobotsUnavailable"]
 
@@ -74,11 +74,19 @@ class HostTurns(Protocol):
         """The request to ``host`` has its answer: its delay counts from now."""
 
 
+class Fetches(Protocol):
+    """What fetches robots.txt: a ``Fetcher``, or the worker processes'
+    ``ProcessFetcher`` (``--workers``)."""
+
+    async def fetch(self, url: str, *, max_size: int | None = None, truncate: bool = False,
+                    wait_turn: TurnWait | None = None) -> Fetched: ...
+
+
 class RobotsCache:
     """Answers "may this URL be fetched?" with at most one robots.txt fetch per
     host (none for a host whose robots.txt ``store`` kept from an earlier run)."""
 
-    def __init__(self, fetcher: Fetcher, settings: Settings,
+    def __init__(self, fetcher: Fetches, settings: Settings,
                  store: RobotsStore | None = None,
                  turns: HostTurns | None = None) -> None:
         self._fetcher = fetcher

@@ -1,0 +1,281 @@
+"""The coordinator's side of ``--workers N``: worker processes behind ``fetch()``.
+
+``ProcessFetcher`` starts N worker processes (``child.py``) and hands each
+``fetch()`` to the one with the fewest requests in flight. It has the
+``Fetcher``'s ``fetch()``, so the engine above it is the one-process engine:
+its scheduler decides what may start now for every host, so politeness, the
+page budget and depth hold for the crawl as a whole; robots.txt is fetched
+once per host (through a worker), and every record is written by this
+process. A worker that dies is reported and replaced; its requests in flight
+fail with ``WorkerLost``, which the engine puts back in the queue.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import logging
+import os
+import random
+import socket
+import sys
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..errors import FetchError, LoopcrawlError
+from ..net.fetcher import Fetched, RedirectCheck, TurnWait
+from ..settings import Settings
+from .channel import Channel
+
+__all__ = ["ProcessFetcher", "WorkerLost", "usable_cores"]
+
+_log = logging.getLogger("loopcrawl.workers")
+
+# Beyond the request's own total timeout: how long the coordinator waits for a
+# worker's answer before it takes the worker for stuck (seconds).
+_ANSWER_GRACE = 30.0
+# A worker must send its first answer (or take a request) within this; and it
+# is given this long to exit when the crawl ends before it is killed.
+_EXIT_WAIT = 2.0
+
+
+# How a worker process starts: before anything else (importing loopcrawl takes
+# a good part of a second), ask Linux to SIGKILL it when the coordinator dies
+# (PR_SET_PDEATHSIG = 1, SIGKILL = 9), and leave at once if that happened
+# already; then import and serve. Elsewhere the closed socket ends it.
+_BOOT = """\
+import os, sys
+if sys.platform.startswith("linux"):
+    import ctypes
+    ctypes.CDLL(None).prctl(1, 9)
+if os.getppid() != int(sys.argv[2]):
+    sys.exit(0)
+from loopcrawl.workers.child import main
+main(int(sys.argv[1]))
+"""
+
+
+def usable_cores() -> int:
+    """The cores this process may run on (``--workers auto``)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        return os.cpu_count() or 1
+
+
+class WorkerLost(LoopcrawlError):
+    """The worker process fetching a request died; the request goes back to
+    the queue (it is not a failure of the URL)."""
+
+
+@dataclass(eq=False)
+class _Worker:
+    slot: int
+    proc: asyncio.subprocess.Process
+    channel: Channel
+    # request id -> (its answer, the engine's redirect check, its wait for a turn)
+    pending: dict[int, tuple[asyncio.Future[Fetched], RedirectCheck | None,
+                             TurnWait | None]] = field(default_factory=dict)
+    reader: asyncio.Task[None] | None = None
+    alive: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class WorkersStats:
+    workers: int
+    started: int  # processes started, replacements included
+    lost: int  # workers that died during the crawl
+    requests_lost: int  # requests in flight on them, queued again
+    frames_out: int
+    bytes_out: int
+    bytes_in: int
+
+
+class ProcessFetcher:
+    """N worker processes, used as one ``Fetcher``."""
+
+    def __init__(self, settings: Settings, workers: int) -> None:
+        self.settings = settings
+        self.n = workers
+        self._workers: list[_Worker] = []
+        self._ids = itertools.count(1)
+        self._closing = False
+        # One hash seed for every worker, so that what they compute the same
+        # way stays comparable (Python salts str and bytes hashes per process).
+        self._env = {**os.environ, "PYTHONHASHSEED": str(random.randrange(1, 2**32))}
+        self._tasks: set[asyncio.Task[Any]] = set()  # hop checks in progress
+        self._started = self._lost = self._requests_lost = 0
+        self._retired_out = [0, 0, 0]  # channel counters of workers gone
+
+    async def __aenter__(self) -> ProcessFetcher:
+        try:
+            for slot in range(self.n):
+                self._workers.append(await self._start(slot))
+        except BaseException:
+            await self.__aexit__()
+            raise
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        self._closing = True
+        for t in list(self._tasks):
+            t.cancel()
+        workers, self._workers = self._workers, []
+        for w in workers:
+            await w.channel.close()  # EOF: the worker ends its fetches and exits
+        for w in workers:
+            try:
+                await asyncio.wait_for(w.proc.wait(), _EXIT_WAIT)
+            except TimeoutError:
+                with contextlib.suppress(ProcessLookupError):
+                    w.proc.kill()
+                await w.proc.wait()
+            if w.reader is not None:
+                w.reader.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await w.reader
+
+    async def _start(self, slot: int) -> _Worker:
+        parent, child = socket.socketpair()
+        try:
+            proc = await asyncio.create_subprocess_exec(
+                sys.executable, "-c", _BOOT, str(child.fileno()), str(os.getpid()),
+                pass_fds=(child.fileno(),), env=self._env, stdin=asyncio.subprocess.DEVNULL)
+        except OSError as e:
+            parent.close()
+            raise LoopcrawlError(f"cannot start a worker process: {e}") from None
+        finally:
+            child.close()
+        reader, writer = await asyncio.open_connection(sock=parent)
+        w = _Worker(slot, proc, Channel(reader, writer))
+        w.channel.send(("init", self.settings))
+        w.reader = asyncio.get_running_loop().create_task(self._read(w),
+                                                          name=f"loopcrawl-worker-{slot}-reader")
+        self._started += 1
+        return w
+
+    async def fetch(
+        self,
+        url: str,
+        *,
+        check_redirect: RedirectCheck | None = None,
+        max_size: int | None = None,
+        truncate: bool = False,
+        method: str = "GET",
+        headers: Mapping[str, str] | None = None,
+        body: bytes | None = None,
+        cookies: Mapping[str, str] | None = None,
+        wait_turn: TurnWait | None = None,
+        parse: bool = False,
+    ) -> Fetched:
+        """``Fetcher.fetch`` in a worker process; with ``parse``, an HTML
+        page comes back with its links read (``Fetched.links``). Raises
+        ``FetchError`` as the ``Fetcher`` does, and ``WorkerLost``."""
+        workers = self._workers
+        if not workers:
+            raise WorkerLost("no worker process is running")
+        w = min(workers, key=_load) if len(workers) > 1 else workers[0]
+        rid = next(self._ids)
+        fut: asyncio.Future[Fetched] = asyncio.get_running_loop().create_future()
+        w.pending[rid] = (fut, check_redirect, wait_turn)
+        w.channel.send(("get", rid, url, method, headers, body, cookies, max_size, truncate,
+                        parse, check_redirect is not None, wait_turn is not None))
+        try:
+            async with asyncio.timeout(self.settings.timeout + _ANSWER_GRACE):
+                return await fut
+        except TimeoutError:
+            _log.error("worker %d (pid %s) did not answer for %s in %.0f s; replacing it",
+                       w.slot, w.proc.pid, url, self.settings.timeout + _ANSWER_GRACE)
+            with contextlib.suppress(ProcessLookupError):
+                w.proc.kill()
+            raise WorkerLost(f"worker {w.slot} stopped answering") from None
+        except asyncio.CancelledError:
+            if w.pending.pop(rid, None) is not None and w.alive:
+                w.channel.send(("cancel", rid))
+            raise
+
+    async def _read(self, w: _Worker) -> None:
+        pending = w.pending
+        while (batch := await w.channel.receive()) is not None:
+            for msg in batch:
+                tag, rid = msg[0], msg[1]
+                if tag == "hop" or tag == "turn":
+                    self._answer(w, rid, tag, msg[2])
+                    continue
+                entry = pending.pop(rid, None)
+                if entry is None or entry[0].done():
+                    continue  # cancelled meanwhile
+                fut = entry[0]
+                if tag == "ok":
+                    fut.set_result(msg[2])
+                elif tag == "err":
+                    fut.set_exception(FetchError(msg[3], msg[2]))
+                else:  # "bug": the engine records it as an internal error
+                    fut.set_exception(RuntimeError(f"in worker {w.slot}: {msg[2]}"))
+        await self._gone(w)
+
+    def _answer(self, w: _Worker, rid: int, tag: str, url: str) -> None:
+        """Answer a worker's question about a redirect hop of request ``rid``
+        without blocking the reader: "hop", may it go to ``url`` (the engine's
+        check: scope, robots.txt, the seen set); "turn", it may go now (the
+        host's politeness, as for any request)."""
+        entry = w.pending.get(rid)
+        if entry is None:
+            return
+        ask = entry[1] if tag == "hop" else entry[2]
+        if ask is None:
+            return
+
+        async def answer(ask: Callable[[str], Awaitable[Any]]) -> None:
+            verdict = await ask(url)
+            if w.alive:
+                w.channel.send((tag, rid, verdict))
+
+        task = asyncio.get_running_loop().create_task(answer(ask))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _gone(self, w: _Worker) -> None:
+        """``w``'s connection ended: if the crawl is not ending, the worker
+        died. Its requests go back to the engine as ``WorkerLost``."""
+        w.alive = False
+        code = await w.proc.wait()
+        for counter, value in zip(range(3), (w.channel.frames_out, w.channel.bytes_out,
+                                             w.channel.bytes_in), strict=True):
+            self._retired_out[counter] += value
+        lost = list(w.pending.values())
+        w.pending.clear()
+        for fut, _, _ in lost:
+            if not fut.done():
+                fut.set_exception(WorkerLost(f"worker {w.slot} died"))
+        if self._closing:
+            return
+        self._lost += 1
+        self._requests_lost += len(lost)
+        how = f"killed by signal {-code}" if code < 0 else f"exit code {code}"
+        _log.warning("worker %d (pid %d) died (%s); its %d requests in flight go back to "
+                     "the queue; starting another", w.slot, w.proc.pid, how, len(lost))
+        if w in self._workers:
+            self._workers.remove(w)
+        try:
+            self._workers.append(await self._start(w.slot))
+        except LoopcrawlError as e:
+            _log.error("%s", e)
+
+    def statistics(self) -> WorkersStats:
+        live = self._workers
+        return WorkersStats(
+            self.n, self._started, self._lost, self._requests_lost,
+            self._retired_out[0] + sum(w.channel.frames_out for w in live),
+            self._retired_out[1] + sum(w.channel.bytes_out for w in live),
+            self._retired_out[2] + sum(w.channel.bytes_in for w in live))
+
+    def pids(self) -> list[int]:
+        """The process ids of the live workers."""
+        return [w.proc.pid for w in self._workers]
+
+
+def _load(w: _Worker) -> int:
+    return len(w.pending)

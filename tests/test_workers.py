@@ -1,0 +1,219 @@
+"""--workers N: one crawl over several processes, measured at the server.
+
+Each rule of issue 13 against real servers on 127.0.0.1: every page once,
+robots.txt once, per-host limits and delays across all workers, an exact page
+budget, a killed worker replaced with nothing lost, no orphans after the
+coordinator dies.
+"""
+
+from __future__ import annotations
+
+import collections
+import itertools
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import orjson
+import psutil
+import pytest
+
+from loopcrawl import FetchRecord, Settings, crawl
+from loopcrawl.testsite import ServerThread, Site
+
+from .conftest import PageServer
+
+pytestmark = pytest.mark.timeout(120)
+LOOPCRAWL = [sys.executable, "-m", "loopcrawl"]
+
+
+def fetched(srv: ServerThread) -> collections.Counter[str]:
+    return collections.Counter(e.raw_path for e in srv.server.log if e.method == "GET")
+
+
+def test_two_workers_fetch_each_page_once(testsite: ServerThread, site300: Site) -> None:
+    recs: list[FetchRecord] = []
+    stats = crawl(Settings(seeds=(testsite.base_url + "/",), workers=2, concurrency=16,
+                           per_host=16, quiet=True), on_record=recs.append)
+    ok = {r.final_url for r in recs if r.status == 200}
+    assert ok == set(site300.expected(testsite.base_url))
+    counts = fetched(testsite)
+    assert counts["/robots.txt"] == 1
+    assert max(counts.values()) == 1, [p for p, n in counts.items() if n > 1][:5]
+    assert stats.records == len(recs)
+
+
+def test_one_process_and_two_workers_write_the_same_records(testsite: ServerThread) -> None:
+    def records(workers: int) -> list[tuple[object, ...]]:
+        recs: list[FetchRecord] = []
+        crawl(Settings(seeds=(testsite.base_url + "/",), workers=workers, concurrency=1,
+                       per_host=1, quiet=True), on_record=recs.append)
+        return sorted((r.url, r.final_url, r.status, r.depth, r.referrer, r.title, r.links,
+                       r.bytes, r.error) for r in recs)
+
+    assert records(2) == records(1)
+
+
+def test_per_host_limit_and_delay_hold_across_workers(pages: PageServer) -> None:
+    links = [f"/p{i}" for i in range(24)]
+    pages.add("/", links=links)
+    for p in links:
+        pages.add(p, delay=0.05)
+    crawl(Settings(seeds=(pages.url + "/",), workers=2, concurrency=32, per_host=2,
+                   quiet=True))
+    assert pages.peak == 2  # two at once, never three, though two processes fetch
+
+    pages.log.clear()
+    pages.peak = 0
+    crawl(Settings(seeds=(pages.url + "/",), workers=2, delay=0.1, quiet=True))
+    starts = sorted(h.start for h in pages.log if h.path != "/robots.txt")
+    gaps = [b - a for a, b in itertools.pairwise(starts)]
+    assert len(starts) == 25
+    assert min(gaps) >= 0.095, min(gaps)
+
+
+def test_max_pages_is_exact_and_depth_holds(testsite: ServerThread) -> None:
+    recs: list[FetchRecord] = []
+    crawl(Settings(seeds=(testsite.base_url + "/",), workers=2, max_pages=37, quiet=True),
+          on_record=recs.append)
+    assert len(recs) == 37
+    recs.clear()
+    crawl(Settings(seeds=(testsite.base_url + "/",), workers=2, depth=1, quiet=True),
+          on_record=recs.append)
+    assert recs and max(r.depth for r in recs) == 1
+
+
+def test_retry_after_pauses_the_host_for_every_worker(pages: PageServer) -> None:
+    hits = collections.Counter[str]()
+
+    async def handler(request: object) -> object:
+        from aiohttp import web
+
+        path = request.raw_path  # type: ignore[attr-defined]
+        hits[path] += 1
+        if path == "/":
+            body = "".join(f'<a href="/p{i}">x</a>' for i in range(6))
+            return web.Response(text=body, content_type="text/html")
+        if path == "/p0" and hits[path] == 1:
+            return web.Response(status=503, headers={"Retry-After": "1"})
+        return web.Response(text="<p>ok</p>", content_type="text/html")
+
+    pages.handler = handler  # type: ignore[assignment]
+    crawl(Settings(seeds=(pages.url + "/",), workers=2, per_host=1, quiet=True))
+    after = [h.start for h in pages.log if h.path != "/robots.txt"]
+    i503 = next(i for i, h in enumerate(pages.log) if h.path == "/p0")
+    t503 = pages.log[i503].end
+    later = [t for t in after if t > t503]
+    assert later and min(later) - t503 >= 1.0  # no worker asked the host before Retry-After
+
+
+def _workers_of(pid: int) -> list[psutil.Process]:
+    return [c for c in psutil.Process(pid).children(recursive=True)
+            if "loopcrawl.workers.child" in " ".join(c.cmdline()[:3])]
+
+
+def _wait_for_workers(proc: subprocess.Popen[bytes], n: int) -> list[psutil.Process]:
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        kids = _workers_of(proc.pid)
+        if len(kids) >= n:
+            return kids
+        time.sleep(0.05)
+    raise AssertionError("the worker processes did not start")
+
+
+@pytest.fixture
+def slow_site() -> ServerThread:
+    with ServerThread(Site(pages=300, seed=7), latency_ms=20) as srv:
+        yield srv
+
+
+def _crawl_cmd(site: ServerThread, out: Path, *extra: str) -> list[str]:
+    return [*LOOPCRAWL, "crawl", site.base_url + "/", "-o", str(out), "--workers", "2",
+            "--concurrency", "8", "-q", *extra]
+
+
+def _records(out: Path) -> list[dict[str, object]]:
+    return [orjson.loads(line) for line in out.read_bytes().splitlines()]
+
+
+def test_a_killed_worker_is_replaced_and_nothing_is_missing(slow_site: ServerThread,
+                                                            tmp_path: Path) -> None:
+    out = tmp_path / "pages.jsonl"
+    proc = subprocess.Popen(_crawl_cmd(slow_site, out), stderr=subprocess.PIPE)
+    victim = _wait_for_workers(proc, 2)[0]
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline and (not out.exists() or out.stat().st_size < 5000):
+        time.sleep(0.02)
+    victim.kill()
+    _, err = proc.communicate(timeout=90)
+    assert proc.returncode == 0, err
+    assert b"died" in err  # reported
+    urls = [r["final_url"] for r in _records(out) if r.get("status") == 200]
+    assert set(urls) == set(slow_site.site.expected(slow_site.base_url))
+    assert len(urls) == len(set(urls))  # one record per page
+    counts = fetched(slow_site)
+    assert max(counts.values()) <= 2  # at most the killed worker's requests twice
+    assert sum(n - 1 for n in counts.values()) <= 8  # no more than were in flight
+
+
+def test_state_keeps_exactly_once_after_a_worker_is_killed(slow_site: ServerThread,
+                                                          tmp_path: Path) -> None:
+    out, state = tmp_path / "pages.jsonl", tmp_path / "crawl.db"
+    cmd = _crawl_cmd(slow_site, out, "--state", str(state))
+    proc = subprocess.Popen(cmd, stderr=subprocess.DEVNULL)
+    _wait_for_workers(proc, 2)[1].kill()
+    time.sleep(1.0)
+    proc.kill()  # then the coordinator itself
+    proc.wait()
+    r = subprocess.run(cmd, capture_output=True, timeout=90)
+    assert r.returncode == 0, r.stderr
+    urls = [rec["final_url"] for rec in _records(out) if rec.get("status") == 200]
+    assert sorted(urls) == sorted(set(urls))
+    assert set(urls) == set(slow_site.site.expected(slow_site.base_url))
+
+
+@pytest.mark.parametrize("how", [signal.SIGKILL, signal.SIGTERM, signal.SIGINT])
+def test_no_orphans_when_the_coordinator_ends(slow_site: ServerThread, tmp_path: Path,
+                                              how: signal.Signals) -> None:
+    proc = subprocess.Popen(_crawl_cmd(slow_site, tmp_path / "p.jsonl"),
+                            stderr=subprocess.DEVNULL)
+    kids = _wait_for_workers(proc, 2)
+    time.sleep(0.3)
+    os.kill(proc.pid, how)
+    code = proc.wait(timeout=10)
+    if how != signal.SIGKILL:
+        assert code == {signal.SIGTERM: 143, signal.SIGINT: 130}[how]
+    _gone, alive = psutil.wait_procs(kids, timeout=2)
+    assert not alive, [k.pid for k in alive]
+
+
+@pytest.mark.parametrize("value", ["0", "abc", "-1", "1.5"])
+def test_bad_workers_value_is_one_line_and_exit_2(value: str) -> None:
+    r = subprocess.run([*LOOPCRAWL, "crawl", "http://127.0.0.1:9/", "--workers", value],
+                       capture_output=True, text=True, timeout=30)
+    assert r.returncode == 2
+    assert len(r.stderr.strip().splitlines()) == 1 and "--workers" in r.stderr, r.stderr
+    assert "Traceback" not in r.stderr
+
+
+def test_workers_auto_is_the_usable_cores() -> None:
+    from loopcrawl.workers import usable_cores
+
+    assert usable_cores() == len(os.sched_getaffinity(0))
+
+
+def test_spider_items_pass_the_pipelines_once(shop: ServerThread,
+                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    from loopcrawl.spider import load_spider
+
+    monkeypatch.setenv("SHOP_URL", shop.base_url + "/shop/")
+    books = load_spider(str(Path(__file__).parent.parent / "examples" / "books.py"))
+    items: list[object] = []
+    crawl(Settings(workers=2, quiet=True), spider=books(), on_item=items.append)
+    upcs = [getattr(i, "upc", None) for i in items]
+    # Dedup("upc") runs in one process: every book once, across both workers.
+    assert len(upcs) == len(set(upcs)) == len(shop.server.shop.books) == 300
