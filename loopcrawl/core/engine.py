@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
+import dataclasses
 import functools
 import logging
 import time
@@ -149,6 +150,8 @@ class Crawler:
                         if saver is not None:
                             saver.cancel()
                 self.stats.robots_fetches = self._robots.fetches
+                if isinstance(fetcher, ProcessFetcher):
+                    self.stats.workers = dataclasses.asdict(fetcher.statistics())
         finally:
             for r in sched.unleased():
                 await self.frontier.release(r)

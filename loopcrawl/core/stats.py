@@ -84,6 +84,10 @@ class CrawlStats:
     traps: Counter[str] = field(default_factory=Counter)
     retries: int = 0
     robots_fetches: int = 0
+    # --workers N: the worker processes (``workers.pool.WorkersStats`` as a
+    # dict: started, lost, requests_lost, frames, bytes) and CPU seconds of
+    # this process and of the workers; None with one process.
+    workers: dict[str, Any] | None = None
     # Spiders: items "scraped" (exported), "dropped" by a pipeline,
     # "pipeline_error", and "field_error" (one per field that could not be read).
     items: Counter[str] = field(default_factory=Counter)
@@ -278,6 +282,7 @@ class CrawlStats:
                       "limits": dict(sorted(self.traps.items()))},
             "retries": self.retries,
             "robots_fetches": self.robots_fetches,
+            "workers": self.workers,
             "items": dict(sorted(self.items.items())),
             "output": self.output,
             "rebuilt_from": self.rebuilt_from,

@@ -88,9 +88,10 @@ class WorkersStats:
     started: int  # processes started, replacements included
     lost: int  # workers that died during the crawl
     requests_lost: int  # requests in flight on them, queued again
-    frames_out: int
+    frames_out: int  # coordinator -> workers
     bytes_out: int
-    bytes_in: int
+    bytes_in: int  # workers -> coordinator
+    cpu_s: float  # the workers' CPU so far, those ended included (user + system)
 
 
 class ProcessFetcher:
@@ -108,6 +109,7 @@ class ProcessFetcher:
         self._tasks: set[asyncio.Task[Any]] = set()  # hop checks in progress
         self._started = self._lost = self._requests_lost = 0
         self._retired_out = [0, 0, 0]  # channel counters of workers gone
+        self._retired_cpu = 0.0  # CPU seconds of workers gone
 
     async def __aenter__(self) -> ProcessFetcher:
         try:
@@ -241,7 +243,9 @@ class ProcessFetcher:
         """``w``'s connection ended: if the crawl is not ending, the worker
         died. Its requests go back to the engine as ``WorkerLost``."""
         w.alive = False
+        cpu = _cpu(w.proc.pid)  # while it can still be read (a zombie's /proc)
         code = await w.proc.wait()
+        self._retired_cpu += cpu
         for counter, value in zip(range(3), (w.channel.frames_out, w.channel.bytes_out,
                                              w.channel.bytes_in), strict=True):
             self._retired_out[counter] += value
@@ -270,11 +274,22 @@ class ProcessFetcher:
             self.n, self._started, self._lost, self._requests_lost,
             self._retired_out[0] + sum(w.channel.frames_out for w in live),
             self._retired_out[1] + sum(w.channel.bytes_out for w in live),
-            self._retired_out[2] + sum(w.channel.bytes_in for w in live))
+            self._retired_out[2] + sum(w.channel.bytes_in for w in live),
+            round(self._retired_cpu + sum(_cpu(w.proc.pid) for w in live), 3))
 
     def pids(self) -> list[int]:
         """The process ids of the live workers."""
         return [w.proc.pid for w in self._workers]
+
+
+def _cpu(pid: int) -> float:
+    """CPU seconds (user + system) of process ``pid``, from /proc (0 elsewhere)."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as fh:
+            fields = fh.read().rsplit(b")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError):
+        return 0.0
 
 
 def _load(w: _Worker) -> int:

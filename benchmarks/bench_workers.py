@@ -1,0 +1,132 @@
+#!/usr/bin/env python3
+"""--workers N measured: pages/s and CPU per page with 1 and 2 worker processes.
+
+The 20,000-page static test site is served by nginx (one worker process,
+**uncompressed**: with gzip, nginx alone spends ~0.2 ms of CPU a page and caps
+any speed-up on a 2-core machine), and crawled with ``--concurrency 128
+--per-host 128`` so politeness is not the limit, the one-process crawl and
+``--workers 2`` in turn, ``--repeat`` rounds. CPU comes from ``os.wait4``
+(the crawl and the workers it reaped); the workers' own share, the messages
+and bytes between processes come from the crawl's ``--stats`` JSON. The
+coordinator's CPU per page is the cost of coordination itself.
+
+Then the latency-bound crawl (3,000 pages, 100 ms a response, concurrency
+100) with ``--workers 2``: wall time of the crawl against its floor
+(requests × 100 ms ÷ 100).
+
+    python benchmarks/bench_workers.py            # print the table
+    python benchmarks/bench_workers.py --write    # and update BENCHMARKS.md
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import sys
+import tempfile
+from importlib.metadata import version
+from pathlib import Path
+
+from bench_state import write_section
+from measure import run_measured
+from servers import Nginx, StaticFiles, free_port, nginx_version
+
+SECTION = "## Worker processes (benchmarks/bench_workers.py)"
+
+
+def crawl(url: str, workers: int, tmp: str, tag: str, *extra: str) -> dict[str, float]:
+    out, stats = Path(tmp) / f"{tag}.jsonl", Path(tmp) / f"{tag}.json"
+    cmd = [sys.executable, "-m", "loopcrawl", "crawl", url, "-O", str(out), "--quiet",
+           "--retries", "0", "--workers", str(workers), "--stats", str(stats), *extra]
+    m = run_measured(cmd, timeout=900, log_path=str(Path(tmp) / f"{tag}.log"))
+    if m.returncode != 0:
+        raise SystemExit(f"crawl failed ({m.returncode}): {m.stderr_tail}")
+    st = json.loads(stats.read_text())
+    pages = st["records"]
+    w = st.get("workers") or {}
+    cpu = m.user + m.sys
+    worker_cpu = float(w.get("cpu_s", 0.0))
+    return {"pages": pages, "wall": m.wall, "duration": st["duration_s"],
+            "cpu_ms": cpu * 1000 / pages, "coord_ms": (cpu - worker_cpu) * 1000 / pages,
+            "worker_ms": worker_cpu * 1000 / pages,
+            "frames": w.get("frames_out", 0) / pages, "bytes_out": w.get("bytes_out", 0) / pages,
+            "bytes_in": w.get("bytes_in", 0) / pages, "maxrss_mb": m.maxrss_kib / 1024}
+
+
+def speed(pages: int, repeat: int) -> tuple[list[str], dict[int, list[dict[str, float]]]]:
+    if nginx_version() is None:
+        raise SystemExit("nginx is not installed (apt-get install nginx-light)")
+    files = StaticFiles(pages, 0, free_port())
+    files.write()
+    runs: dict[int, list[dict[str, float]]] = {1: [], 2: []}
+    try:
+        with Nginx(files) as srv, tempfile.TemporaryDirectory() as tmp:
+            for i in range(repeat):
+                for n in (1, 2):
+                    r = crawl(srv.base_url + "/", n, tmp, f"w{n}-{i}", "--concurrency", "128",
+                              "--per-host", "128")
+                    runs[n].append(r)
+                    print(f"  round {i + 1}, workers {n}: {r['pages']:,} pages, "
+                          f"{r['pages'] / r['duration']:,.0f} pages/s, "
+                          f"{r['cpu_ms']:.2f} CPU-ms/page", file=sys.stderr)
+    finally:
+        files.remove()
+    med = {n: {k: statistics.median(r[k] for r in rs) for k in rs[0]} for n, rs in runs.items()}
+    rate = {n: med[n]["pages"] / med[n]["duration"] for n in med}
+    lines = [
+        "| crawl | pages | pages/s | CPU-ms/page (all) | coordinator | per worker process "
+        "| frames/page | bytes/page to workers | bytes/page back | peak RSS |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+    ]
+    for n in (1, 2):
+        m = med[n]
+        name = "one process (default)" if n == 1 else f"--workers {n}"
+        per_worker = (f"{m['worker_ms'] / n:.3f}" if n > 1 else "–")
+        coord = f"{m['coord_ms']:.3f}" if n > 1 else "–"
+        lines.append(
+            f"| {name} | {m['pages']:,.0f} | {rate[n]:,.0f} | {m['cpu_ms']:.3f} | {coord} "
+            f"| {per_worker} | {m['frames']:.2f} | {m['bytes_out']:,.0f} | "
+            f"{m['bytes_in']:,.0f} | {m['maxrss_mb']:.0f} MB |")
+    lines.append("")
+    lines.append(f"Speed-up of `--workers 2`: **{rate[2] / rate[1]:.2f}×** the pages/s of the "
+                 "one-process crawl (target ≥ 1.7×); pages/s over the crawl's own span "
+                 "(`duration_s` of its stats), medians of "
+                 f"{repeat} rounds, run in turn.")
+    return lines, runs
+
+
+def latency(pages: int) -> list[str]:
+    from loopcrawl.testsite import ServerProcess
+
+    with ServerProcess(pages=pages, latency_ms=100) as srv, tempfile.TemporaryDirectory() as tmp:
+        r = crawl(srv.base_url + "/", 2, tmp, "lat", "--concurrency", "100", "--per-host", "100")
+    floor = r["pages"] * 0.1 / 100
+    return [f"Latency-bound crawl ({pages:,} pages, 100 ms a response, concurrency 100) with "
+            f"`--workers 2`: {r['pages']:,} requests in {r['duration']:.2f} s of crawl "
+            f"({r['wall']:.2f} s of process), **{r['duration'] / floor:.2f}×** the floor of "
+            f"{floor:.2f} s (requests × 100 ms ÷ 100)."]
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--pages", type=int, default=20_000)
+    ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument("--latency-pages", type=int, default=3000)
+    ap.add_argument("--write", action="store_true", help="update BENCHMARKS.md")
+    a = ap.parse_args()
+    lines, _ = speed(a.pages, a.repeat)
+    lines += ["", *latency(a.latency_pages)]
+    head = [f"Machine: {platform.machine()}, {os.cpu_count()} cores, Python "
+            f"{platform.python_version()}, loopcrawl {version('loopcrawl')}, aiohttp "
+            f"{version('aiohttp')}, nginx {nginx_version()}. Command: "
+            f"`python benchmarks/bench_workers.py --pages {a.pages} --repeat {a.repeat}`.", ""]
+    print("\n".join(head + lines))
+    if a.write:
+        write_section(head + lines, SECTION)
+
+
+if __name__ == "__main__":
+    main()
