@@ -69,9 +69,14 @@ def test_per_host_limit_and_delay_hold_across_workers(pages: PageServer) -> None
     pages.log.clear()
     pages.peak = 0
     crawl(Settings(seeds=(pages.url + "/",), workers=2, delay=0.1, quiet=True))
-    starts = sorted(h.start for h in pages.log if h.path != "/robots.txt")
+    hits = [h for h in pages.log if h.path != "/robots.txt"]
+    assert len(hits) == 25
+    # The first request on each connection also waited for the connect, so it
+    # reached the server late; the delay is measured between the others (one
+    # process measures from its second page for the same reason).
+    firsts = {h.peer: h for h in reversed(pages.log)}
+    starts = sorted(h.start for h in hits if firsts[h.peer] is not h)
     gaps = [b - a for a, b in itertools.pairwise(starts)]
-    assert len(starts) == 25
     # The coordinator spaces the starts 0.1 s apart; a request then crosses a
     # socket to a worker, which adds a few ms of jitter on a loaded machine.
     assert min(gaps) >= 0.085, min(gaps)
@@ -146,7 +151,8 @@ def _records(out: Path) -> list[dict[str, object]]:
 def test_a_killed_worker_is_replaced_and_nothing_is_missing(slow_site: ServerThread,
                                                             tmp_path: Path) -> None:
     out = tmp_path / "pages.jsonl"
-    proc = subprocess.Popen(_crawl_cmd(slow_site, out), stderr=subprocess.PIPE)
+    proc = subprocess.Popen(_crawl_cmd(slow_site, out, "--log-level", "WARNING"),
+                            stderr=subprocess.PIPE)
     victim = _wait_for_workers(proc, 2)[0]
     deadline = time.monotonic() + 20
     while time.monotonic() < deadline and (not out.exists() or out.stat().st_size < 5000):

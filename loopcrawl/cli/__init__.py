@@ -285,31 +285,22 @@ def _auth(ctx: click.Context, param: click.Parameter, value: str | None) -> tupl
     return user, password
 
 
-class WorkersType(click.ParamType):
-    """``--workers N`` or ``auto`` (one per usable core)."""
+def workers_value(value: str) -> int | str:
+    """``--workers``: ``auto`` is one per usable core; anything else goes to
+    the setting, which checks it as it checks every number."""
+    if value.strip().lower() == "auto":
+        from ..workers import usable_cores
 
-    name = "N|auto"
-
-    def convert(self, value: Any, param: click.Parameter | None,
-                ctx: click.Context | None) -> int:
-        if isinstance(value, int):
-            return value
-        if str(value).strip().lower() == "auto":
-            from ..workers import usable_cores
-
-            return usable_cores()
-        try:
-            n = int(str(value))
-        except ValueError:
-            self.fail(f"expected a number of processes or 'auto', not {value!r}", param, ctx)
-        if not 1 <= n <= 256:
-            self.fail(f"must be between 1 and 256, not {n}", param, ctx)
-        return n
+        return usable_cores()
+    try:
+        return int(value)
+    except ValueError:
+        return value
 
 
 def workers_option(f: Callable[..., Any]) -> Callable[..., Any]:
     return click.option(
-        "--workers", type=WorkersType(), default=1, show_default=True,
+        "--workers", metavar="N|auto", default="1", show_default=True,
         help="Worker processes, each an event loop with its coroutines ('auto': one per "
         "usable core). Politeness, limits and the outputs stay global.")(f)
 
@@ -408,7 +399,7 @@ def crawl(
     recrawl_failed: bool,
     log_level: str | None,
     log_file: str | None,
-    workers: int,
+    workers: str,
     quiet: bool,
     stats_path: str | None,
     report_path: str | None,
@@ -440,7 +431,7 @@ def crawl(
             obey_robots=not ignore_robots,
             log_level=log_level,
             log_file=log_file,
-            workers=workers,
+            workers=workers_value(workers),  # type: ignore[arg-type]
             quiet=quiet,
             **limits,
         )
@@ -679,7 +670,7 @@ def run(spider_file: str, outputs: tuple[str, ...], overwrites: tuple[str, ...],
         quiet: bool, headers: dict[str, str], http_auth: tuple[str, str] | None,
         proxy: str | None, cookies: bool, http_pool: bool, ca_bundle: str | None,
         verify_tls: bool, stats_path: str | None, report_path: str | None,
-        progress_interval: float, workers: int) -> None:
+        progress_interval: float, workers: str) -> None:
     """Run the spider defined in SPIDER_FILE; its items go to -o (or stdout)."""
     from ..settings import parse_setting
     from ..spider.base import load_spider
@@ -694,7 +685,7 @@ def run(spider_file: str, outputs: tuple[str, ...], overwrites: tuple[str, ...],
                               f"{type(e).__name__}: {e}") from None
         values: dict[str, Any] = dict(parse_setting(o) for o in overrides)
         given = {"headers": headers, "http_auth": http_auth, "proxy": proxy,
-                 "workers": workers if workers != 1 else None,
+                 "workers": workers_value(workers) if workers != "1" else None,
                  "max_pages": max_pages, "ca_bundle": ca_bundle, "log_level": log_level,
                  "log_file": log_file}
         values.update({k: v for k, v in given.items() if v})
