@@ -7,6 +7,7 @@ detail that may change.
 from __future__ import annotations
 
 from .core.engine import Crawler, crawl
+from .core.runner import CrawlResult, CrawlRun
 from .core.stats import CrawlStats
 from .errors import ConfigError, FetchError, LoopcrawlError, StateError
 from .http import Failure, FetchRecord, Request, Response
@@ -18,6 +19,8 @@ from .spider.pipelines import Dedup, DropItem
 __all__ = [
     "AttrField",
     "ConfigError",
+    "CrawlResult",
+    "CrawlRun",
     "CrawlStats",
     "Crawler",
     "Dedup",

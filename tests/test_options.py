@@ -28,12 +28,13 @@ def loopcrawl(*args: str, timeout: float = 60) -> subprocess.CompletedProcess[st
                           text=True, timeout=timeout)
 
 
-def crawl(tmp_path: Path, url: str, *options: str) -> dict[str, dict[str, Any]]:
-    """``loopcrawl crawl URL -o FILE --quiet OPTIONS``: the records by path."""
+def crawl(tmp_path: Path, url: str, *options: str, code: int = 0) -> dict[str, dict[str, Any]]:
+    """``loopcrawl crawl URL -o FILE --quiet OPTIONS``: the records by path
+    (``code``: the exit code expected; 3 when every request failed)."""
     out = tmp_path / "out.jsonl"
     out.unlink(missing_ok=True)
     r = loopcrawl("crawl", url, "-o", str(out), "--quiet", *options)
-    assert r.returncode == 0, r.stderr
+    assert r.returncode == code, r.stderr
     origin = url[: url.index("/", 8)]
     recs = [json.loads(line) for line in out.read_text().splitlines()]
     got = {rec["url"].removeprefix(origin): rec for rec in recs}
@@ -96,7 +97,7 @@ def test_proxy(pages: PageServer, tmp_path: Path,
 def test_proxy_not_there_fails_the_request(pages: PageServer, tmp_path: Path) -> None:
     pages.add("/")
     got = crawl(tmp_path, pages.url + "/", "--proxy", "http://127.0.0.1:1", "--retries", "0",
-                "--ignore-robots")
+                "--ignore-robots", code=3)
     assert got["/"]["error"] == "proxy_error" and pages.log == []
 
 

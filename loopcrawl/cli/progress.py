@@ -27,6 +27,7 @@ from ..report._page import human_bytes
 if TYPE_CHECKING:
     from ..core.engine import Crawler
     from ..core.politeness import HostState
+    from ..core.stats import CrawlStats
 
 console = Console(stderr=True, highlight=False)
 
@@ -189,9 +190,8 @@ class Progress:
                 console.print(self.line(), markup=False, soft_wrap=True)
 
 
-def print_summary(crawler: Crawler) -> None:
+def print_summary(st: CrawlStats) -> None:
     """The final report: plain lines (no table), so nothing is ever truncated."""
-    st = crawler.stats
     s = st.summary()
     rows = [
         ("pages", f"{st.records:,} ({st.ok:,} ok) in {st.elapsed:.2f} s"),
@@ -209,5 +209,10 @@ def print_summary(crawler: Crawler) -> None:
     head = "loopcrawl: crawl interrupted" if st.interrupted else "loopcrawl: crawl finished"
     console.print(f"[bold]{head}[/bold]")
     for name, value in rows:
-        console.print(f"  {name:>18}  {value}", soft_wrap=True, markup=False)
+        summary_row(name, value)
+
+
+def summary_row(name: str, value: str) -> None:
+    """One line of the summary (the CLI adds the whole crawl's under a resume)."""
+    console.print(f"  {name:>18}  {value}", soft_wrap=True, markup=False)
     sys.stderr.flush()
