@@ -24,7 +24,8 @@ from .setting_type import SettingValue
 
 _PREFIX = "setting__"  # the parameters' names: never those of a command's own options
 # The settings of a session, for commands that fetch but do not crawl (shell).
-SESSION = ("headers", "http_auth", "proxy", "cookies", "http_pool", "user_agent", "timeout",
+SESSION = ("headers", "http_auth", "proxy", "cookies", "http_pool", "ca_bundle", "verify_tls",
+           "user_agent", "timeout",
            "connect_timeout", "read_timeout", "max_response_size", "max_redirects")
 _UNIT_METAVAR = {"seconds": "SECONDS", "bytes": "BYTES"}
 
@@ -46,7 +47,9 @@ def _option(f: SettingField) -> Callable[[Any], Any]:
     if f.type is bool:
         return click.option(*names, is_flag=True, default=False, help=f.help)
     default = None if _repeatable(f) or f.default is None else f.default
-    kind: Any = click.Choice(f.choices) if f.choices else SettingValue(f.name)
+    kind: Any = (click.Choice(f.choices, case_sensitive=False) if f.choices
+                 else str if _repeatable(f)
+                 else SettingValue(f.name))
     metavar = None if f.choices else f.metavar or (
         _UNIT_METAVAR.get(f.unit or "", "N") if f.type in (int, float) else "TEXT")
     return click.option(*names, type=kind, default=default, metavar=metavar,
