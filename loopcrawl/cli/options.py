@@ -41,6 +41,23 @@ def _repeatable(f: SettingField) -> bool:
     return f.type is dict or (f.type is tuple and not f.optional)
 
 
+class _Workers(SettingValue):
+    """``--workers``: ``auto`` is one per usable core; anything else is checked
+    by the setting as every number is."""
+
+    def convert(self, value: Any, param: click.Parameter | None,
+                ctx: click.Context | None) -> Any:
+        if isinstance(value, str) and value.strip().lower() == "auto":
+            from ..workers import usable_cores
+
+            return usable_cores()
+        return super().convert(value, param, ctx)
+
+
+_TYPES: dict[str, Callable[[str], SettingValue]] = {"workers": _Workers}
+_METAVARS = {"workers": "N|auto"}
+
+
 def _option(f: SettingField) -> Callable[[Any], Any]:
     assert f.option is not None
     names = [f.option, *([f.short] if f.short else []), _PREFIX + f.name]
@@ -49,8 +66,8 @@ def _option(f: SettingField) -> Callable[[Any], Any]:
     default = None if _repeatable(f) or f.default is None else f.default
     kind: Any = (click.Choice(f.choices, case_sensitive=False) if f.choices
                  else str if _repeatable(f)
-                 else SettingValue(f.name))
-    metavar = None if f.choices else f.metavar or (
+                 else _TYPES.get(f.name, SettingValue)(f.name))
+    metavar = None if f.choices else f.metavar or _METAVARS.get(f.name) or (
         _UNIT_METAVAR.get(f.unit or "", "N") if f.type in (int, float) else "TEXT")
     return click.option(*names, type=kind, default=default, metavar=metavar,
                         multiple=_repeatable(f), show_default=default is not None,
