@@ -115,7 +115,10 @@ def test_global_concurrency_and_delay(pages: PageServer) -> None:
     for p in links:
         pages.add(p)
     run(pages.url + "/", per_host=8, delay=0.05)
-    starts = sorted(h.start for h in pages.log if h.path != "/robots.txt")
+    # From the second page on: the first request also opens the connection,
+    # so the server sees it late and the next gap looks short.
+    starts = sorted(h.start for h in pages.log if h.path.startswith("/p"))
+    assert len(starts) == 8
     assert all(b - a >= 0.045 for a, b in itertools.pairwise(starts))
 
 
