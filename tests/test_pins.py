@@ -505,3 +505,33 @@ def test_a_second_ctrl_c_exits_at_once(pages: PageServer, tmp_path: Path) -> Non
         proc.communicate()
     assert proc.returncode == 130
     assert took < 1.0
+
+
+def test_stop_abandons_what_is_in_flight_and_ends_at_once(pages: PageServer) -> None:
+    """``Crawler.stop()`` (what the first Ctrl-C calls): nothing new starts,
+    requests in flight are abandoned (no record), and run() returns at once,
+    not when the slow answers come."""
+    from loopcrawl import Crawler, Settings
+    from loopcrawl.core.engine import new_event_loop
+
+    links = [f"/p{i}" for i in range(40)]
+    pages.add("/", links=links)
+    for p in links:
+        pages.add(p, delay=0.3 if p < "/p2" else 5.0)  # /p0, /p1 and /p10.. answer fast
+    records: list[str] = []
+    crawler: Crawler
+
+    def on_record(rec: object) -> None:
+        records.append(getattr(rec, "url", ""))
+        if len(records) == 2:
+            crawler.stop()
+
+    crawler = Crawler(Settings(seeds=(pages.url + "/",), concurrency=4, per_host=4,
+                               obey_robots=False), on_record=on_record)
+    t0 = time.monotonic()
+    with asyncio.Runner(loop_factory=new_event_loop) as runner:
+        stats = runner.run(crawler.run())
+    assert time.monotonic() - t0 < 2.5
+    assert stats.interrupted and len(records) == 2 == stats.records
+    started = [h for h in pages.log if h.path.startswith("/p")]
+    assert len(started) <= 4 + 1  # what was in flight when it stopped, no more
