@@ -306,7 +306,7 @@ def test_the_longer_of_delay_and_crawl_delay_holds(pages: PageServer, delay: flo
     starts = sorted(h.start for h in pages.log if h.path not in ("/robots.txt", "/"))
     gaps = [b - a for a, b in itertools.pairwise(starts)]
     assert len(gaps) == 3 and min(gaps) >= gap - 0.01, gaps
-    assert max(gaps) < gap + 0.15, gaps
+    assert max(gaps) < gap + 0.25, gaps  # slack for a loaded machine
 
 
 # -- encodings -----------------------------------------------------------------
