@@ -15,6 +15,8 @@ import pytest
 from aiohttp import web
 
 from loopcrawl import Settings, crawl
+from loopcrawl.core.engine import Crawler
+from loopcrawl.core.hostgate import THROTTLE_MAX_DELAY, THROTTLE_MIN_DELAY, LocalHostGate
 from loopcrawl.errors import StateError
 from loopcrawl.frontier import MemoryFrontier
 from loopcrawl.frontier.seen import SeenSet
@@ -427,3 +429,65 @@ def test_a_crawl_extends_leases_that_expire(pages: PageServer) -> None:
     assert sorted(pages.paths()) == ["/", "/flaky", "/flaky", *[f"/p{i}" for i in range(6)]]
     st = asyncio.run(f.statistics())
     assert (st.expired, st.leased, st.done) == (0, 0, 8)
+
+
+def test_local_host_gate_places_turns_and_back_off() -> None:
+    g = LocalHostGate(per_host=2, delay=1.0)
+    assert g.ready_at("h") == 0.0
+    assert g.try_start("h", 10.0, turn=1) == 0.0  # a place and the turn
+    assert g.try_start("h", 10.5, turn=2) == 11.0  # its delay: ask again at 11
+    assert g.try_start("h", 11.0, turn=2) == 0.0
+    assert g.try_start("h", 13.0, turn=3) == float("inf")  # both places taken
+    assert g.ready_at("h") == float("inf")
+    assert g.started("h", 2, 11.2) == 0.0  # its turn holds: the delay counts from now
+    assert g.ready_at("h") == float("inf")
+    g.finish("h", 11.5, backoff=5.0)  # Retry-After: quiet until 16.5
+    assert g.ready_at("h") == 16.5
+    assert g.try_start("h", 16.4, turn=3) == 16.5
+    assert g.claim("h", 16.0) == 0.5  # robots.txt or a hop: the next turn, reserved
+    assert g.started("h", 1, 16.0) == 1.5  # request 1's turn was spent: after the claim
+    g.finish("h", 17.0)
+    assert g.slot("h") is not None and g.slot("h").active == 0  # type: ignore[union-attr]
+    g.set_delay("h", 3.0)
+    g.set_delay("h", 2.0)  # never lowered
+    assert g.slot("other") is None
+    g.throttle("other")
+    s = g.slot("other")
+    assert s is not None and (s.delay, s.base_delay) == (2.0, 1.0)  # doubled
+    quick = LocalHostGate(per_host=1, delay=0.0)
+    quick.throttle("q")
+    assert quick.slot("q").delay == THROTTLE_MIN_DELAY  # type: ignore[union-attr]
+    for _ in range(20):
+        g.throttle("other")
+    assert s.delay == THROTTLE_MAX_DELAY
+    for _ in range(40):
+        g.relax("other")
+    assert s.delay == 1.0
+    assert {x.host for x in g.hosts()} == {"h", "other"}
+    assert g.slot("h").delay == 3.0  # type: ignore[union-attr]
+
+
+def test_two_crawlers_share_one_frontier_and_one_host_gate(pages: PageServer) -> None:
+    """Two engines on one frontier and one gate, as two processes would be:
+    each page is fetched once in all, and --per-host holds across both.
+    (An engine leases up to 256 requests at a time: 300 pages give both work.)"""
+    links = [f"/p{i}" for i in range(300)]
+    pages.add("/", links=links)
+    for p in links:
+        pages.add(p, delay=0.01)
+    settings = Settings(seeds=(pages.url + "/",), per_host=2, obey_robots=False)
+    frontier = MemoryFrontier(lease_ttl=5.0)
+    gate = LocalHostGate(per_host=2, delay=0.0)
+    recs: list[FetchRecord] = []
+
+    async def both() -> list[int]:
+        crawlers = [Crawler(settings, frontier=frontier, gate=gate, on_record=recs.append)
+                    for _ in range(2)]
+        done = await asyncio.gather(*(c.run() for c in crawlers))
+        return [s.records for s in done]
+
+    counts = asyncio.run(both())
+    assert sorted(pages.paths()) == sorted(["/", *links])
+    assert len(by_url(recs)) == 301 and sum(counts) == 301
+    assert min(counts) > 0  # both took part
+    assert pages.peak == 2

@@ -31,6 +31,7 @@ from ..settings import Settings
 from ..spider.run import SpiderRun, spider_settings
 from ..urls import Scope, canonicalize, fingerprint, host_of
 from ..workers import ProcessFetcher, WorkerLost
+from .hostgate import HostGate
 from .pages import CrawlParts, LinkFollower, PageHandler
 from .politeness import Scheduler
 from .runtime import new_event_loop, tune_malloc
@@ -69,6 +70,7 @@ class Crawler:
         spider: Spider | None = None,
         exporters: Sequence[Output] = (),
         on_item: Callable[[Any], Any] | None = None,
+        gate: HostGate | None = None,
     ) -> None:
         outs = [*outputs, *([writer] if writer is not None else []), *exporters]
         self._outputs = outs  # what the checkpoints cover
@@ -81,6 +83,7 @@ class Crawler:
         self._held: dict[int, Fetched] = {}  # lease token -> its response, until its ack
         self.settings = settings
         self.frontier: Frontier = frontier if frontier is not None else MemoryFrontier()
+        self._gate = gate  # per-host politeness shared with other crawlers (None: our own)
         self.on_record = on_record
         self.stats = CrawlStats(output=", ".join(o.path for o in outs) or None)
         self._traps = TrapGuard(settings)
@@ -118,6 +121,7 @@ class Crawler:
             delay=s.delay,
             max_pages=s.max_pages,
             spawn=self._spawn_worker,
+            gate=self._gate,
         )
         if self._stopping:
             sched.stop()

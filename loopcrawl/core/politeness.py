@@ -1,12 +1,12 @@
-"""Per-host politeness and dispatch: who may be fetched now.
+"""Dispatch: which leased request goes to the workers next.
 
-Leased requests wait in per-host queues (``HostSlot``). One dispatcher
-coroutine hands a request to the workers only when its host has a free
-concurrency slot and its delay has passed, so a slow or throttled host never
-holds up the others, and a worker never sleeps holding a request.
-
-Per-host state is a small record updated as events happen (a request starts,
-finishes, a server asks us to slow down); nothing is rebuilt by scanning.
+Leased requests wait in per-host queues (``HostQueue``). One dispatcher
+coroutine hands a request to the workers only when the ``HostGate`` lets its
+host start one (a free place, its delay passed, no back-off), so a slow or
+throttled host never holds up the others, and a worker never sleeps holding
+a request. The gate (``hostgate.py``) owns the per-host politeness state;
+this module owns the queues, the heap of hosts by when they may start, the
+page budget and the workers' queue.
 """
 
 from __future__ import annotations
@@ -14,7 +14,6 @@ from __future__ import annotations
 import asyncio
 import heapq
 import itertools
-import logging
 import random
 from collections import deque
 from collections.abc import Callable
@@ -22,41 +21,28 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from ..urls import host_of
+from .hostgate import HostGate, LocalHostGate
 
 if TYPE_CHECKING:
     from ..frontier import Frontier
     from ..http import Request
 
-__all__ = ["HostSlot", "HostState", "Scheduler", "SchedulerStats"]
+__all__ = ["HostQueue", "HostState", "Scheduler", "SchedulerStats"]
 
-_log = logging.getLogger("loopcrawl")
-
-# Adaptive back-off for a host answering 429/503 (seconds between request
-# starts): doubled per throttling answer within these bounds, x0.75 per success.
-THROTTLE_MIN_DELAY = 0.25
-THROTTLE_MAX_DELAY = 30.0
+_NEVER = float("inf")
+# When the gate says every place of a host is taken and none by us (a gate
+# shared with other processes), nothing here will free one: look again then.
+_SHARED_FULL_POLL = 0.05  # seconds
 
 
 @dataclass(slots=True, eq=False)
-class HostSlot:
-    """The politeness state of one ``host:port``."""
+class HostQueue:
+    """The leased requests of one ``host:port`` waiting for the gate."""
 
     host: str
-    concurrency: int
-    delay: float  # seconds between request starts: base_delay, raised while throttled
-    base_delay: float = 0.0  # max of --delay and Crawl-delay
     queue: deque[Request] = field(default_factory=deque)
-    active: int = 0
-    next_at: float = 0.0  # loop time before which no request may start
-    last_start: float = 0.0  # loop time the latest request started
     scheduled: bool = False  # in the dispatcher's heap right now
-    throttled_until: float = 0.0  # Retry-After / back-off: no start before this
-    # The request dispatched last, until it starts or another request takes a
-    # turn (``Scheduler.claim``): only it may go on the wire without waiting.
-    turn: Request | None = None
-
-    def ready_at(self) -> float:
-        return max(self.next_at, self.throttled_until)
+    active: int = 0  # dispatched from here and not yet done
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,8 +87,13 @@ class Scheduler:
         delay: float,
         max_pages: int | None = None,
         spawn: Callable[[], None] | None = None,
+        gate: HostGate | None = None,
     ) -> None:
         self.frontier = frontier
+        # Which host may start a request now: this process's own state unless
+        # a shared gate is given (several processes crawling together).
+        self.gate: HostGate = gate if gate is not None else LocalHostGate(
+            per_host=per_host, delay=delay)
         # Starts one more worker; asked when a request waits for a worker and
         # none is idle, so workers grow with the work in flight, up to
         # ``concurrency``, not with the setting itself.
@@ -113,8 +104,8 @@ class Scheduler:
         self.per_host = per_host
         self.delay = delay
         self.max_pages = max_pages
-        self._slots: dict[str, HostSlot] = {}
-        self._heap: list[tuple[float, int, HostSlot]] = []
+        self._queues: dict[str, HostQueue] = {}
+        self._heap: list[tuple[float, int, HostQueue]] = []
         self._seq = itertools.count()
         self._buffered = 0
         self._in_flight = 0
@@ -149,20 +140,19 @@ class Scheduler:
         never reached the server, e.g. robots.txt forbade it). ``backoff``
         keeps the host quiet that many seconds (Retry-After, 429, 503).
         """
-        slot = self._slots[host_of(request.url)]
-        slot.active -= 1
+        hq = self._queues[host_of(request.url)]
+        now = asyncio.get_running_loop().time()
+        self.gate.finish(hq.host, now, backoff)
+        hq.active -= 1
         self._in_flight -= 1
         if not counted:
             self._dispatched -= 1
-        if backoff > 0:
-            loop = asyncio.get_running_loop()
-            slot.throttled_until = max(slot.throttled_until, loop.time() + backoff)
-        self._schedule(slot)
+        self._schedule(hq)
         if not self._stopped:
             # The freed place is filled now, not after the dispatcher's next
             # turn: the worker that calls get() next takes the request at once
             # (a latency-bound crawl lost ~5% to that wait).
-            self._dispatch(asyncio.get_running_loop().time())
+            self._dispatch(now)
         self._wake.set()
 
     def started(self, request: Request) -> float:
@@ -173,14 +163,8 @@ class Scheduler:
         dispatched while this one waited for robots.txt), that turn is spent
         and it takes the next one (``claim``). Otherwise it goes now, and the
         host's delay counts from here."""
-        slot = self._slots[host_of(request.url)]
-        if slot.turn is not request:
-            return self.claim(slot.host)
-        slot.turn = None
-        now = asyncio.get_running_loop().time()
-        slot.last_start = now
-        slot.next_at = max(slot.next_at, now + slot.delay)
-        return 0.0
+        return self.gate.started(host_of(request.url), request.lease,
+                                 asyncio.get_running_loop().time())
 
     def claim(self, host: str) -> float:
         """Take ``host``'s next turn for a request that was not dispatched (a
@@ -190,13 +174,7 @@ class Scheduler:
         The turn is reserved now, so nothing else starts on the host between
         it and the one before: every request to a host, whatever asked for
         it, keeps the host's delay (``--delay``, Crawl-delay, throttling)."""
-        slot = self._slot(host)
-        slot.turn = None
-        now = asyncio.get_running_loop().time()
-        start = max(now, slot.ready_at())
-        slot.last_start = start
-        slot.next_at = start + slot.delay
-        return start - now
+        return self.gate.claim(host, asyncio.get_running_loop().time())
 
     async def wait_turn(self, host: str) -> None:
         """``claim`` a turn on ``host`` and wait for it."""
@@ -208,10 +186,7 @@ class Scheduler:
         """A request that opened a connection to ``host`` (robots.txt, the first
         of each host) has its answer: the delay counts from now, since the
         server saw it arrive only after the handshakes."""
-        slot = self._slot(host)
-        now = asyncio.get_running_loop().time()
-        slot.last_start = max(slot.last_start, now)
-        slot.next_at = max(slot.next_at, now + slot.delay)
+        self.gate.answered(host, asyncio.get_running_loop().time())
 
     def retry_later(self, request: Request, after: float) -> None:
         """Put ``request`` back in its host queue after ``after`` to 1.5 × ``after``
@@ -228,27 +203,16 @@ class Scheduler:
 
     def set_delay(self, host: str, delay: float) -> None:
         """Raise a host's delay (robots.txt Crawl-delay); never lower it."""
-        slot = self._slot(host)
-        slot.base_delay = max(slot.base_delay, delay)
-        if delay > slot.delay:
-            slot.delay = delay
-            slot.next_at = max(slot.next_at, slot.last_start + delay)
+        self.gate.set_delay(host, delay)
 
     def throttled(self, host: str) -> None:
         """The host said 429 or 503: double its delay (at least THROTTLE_MIN_DELAY,
         at most THROTTLE_MAX_DELAY), so it sees fewer requests while it recovers."""
-        slot = self._slot(host)
-        slot.delay = min(max(slot.delay * 2, THROTTLE_MIN_DELAY), THROTTLE_MAX_DELAY)
-        _log.info("%s answered 429 or 503: one request every %.2f s or slower from now on",
-                  host, slot.delay)
-        slot.next_at = max(slot.next_at, slot.last_start + slot.delay)
+        self.gate.throttle(host)
 
     def relaxed(self, host: str) -> None:
         """A success: let a throttled host's delay decay back toward its base."""
-        slot = self._slots.get(host)
-        if slot is not None and slot.delay > slot.base_delay:
-            d = slot.delay * 0.75
-            slot.delay = d if d > slot.base_delay + 0.01 else slot.base_delay
+        self.gate.relax(host)
 
     def stop(self) -> None:
         """Dispatch nothing more; workers get None once the queue drains."""
@@ -257,25 +221,33 @@ class Scheduler:
 
     def statistics(self) -> SchedulerStats:
         return SchedulerStats(
-            self._buffered, self._in_flight, self._retrying, len(self._slots), self._dispatched
+            self._buffered, self._in_flight, self._retrying, len(self.gate.hosts()),
+            self._dispatched
         )
 
     def busiest(self, n: int) -> list[HostState]:
         """The ``n`` hosts with the most requests in flight, then queued, and what
         each is doing. A scan of every host: for a display, a few times a second."""
         now = asyncio.get_running_loop().time()
-        top = heapq.nlargest(n, self._slots.values(), key=lambda s: (s.active, len(s.queue)))
+        queues = self._queues
+
+        def queued(host: str) -> int:
+            hq = queues.get(host)
+            return len(hq.queue) if hq is not None else 0
+
+        top = heapq.nlargest(n, self.gate.hosts(), key=lambda s: (s.active, queued(s.host)))
         out = []
         for s in top:
+            waiting = queued(s.host)
             if s.throttled_until > now or s.delay > s.base_delay:
                 state = "backing off"
             elif s.active:
                 state = "fetching"
-            elif s.queue and s.next_at > now:
+            elif waiting and s.next_at > now:
                 state = "waiting on delay"
             else:
-                state = "queued" if s.queue else "idle"
-            out.append(HostState(s.host, state, s.active, len(s.queue), s.delay))
+                state = "queued" if waiting else "idle"
+            out.append(HostState(s.host, state, s.active, waiting, s.delay))
         return out
 
     # -- the dispatcher ----------------------------------------------------
@@ -350,29 +322,34 @@ class Scheduler:
     def _dispatch(self, now: float) -> None:
         """Hand every request whose host is ready to the workers."""
         heap = self._heap
+        try_start = self.gate.try_start
         while heap and self._in_flight < self.concurrency and not self._budget_spent():
-            at, _, slot = heap[0]
+            at, _, hq = heap[0]
             if at > now:
                 break
             heapq.heappop(heap)
-            slot.scheduled = False
-            if not slot.queue or slot.active >= slot.concurrency:
+            hq.scheduled = False
+            if not hq.queue:
                 continue
-            if slot.ready_at() > now:
-                self._schedule(slot)
+            # The turn is named by the lease: unique among the requests in flight.
+            wait = try_start(hq.host, now, hq.queue[0].lease)
+            if wait:  # not now: ask again then
+                if wait == _NEVER:  # every place taken: our done() reschedules it
+                    if hq.active:
+                        continue
+                    wait = now + _SHARED_FULL_POLL  # taken elsewhere
+                hq.scheduled = True
+                heapq.heappush(heap, (wait, next(self._seq), hq))
                 continue
-            r = slot.queue.popleft()
+            hq.active += 1
+            r = hq.queue.popleft()
             self._buffered -= 1
-            slot.active += 1
-            slot.last_start = now
-            slot.next_at = now + slot.delay
-            slot.turn = r
             self._in_flight += 1
             self._dispatched += 1
             self._work.put_nowait(r)
             if self._idle < self._work.qsize() and self._workers < self.concurrency:
                 self._start_worker()
-            self._schedule(slot)
+            self._schedule(hq)
 
     def _start_worker(self) -> None:
         if self._spawn is not None:
@@ -382,31 +359,35 @@ class Scheduler:
     def _budget_spent(self) -> bool:
         return self.max_pages is not None and self._dispatched >= self.max_pages
 
-    def _slot(self, host: str) -> HostSlot:
-        slot = self._slots.get(host)
-        if slot is None:
-            slot = self._slots[host] = HostSlot(host, self.per_host, self.delay, self.delay)
-        return slot
-
     def _push(self, request: Request, *, front: bool = False) -> None:
-        slot = self._slot(host_of(request.url))
+        host = host_of(request.url)
+        hq = self._queues.get(host)
+        if hq is None:
+            hq = self._queues[host] = HostQueue(host)
         if front:
-            slot.queue.appendleft(request)
+            hq.queue.appendleft(request)
         else:
-            slot.queue.append(request)
+            hq.queue.append(request)
         self._buffered += 1
-        self._schedule(slot)
+        self._schedule(hq)
 
-    def _schedule(self, slot: HostSlot) -> None:
-        if not slot.scheduled and slot.queue and slot.active < slot.concurrency:
-            slot.scheduled = True
-            heapq.heappush(self._heap, (slot.ready_at(), next(self._seq), slot))
+    def _schedule(self, hq: HostQueue) -> None:
+        """Put the host in the heap for when the gate lets it start (not while
+        every place is taken by our requests: ``done`` schedules it again)."""
+        if not hq.scheduled and hq.queue:
+            at = self.gate.ready_at(hq.host)
+            if at == _NEVER:
+                if hq.active:
+                    return
+                at = asyncio.get_running_loop().time() + _SHARED_FULL_POLL
+            hq.scheduled = True
+            heapq.heappush(self._heap, (at, next(self._seq), hq))
 
     def unleased(self) -> list[Request]:
         """Requests leased from the frontier but never dispatched (for release)."""
         out: list[Request] = []
-        for slot in self._slots.values():
-            out.extend(slot.queue)
-            slot.queue.clear()
+        for hq in self._queues.values():
+            out.extend(hq.queue)
+            hq.queue.clear()
         self._buffered = 0
         return out
