@@ -224,6 +224,12 @@ def test_pipes_and_devices(testsite: ServerThread, tmp_path: Path) -> None:
     r = cli("crawl", seed, "-q", "-o", "/dev/null", "-o", str(tmp_path / "also.csv"))
     assert r.returncode == 0, r.stderr
     assert len(read_rows(tmp_path / "also.csv")) == lines
+    piped = subprocess.run([*LOOPCRAWL, "crawl", seed, "-q", "-o", "-", "--format", "parquet"],
+                           capture_output=True, timeout=60)
+    assert piped.returncode == 0, piped.stderr
+    import pyarrow as pa
+
+    assert pq.read_table(pa.BufferReader(piped.stdout)).num_rows == lines
     gz = tmp_path / "x.gz"
     r = subprocess.run(["bash", "-c", f"{exe} crawl {seed} -q -o >(gzip > {gz}); rc=$?; "
                         "wait $!; exit $rc"], capture_output=True, text=True, timeout=60)

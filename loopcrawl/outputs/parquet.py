@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import sys
 from typing import Any, ClassVar
 
 import orjson
@@ -55,7 +56,8 @@ class ParquetWriter(Output):
 
     A Parquet file is written whole (its index is at the end): it cannot be
     appended to, nor resumed after a kill, and a killed crawl leaves it
-    unreadable. Use JSONL, CSV or SQLite for a ``--state`` crawl.
+    unreadable. Use JSONL, CSV or SQLite for a ``--state`` crawl. It is
+    written sequentially, so a pipe or standard output (``-``) takes it too.
     """
 
     format: ClassVar[str] = "parquet"
@@ -73,8 +75,9 @@ class ParquetWriter(Output):
         self._warned: set[str] = set()
         self.count = 0
         self.ignored = 0
+        self._owned = path != "-"
         try:
-            self._fh = open(path if path != "-" else "/dev/stdout", "wb")  # noqa: SIM115
+            self._fh: Any = open(path, "wb") if self._owned else sys.stdout.buffer  # noqa: SIM115
         except OSError as e:
             raise cannot_write(path, e) from None
         self._writer: Any = None
@@ -163,7 +166,10 @@ class ParquetWriter(Output):
         except (OSError, pa.ArrowException) as e:
             raise OutputError(f"cannot write {self.path}: {e}") from None
         finally:
-            self._fh.close()
+            if self._owned:
+                self._fh.close()
+            else:
+                self._fh.flush()
 
 
 def _fit(pa: Any, v: Any, typ: Any) -> Any:

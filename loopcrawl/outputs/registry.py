@@ -32,7 +32,7 @@ FORMATS: dict[str, tuple[type[Output], tuple[str, ...]]] = {
     "warc": (WarcWriter, (".warc", ".warc.gz")),
     "parquet": (ParquetWriter, (".parquet",)),
 }
-_STDOUT_OK = ("jsonl", "json", "csv", "warc")  # formats a stream can take
+_STDOUT_OK = ("jsonl", "json", "csv", "warc", "parquet")  # formats a stream can take
 
 
 @dataclass(frozen=True)
