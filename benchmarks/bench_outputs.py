@@ -101,7 +101,7 @@ def bench(pages: int, repeat: int) -> list[str]:
                 n = n or records
                 runs[fmt].append((cpu / n * 1000, size / n))
                 print(f"round {i + 1} {fmt:>9}: {runs[fmt][-1][0]:.3f} CPU-ms/page, "
-                      f"{size:,.0f} B/page", file=sys.stderr)
+                      f"{runs[fmt][-1][1]:,.0f} B/page", file=sys.stderr)
     return table(runs, pages, repeat)
 
 
