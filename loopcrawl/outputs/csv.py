@@ -93,7 +93,7 @@ class CsvWriter(Output):
     def write_record(self, record: dict[str, Any]) -> None:
         if not self._header_written:
             self._start(list(PAGE_FIELDS))
-        self._row([_cell(v) for v in page_values(record)])
+        self._row(page_values(record))  # text, numbers and None: the csv module's own str()
 
     def write_item(self, item: dict[str, Any], kind: str, fields: tuple[str, ...] | None) -> None:
         if not self._kind:
@@ -107,7 +107,7 @@ class CsvWriter(Output):
                 self._ignore(k, f"the key {k!r} of {kind} items (not a column)")
         self._row([_cell(item.get(c)) for c in columns])
 
-    def _row(self, cells: list[str]) -> None:
+    def _row(self, cells: list[Any]) -> None:
         self._csv.writerow(cells)
         self._rows += 1
         self.count += 1
