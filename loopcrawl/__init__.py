@@ -9,7 +9,7 @@ from __future__ import annotations
 from .core.engine import Crawler, crawl
 from .core.runner import CrawlResult, CrawlRun
 from .core.stats import CrawlStats
-from .errors import ConfigError, FetchError, LoopcrawlError, StateError
+from .errors import ConfigError, ErrorKind, FetchError, LoopcrawlError, OutputError, StateError
 from .http import Failure, FetchRecord, Request, Response
 from .settings import Settings
 from .spider import Spider
@@ -25,12 +25,14 @@ __all__ = [
     "Crawler",
     "Dedup",
     "DropItem",
+    "ErrorKind",
     "Failure",
     "FetchError",
     "FetchRecord",
     "Field",
     "Item",
     "LoopcrawlError",
+    "OutputError",
     "Request",
     "Response",
     "Settings",

@@ -25,6 +25,13 @@ def test_every_kind_is_documented_once_and_nothing_else() -> None:
     assert len(rows) == len(set(rows))
 
 
+def test_the_kinds_are_public() -> None:
+    import loopcrawl
+
+    assert loopcrawl.ErrorKind is ErrorKind and "ErrorKind" in loopcrawl.__all__
+    assert loopcrawl.__all__ == sorted(loopcrawl.__all__)
+
+
 def test_the_module_names_are_the_members() -> None:
     for kind in ErrorKind:
         assert getattr(errors, kind.name) is kind
