@@ -18,9 +18,9 @@ Three kinds of check, placed where they are cheapest:
 Each stop is counted under its own name (``TrapGuard.stops``).
 
 "Barely differs" is measured in two steps, the cheap one first. Every page
-keeps its length and the set of its links' paths (a 512-bit sketch); a page
-whose length is close to its parent's and whose links lead to at most
-``NEW_LINKS`` paths the parent's did not is then read for words: its HTML
+keeps its length and the set of its links (a 512-bit sketch); a page whose
+length is close to its parent's and that links to at most ``NEW_LINKS`` URLs
+its parent did not is then read for words: its HTML
 lower-cased and split on whitespace and ``<>``, month and weekday names
 dropped (a calendar's next page names another month). The page is
 similar when at most ``NEW_WORDS`` of its words are not on its parent (a
@@ -45,7 +45,7 @@ __all__ = ["NEW_LINKS", "NEW_WORDS", "TrapGuard", "link_sketch", "repeats", "ske
 # Numbers count: a listing whose items differ only in their numbers brings a
 # dozen new ones a page, a calendar's next month or page N+1 of nothing 2-5.
 NEW_WORDS = 8
-# Pages whose links lead to more new paths than this are not read for words.
+# Pages with more links than this that their parent did not have are not read.
 NEW_LINKS = 8
 # Pages remembered (length, sketches, family) for their children: FIFO beyond.
 _MAX_PAGES = 1 << 16
@@ -82,11 +82,10 @@ def sketch(body: bytes) -> int:
 
 
 def link_sketch(urls: list[str]) -> int:
-    """The paths (without query) the links lead to, as a 512-bit set."""
+    """The URLs a page links to, as a 512-bit set (their hashes are cached)."""
     bits = 0
-    for u in urls:
-        q = u.find("?")
-        bits |= 1 << (hash(u if q < 0 else u[:q]) & (_LINK_BITS - 1))
+    for h in map(hash, urls):
+        bits |= 1 << (h & (_LINK_BITS - 1))
     return bits
 
 
