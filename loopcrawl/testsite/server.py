@@ -210,7 +210,8 @@ def run(pages: int = 1000, port: int = 8000, latency_ms: float = 0.0, seed: int 
                             latency_ms=latency_ms, log=False, hostile=hostile)
     banner = None if quiet else f"test site: http://{host}:{{port}}/ ({pages} pages, seed {seed})"
     if banner and hostile:
-        banner += f"\nhostile corner: http://{host}:{{port}}/hostile/"
+        banner += (f"\nhostile corner: http://{host}:{{port}}/hostile/"
+                   f"\ntrap section:   http://{host}:{{port}}/traps/")
     with contextlib.suppress(KeyboardInterrupt):
         asyncio.run(_serve_until_signal(server, banner, print_port))
 
