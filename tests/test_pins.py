@@ -305,7 +305,10 @@ def test_the_longer_of_delay_and_crawl_delay_holds(pages: PageServer, delay: flo
     # sees it late, so the next gap looks short by the connect time).
     starts = sorted(h.start for h in pages.log if h.path not in ("/robots.txt", "/"))
     gaps = [b - a for a, b in itertools.pairwise(starts)]
-    assert len(gaps) == 3 and min(gaps) >= gap - 0.01, gaps
+    # The server sees each request a little after the crawler starts it, not
+    # always by the same amount: 30 ms of slack (much more than that is
+    # a loaded machine; the limits tested differ by 300 ms).
+    assert len(gaps) == 3 and min(gaps) >= gap - 0.03, gaps
     assert max(gaps) < gap + 0.25, gaps  # slack for a loaded machine
 
 
