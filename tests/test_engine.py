@@ -90,13 +90,15 @@ def test_robots_5xx_disallows_then_retries(pages: PageServer) -> None:
 
 def test_robots_crawl_delay(pages: PageServer) -> None:
     pages.add("/robots.txt", body="User-agent: *\nCrawl-delay: 0.2\n", content_type="text/plain")
-    pages.add("/", links=["/a", "/b", "/c"])
-    for p in "abc":
+    pages.add("/", links=["/a", "/b", "/c", "/d"])
+    for p in "abcd":
         pages.add("/" + p)
     run(pages.url + "/", per_host=4)
-    starts = sorted(h.start for h in pages.log if h.path != "/robots.txt")
+    # From the second page on (the first opens the connection); 30 ms of
+    # slack for when the server sees a request after the crawler sends it.
+    starts = sorted(h.start for h in pages.log if h.path not in ("/robots.txt", "/"))
     gaps = [b - a for a, b in itertools.pairwise(starts)]
-    assert min(gaps) >= 0.18
+    assert len(gaps) == 3 and min(gaps) >= 0.17, gaps
 
 
 def test_per_host_limit_measured_at_the_server(pages: PageServer) -> None:
@@ -119,7 +121,7 @@ def test_global_concurrency_and_delay(pages: PageServer) -> None:
     # so the server sees it late and the next gap looks short.
     starts = sorted(h.start for h in pages.log if h.path.startswith("/p"))
     assert len(starts) == 8
-    assert all(b - a >= 0.045 for a, b in itertools.pairwise(starts))
+    assert all(b - a >= 0.035 for a, b in itertools.pairwise(starts))
 
 
 def test_depth_limit(pages: PageServer) -> None:
