@@ -91,8 +91,12 @@ def strip_sessions(url: str) -> str:
     """``url`` (canonical, or a canonical path) without session ids: query
     parameters and ``;name=value`` path parameters named as one, and ASP.NET's
     ``/(S(...))/`` segment. A query left empty goes with its '?'."""
-    if ("=" not in url and "(" not in url) or not _SESSION_HINT(url):
+    if "=" not in url and "(" not in url:
         return url  # nearly every URL: two 'in' tests
+    low = url.lower()  # every name holds one of these: four more, then the regex
+    if ("sid" not in low and "ess" not in low and "cf" not in low and "zen" not in low
+            and "(" not in url) or not _SESSION_HINT(url):
+        return url
     q = url.find("?")
     path, query = (url, "") if q < 0 else (url[:q], url[q + 1 :])
     if ";" in path:

@@ -18,11 +18,11 @@ Three kinds of check, placed where they are cheapest:
 Each stop is counted under its own name (``TrapGuard.stops``).
 
 "Barely differs" is measured in two steps, the cheap one first. Every page
-keeps its length and the set of its links (a 512-bit sketch); a page whose
+keeps its length and its links' hashes (8 bytes a link); a page whose
 length is close to its parent's and that links to at most ``NEW_LINKS`` URLs
-its parent did not is then read for words: its HTML
-lower-cased and split on whitespace and ``<>``, month and weekday names
-dropped (a calendar's next page names another month). The page is
+its parent did not is then read for words: its HTML lower-cased and split
+on whitespace and punctuation, month and weekday names dropped (a
+calendar's next page names another month). The page is
 similar when at most ``NEW_WORDS`` of its words are not on its parent (a
 4096-bit sketch, kept for the pages that were read). A page of an ordinary
 site links to other pages than its parent does, so it is rarely read: the
@@ -32,6 +32,7 @@ figures are in docs/hardening.md.
 from __future__ import annotations
 
 import re
+from array import array
 from collections import Counter
 
 import xxhash
@@ -39,7 +40,7 @@ import xxhash
 from ..settings import Settings
 from ..urls import host_of
 
-__all__ = ["NEW_LINKS", "NEW_WORDS", "TrapGuard", "link_sketch", "repeats", "sketch"]
+__all__ = ["NEW_LINKS", "NEW_WORDS", "TrapGuard", "link_hashes", "repeats", "sketch"]
 
 # A page with at most this many words its parent does not have is "similar".
 # Numbers count: a listing whose items differ only in their numbers brings a
@@ -52,12 +53,14 @@ _MAX_PAGES = 1 << 16
 # Only this much of a page is read for its words.
 _SKETCH_BYTES = 256 * 1024
 _WORD_BITS = 4096
-_LINK_BITS = 512
-_TAGS_AS_SPACE = bytes.maketrans(b"<>", b"  ")
-_CALENDAR_WORDS = (b"january", b"february", b"march", b"april", b"may", b"june", b"july",
+_PUNCTUATION = b"<>\"'=/?&;:,.!()[]{}"
+_PUNCTUATION_AS_SPACE = bytes.maketrans(_PUNCTUATION, b" " * len(_PUNCTUATION))
+_CALENDAR_WORDS = frozenset((b"january", b"february", b"march", b"april", b"may", b"june", b"july",
                    b"august", b"september", b"october", b"november", b"december",
                    b"monday", b"tuesday", b"wednesday", b"thursday", b"friday",
-                   b"saturday", b"sunday")
+                   b"saturday", b"sunday", b"jan", b"feb", b"mar", b"apr", b"jun", b"jul",
+                   b"aug", b"sep", b"oct", b"nov", b"dec", b"mon", b"tue", b"wed", b"thu",
+                   b"fri", b"sat", b"sun"))
 
 
 def repeats(url: str, limit: int) -> bool:
@@ -71,22 +74,23 @@ def repeats(url: str, limit: int) -> bool:
 
 def sketch(body: bytes) -> int:
     """The words of an HTML page as a 4096-bit set (see the module docstring)."""
-    text = body[:_SKETCH_BYTES].lower().translate(_TAGS_AS_SPACE)
-    for name in _CALENDAR_WORDS:
-        if name in text:
-            text = text.replace(name, b"")
+    words = set(body[:_SKETCH_BYTES].lower().translate(_PUNCTUATION_AS_SPACE).split())
+    words.difference_update(_CALENDAR_WORDS)
     bits = 0
-    for h in map(hash, set(text.split())):
+    for h in map(hash, words):
         bits |= 1 << (h & (_WORD_BITS - 1))
     return bits
 
 
-def link_sketch(urls: list[str]) -> int:
-    """The URLs a page links to, as a 512-bit set (their hashes are cached)."""
-    bits = 0
-    for h in map(hash, urls):
-        bits |= 1 << (h & (_LINK_BITS - 1))
-    return bits
+def link_hashes(urls: list[str]) -> array[int]:
+    """The hashes of the URLs a page links to (Python has them cached): 8
+    bytes a link, compared with a child's in C (``_new_links``)."""
+    return array("q", map(hash, urls))
+
+
+def _new_links(urls: list[str], parent: array[int]) -> int:
+    """How many of ``urls`` the parent page did not link to."""
+    return len(set(map(hash, urls)).difference(parent))
 
 
 def _close(n: int, parent: int) -> bool:
@@ -122,8 +126,8 @@ class TrapGuard:
         # A URL needs this many '/' to have more segments than the limit.
         self._slashes = 3 + self.max_repeats
         # Pages whose children may still come: hash of URL -> (length, link
-        # sketch, word sketch or 0, family if similar to its own parent or "").
-        self._pages: dict[int, tuple[int, int, int, str]] = {}
+        # hashes, word sketch or 0, family if similar to its own parent or "").
+        self._pages: dict[int, tuple[int, array[int], int, str]] = {}
         self._similar: Counter[str] = Counter()  # links queued from similar pages
         self.stops: Counter[str] = Counter()  # requests and pages stopped, by setting
 
@@ -169,18 +173,17 @@ class TrapGuard:
         if self.max_similar is None:
             return ""
         n = len(body)
-        paths = link_sketch(links)
         words, fam = 0, ""
         parent = self._pages.get(_key(referrer)) if referrer is not None else None
         if (parent is not None and _close(n, parent[0])
-                and (paths & ~parent[1]).bit_count() <= NEW_LINKS):
+                and _new_links(links, parent[1]) <= NEW_LINKS):
             words = sketch(body)
             if parent[2] and (words & ~parent[2]).bit_count() <= NEW_WORDS:
                 fam = family(url)
         pages = self._pages
         if len(pages) >= _MAX_PAGES:
             del pages[next(iter(pages))]
-        pages[_key(url)] = (n, paths, words, fam)
+        pages[_key(url)] = (n, link_hashes(links), words, fam)
         return fam
 
     def admit(self, fam: str, urls: list[str], skipped: Counter[str]) -> list[str]:
