@@ -35,7 +35,12 @@ def setting(default: Any, help: str, **kwargs: Any) -> Any:
 
 def _num(v: float) -> str:
     r = repr(v)
-    return r[:-2] if r.endswith(".0") else r
+    return shorten(r[:-2] if r.endswith(".0") else r)
+
+
+def shorten(text: str) -> str:
+    """A value as an error message quotes it: a hostile one kept to one short line."""
+    return text if len(text) <= 60 else f"{text[:40]}... ({len(text):,} characters)"
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,8 +90,8 @@ class SettingField:
         if t in (int, float):
             if isinstance(value, bool) or not isinstance(value, int | float):
                 raise ValueError(f"must be a {'whole ' if t is int else ''}number, "
-                                 f"not {value!r}")
-            if not math.isfinite(value):
+                                 f"not {shorten(repr(value))}")
+            if isinstance(value, float) and not math.isfinite(value):  # an int always is
                 raise ValueError(f"must be a finite number, not {_num(value)}")
             if t is int and not isinstance(value, int):
                 raise ValueError(f"must be a whole number, not {_num(value)}")
@@ -98,27 +103,27 @@ class SettingField:
             return float(value) if t is float and type(value) is not float else value
         if t is bool:
             if not isinstance(value, bool):
-                raise ValueError(f"must be true or false, not {value!r}")
+                raise ValueError(f"must be true or false, not {shorten(repr(value))}")
             return value
         if t is str:
             if not isinstance(value, str):
-                raise ValueError(f"must be a string, not {value!r}")
+                raise ValueError(f"must be a string, not {shorten(repr(value))}")
             checked = _CHECKS.get(self.name, _same)(value)
             if self.choices and checked not in self.choices:
-                raise ValueError(f"must be one of {', '.join(self.choices)}, not {value!r}")
+                raise ValueError(f"must be one of {', '.join(self.choices)}, not {shorten(repr(value))}")
             return checked
         if t is tuple:
             if isinstance(value, str):
                 raise ValueError(f"must be a list of strings, not one string (write "
-                                 f"({value!r},) for a single one)")
+                                 f"({shorten(repr(value))},) for a single one)")
             if not isinstance(value, list | tuple):
-                raise ValueError(f"must be a list of strings, not {value!r}")
+                raise ValueError(f"must be a list of strings, not {shorten(repr(value))}")
             if not all(isinstance(x, str) for x in value):
-                raise ValueError(f"must be a list of strings, not {value!r}")
+                raise ValueError(f"must be a list of strings, not {shorten(repr(value))}")
             return _CHECKS.get(self.name, tuple)(value)
         if not isinstance(value, Mapping) or not all(
                 isinstance(k, str) and isinstance(v, str) for k, v in value.items()):
-            raise ValueError(f"must be a mapping of strings to strings, not {value!r}")
+            raise ValueError(f"must be a mapping of strings to strings, not {shorten(repr(value))}")
         return _CHECKS.get(self.name, _same)(value)
 
     def parse(self, text: str) -> Any:
@@ -146,11 +151,11 @@ class SettingField:
                 number = float(raw)
             except ValueError:
                 raise ValueError(f"must be a {'whole ' if self.type is int else ''}number, "
-                                 f"not {text!r}") from None
+                                 f"not {shorten(repr(text))}") from None
             return int(number) if number.is_integer() else number
         if self.type is bool:
             if raw.lower() not in _TRUE | _FALSE:
-                raise ValueError(f"must be true or false, not {text!r}")
+                raise ValueError(f"must be true or false, not {shorten(repr(text))}")
             return raw.lower() in _TRUE
         if self.type is str:
             return text
@@ -166,7 +171,7 @@ class SettingField:
         except ValueError:
             value = None
         if not isinstance(value, dict):
-            raise ValueError(f"must be a JSON object, not {text!r}")
+            raise ValueError(f"must be a JSON object, not {shorten(repr(text))}")
         return {str(k): str(v) for k, v in value.items()}
 
 
@@ -215,7 +220,7 @@ def _auth(value: tuple[str, ...]) -> tuple[str, ...]:
 
 def _proxy(value: str) -> str:
     if not value.startswith(("http://", "https://")):
-        raise ValueError(f"must be an http:// URL, not {value!r}")
+        raise ValueError(f"must be an http:// URL, not {shorten(repr(value))}")
     return value
 
 
@@ -227,7 +232,7 @@ def _ca_bundle(value: str) -> str:
     try:
         ssl.create_default_context(cafile=value)
     except (OSError, ValueError) as e:  # ssl.SSLError is an OSError
-        raise ValueError(f"must be a PEM file of CA certificates; cannot load {value!r}: "
+        raise ValueError(f"must be a PEM file of CA certificates; cannot load {shorten(repr(value))}: "
                          f"{e.strerror or e if isinstance(e, OSError) else e}") from None
     return value
 

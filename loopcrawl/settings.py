@@ -23,7 +23,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from ._setting_field import AUTO_OPTION, SCRAPY_NAMES, SettingField, meta, setting
+from ._setting_field import AUTO_OPTION, SCRAPY_NAMES, SettingField, meta, setting, shorten
 from .errors import ConfigError
 
 __all__ = ["DEFAULT_USER_AGENT", "LOG_LEVELS", "SCRAPY_NAMES", "SettingField", "Settings",
@@ -201,7 +201,7 @@ def parse_setting(text: str) -> tuple[str, object]:
     try:
         return name, _BY_NAME()[name].parse(raw)
     except ConfigError as e:
-        raise ConfigError(e.named(f"-s {text}:")) from None
+        raise ConfigError(e.named(f"-s {shorten(text)}:")) from None
 
 
 def check_key(key: str, label: str) -> str:

@@ -213,3 +213,17 @@ def test_custom_settings_apply_in_order() -> None:
     with pytest.raises(ConfigError, match=r"^custom_settings\['per_host'\] must be at least 1, "
                        r"not 0$"):
         apply_settings(s, {"per_host": 0}, "custom_settings[{key!r}]")
+
+
+def test_hostile_values_stay_one_short_line(tmp_path: Path) -> None:
+    """Numbers past any float and values of any length: one short line, never
+    an OverflowError or a screenful."""
+    for kw in ({"concurrency": 10**400}, {"delay": 10**400}, {"max_response_size": 10**100}):
+        with pytest.raises(ConfigError, match=r"must be at most .*, not \d{40}\.\.\. \(\d+ "
+                           r"characters\)$"):
+            Settings(**kw)  # type: ignore[arg-type]
+    for value in ("1" + "0" * 5000, "x" * 10_000, "9" * 100):
+        r = CliRunner().invoke(main, ["crawl", "http://127.0.0.1:9/", "--per-host", value])
+        assert len(one_line(r)) < 140
+    r = CliRunner().invoke(main, ["run", spider_file(tmp_path), "-s", "delay=" + "1" * 500])
+    assert len(one_line(r)) < 160
