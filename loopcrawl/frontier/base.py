@@ -118,7 +118,7 @@ class Frontier(Protocol):
 
 
 class CheckpointOutput(Protocol):
-    """What a checkpoint needs of an output (the JSONL and SQLite writers have it).
+    """What a checkpoint needs of an output (every ``Output`` whose ``resumable`` is true).
 
     Reopened for a resumed crawl with ``resume_at=`` the mark of the last
     checkpoint, the output drops whatever was written after it.
