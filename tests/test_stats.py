@@ -29,6 +29,7 @@ SCHEMA_1_KEYS = {
     "ok", "failed", "pages_per_s", "bytes", "status", "content_type", "error",
     "error_examples", "depth", "hosts", "response_ms", "slowest", "timeline", "links",
     "scope_stops", "traps", "retries", "robots_fetches", "items", "output", "rebuilt_from",
+    "workers",
 }
 
 
@@ -79,7 +80,7 @@ def test_schema_keys_and_figures_against_a_real_crawl(testsite: ServerThread) ->
     assert s["robots_fetches"] == 1 and s["retries"] == 0 and s["items"] == {}
     assert s["duration_s"] > 0 and s["pages_per_s"] > 0 and s["interrupted"] is False
     assert s["started_at"].endswith("Z") and s["started_at"] < s["finished_at"]
-    assert s["rebuilt_from"] is None
+    assert s["rebuilt_from"] is None and s["workers"] is None  # one process
 
 
 def test_percentile_is_the_bucket_upper_edge_within_its_width() -> None:
