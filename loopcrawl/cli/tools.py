@@ -67,7 +67,8 @@ def status(state: str, as_json: bool) -> None:
               help="The report's title.")
 def report(source: str, output: str, stats_path: str | None, title: str) -> None:
     """Build the HTML report of a finished crawl from SOURCE: its page records
-    (crawl -o FILE.jsonl, gzipped or not), its --state file, or its --stats JSON."""
+    (as crawl -o wrote them: .jsonl, .jsonl.gz, .json, .csv, .db, .parquet), its
+    --state file, or its --stats JSON."""
     from ..errors import OutputError
     from ..outputs import check_path
     from ..report import load_stats, write_stats
