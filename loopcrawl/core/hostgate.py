@@ -23,6 +23,7 @@ unique among live leases however many processes share the frontier.
 from __future__ import annotations
 
 import logging
+from collections.abc import Collection
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -101,7 +102,7 @@ class HostGate(Protocol):
     def slot(self, host: str) -> HostSlot | None:
         """The host's state, to read (the display); None for a host never seen."""
 
-    def hosts(self) -> list[HostSlot]:
+    def hosts(self) -> Collection[HostSlot]:
         """Every host's state, to read (the display, a few times a second)."""
 
 
@@ -187,5 +188,5 @@ class LocalHostGate:
     def slot(self, host: str) -> HostSlot | None:
         return self._slots.get(host)
 
-    def hosts(self) -> list[HostSlot]:
-        return list(self._slots.values())
+    def hosts(self) -> Collection[HostSlot]:
+        return self._slots.values()  # a view: its len() costs nothing
