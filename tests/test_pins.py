@@ -538,3 +538,16 @@ def test_stop_abandons_what_is_in_flight_and_ends_at_once(pages: PageServer) -> 
     assert stats.interrupted and len(records) == 2 == stats.records
     started = [h for h in pages.log if h.path.startswith("/p")]
     assert len(started) <= 4 + 1  # what was in flight when it stopped, no more
+
+
+def test_fingerprints_are_the_values_state_files_hold() -> None:
+    """A state file keeps fingerprints across runs and versions: their values
+    are a format, not an implementation detail. A POST without a body, and a
+    GET with one, are requests of their own."""
+    from loopcrawl.urls import fingerprint, fingerprints
+
+    u = "http://example.com/a?b=1"
+    assert fingerprint(u) == 15458073102042815267 == fingerprints([u])[0]
+    assert fingerprint(u, "POST") == 15215343787142988824
+    assert fingerprint(u, "POST", b"x=1") == 3307962173885426996
+    assert fingerprint(u, "GET", b"x=1") == 15868209288057782589
