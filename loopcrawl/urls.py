@@ -349,6 +349,11 @@ class LinkMemo:
 _SCOPES = ("host", "domain", "any")
 
 
+def _no_port(host: str) -> str:
+    """``host[:port]`` without the port; an IPv6 literal keeps its brackets."""
+    return host if host.endswith("]") else host.rsplit(":", 1)[0]
+
+
 class Scope:
     """Which URLs a crawl may follow: by host, domain, and allow/deny regexes.
 
@@ -368,9 +373,7 @@ class Scope:
             raise ConfigError(f"scope must be one of {', '.join(_SCOPES)}, not {mode!r}")
         self.mode = mode
         self.hosts = frozenset(host_of(s) for s in seeds)
-        self.domains = tuple(
-            sorted({h.rsplit(":", 1)[0].removeprefix("www.") for h in self.hosts})
-        )
+        self.domains = tuple(sorted({_no_port(h).removeprefix("www.") for h in self.hosts}))
         try:
             self.allow = [re.compile(p) for p in allow]
             self.deny = [re.compile(p) for p in deny]
@@ -394,7 +397,7 @@ class Scope:
             if not url.startswith(self._prefixes):
                 return False
         elif self.mode == "domain":
-            host = host_of(url).rsplit(":", 1)[0] if "]" not in url else host_of(url)
+            host = _no_port(host_of(url))
             if not any(host == d or host.endswith("." + d) for d in self.domains):
                 return False
         if self.allow and not any(p.search(url) for p in self.allow):

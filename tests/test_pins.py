@@ -551,3 +551,19 @@ def test_fingerprints_are_the_values_state_files_hold() -> None:
     assert fingerprint(u, "POST") == 15215343787142988824
     assert fingerprint(u, "POST", b"x=1") == 3307962173885426996
     assert fingerprint(u, "GET", b"x=1") == 15868209288057782589
+
+
+def test_domain_scope_ignores_ports_and_keeps_ipv6_brackets() -> None:
+    """``--scope domain``: a host's subdomains on any port; the seed's own host
+    on another port; never a host that merely ends with the same letters.
+    An IPv6 literal is its own domain, with or without a port."""
+    from loopcrawl.urls import Scope
+
+    s = Scope("domain", ["http://www.example.com:8080/"])
+    assert s.allows("http://sub.example.com:8080/x") and s.allows("http://example.com:9090/")
+    assert not s.allows("http://badexample.com:8080/")
+    assert not s.allows("http://example.com.evil:8080/")
+    for seed in ("http://[::1]:8080/", "http://[::1]/"):
+        v6 = Scope("domain", [seed])
+        assert v6.allows("http://[::1]:8080/x") and v6.allows("http://[::1]/x")
+        assert not v6.allows("http://[::2]:8080/")
