@@ -103,7 +103,6 @@ class CrawlStats:
     # host -> [records, pages, errors, bytes, response ms summed]
     hosts: dict[str, list[float]] = field(default_factory=dict)
     times: list[int] = field(default_factory=lambda: [0] * (len(EDGES) + 1))
-    time_sum_ms: float = 0.0
     time_max_ms: float = 0.0
     # Records (and errors) finished in each interval of ``tick`` seconds from started_at.
     tick: float = 0.125  # seconds (a power of two: doubling stays exact)
@@ -111,25 +110,33 @@ class CrawlStats:
     timeline_errors: list[int] = field(default_factory=list)
     examples: dict[str, list[tuple[str, str]]] = field(default_factory=dict)
     slowest: list[tuple[float, str, int]] = field(default_factory=list)  # a min-heap
-    _ct_names: dict[str, str] = field(default_factory=dict)
+    _ct_names: dict[str | None, str] = field(default_factory=dict)
 
     def record(self, r: FetchRecord) -> None:
         """Count one record. Runs once per page: dict updates and one bisect."""
         self.records += 1
         status = r.status
         ms = r.elapsed_ms
+        error = r.error
+        host = host_of(r.url)
+        h = self.hosts.get(host)
+        if h is None:
+            h = self._host(host)
+        h[0] += 1
         if status is not None:
             self.pages += 1
             self.bytes += r.bytes
+            h[1] += 1
+            h[3] += r.bytes
+            h[4] += ms
             d = self.status
             d[status] = d.get(status, 0) + 1
-            ct = self._ct_names.get(r.content_type or "")
+            ct = self._ct_names.get(r.content_type)
             if ct is None:
-                ct = self._content_type(r.content_type or "")
-            d2 = self.content_types
-            d2[ct] = d2.get(ct, 0) + 1
+                ct = self._content_type(r.content_type)
+            cts = self.content_types
+            cts[ct] = cts.get(ct, 0) + 1
             self.times[bisect_left(EDGES, ms)] += 1
-            self.time_sum_ms += ms
             if ms > self.time_max_ms:
                 self.time_max_ms = ms
             slow = self.slowest
@@ -137,40 +144,32 @@ class CrawlStats:
                 heapq.heappush(slow, (ms, r.url, status))
             elif ms > slow[0][0]:
                 heapq.heapreplace(slow, (ms, r.url, status))
-        error = r.error
-        if error is None:
-            self.ok += 1
-        else:
-            self.errors[error] += 1
-            ex = self.examples.get(error)
-            if ex is None:
-                ex = self.examples[error] = []
-            if len(ex) < EXAMPLES_PER_ERROR:
-                ex.append((r.url, r.message or ""))
         self.links += r.links
-        d3 = self.depths
-        d3[r.depth] = d3.get(r.depth, 0) + 1
-        host = host_of(r.url)
-        h = self.hosts.get(host)
-        if h is None:
-            h = self._host(host)
-        h[0] += 1
-        if status is not None:
-            h[1] += 1
-            h[3] += r.bytes
-            h[4] += ms
-        if error is not None:
-            h[2] += 1
+        d = self.depths
+        d[r.depth] = d.get(r.depth, 0) + 1
         i = int((r.fetched_at + ms / 1000 - self.started_at) / self.tick)
         tl = self.timeline
         if i >= len(tl) or i < 0:
             i = self._grow(max(i, 0))
         tl[i] += 1
-        if error is not None:
-            self.timeline_errors[i] += 1
+        if error is None:
+            self.ok += 1
+        else:
+            self._error(r, error, h, i)
 
-    def _content_type(self, raw: str) -> str:
-        name = raw.split(";", 1)[0].strip().lower() or "(none)"
+    def _error(self, r: FetchRecord, error: str, h: list[float], i: int) -> None:
+        """The rest of ``record`` for a failure (the rare case: kept out of line)."""
+        self.errors[error] += 1
+        h[2] += 1
+        self.timeline_errors[i] += 1
+        ex = self.examples.get(error)
+        if ex is None:
+            ex = self.examples[error] = []
+        if len(ex) < EXAMPLES_PER_ERROR:
+            ex.append((r.url, r.message or ""))
+
+    def _content_type(self, raw: str | None) -> str:
+        name = (raw or "").split(";", 1)[0].strip().lower() or "(none)"
         if len(self._ct_names) >= _CT_CACHE_MAX:
             self._ct_names.clear()
         self._ct_names[raw] = name
@@ -263,7 +262,8 @@ class CrawlStats:
             },
             "response_ms": {
                 "count": n_times,
-                "mean": round(self.time_sum_ms / n_times, 1) if n_times else 0.0,
+                "mean": round(sum(h[4] for h in self.hosts.values()) / n_times, 1)
+                if n_times else 0.0,
                 **{f"p{q}": round(min(percentile(hist, q / 100), self.time_max_ms), 1)
                    for q in (50, 90, 95, 99)},
                 "max": round(self.time_max_ms, 1),
