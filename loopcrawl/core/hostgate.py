@@ -120,11 +120,13 @@ class LocalHostGate:
             slot = self._slots[host] = HostSlot(host, self.per_host, self.delay, self.delay)
         return slot
 
+    # try_start, ready_at and finish run once or twice per page: written out,
+    # without helper calls.
     def try_start(self, host: str, now: float, turn: int) -> float:
-        slot = self._slot(host)
+        slot = self._slots.get(host) or self._slot(host)
         if slot.active >= slot.concurrency:
             return _NEVER
-        at = slot.ready_at()
+        at = slot.next_at if slot.next_at > slot.throttled_until else slot.throttled_until
         if at > now:
             return at
         slot.active += 1
@@ -134,8 +136,12 @@ class LocalHostGate:
         return 0.0
 
     def ready_at(self, host: str) -> float:
-        slot = self._slot(host)
-        return slot.ready_at() if slot.active < slot.concurrency else _NEVER
+        slot = self._slots.get(host)
+        if slot is None:
+            return 0.0
+        if slot.active >= slot.concurrency:
+            return _NEVER
+        return slot.next_at if slot.next_at > slot.throttled_until else slot.throttled_until
 
     def started(self, host: str, turn: int, now: float) -> float:
         slot = self._slots[host]
