@@ -31,6 +31,7 @@ from __future__ import annotations
 import functools
 import html as _html
 import re
+from array import array
 from dataclasses import dataclass
 from html.entities import html5 as _ENTITIES
 
@@ -251,6 +252,11 @@ class ResolvedLinks:
     urls: list[str]
     truncated: bool = False  # more links than max_links_per_page
     unfollowable: dict[str, int] | None = None  # hrefs that gave no URL, by kind
+    # From a worker process: how many links the page has (``urls`` holds only
+    # those the worker had not reported before), and the hashes of all of
+    # them (``traps.link_hashes``); -1 and None when ``urls`` is every link.
+    found: int = -1
+    hashes: array[int] | None = None
 
 
 class LinkParser:

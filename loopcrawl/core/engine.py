@@ -349,7 +349,7 @@ class Crawler:
         return await fetcher.fetch(
             req.url, check_redirect=functools.partial(self._check_redirect, req),
             method=req.method, headers=headers, body=req.body or None, cookies=req.cookies,
-            wait_turn=self._hop_turn,
+            wait_turn=self._hop_turn, depth=req.depth,
             parse=self._parse_remote and not (req.meta and req.meta.get("sitemap")))
 
     async def _seed_sitemaps(self) -> None:

@@ -121,16 +121,18 @@ class LinkFollower:
             skipped["links_per_page_cap"] += 1
         if links.unfollowable:
             skipped.update(links.unfollowable)
-        found = urls = links.urls
-        rec.links = len(found)
-        if not found:
+        urls = links.urls
+        rec.links = len(urls) if links.found < 0 else links.found
+        if not rec.links:
             return
         keep = self.followable
-        if fam := self._traps.page(f.url, req.referrer, f.body, urls):
+        if fam := self._traps.page(f.url, req.referrer, f.body, urls, links.hashes):
             keep = functools.partial(self._followable_similar, fam)
         depth = req.depth + 1
         if s.depth is not None and depth > s.depth:
-            self._stats.skipped["depth"] += len(found)
+            self._stats.skipped["depth"] += len(urls)
+            return
+        if not urls:
             return
         await self._frontier.add_links(urls, depth, f.url, keep)
 

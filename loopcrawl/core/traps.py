@@ -88,9 +88,9 @@ def link_hashes(urls: list[str]) -> array[int]:
     return array("q", map(hash, urls))
 
 
-def _new_links(urls: list[str], parent: array[int]) -> int:
-    """How many of ``urls`` the parent page did not link to."""
-    return len(set(map(hash, urls)).difference(parent))
+def _new_links(hashes: array[int], parent: array[int]) -> int:
+    """How many of a page's links (their ``link_hashes``) the parent did not link to."""
+    return len(set(hashes).difference(parent))
 
 
 def _close(n: int, parent: int) -> bool:
@@ -164,26 +164,31 @@ class TrapGuard:
                         "(max_query_variants)")
         return None
 
-    def page(self, url: str, referrer: str | None, body: bytes, links: list[str]) -> str:
+    def page(self, url: str, referrer: str | None, body: bytes, links: list[str],
+             hashes: array[int] | None = None) -> str:
         """Note a fetched HTML page and its ``links``; its family if it barely
         differs from the page that linked to it (``referrer``), else "".
 
         ``url`` is where the page was found (after redirects). The links of a
-        page with a family go through ``admit``."""
+        page with a family go through ``admit``. ``hashes``: ``link_hashes``
+        of every link of the page when a worker process computed them
+        (``--workers``: all workers share one hash seed), else None."""
         if self.max_similar is None:
             return ""
         n = len(body)
+        if hashes is None:
+            hashes = link_hashes(links)
         words, fam = 0, ""
         parent = self._pages.get(_key(referrer)) if referrer is not None else None
         if (parent is not None and _close(n, parent[0])
-                and _new_links(links, parent[1]) <= NEW_LINKS):
+                and _new_links(hashes, parent[1]) <= NEW_LINKS):
             words = sketch(body)
             if parent[2] and (words & ~parent[2]).bit_count() <= NEW_WORDS:
                 fam = family(url)
         pages = self._pages
         if len(pages) >= _MAX_PAGES:
             del pages[next(iter(pages))]
-        pages[_key(url)] = (n, link_hashes(links), words, fam)
+        pages[_key(url)] = (n, hashes, words, fam)
         return fam
 
     def admit(self, fam: str, urls: list[str], skipped: Counter[str]) -> list[str]:

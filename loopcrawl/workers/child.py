@@ -19,10 +19,16 @@ from typing import Any
 from multidict import CIMultiDict
 
 from ..core.runtime import new_event_loop, tune_malloc
+from ..core.traps import link_hashes
 from ..errors import FetchError
-from ..links import LinkParser
+from ..links import LinkParser, ResolvedLinks
 from ..net.fetcher import Fetcher
+from ..urls import fingerprints
 from .channel import Channel
+
+# Links this worker has reported, remembered (fingerprint -> the depth of the
+# page they were on) up to this many, then forgotten all at once.
+_REPORTED = 1 << 18
 
 
 class _Worker:
@@ -30,12 +36,13 @@ class _Worker:
         self.channel = channel
         self.fetcher = fetcher
         self.parser = parser
+        self.reported: dict[int, int] = {}
         self.tasks: dict[int, asyncio.Task[None]] = {}
         self.hops: dict[int, asyncio.Future[Any]] = {}
 
     async def get(self, rid: int, url: str, method: str, headers: Any, body: bytes | None,
                   cookies: Any, max_size: int | None, truncate: bool, parse: bool,
-                  checks_hops: bool, waits_turns: bool) -> None:
+                  checks_hops: bool, waits_turns: bool, depth: int) -> None:
         send = self.channel.send
         try:
             f = await self.fetcher.fetch(
@@ -44,7 +51,7 @@ class _Worker:
                 check_redirect=(lambda to: self._ask(rid, "hop", to)) if checks_hops else None,
                 wait_turn=(lambda to: self._ask(rid, "turn", to)) if waits_turns else None)
             if parse and 200 <= f.status < 300 and f.is_html:
-                f.links = self.parser.parse(f.url, f.body, f.charset)
+                f.links = self._news(self.parser.parse(f.url, f.body, f.charset), depth)
             # aiohttp's header views do not pickle; a CIMultiDict keeps repeats.
             if f.headers is not None:
                 f.headers = CIMultiDict(f.headers)
@@ -61,6 +68,26 @@ class _Worker:
         finally:
             self.tasks.pop(rid, None)
             self.hops.pop(rid, None)
+
+    def _news(self, links: ResolvedLinks, depth: int) -> ResolvedLinks:
+        """Only the links this worker has not reported before from a page as
+        shallow: ~29 of a page's 30 were (menus, footers), and the coordinator
+        would only find them in its seen set. A link first reported from a
+        deeper page is reported again (the coordinator may have left it out
+        for its depth then). The hashes of all its links go along (traps)."""
+        urls = links.urls
+        links.found, links.hashes = len(urls), link_hashes(urls)
+        reported = self.reported
+        if len(reported) >= _REPORTED:
+            reported.clear()
+        new = []
+        for u, fp in zip(urls, fingerprints(urls), strict=True):
+            was = reported.get(fp)
+            if was is None or depth < was:
+                reported[fp] = depth
+                new.append(u)
+        links.urls = new
+        return links
 
     async def _ask(self, rid: int, tag: str, url: str) -> Any:
         """Ask the coordinator about a redirect hop of request ``rid``, and wait

@@ -75,9 +75,10 @@ class _Worker:
     slot: int
     proc: asyncio.subprocess.Process
     channel: Channel
-    # request id -> (its answer, the engine's redirect check, its wait for a turn)
+    # request id -> (its answer, the engine's redirect check, its wait for a
+    # turn, when it was sent: loop time)
     pending: dict[int, tuple[asyncio.Future[Fetched], RedirectCheck | None,
-                             TurnWait | None]] = field(default_factory=dict)
+                             TurnWait | None, float]] = field(default_factory=dict)
     reader: asyncio.Task[None] | None = None
     alive: bool = True
 
@@ -110,11 +111,14 @@ class ProcessFetcher:
         self._started = self._lost = self._requests_lost = 0
         self._retired_out = [0, 0, 0]  # channel counters of workers gone
         self._retired_cpu = 0.0  # CPU seconds of workers gone
+        self._watch: asyncio.Task[None] | None = None
 
     async def __aenter__(self) -> ProcessFetcher:
         try:
             for slot in range(self.n):
                 self._workers.append(await self._start(slot))
+            self._watch = asyncio.get_running_loop().create_task(
+                self._watch_answers(), name="loopcrawl-workers-watch")
         except BaseException:
             await self.__aexit__()
             raise
@@ -122,6 +126,8 @@ class ProcessFetcher:
 
     async def __aexit__(self, *exc: object) -> None:
         self._closing = True
+        if self._watch is not None:
+            self._watch.cancel()
         for t in list(self._tasks):
             t.cancel()
         workers, self._workers = self._workers, []
@@ -171,28 +177,23 @@ class ProcessFetcher:
         cookies: Mapping[str, str] | None = None,
         wait_turn: TurnWait | None = None,
         parse: bool = False,
+        depth: int = 0,
     ) -> Fetched:
         """``Fetcher.fetch`` in a worker process; with ``parse``, an HTML
-        page comes back with its links read (``Fetched.links``). Raises
+        page (of ``depth``) comes back with its new links (``Fetched.links``). Raises
         ``FetchError`` as the ``Fetcher`` does, and ``WorkerLost``."""
         workers = self._workers
         if not workers:
             raise WorkerLost("no worker process is running")
         w = min(workers, key=_load) if len(workers) > 1 else workers[0]
         rid = next(self._ids)
-        fut: asyncio.Future[Fetched] = asyncio.get_running_loop().create_future()
-        w.pending[rid] = (fut, check_redirect, wait_turn)
+        loop = asyncio.get_running_loop()
+        fut: asyncio.Future[Fetched] = loop.create_future()
+        w.pending[rid] = (fut, check_redirect, wait_turn, loop.time())
         w.channel.send(("get", rid, url, method, headers, body, cookies, max_size, truncate,
-                        parse, check_redirect is not None, wait_turn is not None))
+                        parse, check_redirect is not None, wait_turn is not None, depth))
         try:
-            async with asyncio.timeout(self.settings.timeout + _ANSWER_GRACE):
-                return await fut
-        except TimeoutError:
-            _log.error("worker %d (pid %s) did not answer for %s in %.0f s; replacing it",
-                       w.slot, w.proc.pid, url, self.settings.timeout + _ANSWER_GRACE)
-            with contextlib.suppress(ProcessLookupError):
-                w.proc.kill()
-            raise WorkerLost(f"worker {w.slot} stopped answering") from None
+            return await fut
         except asyncio.CancelledError:
             if w.pending.pop(rid, None) is not None and w.alive:
                 w.channel.send(("cancel", rid))
@@ -251,7 +252,7 @@ class ProcessFetcher:
             self._retired_out[counter] += value
         lost = list(w.pending.values())
         w.pending.clear()
-        for fut, _, _ in lost:
+        for fut, _, _, _ in lost:
             if not fut.done():
                 fut.set_exception(WorkerLost(f"worker {w.slot} died"))
         if self._closing:
@@ -267,6 +268,24 @@ class ProcessFetcher:
             self._workers.append(await self._start(w.slot))
         except LoopcrawlError as e:
             _log.error("%s", e)
+
+    async def _watch_answers(self) -> None:
+        """Every wait is bounded: a worker that has left a request unanswered
+        past its total timeout and a grace (hung, not dead) is killed, so its
+        requests go back to the queue like those of a worker that died. One
+        task for all requests, not a timer each."""
+        limit = self.settings.timeout + _ANSWER_GRACE
+        loop = asyncio.get_running_loop()
+        while True:
+            await asyncio.sleep(min(limit / 4, 5.0))
+            now = loop.time()
+            for w in list(self._workers):
+                oldest = min((e[3] for e in w.pending.values()), default=now)
+                if now - oldest > limit:
+                    _log.error("worker %d (pid %s) left a request unanswered for %.0f s; "
+                               "replacing it", w.slot, w.proc.pid, now - oldest)
+                    with contextlib.suppress(ProcessLookupError):
+                        w.proc.kill()
 
     def statistics(self) -> WorkersStats:
         live = self._workers
