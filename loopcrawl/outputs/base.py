@@ -235,3 +235,40 @@ class ByteFile:
         if self._owned:
             with contextlib.suppress(OSError):
                 self._fh.close()
+
+
+class FileOutput(Output):
+    """An output that appends bytes to one ``ByteFile``: what a checkpoint
+    needs of it (the flushed length, fsync) and its close live here once; a
+    format only says which bytes it has buffered (``_take``)."""
+
+    _file: ByteFile
+
+    def _take(self) -> bytes:
+        """The bytes buffered since the last flush, the buffer emptied."""
+        raise NotImplementedError
+
+    def flush(self) -> None:
+        """Write what is buffered; raise ``OutputError`` if it cannot be."""
+        f = self._file
+        if f.error is not None:
+            raise f.error
+        data = self._take()
+        if data:
+            f.write(data)
+
+    def tell(self) -> int:
+        """The size of the output after the last flush: where the next record starts."""
+        return self._file.offset
+
+    def fsync(self) -> None:
+        """Make what was flushed durable (regular files only); safe from another thread."""
+        self._file.fsync()
+
+    def close(self) -> None:
+        try:
+            if self._file.error is None:  # else already reported: just let go of the file
+                self.flush()
+                self.fsync()
+        finally:
+            self._file.close()

@@ -11,7 +11,7 @@ from typing import Any, ClassVar
 import orjson
 
 from ..errors import ConfigError
-from .base import PAGE_FIELDS, ByteFile, Output, Role, page_values
+from .base import PAGE_FIELDS, ByteFile, FileOutput, Role, page_values
 
 log = logging.getLogger("loopcrawl.outputs")
 
@@ -26,7 +26,7 @@ def _cell(v: Any) -> str:
     return orjson.dumps(v).decode()  # nested items and lists, as JSON
 
 
-class CsvWriter(Output):
+class CsvWriter(FileOutput):
     """Page records or items as CSV (UTF-8, RFC 4180 quoting, ``\\r\\n``).
 
     Page records have the columns of ``PAGE_COLUMNS``. For items the columns
@@ -122,27 +122,11 @@ class CsvWriter(Output):
                         self.path, ", ".join(self._columns or ()), what)
         self.ignored += 1
 
-    def flush(self) -> None:
-        f = self._file
-        if f.error is not None:
-            raise f.error
+    def _take(self) -> bytes:
         data = self._text.getvalue()
-        if data:
-            self._text.seek(0)
-            self._text.truncate()
-            self._rows = 0
-            f.write(data.encode("utf-8"))
-
-    def tell(self) -> int:
-        return self._file.offset
-
-    def fsync(self) -> None:
-        self._file.fsync()
-
-    def close(self) -> None:
-        try:
-            if self._file.error is None:
-                self.flush()
-                self.fsync()
-        finally:
-            self._file.close()
+        if not data:
+            return b""
+        self._text.seek(0)
+        self._text.truncate()
+        self._rows = 0
+        return data.encode("utf-8")

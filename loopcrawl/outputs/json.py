@@ -8,12 +8,12 @@ from typing import Any, ClassVar
 import orjson
 
 from ..errors import ConfigError
-from .base import ByteFile, Output, Role
+from .base import ByteFile, FileOutput, Role
 
 _TAIL = b"\n]\n"
 
 
-class JsonWriter(Output):
+class JsonWriter(FileOutput):
     """Records or items as one JSON array: ``[`` newline, one value a line
     separated by commas, ``]``.
 
@@ -98,13 +98,6 @@ class JsonWriter(Output):
             self._tail = True
         else:
             f.write(data)
-
-    def tell(self) -> int:
-        """Where the next value goes: before the closing bracket."""
-        return self._file.offset
-
-    def fsync(self) -> None:
-        self._file.fsync()
 
     def close(self) -> None:
         f = self._file

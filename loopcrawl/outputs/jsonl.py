@@ -7,10 +7,10 @@ from typing import Any, ClassVar
 
 import orjson
 
-from .base import ByteFile, Output, Role
+from .base import ByteFile, FileOutput, Role
 
 
-class JsonlWriter(Output):
+class JsonlWriter(FileOutput):
     """Page records or items as JSON lines; ``path`` "-" is standard output.
 
     Lines are buffered and written in batches of ``batch`` (one ``write``
@@ -56,35 +56,16 @@ class JsonlWriter(Output):
     def write_item(self, item: dict[str, Any], kind: str, fields: tuple[str, ...] | None) -> None:
         self.write_record(item)
 
-    def flush(self) -> None:
-        """Write the buffered lines; raise ``OutputError`` if they cannot be."""
-        f = self._file
-        if f.error is not None:
-            raise f.error
-        if self._buf:
-            self._buf.append(b"")
-            data = b"\n".join(self._buf)
-            self._buf.clear()
-            if self._gzip:
-                z = zlib.compressobj(6, zlib.DEFLATED, 31)  # 31: a gzip header and trailer
-                data = z.compress(data) + z.flush()
-            f.write(data)
-
-    def tell(self) -> int:
-        """The size of the output after the last flush: where the next line starts."""
-        return self._file.offset
-
-    def fsync(self) -> None:
-        """Make what was flushed durable (regular files only); safe from another thread."""
-        self._file.fsync()
-
-    def close(self) -> None:
-        try:
-            if self._file.error is None:  # else already reported: just let go of the file
-                self.flush()
-                self.fsync()
-        finally:
-            self._file.close()
+    def _take(self) -> bytes:
+        if not self._buf:
+            return b""
+        self._buf.append(b"")
+        data = b"\n".join(self._buf)
+        self._buf.clear()
+        if self._gzip:  # each flush one gzip member: a file cut at a mark stays valid
+            z = zlib.compressobj(6, zlib.DEFLATED, 31)  # 31: a gzip header and trailer
+            data = z.compress(data) + z.flush()
+        return data
 
 
 JsonlItems = JsonlWriter  # the older name for items as JSON lines

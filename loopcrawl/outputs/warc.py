@@ -16,7 +16,7 @@ import io
 from typing import TYPE_CHECKING, ClassVar
 from urllib.parse import urlsplit
 
-from .base import ByteFile, Output, Role
+from .base import ByteFile, FileOutput, Role
 
 if TYPE_CHECKING:
     from ..http import Request
@@ -33,7 +33,7 @@ def _reason(status: int) -> str:
         return ""
 
 
-class WarcWriter(Output):
+class WarcWriter(FileOutput):
     """Request/response record pairs in a ``.warc`` (or gzipped ``.warc.gz``,
     one gzip member per record) file, after a ``warcinfo`` record.
 
@@ -99,27 +99,9 @@ class WarcWriter(Output):
         if self._buf.tell() >= self._batch:
             self.flush()
 
-    def flush(self) -> None:
-        f = self._file
-        if f.error is not None:
-            raise f.error
-        data = self._buf.getvalue()
+    def _take(self) -> bytes:
+        data = self._buf.getvalue()  # whole records only: tell() is a record's end
         if data:
             self._buf.seek(0)
             self._buf.truncate()
-            f.write(data)
-
-    def tell(self) -> int:
-        """The size of the file after the last flush: the end of a whole record."""
-        return self._file.offset
-
-    def fsync(self) -> None:
-        self._file.fsync()
-
-    def close(self) -> None:
-        try:
-            if self._file.error is None:
-                self.flush()
-                self.fsync()
-        finally:
-            self._file.close()
+        return data
