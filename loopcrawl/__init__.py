@@ -6,8 +6,8 @@ detail that may change.
 
 from __future__ import annotations
 
-from .core.engine import Crawler, crawl
-from .core.runner import CrawlResult, CrawlRun
+from .core.engine import Crawler
+from .core.runner import CrawlResult, CrawlRun, crawl
 from .core.stats import CrawlStats
 from .errors import ConfigError, ErrorKind, FetchError, LoopcrawlError, OutputError, StateError
 from .http import Failure, FetchRecord, Request, Response

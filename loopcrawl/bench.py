@@ -159,7 +159,7 @@ def _take(it: object, n: int) -> list[str]:
 
 def _run_asyncio(urls: Sequence[str], k: int, timeout: float) -> int:
     """loopcrawl's engine, seeded with the URL list; links parsed, not followed."""
-    from .core.engine import crawl
+    from .core.runner import crawl
     from .settings import Settings
 
     settings = Settings(seeds=tuple(urls), concurrency=k, per_host=k, depth=0,

@@ -11,19 +11,19 @@ are in flight together, up to ``concurrency`` of them.
 from __future__ import annotations
 
 import asyncio
-import base64
 import contextlib
 import dataclasses
 import functools
 import logging
 import time
-from collections.abc import Callable, Coroutine, Sequence
+from collections.abc import Callable, Coroutine, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from .. import errors
 from ..errors import ConfigError, ErrorKind, FetchError, LoopcrawlError, OutputError
 from ..frontier import Checkpointing, Frontier, MemoryFrontier
 from ..http import FetchRecord, Request
+from ..net.auth import BasicAuth
 from ..net.fetcher import Fetched, Fetcher, Hop
 from ..net.robots import RobotsCache, RobotsStore, RobotsUnavailable
 from ..outputs import Output, resumable_formats
@@ -43,7 +43,7 @@ _log = logging.getLogger("loopcrawl")
 if TYPE_CHECKING:
     from ..spider.base import Spider
 
-__all__ = ["Crawler", "crawl", "new_event_loop", "tune_malloc"]
+__all__ = ["Crawler", "new_event_loop", "tune_malloc"]
 
 RecordHook = Callable[[FetchRecord], Any]
 
@@ -102,8 +102,8 @@ class Crawler:
         self._parse_remote = False
         self._stopping = False
         self._fatal: LoopcrawlError | None = None  # what stopped the crawl early
-        self._auth: str | None = None  # the Authorization header for _auth_hosts
-        self._auth_hosts: frozenset[str] = frozenset()
+        self._auth: BasicAuth | None = None  # set by run()
+        self._crawl_auth = settings.http_auth is not None  # else only spiders' Request.auth
 
     @property
     def scope(self) -> Scope:
@@ -126,9 +126,7 @@ class Crawler:
         if self._stopping:
             sched.stop()
         await self.frontier.add(await self._handler.open())
-        if s.http_auth is not None:
-            self._auth = basic_auth(*s.http_auth)
-            self._auth_hosts = frozenset(s.http_auth_hosts or self._handler.start_hosts)
+        self._auth = BasicAuth(s, self._handler.start_hosts)
         checkpoints = await self._start_checkpoints()
         try:
             async with self._open_fetcher() as fetcher:
@@ -303,9 +301,10 @@ class Crawler:
                 return False, 0.0
         if (wait := sched.started(req)) > 0:
             await asyncio.sleep(wait)  # robots.txt or another request took its turn
-        headers = req.headers
-        if req.auth is not None or (self._auth is not None and host_of(req.url) in self._auth_hosts):
-            headers = self._auth_headers(req)
+        headers: Mapping[str, str] | None = req.headers
+        if req.auth is not None or self._crawl_auth:
+            assert self._auth is not None
+            headers = self._auth.headers(req)
         try:
             if self._remote:
                 f = await self._fetch_remote(req, headers)
@@ -427,12 +426,6 @@ class Crawler:
             rec.redirects = fetched.redirects
         return rec
 
-    def _auth_headers(self, req: Request) -> dict[str, str]:
-        """``req``'s headers with basic auth: its own ``auth``, else the crawl's."""
-        value = basic_auth(*req.auth) if req.auth is not None else self._auth
-        assert value is not None
-        return {**(req.headers or {}), "Authorization": value}
-
     async def _finish(self, req: Request, rec: FetchRecord) -> None:
         if rec.error is not None:  # after its retries: the record says it, and so does the log
             _log.info("%s %s: %s", rec.error, rec.url, rec.message or rec.error)
@@ -455,19 +448,3 @@ class Crawler:
             except Exception:  # the caller's bug: logged, and the request stays one record
                 _log.exception("on_record hook failed on %s", rec.url)
         await self.frontier.ack(req, rec)
-
-
-def basic_auth(user: str, password: str) -> str:
-    """The Authorization header of HTTP basic auth (RFC 7617, UTF-8)."""
-    return "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode("ascii")
-
-
-def crawl(settings: Settings | None = None, **kwargs: Any) -> CrawlStats:
-    """Run a crawl to the end on a new event loop (uvloop when present).
-
-    ``kwargs`` go to ``Crawler``: ``crawl(spider=Shop(), on_item=items.append)``.
-    It also tunes malloc for the process (``tune_malloc``).
-    """
-    tune_malloc()
-    with asyncio.Runner(loop_factory=new_event_loop) as runner:
-        return runner.run(Crawler(settings or Settings(), **kwargs).run())

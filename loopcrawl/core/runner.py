@@ -47,7 +47,7 @@ if TYPE_CHECKING:
     from ..spider.base import Spider
 
 __all__ = ["EXIT_ERROR", "EXIT_NOTHING", "EXIT_OK", "EXIT_SIGINT", "EXIT_SIGTERM",
-           "EXIT_USAGE", "CrawlResult", "CrawlRun", "Display", "Outcome", "StateTotals"]
+           "EXIT_USAGE", "CrawlResult", "CrawlRun", "Display", "Outcome", "StateTotals", "crawl"]
 
 _log = logging.getLogger("loopcrawl")
 
@@ -354,3 +354,14 @@ class CrawlRun:
             code = EXIT_OK
         return CrawlResult(stats=stats, outcome=outcome, exit_code=code, signal=self._signal,
                            totals=totals, state=self.state)
+
+
+def crawl(settings: Settings | None = None, **kwargs: Any) -> CrawlStats:
+    """Run a crawl to the end on a new event loop (uvloop when present).
+
+    ``kwargs`` go to ``Crawler``: ``crawl(spider=Shop(), on_item=items.append)``.
+    It also tunes malloc for the process (``tune_malloc``).
+    """
+    tune_malloc()
+    with asyncio.Runner(loop_factory=new_event_loop) as runner:
+        return runner.run(Crawler(settings or Settings(), **kwargs).run())
