@@ -34,156 +34,61 @@ import os
 import random
 import re
 import threading
-from collections import OrderedDict, deque
+from collections import OrderedDict
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Literal
-from urllib.parse import unquote, urlsplit
+from typing import Any
+from urllib.parse import unquote
+
+from ._forms import (
+    _DOTS,
+    _EXTRA_FORMS,
+    _FMTS,
+    _FORMS,
+    _FRAGMENTS,
+    _HEAD,
+    _NT,
+    _OFFSITE,
+    _PADS,
+    _POOL,
+    _STYLE,
+    _T1,
+    _T2,
+    _T3,
+    _T4,
+    _item_href,
+)
+from ._paths import (
+    _HOST,
+    _ITEM_RE,
+    _OTHER,
+    _TAG_RE,
+    CATEGORIES,
+    Link,
+    Target,
+    _hosts,
+    _remove_dot_segments,
+)
+from .truth import GroundTruth
 
 __all__ = ["Site"]
 
-CATEGORIES = 20
 TAGS = 30
 PRIVATE = 50
 MISSING = 20
 EXT = 10
 HOME_ITEMS = 30
-OTHER_HOST = "127.0.0.2"
 
 HTML = "text/html; charset=utf-8"
-_HOST = "\x01"  # placeholder for the request's host in cached page templates
-_OTHER = "\x02"  # placeholder for the other host (127.0.0.2 on the same port)
 # The em dash of the titles, filled in after encoding: the rest of every page is ASCII,
 # and an all-ASCII str joins and encodes several times faster than a UCS-2 one.
 _DASH = "\x03"
 _DASH_UTF8 = "—".encode()
 
-# A link target. ("h",) home, ("p", j) item, ("t", k, page) tag page, ("g", j) redirect
-# to item j, ("x", k) private, ("m", k) missing, ("e", k) ext page on the other host,
-# ("s",) the page itself, ("o", url) off-site; None for mailto:/tel:/javascript:.
-Target = tuple[Any, ...] | None
-Link = tuple[str, str, Target]  # (href exactly as written in the HTML, anchor text, target)
-
-_ITEM_RE = re.compile(r"/cat(\d{1,2})/item(\d{1,9})\.html")
 _NAME_RE = re.compile(r"/(private|missing|ext)/([pme])(\d{1,2})\.html")
 _GO_RE = re.compile(r"/go/(\d{1,9})")
-_TAG_RE = re.compile(r"name=t(\d{1,2})(&page=2)?")
 
-# Forms of a link to item j (category cj); ``_HOST`` marks the request's host.
-_FMTS = (
-    "/cat{0}/item{1}.html",  # 0 absolute path
-    "item{1}.html",  # 1 same directory (only for targets in the base directory)
-    "./item{1}.html",  # 2 same directory, dotted
-    "../cat{0}/item{1}.html",  # 3 up and down
-    "http://" + "\x01" + "/cat{0}/item{1}.html",  # 4 absolute URL
-    "HTTP://" + "\x01" + "/cat{0}/item{1}.html",  # 5 upper-case scheme
-    "//" + "\x01" + "/cat{0}/item{1}.html",  # 6 protocol-relative
-)
-_DOTS, _PCT = 7, 8  # 7 dot-segments inside the path, 8 percent-encoded digits
-_FORMS = tuple(range(9))  # every item page uses each form at least once
-# Weighted pool for the extra random links (plain forms are the common case).
-_EXTRA_FORMS = (0, 0, 0, 0, 1, 1, 3, 3, 4, 4, 2, 5, 6, 7, 8)
-_PCT_TABLE = {ord(d): f"%{ord(d):02X}" for d in "0123456789"}
-_FRAGMENTS = ("#reviews", "#specs", "#top")
-_PADS = ((" ", ""), ("", " "), ("\n  ", "\n"), ("\t", " "))
-_OFFSITE = (
-    ("http://example.invalid/", "Example"),
-    ("http://example.invalid/about.html", "About Example"),
-    ("https://www.example.invalid/x", "Our partner"),
-)
-
-
-def _build_pool() -> tuple[str, list[int]]:
-    """Pseudo-text made once at import; pages are slices of it, so rendering is cheap."""
-    syl = ("lo", "rem", "ip", "sum", "do", "lor", "sit", "am", "et", "con", "sec", "tur",
-           "ad", "pis", "cing", "el", "sed", "eius", "mod", "tem", "por", "in", "ci", "dunt",
-           "ut", "la", "bo", "re", "ma", "gna", "ali", "qua", "en", "im", "mi", "nim", "ve",
-           "ni", "quis", "nos", "trud", "ex", "er", "ta", "tion", "ul", "lam", "co", "vo")
-    rng = random.Random(0x5EED)
-    words = ["".join(rng.choice(syl) for _ in range(rng.randint(1, 3))) for _ in range(500)]
-    parts: list[str] = []
-    starts: list[int] = []
-    pos = 0
-    for _ in range(2000):
-        sentence = " ".join(rng.choice(words) for _ in range(rng.randint(8, 14)))
-        sentence = sentence[0].upper() + sentence[1:] + rng.choice((".", ".", ".", "?", "!"))
-        starts.append(pos)
-        parts.append(sentence)
-        pos += len(sentence) + 1
-    starts.append(pos)
-    return " ".join(parts) + " ", starts
-
-
-_POOL, _STARTS = _build_pool()
-_NSTARTS = len(_STARTS) - 20
-
-
-def _chunks(sentences: int) -> list[str]:
-    """Every run of ``sentences`` consecutive sentences of the pool, precomputed."""
-    return [_POOL[_STARTS[k]:_STARTS[k + sentences] - 1] for k in range(len(_STARTS) - 8)]
-
-
-# T[n][k]: n sentences from sentence k on (about 1.5 MB in all, shared by every Site).
-_T1, _T2, _T3, _T4 = _chunks(1), _chunks(2), _chunks(3), _chunks(4)
-_NT = len(_T1)
-
-
-def _item_href(form: int, j: int, r: Callable[[], float]) -> str:
-    """The href of a link to item ``j`` in the given form."""
-    if form < _DOTS:
-        return _FMTS[form].format(j % CATEGORIES, j)
-    cj = j % CATEGORIES
-    if form == _PCT:
-        return f"/cat{str(cj).translate(_PCT_TABLE)}/item{str(j).translate(_PCT_TABLE)}.html"
-    x = r()
-    if x < 0.4:
-        return f"/cat{int(x * 50)}/../cat{cj}/item{j}.html"
-    if x < 0.7:
-        return f"/cat{cj}/./item{j}.html"
-    return f"/../cat{cj}/item{j}.html"
-
-
-def _remove_dot_segments(path: str) -> str:
-    """RFC 3986 section 5.2.4, as servers apply it to a raw request path."""
-    out: list[str] = []
-    segs = path.split("/")
-    for n, seg in enumerate(segs[1:], 1):
-        last = n == len(segs) - 1
-        if seg == "..":
-            if out:
-                out.pop()
-            if last:
-                out.append("")
-        elif seg == ".":
-            if last:
-                out.append("")
-        else:
-            out.append(seg)
-    return "/" + "/".join(out)
-
-
-def _hosts(host: str) -> tuple[str, str]:
-    """(host, other host): the other host is 127.0.0.2 on the same port as ``host``."""
-    host = host or "127.0.0.1"
-    _, sep, port = host.rpartition(":")
-    if sep and port.isdigit() and not host.endswith("]"):
-        return host, f"{OTHER_HOST}:{port}"
-    return host, OTHER_HOST
-
-
-_HEAD = (
-    '<!DOCTYPE html>\n<html lang="en">\n<head>\n<meta charset="utf-8">\n'
-    '<meta name="viewport" content="width=device-width, initial-scale=1">\n'
-)
-_STYLE = (
-    "<style>\nbody{font-family:system-ui,sans-serif;max-width:60em;margin:0 auto;"
-    "padding:0 1em;line-height:1.5;color:#222}\nheader nav a{margin-right:1em}\n"
-    "main p{margin:0 0 1em}\n#related li{margin:.2em 0}\nfooter{color:#666;"
-    "border-top:1px solid #ddd;margin-top:2em;font-size:.9em}\n</style>\n</head>\n"
-)
-
-
-class Site:
+class Site(GroundTruth):
     """A synthetic site of ``pages`` item pages, fully determined by ``(pages, seed)``.
 
     Nothing large is kept: pages are rendered on demand (a small LRU holds recent
@@ -506,174 +411,6 @@ class Site:
                 title = ("Members only" if area == "private" else "Partner page") + f" {n}"
                 return self._leaf(title).encode()
         return None
-
-    # --------------------------------------------------------------- ground truth
-
-    def forbidden(self, path: str) -> bool:
-        """True if robots.txt disallows ``path`` (decoded and dot-free, as served)."""
-        path = unquote(path.partition("?")[0])
-        return _remove_dot_segments(path).startswith("/private/")
-
-    def _walk(self, static: bool) -> tuple[dict[tuple[Any, ...], int], list[int]]:
-        """Breadth-first walk of the link model: min depth of every node reached.
-
-        Items are kept in a flat list (``-1`` = not reached) so a big site stays cheap.
-        In static mode tag pages and ``/go/`` redirects do not exist (404 leaves).
-        """
-        if static in self._bfs:
-            return self._bfs[static]
-        items = [-1] * self.pages
-        other: dict[tuple[Any, ...], int] = {("h",): 0}
-        queue: deque[tuple[tuple[Any, ...], int]] = deque([(("h",), 0)])
-        while queue:
-            node, d = queue.popleft()
-            for t in self._edges(node):
-                if t is None:
-                    continue
-                kind = t[0]
-                if kind == "g":
-                    if static:
-                        other.setdefault(t, d + 1)
-                        continue
-                    t, kind = ("p", t[1]), "p"
-                if kind == "p":
-                    j = int(t[1])
-                    if items[j] < 0:
-                        items[j] = d + 1
-                        queue.append((t, d + 1))
-                elif kind in ("t", "h"):
-                    if t not in other:
-                        other[t] = d + 1
-                        if not (static and kind == "t"):
-                            queue.append((t, d + 1))
-                elif kind in ("m", "e"):
-                    other.setdefault(t, d + 1)
-                # "x" private (robots), "s" self, "o" off-site: not followed
-        self._bfs[static] = (other, items)
-        return other, items
-
-    @staticmethod
-    def _base(base: str) -> tuple[str, str, str]:
-        base = base.rstrip("/")
-        host, other = _hosts(urlsplit(base).netloc)
-        return base, host, other
-
-    def expected(self, base: str = "http://127.0.0.1:8000", *, depth: int | None = None,
-                 scope: Literal["host", "any"] = "host", static: bool = False
-                 ) -> dict[str, int]:
-        """Canonical URL -> minimal link depth of every 200 HTML page a correct crawl
-        from ``base + "/"`` reaches.
-
-        Robots.txt is obeyed (no /private/), 404s and redirect sources are left out
-        (the page a redirect leads to is in, at the depth of the link to it). The
-        sitemap is not used. ``scope="any"`` adds the ext pages on 127.0.0.2;
-        off-site hosts never answer. ``static=True`` models :meth:`write_files`
-        served by a plain file server: no tag pages, no redirects.
-        """
-        if scope not in ("host", "any"):
-            raise ValueError(f"scope must be 'host' or 'any', not {scope!r}")
-        base, _, other = self._base(base)
-        nodes, items = self._walk(static)
-        out: dict[str, int] = {}
-        for node, d in nodes.items():
-            kind = node[0]
-            if kind == "h":
-                out[base + "/"] = d
-            elif kind == "t" and not static:
-                out[self._tag_url(base, node)] = d
-            elif kind == "e" and scope == "any":
-                out[f"http://{other}/ext/e{node[1]}.html"] = d
-        for j, d in enumerate(items):
-            if d >= 0:
-                out[f"{base}/cat{j % CATEGORIES}/item{j}.html"] = d
-        if depth is not None:
-            out = {u: d for u, d in out.items() if d <= depth}
-        return out
-
-    @staticmethod
-    def _tag_url(base: str, node: tuple[Any, ...]) -> str:
-        return f"{base}/tags/?name=t{node[1]}" + ("&page=2" if node[2] == 2 else "")
-
-    def broken_urls(self, base: str = "http://127.0.0.1:8000", *, depth: int | None = None,
-                    static: bool = False) -> set[str]:
-        """The linked URLs on ``base``'s host that a correct crawl records as 404."""
-        base, _, _ = self._base(base)
-        nodes, _ = self._walk(static)
-        out: set[str] = set()
-        for node, d in nodes.items():
-            if depth is not None and d > depth:
-                continue
-            if node[0] == "m":
-                out.add(f"{base}/missing/m{node[1]}.html")
-            elif static and node[0] == "t":
-                out.add(self._tag_url(base, node))
-            elif static and node[0] == "g":
-                out.add(f"{base}/go/{node[1]}")
-        return out
-
-    def redirect_sources(self) -> list[int]:
-        """Item numbers ``j`` for which ``/go/{j}`` answers 301."""
-        return list(range(7, self.pages, 100))
-
-    def links(self, raw_path: str, host: str = "127.0.0.1:8000") -> list[tuple[str, str | None]]:
-        """(href as written in the HTML, canonical absolute URL it leads to) for each
-        ``<a>`` of a page; None for mailto:/tel:/javascript:. For debugging and tests."""
-        host, other = _hosts(host)
-        path, _, query = raw_path.partition("?")
-        path = _remove_dot_segments(unquote(path))
-        m = _ITEM_RE.fullmatch(path)
-        if self._template(path, query) is None:
-            return []
-        base = f"http://{host}"
-        if path == "/":
-            links = self._home_links()
-            self_url = base + "/"
-        elif m:
-            i = int(m.group(2))
-            _, nav, body, footer = self._item_links(
-                i, random.Random(self._seed_base + i).random)
-            links = nav + body + footer
-            self_url = f"{base}{path}"
-        elif path == "/tags/":
-            tag = _TAG_RE.fullmatch(query)
-            assert tag is not None
-            k, page = int(tag.group(1)), 2 if tag.group(2) else 1
-            links = self._tag_links(k, page, self._tag_rng(k, page).random)
-            self_url = f"{base}/tags/?{query}"
-        else:
-            return []
-        out: list[tuple[str, str | None]] = []
-        for href, _, t in links:
-            href = href.replace(_HOST, host).replace(_OTHER, other)
-            url: str | None
-            if t is None:
-                url = None
-            elif t[0] == "s":
-                url = self_url
-            elif t[0] == "o":
-                url = str(t[1])
-            else:
-                url = self._node_url(base, other, t)
-            out.append((href, url))
-        return out
-
-    @staticmethod
-    def _node_url(base: str, other: str, t: tuple[Any, ...]) -> str:
-        kind = t[0]
-        if kind == "h":
-            return base + "/"
-        if kind == "p":
-            j = int(t[1])
-            return f"{base}/cat{j % CATEGORIES}/item{j}.html"
-        if kind == "t":
-            return Site._tag_url(base, t)
-        if kind == "g":
-            return f"{base}/go/{t[1]}"
-        if kind == "x":
-            return f"{base}/private/p{t[1]}.html"
-        if kind == "m":
-            return f"{base}/missing/m{t[1]}.html"
-        return f"http://{other}/ext/e{t[1]}.html"
 
     # -------------------------------------------------------------- static files
 
