@@ -787,8 +787,8 @@ def _top_from_collapsed(path: str) -> str:
 
 def run_io_models(write: bool, say: Callable[[str], None], md: Path) -> None:
     """`loopcrawl bench --io-models` with its defaults; the table into BENCHMARKS.md."""
-    from loopcrawl.bench import findings, format_table, write_chart
-    from loopcrawl.bench import run_io_models as measure_models
+    from io_models import findings, format_table, write_chart
+    from io_models import run_io_models as measure_models
 
     say("\nIO models (loopcrawl bench --io-models) ...")
     pages, latency = 2000, 50.0
@@ -818,10 +818,11 @@ def io_models_markdown(table: str, pages: int, latency_ms: float) -> str:
         "links, against the test site (in its own process) answering every request after "
         f"{latency_ms:g} ms. *sequential*: blocking `http.client`, one page after another. "
         "*threads*: K threads, each blocking on its own request. *asyncio*: loopcrawl's "
-        "engine, one event loop with K coroutines. *processes*: P processes (one per core, "
-        "at most K), each an event loop with K/P coroutines, each taking the pages whose "
-        "URL fingerprint % P is its index. Each run is a subprocess of its own (CPU and "
-        "peak RSS are that model's alone; for processes, the sum of their peaks) and lasts "
+        "engine, one event loop with K coroutines. *processes*: loopcrawl's `--workers P` "
+        "(one per core, at most K): P worker processes, each an event loop, fetch and "
+        "parse, the process that started them keeps the queue and the K requests in "
+        "flight. Each run is a subprocess of its own (CPU and peak RSS are that model's "
+        "alone; for processes, the largest worker's peak counted for each) and lasts "
         "about 5 s at most: slow models fetch fewer pages (100 at least), and the rate is "
         "pages ÷ wall. *of ideal* is pages/s against K ÷ latency, the most K requests in "
         "flight can give.",

@@ -200,17 +200,16 @@ def bench(io_models: bool, pages: int, latency_ms: float, concurrency: str,
         fail("--concurrency values must be at least 1")
     if importlib.util.find_spec("matplotlib") is None:
         fail("the chart needs matplotlib: pip install 'loopcrawl[bench]'")
-    from ..bench import findings, format_table, results_json, run_io_models, write_chart
-
-    results = run_io_models(pages=pages, latency_ms=latency_ms, concurrency=ks,
+    io = _io_models()
+    results = io.run_io_models(pages=pages, latency_ms=latency_ms, concurrency=ks,
                             processes=processes, seconds_per_run=seconds_per_run,
                             quiet_wait=quiet_wait, echo=lambda m: click.echo(m, err=True))
-    click.echo(format_table(results, latency_ms))
-    click.echo("\n" + findings(results, latency_ms))
-    write_chart(results, out, latency_ms)
+    click.echo(io.format_table(results, latency_ms))
+    click.echo("\n" + io.findings(results, latency_ms))
+    io.write_chart(results, out, latency_ms)
     click.echo(f"chart: {out}", err=True)
     if json_out:
-        Path(json_out).write_text(json.dumps(results_json(results), indent=2))
+        Path(json_out).write_text(json.dumps(io.results_json(results), indent=2))
     if all(r.error for r in results):
         sys.exit(1)
 
@@ -234,3 +233,18 @@ def shell(ctx: click.Context, url: str, overrides: tuple[str, ...], **params: An
         click.echo(f"loopcrawl: error: {url}: {e}", err=True)
         sys.exit(1)
     interact(response, settings)
+
+
+def _io_models() -> Any:
+    """The measurement lives with the other benchmarks (``benchmarks/io_models.py``,
+    beside the package in a source checkout); this command is its entry."""
+    import importlib.util
+
+    path = Path(__file__).resolve().parents[2] / "benchmarks" / "io_models.py"
+    spec = importlib.util.spec_from_file_location("loopcrawl_io_models", path)
+    if not path.is_file() or spec is None or spec.loader is None:
+        fail(f"bench --io-models runs from a source checkout (no {path})")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # its dataclasses look themselves up there
+    spec.loader.exec_module(module)
+    return module

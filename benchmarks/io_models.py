@@ -1,4 +1,4 @@
-"""``loopcrawl bench --io-models``: the lesson behind loopcrawl, measured.
+"""``loopcrawl bench --io-models`` (and ``make bench``): the lesson behind loopcrawl, measured.
 
 The same work (fetch N pages of the test site, parse each for its title and
 links) done four ways, against a server that answers every request after
@@ -11,9 +11,9 @@ links) done four ways, against a server that answers every request after
   and of the GIL hand-offs between them.
 * ``asyncio``  one event loop with K coroutines: loopcrawl's own engine. The
   waits overlap on one thread; the CPU left is the parsing.
-* ``processes`` P processes (one per core), each an event loop with K/P
-  coroutines. Each process takes the pages whose URL fingerprint % P equals
-  its index: the simplest honest split, which needs no coordination.
+* ``processes`` loopcrawl's ``--workers P`` (one per core): P worker
+  processes, each an event loop, fetch and parse; the process that started
+  them keeps the queue and the K requests in flight.
 
 The site runs in a process of its own with every page rendered up front, so
 that serving a page costs a string copy and the server is not what is
@@ -30,7 +30,6 @@ import http.client
 import json
 import math
 import os
-import queue
 import resource
 import subprocess
 import sys
@@ -78,8 +77,8 @@ class RunResult:
 # -- the work itself: one page -------------------------------------------------
 def _parse(url: str, body: bytes) -> int:
     """What every model does with a page: title + links, resolved and deduped."""
-    from .links import extract
-    from .urls import Resolver
+    from loopcrawl.links import extract
+    from loopcrawl.urls import Resolver
 
     page = extract(body)
     resolve = Resolver(url).resolve
@@ -157,46 +156,16 @@ def _take(it: object, n: int) -> list[str]:
     return out
 
 
-def _run_asyncio(urls: Sequence[str], k: int, timeout: float) -> int:
-    """loopcrawl's engine, seeded with the URL list; links parsed, not followed."""
-    from .core.runner import crawl
-    from .settings import Settings
+def _run_asyncio(urls: Sequence[str], k: int, timeout: float, workers: int = 1) -> int:
+    """loopcrawl's engine, seeded with the URL list; links parsed, not followed.
+    With ``workers`` > 1, its ``--workers`` path."""
+    from loopcrawl.core.runner import crawl
+    from loopcrawl.settings import Settings
 
     settings = Settings(seeds=tuple(urls), concurrency=k, per_host=k, depth=0,
-                        obey_robots=False, retries=0, timeout=timeout, quiet=True)
+                        obey_robots=False, retries=0, timeout=timeout, quiet=True,
+                        workers=workers)
     return crawl(settings).ok
-
-
-def _process_main(urls: list[str], k: int, timeout: float, out: queue.Queue[tuple[int, int]]
-                  ) -> None:
-    ok = _run_asyncio(urls, k, timeout) if urls else 0
-    out.put((ok, int(_peak_rss_kib())))
-
-
-def _run_processes(urls: Sequence[str], k: int, procs: int, timeout: float) -> tuple[int, float]:
-    """P processes, each an event loop over its share; returns (ok, children's peak KiB)."""
-    import multiprocessing as mp
-
-    from .urls import fingerprint
-
-    ctx = mp.get_context("fork")  # nothing runs yet: no loop, no threads to break
-    parts: list[list[str]] = [[] for _ in range(procs)]
-    for u in urls:
-        parts[fingerprint(u) % procs].append(u)
-    results: mp.Queue[tuple[int, int]] = ctx.Queue()
-    workers = [
-        ctx.Process(target=_process_main,
-                    args=(parts[i], k // procs + (i < k % procs), timeout, results))
-        for i in range(procs)
-    ]
-    for w in workers:
-        w.start()
-    got = [results.get(timeout=_RUN_TIMEOUT) for _ in workers]
-    for w in workers:
-        w.join(timeout)
-        if w.is_alive():
-            w.kill()
-    return sum(ok for ok, _ in got), float(sum(rss for _, rss in got))
 
 
 def _one_run(spec: dict[str, object]) -> dict[str, object]:
@@ -222,7 +191,12 @@ def _one_run(spec: dict[str, object]) -> dict[str, object]:
     elif model == "asyncio":
         ok = _run_asyncio(urls, k, timeout)
     elif model == "processes":
-        ok, children_kib = _run_processes(urls, k, procs, timeout)
+        ok = _run_asyncio(urls, k, timeout, workers=procs) if procs > 1 else \
+            _run_asyncio(urls, k, timeout)
+        # The workers ended and were reaped: their peak is RUSAGE_CHILDREN's,
+        # the largest one's, counted for each.
+        children_kib = procs * resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss \
+            if procs > 1 else 0.0
     else:
         raise ValueError(f"unknown model {model!r}")
     wall = time.perf_counter() - t0
@@ -290,7 +264,7 @@ def _measure(model: str, urls: list[str], k: int, procs: int, timeout: float,
     b0, c0, t0 = _machine_busy_seconds(), _children_cpu_seconds(), time.monotonic()
     s0 = _proc_cpu_seconds(server_pid) if server_pid else 0.0
     try:
-        p = subprocess.run([sys.executable, "-m", "loopcrawl.bench", fh.name],
+        p = subprocess.run([sys.executable, __file__, fh.name],
                            capture_output=True, text=True, timeout=_RUN_TIMEOUT)
         busy = _machine_busy_seconds() - b0 - (_children_cpu_seconds() - c0)
         if server_pid:
@@ -329,7 +303,7 @@ def plan(pages: int, latency_ms: float, concurrency: Sequence[int], processes: i
 
 
 class _SiteProcess:
-    """The test site in a child process (``python -m loopcrawl.bench --serve``)."""
+    """The test site in a child process (``python io_models.py --serve``)."""
 
     def __init__(self, pages: int, seed: int, latency_ms: float) -> None:
         self.args = [str(pages), str(seed), str(latency_ms)]
@@ -347,7 +321,7 @@ class _SiteProcess:
     def __enter__(self) -> _SiteProcess:
         import select
 
-        self.proc = subprocess.Popen([sys.executable, "-m", "loopcrawl.bench", "--serve",
+        self.proc = subprocess.Popen([sys.executable, __file__, "--serve",
                                       *self.args], stdin=subprocess.DEVNULL,
                                      stdout=subprocess.PIPE)
         assert self.proc.stdout is not None
@@ -376,8 +350,8 @@ def _serve(pages: int, seed: int, latency_ms: float) -> None:
     import asyncio
     import signal
 
-    from .core.engine import new_event_loop
-    from .testsite import Site, TestSiteServer
+    from loopcrawl.core.engine import new_event_loop
+    from loopcrawl.testsite import Site, TestSiteServer
 
     site = Site(pages, seed)
     site.CACHE_SIZE = 1 << 30  # keep every page: the cache holds host-free templates
@@ -435,8 +409,8 @@ def run_io_models(
     echo: Callable[[str], None] | None = None,
 ) -> list[RunResult]:
     """Serve the test site in its own process and measure every model on it."""
-    from .testsite import Site
-    from .urls import fingerprint
+    from loopcrawl.testsite import Site
+    from loopcrawl.urls import fingerprint
 
     procs = processes or os.cpu_count() or 1
     say = echo or (lambda _m: None)
