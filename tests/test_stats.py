@@ -70,7 +70,8 @@ def test_schema_keys_and_figures_against_a_real_crawl(testsite: ServerThread) ->
     assert 0 < rt["p50"] <= rt["p90"] <= rt["p95"] <= rt["p99"] <= rt["max"]
     assert rt["max"] == round(times[-1], 1)
     true_p90 = times[math.ceil(0.9 * len(times)) - 1]  # the nearest-rank percentile
-    assert true_p90 <= rt["p90"] * 1.0001 and rt["p90"] <= true_p90 * 1.05
+    # p90 is an upper bound of the true one, then rounded to 0.1 ms (so up to 0.05 under).
+    assert true_p90 <= rt["p90"] * 1.0001 + 0.05 and rt["p90"] <= true_p90 * 1.05
     assert [p["ms"] for p in s["slowest"]] == [round(t, 1) for t in times[::-1][:10]]
     assert sum(s["timeline"]["records"]) == len(records)
     assert sum(s["timeline"]["errors"]) == s["failed"]
