@@ -18,6 +18,8 @@ from typing import TYPE_CHECKING, Self
 import pytest
 from aiohttp import web
 
+from .redis_server import RedisServer
+
 if TYPE_CHECKING:
     from loopcrawl.testsite import ServerThread, Site
 
@@ -226,3 +228,17 @@ def pool_calls(monkeypatch: pytest.MonkeyPatch) -> list[str]:
 
     monkeypatch.setattr(Pool, "request", counted)
     return calls
+
+
+@pytest.fixture(scope="session")
+def redis_server() -> Iterator[RedisServer]:
+    """One real redis-server for the session (tests/redis_server.py)."""
+    with RedisServer() as server:
+        yield server
+
+
+@pytest.fixture
+def redis_url(redis_server: RedisServer) -> str:
+    """The session's redis-server, emptied for this test."""
+    assert redis_server.command("FLUSHALL").startswith(b"+OK")
+    return redis_server.url
