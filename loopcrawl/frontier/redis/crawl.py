@@ -1,0 +1,211 @@
+"""``RedisCrawl``: one crawl's record in Redis (settings, seeds, seen set
+bucket bits) and the factory of its workers' frontiers.
+
+The seen set holds each 64-bit fingerprint exactly, split in two: its top
+``seen_bits`` bits pick a bucket (a key, ``s:<bucket>``), the other bits are
+the member, an integer. A set of integers of up to ``set-max-intset-entries``
+(512 by default) is an intset, a sorted array of int64 in one allocation:
+8 bytes a URL plus the key's own ~80 bytes shared by its members. So the
+bucket count is chosen when the crawl is created from the URLs it expects
+(``expected_urls``, default 1,000,000: 2^12 = 4,096 buckets, ~244 URLs
+each): a bucket then holds ~256 at the expected size, and intsets last
+until about twice it. Past that, a bucket that passes 512 members turns into
+a hash table (~50-60 bytes a member) one at a time: dedup stays exact, and
+memory grows to what a set of integers costs. A crawl expected to grow more
+is seeded with a larger ``expected_urls``, or its Redis is given a larger
+``set-max-intset-entries`` (lookups in an intset are a binary search, an
+insert moves the array: a few thousand members is still cheap).
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import fields
+from types import SimpleNamespace
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+import orjson
+import redis.asyncio as aioredis
+from redis.exceptions import RedisError
+
+from ...errors import ConfigError, StateError
+from ...http import Request
+from ...settings import Settings
+from . import _scripts
+from .frontier import DEFAULT_LEASE_TTL, RedisFrontier
+from .keys import FORMAT, CrawlKeys, check_name
+
+__all__ = ["DEFAULT_EXPECTED_URLS", "RedisCrawl", "seen_bits"]
+
+DEFAULT_EXPECTED_URLS = 1_000_000
+_PER_BUCKET = 256  # fingerprints per seen-set bucket at the expected size
+_CONNECT_TIMEOUT = 5.0  # seconds
+_SOCKET_TIMEOUT = 30.0  # seconds for any reply (a script runs for milliseconds)
+
+Splitter = Callable[[int], tuple[int, int]]
+
+
+def seen_bits(expected_urls: int) -> int:
+    """Bucket bits for a crawl expecting ``expected_urls`` URLs: ~256 a
+    bucket then (8 to 24 bits: 256 to 16.7 million buckets)."""
+    return max(8, min(24, math.ceil(math.log2(max(expected_urls, 1) / _PER_BUCKET))))
+
+
+def shown(url: str) -> str:
+    """``url`` without its password, for messages."""
+    try:
+        u = urlsplit(url)
+        if u.password is None:
+            return url
+        host = u.hostname or ""
+        netloc = f"{u.username or ''}:***@{host}" + (f":{u.port}" if u.port else "")
+        return urlunsplit(u._replace(netloc=netloc))
+    except ValueError:
+        return url
+
+
+def settings_json(settings: Settings) -> bytes:
+    """The crawl's settings as stored in meta (the seeds live in their own list)."""
+    return orjson.dumps({f.name: getattr(settings, f.name) for f in fields(Settings)
+                         if f.name != "seeds"})
+
+
+class RedisCrawl:
+    """One crawl in Redis, by name. Build it with ``await RedisCrawl.connect``."""
+
+    def __init__(self, client: aioredis.Redis, url: str, name: str) -> None:
+        self.client = client
+        self.url = url
+        self.name = name
+        self.keys = CrawlKeys(name)
+        self.scripts = SimpleNamespace(**{
+            s.lower(): client.register_script(getattr(_scripts, s))
+            for s in ("ADD", "SEED", "LEASE", "ACK", "RELEASE", "EXTEND", "FINISHED", "STATS",
+                      "MARK_SEEN")})
+        self._split: Splitter | None = None
+
+    @classmethod
+    async def connect(cls, url: str, name: str) -> RedisCrawl:
+        """Connect to the Redis at ``url`` (``redis://HOST:PORT/DB``,
+        ``rediss://``, ``unix://``) for crawl ``name``. ``ConfigError`` (one
+        line, no password) if the URL is wrong or the server does not answer."""
+        check_name(name)
+        try:
+            client = aioredis.Redis.from_url(url, socket_connect_timeout=_CONNECT_TIMEOUT,
+                                             socket_timeout=_SOCKET_TIMEOUT)
+        except (ValueError, TypeError) as e:
+            raise ConfigError(f"--redis {shown(url)}: {e}") from None
+        try:
+            await client.ping()
+        except (RedisError, OSError) as e:
+            await client.aclose()
+            raise ConfigError(f"cannot reach Redis at {shown(url)}: {e}") from None
+        return cls(client, url, name)
+
+    async def run(self, script: Any, keys: Sequence[Any], args: Sequence[Any]) -> Any:
+        """Run one of ``scripts`` (EVALSHA; loaded again if the server lost it).
+        The one place every script call goes through."""
+        return await script(keys=keys, args=args)
+
+    async def run_command(self, *args: Any) -> Any:
+        """One plain command (the place for the same reconnecting as ``run``)."""
+        return await self.client.execute_command(*args)
+
+    # -- the crawl's record ------------------------------------------------
+    async def exists(self) -> bool:
+        return bool(await self.run_command("EXISTS", self.keys.meta))
+
+    async def create_or_add(self, settings: Settings, seeds: Sequence[str] = (), *,
+                            expected_urls: int = DEFAULT_EXPECTED_URLS) -> int:
+        """Create the crawl with ``settings`` and ``seeds`` (and
+        ``settings.seeds``), or add the seeds to the crawl of that name if it
+        exists (its settings stay as they are). Returns how many seeds were
+        queued (those not seen before). ``ConfigError`` for a seed that is
+        no http(s) URL."""
+        settings = settings.replace(seeds=(*settings.seeds, *seeds))  # canonical, checked
+        urls = list(dict.fromkeys(settings.seeds))
+        bits = seen_bits(expected_urls)
+        stored = settings_json(settings)
+        max_pages = "" if settings.max_pages is None else settings.max_pages
+        for _ in range(2):
+            split = _splitter(bits)
+            k = self.keys
+            keys = [k.meta, k.prefix + "seeds", k.n, k.q, k.qp]
+            args: list[Any] = [stored, f"{time.time():.3f}", FORMAT, bits, max_pages,
+                               len(urls), *urls]
+            slots: dict[int, int] = {}
+            for u in urls:
+                r = Request(u)
+                bucket, member = split(r.fp)
+                at = slots.get(bucket)
+                if at is None:
+                    keys.append(k.seen(bucket))
+                    at = slots[bucket] = len(keys)
+                args += (at, member, "1", "", orjson.dumps((u, 0, None)))
+            created, queued = await self.run(self.scripts.seed, keys, args)
+            if created != -1:
+                self._split = split
+                return int(queued)
+            bits = int(queued)  # the crawl exists, split by its own bits
+        raise StateError(f"crawl {self.name}: its seen set changed its layout while seeding")
+
+    async def settings(self) -> Settings:
+        """The crawl's settings, seeds included; ``ConfigError`` if there is
+        no crawl of this name."""
+        k = self.keys
+        stored, fmt = await self.client.hmget(k.meta, ["settings", "format"])
+        if stored is None:
+            raise ConfigError(f"no crawl named {self.name!r} in Redis at {shown(self.url)} "
+                              "(create it with loopcrawl seed)")
+        if fmt != FORMAT.encode():
+            raise StateError(f"crawl {self.name} was written in layout {fmt!r}, not {FORMAT}: "
+                             "by another version of loopcrawl")
+        seeds = [s.decode() if isinstance(s, bytes) else s for s in await self.client.lrange(k.prefix + "seeds", 0, -1)]
+        values = orjson.loads(stored)
+        values["seeds"] = seeds
+        names = {f.name for f in fields(Settings)}
+        if unknown := sorted(set(values) - names):
+            raise StateError(f"crawl {self.name} has settings this loopcrawl does not know "
+                             f"({', '.join(unknown)}): it was seeded by a newer version")
+        try:
+            return Settings(**values)
+        except ConfigError as e:
+            raise StateError(f"crawl {self.name}'s stored settings: {e}") from None
+
+    async def splitter(self) -> Splitter:
+        """How fingerprints are split into (bucket, member) in this crawl."""
+        if self._split is None:
+            bits = await self.client.hget(self.keys.meta, "seen_bits")
+            if bits is None:
+                raise ConfigError(f"no crawl named {self.name!r} in Redis at "
+                                  f"{shown(self.url)} (create it with loopcrawl seed)")
+            self._split = _splitter(int(bits))
+        return self._split
+
+    def frontier(self, worker_id: str, *, lease_ttl: float = DEFAULT_LEASE_TTL) -> RedisFrontier:
+        """The frontier of worker ``worker_id`` (unique in the crawl: host and
+        pid, say) whose leases last ``lease_ttl`` seconds unless extended."""
+        return RedisFrontier(self, worker_id, lease_ttl=lease_ttl)
+
+    async def delete(self) -> int:
+        """Remove every key of the crawl; returns how many there were."""
+        n = 0
+        async for key in self.client.scan_iter(match=self.keys.pattern(), count=1000):
+            n += await self.client.unlink(key)
+        return n
+
+    async def close(self) -> None:
+        await self.client.aclose()
+
+
+def _splitter(bits: int) -> Splitter:
+    shift = 64 - bits
+    mask = (1 << shift) - 1
+
+    def split(fp: int) -> tuple[int, int]:
+        return fp >> shift, fp & mask
+
+    return split
