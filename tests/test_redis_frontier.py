@@ -12,7 +12,7 @@ import pytest
 import redis
 
 from loopcrawl.errors import ConfigError
-from loopcrawl.frontier.redis import RedisCrawl, seen_bits
+from loopcrawl.frontier.redis import RedisCrawl, RedisFrontier, seen_bits
 from loopcrawl.http import FetchRecord, Request
 from loopcrawl.settings import Settings
 
@@ -96,3 +96,231 @@ def test_seen_bits_scale_with_the_expected_size() -> None:
     assert seen_bits(1_000) == 8
     assert seen_bits(10**9) == 22
     assert seen_bits(10**12) == 24
+
+
+def test_two_workers_lease_each_url_once(redis_url: str) -> None:
+    urls = [f"http://h{i % 7}.test/p{i}" for i in range(500)]
+
+    async def go() -> None:
+        c = await _crawl(redis_url, seeds=("http://h0.test/",))
+        a, b = c.frontier("a"), c.frontier("b")
+        assert await a.add_links(urls, 1, "http://h0.test/") == 500
+        got: list[Request] = []
+
+        async def worker(f: RedisFrontier) -> None:
+            while batch := await f.lease(7):
+                got.extend(batch)
+                for r in batch:
+                    assert await f.ack(r, rec(r))
+
+        await asyncio.gather(worker(a), worker(b), worker(a), worker(b))
+        assert sorted(r.url for r in got) == sorted([*urls, "http://h0.test/"])
+        assert len({r.lease for r in got}) == len(got)  # tokens unique across workers
+        assert await a.is_finished() and await b.is_finished()
+        st = await b.statistics()
+        assert (st.queued, st.leased, st.done, st.seen) == (0, 0, 501, 501)
+        await c.close()
+
+    arun(go)
+
+
+def test_a_page_of_1000_links_of_which_990_seen_queues_10(redis_url: str) -> None:
+    links = [f"http://a.test/{i}" for i in range(1000)]
+
+    async def go() -> None:
+        c = await _crawl(redis_url)
+        a, b = c.frontier("a"), c.frontier("b")
+        assert await a.add_links(links[:990], 1, None) == 990
+        kept: list[str] = []
+
+        def keep(urls: list[str]) -> list[str]:
+            kept.extend(urls)
+            return urls
+
+        # b never sent these: the crawl's seen set answers, in one script call.
+        assert await b.add_links(links, 2, "http://a.test/", keep) == 10
+        assert (await b.statistics()).queued == 1000
+        # What b sent once it knows itself: keep is not asked again.
+        kept.clear()
+        assert await b.add_links(links, 2, "http://a.test/", keep) == 0
+        assert kept == []
+        # keep decides among the unseen ones only.
+        more = [f"http://a.test/m{i}" for i in range(4)]
+        assert await b.add_links(more, 1, None, lambda us: us[1:3]) == 2
+        assert await a.add_links(more, 1, None) == 2  # the two keep refused were not seen
+        await c.close()
+
+    arun(go)
+
+
+def test_an_expired_lease_goes_to_the_other_worker_and_the_late_ack_is_refused(
+        redis_url: str) -> None:
+    async def go() -> None:
+        c = await _crawl(redis_url, seeds=("http://a.test/", "http://a.test/b"))
+        a = c.frontier("a", lease_ttl=0.3)
+        b = c.frontier("b", lease_ttl=5)
+        mine = await a.lease(1)
+        [r] = mine
+        assert r.lease > 0 and r.lease_deadline > 0
+        [other] = await b.lease(5)
+        assert other.url != r.url
+        assert await b.lease(5) == []
+        assert not await a.is_finished()
+        await asyncio.sleep(0.45)
+        [again] = await b.lease(5)  # the sweep returned it to the queue
+        assert again.url == r.url and again.lease != r.lease
+        assert not await a.ack(r, rec(r))  # lost: changes nothing
+        await a.release(r)  # ignored too
+        assert await a.extend([r]) == [r]
+        st = await b.statistics()
+        assert (st.leased, st.done, st.expired, st.queued) == (2, 0, 1, 0)
+        assert await b.ack(again, rec(again)) and await b.ack(other, rec(other))
+        assert await b.is_finished()
+        await c.close()
+
+    arun(go)
+
+
+def test_extend_keeps_a_lease_alive(redis_url: str) -> None:
+    async def go() -> None:
+        c = await _crawl(redis_url, seeds=("http://a.test/",))
+        a, b = c.frontier("a", lease_ttl=0.4), c.frontier("b", lease_ttl=0.4)
+        [r] = await a.lease(1)
+        first = r.lease_deadline
+        for _ in range(4):  # 0.8 s in all: twice the ttl
+            await asyncio.sleep(0.2)
+            assert await a.extend([r]) == []
+        assert r.lease_deadline > first + 0.6
+        assert await b.lease(1) == []
+        assert not await b.is_finished()
+        assert await a.ack(r, rec(r))
+        assert await b.is_finished()
+        await c.close()
+
+    arun(go)
+
+
+@pytest.mark.parametrize("budget", [3, 4])
+def test_max_pages_is_exact_for_the_whole_crawl(redis_url: str, budget: int) -> None:
+    async def go() -> None:
+        seeds = tuple(f"http://a.test/{i}" for i in range(10))
+        c = await _crawl(redis_url, seeds=seeds, max_pages=budget)
+        a, b = c.frontier("a", lease_ttl=0.3), c.frontier("b")
+        held = await a.lease(2)
+        held += await b.lease(100)
+        assert len(held) == budget  # a lease takes a place in the budget
+        assert await b.lease(100) == []
+        # A release gives its place back; so does a lease that expires.
+        await b.release(held[-1])
+        [back] = await b.lease(100)
+        assert back.url == held[-1].url
+        await asyncio.sleep(0.4)  # a's two leases expire
+        again = await b.lease(100)
+        assert sorted(r.url for r in again) == sorted(r.url for r in held[:2])
+        assert not await a.ack(held[0], rec(held[0]))
+        # Not fetched because of robots.txt or a trap: not a page, the place comes back.
+        for r in [*again, *held[2:-1], back]:
+            error = "robots_denied" if r is back else None
+            assert await b.ack(r, rec(r, error))
+        [extra] = await b.lease(100)
+        assert await b.ack(extra, rec(extra, "timeout"))  # a failure is a page
+        assert await b.lease(100) == []
+        st = await b.statistics()
+        assert st.done == budget + 1 and st.queued == 10 - budget - 1
+        assert await b.is_finished()  # work is left, but the budget is spent
+        await c.close()
+
+    arun(go)
+
+
+def test_is_finished_only_when_nothing_queued_or_leased(redis_url: str) -> None:
+    async def go() -> None:
+        c = await _crawl(redis_url)
+        a, b = c.frontier("a"), c.frontier("b")
+        assert await a.is_finished()
+        await a.add([Request("http://a.test/")])
+        assert not await b.is_finished()
+        [r] = await b.lease(3)
+        assert not await a.is_finished()  # leased by b
+        await b.add_links(["http://a.test/x"], 1, r.url)
+        assert await b.ack(r, rec(r))
+        assert not await a.is_finished()  # queued
+        [x] = await a.lease(3)
+        await a.release(x)
+        assert not await b.is_finished()
+        [x] = await a.lease(3)
+        assert await a.ack(x, rec(x))
+        assert await a.is_finished() and await b.is_finished()
+        await c.close()
+
+    arun(go)
+
+
+def test_requests_keep_what_the_engine_needs(redis_url: str) -> None:
+    async def go() -> None:
+        c = await _crawl(redis_url)
+        f = c.frontier("a")
+        post = Request("http://a.test/form", 2, "http://a.test/", "POST", retries=1,
+                       meta={"k": [1, "x"]}, callback="parse_item", errback="on_error",
+                       cb_kwargs={"n": 3}, headers={"X": "y"}, body=b"a=1&b=\xff",
+                       cookies={"c": "d"}, auth=("u", "p"))
+        again = Request("http://a.test/", dont_filter=True)
+        plain = Request("http://a.test/", 1, "http://a.test/r")
+        assert await f.add([plain, post, again]) == 3
+        got = await f.lease(10)
+        assert [r.url for r in got] == ["http://a.test/", "http://a.test/form", "http://a.test/"]
+        p = got[1]
+        for name in ("url", "depth", "referrer", "method", "retries", "meta", "callback",
+                     "errback", "cb_kwargs", "headers", "body", "cookies", "auth", "fp"):
+            assert getattr(p, name) == getattr(post, name), name
+        assert got[2].dont_filter and got[0].fp == plain.fp and got[0].depth == 1
+        # A release keeps what changed (a retry counted) and goes to the front.
+        p.retries = 2
+        await f.release(p)
+        await f.add([Request("http://a.test/z")])
+        [p2] = await f.lease(1)
+        assert p2.url == post.url and p2.retries == 2 and p2.lease != p.lease
+        await c.close()
+
+    arun(go)
+
+
+def test_priorities_first_then_fifo_then_negative(redis_url: str) -> None:
+    async def go() -> None:
+        c = await _crawl(redis_url)
+        f = c.frontier("a", lease_ttl=0.2)
+        reqs = [Request("http://a.test/0"), Request("http://a.test/low", priority=-1),
+                Request("http://a.test/hi1", priority=5), Request("http://a.test/1"),
+                Request("http://a.test/hi2", priority=5), Request("http://a.test/top", priority=9)]
+        await f.add(reqs)
+        order = ["top", "hi1", "hi2", "0", "1", "low"]
+        got = await f.lease(3) + await f.lease(10)
+        assert [r.url.rsplit("/", 1)[1] for r in got] == order
+        await asyncio.sleep(0.3)  # every lease expires: each returns to its place
+        got = await f.lease(10)
+        assert [r.url.rsplit("/", 1)[1] for r in got] == order
+        assert got[1].priority == 5
+        await c.close()
+
+    arun(go)
+
+
+def test_mark_seen_claims_a_redirect_target_for_its_request(redis_url: str) -> None:
+    async def go() -> None:
+        c = await _crawl(redis_url, seeds=("http://a.test/",))
+        a, b = c.frontier("a", lease_ttl=0.2), c.frontier("b")
+        [r] = await a.lease(1)
+        target = Request("http://a.test/moved").fp
+        assert await a.mark_seen(target, r)
+        assert not await b.mark_seen(target)  # seen: nobody else fetches it
+        assert await a.mark_seen(target, r)  # r's retry follows the same redirect
+        await asyncio.sleep(0.3)
+        [r2] = await b.lease(1)  # whoever leases r next follows it too
+        assert await b.mark_seen(target, r2)
+        assert await b.ack(r2, rec(r2))
+        assert not await b.mark_seen(target, r2)  # done: the claim is gone
+        assert await b.add_links(["http://a.test/moved"], 1, None) == 0
+        assert await b.mark_seen(Request("http://a.test/new").fp)
+        await c.close()
+
+    arun(go)

@@ -32,10 +32,12 @@ local function requeue(q, qp, v)
   end
 end
 
--- Return leases past their deadline to the queue (at most 1000 a call).
+-- Return leases past their deadline to the queue (at most 1000 a call), to
+-- its front in the order they were leased.
 local function sweep(n, q, qp, leases, deadlines, now)
   local gone = redis.call('ZRANGEBYSCORE', deadlines, '-inf', now, 'LIMIT', 0, 1000)
   if #gone == 0 then return 0 end
+  table.sort(gone, function(a, b) return tonumber(a) > tonumber(b) end)
   local k = 0
   for _, t in ipairs(gone) do
     local v = redis.call('HGET', leases, t)
