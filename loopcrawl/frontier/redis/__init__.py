@@ -11,6 +11,7 @@ from __future__ import annotations
 from .crawl import DEFAULT_EXPECTED_URLS, RedisCrawl, seen_bits
 from .frontier import DEFAULT_LEASE_TTL, RedisFrontier
 from .keys import CrawlKeys, check_name
+from .status import GONE_AFTER, CrawlStatus, WorkerStatus
 
-__all__ = ["DEFAULT_EXPECTED_URLS", "DEFAULT_LEASE_TTL", "CrawlKeys", "RedisCrawl",
-           "RedisFrontier", "check_name", "seen_bits"]
+__all__ = ["DEFAULT_EXPECTED_URLS", "DEFAULT_LEASE_TTL", "GONE_AFTER", "CrawlKeys", "CrawlStatus",
+           "RedisCrawl", "RedisFrontier", "WorkerStatus", "check_name", "seen_bits"]
