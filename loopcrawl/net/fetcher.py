@@ -87,6 +87,9 @@ class Fetched:
     request_body: bytes | None = None
     # The page's title and links, when a worker process parsed it (--workers).
     links: ResolvedLinks | None = None
+    # What a spider's callback yielded on it, pickled, when a worker process
+    # ran the callback (``spider.remote``).
+    callback: bytes | None = None
 
     @property
     def is_html(self) -> bool:
