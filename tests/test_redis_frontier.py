@@ -397,3 +397,60 @@ def test_status_counts_rates_workers_and_hosts(redis_url: str) -> None:
         await c.close()
 
     arun(go)
+
+
+def test_a_turns_acks_and_links_go_as_one_script_each(redis_url: str) -> None:
+    """Round trips: a lease batch is one script; the acks (and the new links)
+    of the pages that end in the same turn of the loop are one script."""
+    server = redis.Redis.from_url(redis_url)
+
+    def scripts() -> int:
+        return int(server.info("commandstats").get("cmdstat_evalsha", {}).get("calls", 0))
+
+    async def go() -> None:
+        c = await _crawl(redis_url, seeds=tuple(f"http://a.test/{i}" for i in range(50)))
+        f = c.frontier("a")
+        await f.lease(1)  # the scripts are loaded once
+        await f.add_links(["http://a.test/x"], 1, None)
+        before = scripts()
+        got = await f.lease(100)
+        assert len(got) == 50 and scripts() == before + 1
+        res = await asyncio.gather(*(f.add_links([r.url, f"{r.url}/new"], 1, r.url)
+                                     for r in got))
+        assert res == [1] * 50 and scripts() == before + 2
+        oks = await asyncio.gather(*(f.ack(r, rec(r)) for r in got))
+        assert oks == [True] * 50 and scripts() == before + 3
+        # Links this worker sent already cost no round trip at all.
+        assert await f.add_links([got[0].url, f"{got[0].url}/new"], 1, None) == 0
+        assert scripts() == before + 3
+        await f.close()
+        await c.close()
+
+    arun(go)
+
+
+def test_the_seen_set_costs_under_16_bytes_a_url(redis_url: str) -> None:
+    """Exact dedup in Redis's intsets: ~8.7 bytes a URL at 1,000,000 URLs
+    (crawl.py's docstring); pinned here at 100,000 (expected_urls scales the
+    buckets alike), measured as the server's used memory less the queue."""
+    n = 100_000
+    server = redis.Redis.from_url(redis_url)
+
+    async def go() -> None:
+        c = await RedisCrawl.connect(redis_url, "mem")
+        await c.create_or_add(Settings(), expected_urls=n)
+        f = c.frontier("a")
+        before = server.info("memory")["used_memory"]
+        for i in range(0, n, 2000):
+            await f.add_links([f"http://h{j % 13}.test/p/{j}" for j in range(i, i + 2000)], 1, None)
+        server.delete(c.keys.q)
+        per_url = (server.info("memory")["used_memory"] - before) / n
+        assert (await f.statistics()).seen == n
+        assert per_url <= 16, per_url
+        buckets = list(server.scan_iter(match=c.keys.seen_prefix.replace("{", "\\{")
+                                        .replace("}", "\\}") + "*", count=1000))
+        assert len(buckets) == 512
+        assert {server.object("encoding", b) for b in buckets} == {b"intset"}
+        await c.close()
+
+    arun(go)
