@@ -26,6 +26,7 @@ from ..spider.base import Spider
 from ..spider.remote import CallbackError, load_spec, run_call
 from ..urls import fingerprints
 from .channel import Channel
+from .cookies import SharedJar
 
 # Links this worker has reported, remembered (fingerprint -> the depth of the
 # page they were on) up to this many, then forgotten all at once.
@@ -122,14 +123,18 @@ async def serve(fd: int) -> None:
     first = await channel.receive()
     if not first or first[0][0] != "init":
         return
-    settings, full, spec = first[0][1], first[0][2], first[0][3]
+    settings, full, spec, cookies = first[0][1:5]
     spider: Any = None
     if spec is not None:
         try:
             spider = load_spec(spec)
         except Exception as e:  # each callback of the crawl reports it
             spider = e
-    async with Fetcher(settings) as fetcher, asyncio.TaskGroup() as tg:
+    # What a response sets goes to the coordinator, for the other workers.
+    jar = SharedJar(lambda fields, url: channel.send(("jar", 0, fields, url)))
+    for fields, url in cookies:
+        jar.apply(fields, url)
+    async with Fetcher(settings, cookie_jar=jar) as fetcher, asyncio.TaskGroup() as tg:
         w = _Worker(channel, fetcher, LinkParser(settings.max_links_per_page), full,
                     spider)
         try:
@@ -142,6 +147,8 @@ async def serve(fd: int) -> None:
                         fut = w.hops.pop(msg[1], None)
                         if fut is not None and not fut.done():
                             fut.set_result(msg[2])
+                    elif tag == "jar":  # set by another worker's response
+                        jar.apply(msg[1], msg[2])
                     elif tag == "cancel":
                         task = w.tasks.pop(msg[1], None)
                         if task is not None:

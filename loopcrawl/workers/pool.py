@@ -33,6 +33,7 @@ from ..net.fetcher import Fetched, RedirectCheck, TurnWait
 from ..settings import Settings
 from ..spider.remote import SpiderSpec
 from .channel import Channel
+from .cookies import JarLog
 
 __all__ = ["ProcessFetcher", "WorkerLost", "usable_cores"]
 
@@ -112,6 +113,7 @@ class ProcessFetcher:
         # neither, and unpickling them was a third of the coordinator's work.
         self.full = full
         self.spider = spider  # loaded by each worker, which runs the callbacks
+        self._jar = JarLog()  # the cookies the workers reported (cookies.py)
         self._workers: list[_Worker] = []
         self._ids = itertools.count(1)
         self._closing = False
@@ -169,7 +171,7 @@ class ProcessFetcher:
             child.close()
         reader, writer = await asyncio.open_connection(sock=parent)
         w = _Worker(slot, proc, Channel(reader, writer))
-        w.channel.send(("init", self.settings, self.full, self.spider))
+        w.channel.send(("init", self.settings, self.full, self.spider, self._jar.entries()))
         w.reader = asyncio.get_running_loop().create_task(self._read(w),
                                                           name=f"loopcrawl-worker-{slot}-reader")
         self._started += 1
@@ -220,6 +222,12 @@ class ProcessFetcher:
                 tag, rid = msg[0], msg[1]
                 if tag == "hop" or tag == "turn":
                     self._answer(w, rid, tag, msg[2])
+                    continue
+                if tag == "jar":  # a response set cookies: every worker gets them now
+                    self._jar.add(msg[2], msg[3])
+                    for other in self._workers:
+                        if other is not w and other.alive:
+                            other.channel.send(("jar", msg[2], msg[3]))
                     continue
                 entry = pending.pop(rid, None)
                 if entry is None or entry[0].done():
