@@ -25,7 +25,7 @@ from ..frontier import Checkpointing, Frontier, MemoryFrontier
 from ..http import FetchRecord, Request
 from ..net.auth import BasicAuth
 from ..net.fetcher import Fetched, Fetcher, Hop
-from ..net.robots import RobotsCache, RobotsStore, RobotsUnavailable
+from ..net.robots import RobotsCache, RobotsStore, RobotsUnavailable, SharedRobots
 from ..outputs import Output, resumable_formats
 from ..settings import Settings
 from ..spider.run import SpiderRun, spider_settings
@@ -34,7 +34,6 @@ from ..workers import ProcessFetcher, WorkerLost
 from .hostgate import HostGate
 from .pages import CrawlParts, LinkFollower, PageHandler
 from .politeness import Scheduler
-from .remote import RemoteFetch
 from .runtime import new_event_loop, tune_malloc
 from .stats import CrawlStats
 from .traps import TrapGuard
@@ -56,9 +55,8 @@ class Crawler:
     spider, page records; with a ``spider``, its callbacks get the responses
     and its items go to the outputs and ``on_item`` (page records are still
     counted and passed to ``on_record``). Outputs taking responses (WARC) get
-    every response, with or without a spider. ``writer`` and ``exporters``
-    are older names for outputs.
-    """
+    every response, with or without a spider (``writer``, ``exporters``: older
+    names). ``gate`` and ``robots`` share politeness and robots.txt (Redis)."""
 
     def __init__(
         self,
@@ -72,6 +70,7 @@ class Crawler:
         exporters: Sequence[Output] = (),
         on_item: Callable[[Any], Any] | None = None,
         gate: HostGate | None = None,
+        robots: SharedRobots | None = None,
     ) -> None:
         outs = [*outputs, *([writer] if writer is not None else []), *exporters]
         self._outputs = outs  # what the checkpoints cover
@@ -85,6 +84,7 @@ class Crawler:
         self.settings = settings
         self.frontier: Frontier = frontier if frontier is not None else MemoryFrontier()
         self._gate = gate  # per-host politeness shared with other crawlers (None: our own)
+        self._shared_robots = robots  # robots.txt fetched once for every worker of a crawl
         self.on_record = on_record
         self.stats = CrawlStats(output=", ".join(o.path for o in outs) or None)
         self._traps = TrapGuard(settings)
@@ -99,7 +99,8 @@ class Crawler:
         self.scheduler: Scheduler | None = None
         self._workers: list[asyncio.Task[None]] = []
         self._spawn: Callable[[], None] | None = None
-        self._remote: RemoteFetch | None = None  # worker processes fetch (--workers N)
+        self._remote = False  # requests go to worker processes (--workers N)
+        self._parse_remote = False
         self._stopping = False
         self._fatal: LoopcrawlError | None = None  # what stopped the crawl early
         self._auth: BasicAuth | None = None  # set by run()
@@ -131,15 +132,15 @@ class Crawler:
         try:
             async with self._open_fetcher() as fetcher:
                 self._fetcher = fetcher
-                store = self.frontier if isinstance(self.frontier, RobotsStore) else None
-                # --state keeps robots.txt; fetching it takes a turn of its host.
+                # --state or Redis keep robots.txt; fetching it takes a turn of its host.
+                store = self._shared_robots or (
+                    self.frontier if isinstance(self.frontier, RobotsStore) else None)
                 self._robots = RobotsCache(fetcher, s, store, turns=sched)
                 if s.follow_sitemaps:
                     await self._seed_sitemaps()
-                # Every task of the crawl belongs to this group: the workers
-                # (started as work arrives, see Scheduler.spawn) and the
-                # periodic checkpoints. It ends when the dispatcher has sent
-                # each worker its None and the checkpoints are cancelled.
+                # Every task of the crawl belongs to this group: the workers (started
+                # as work arrives, see Scheduler.spawn) and the periodic checkpoints.
+                # It ends when the dispatcher has sent each worker its None.
                 async with asyncio.TaskGroup() as tg:
                     self._spawn = functools.partial(self._start_worker, tg)
                     saver: asyncio.Task[None] | None = None
@@ -190,8 +191,12 @@ class Crawler:
         ``fetch()`` (``--workers N``): the engine above is the same."""
         s = self.settings
         if s.workers > 1:
-            self._remote = RemoteFetch(s, self._handler, bool(self._archives))
-            return self._remote.fetcher
+            from ..workers import ProcessFetcher
+
+            self._remote = True
+            # The link follower's pages are parsed where they are fetched.
+            self._parse_remote = isinstance(self._handler, LinkFollower)
+            return ProcessFetcher(s, s.workers)
         return Fetcher(s)
 
     def _spawn_worker(self) -> None:
@@ -295,24 +300,22 @@ class Crawler:
                                                      error=errors.ROBOTS_DENIED,
                                                      message="forbidden by robots.txt"))
                 return False, 0.0
-        if (wait := sched.started(req)) > 0:
-            await asyncio.sleep(wait)  # robots.txt or another request took its turn
+        if (wait := sched.started(req)) > 0:  # robots.txt or another request took its turn
+            await sched.wait_turn(host_of(req.url), wait)
         headers: Mapping[str, str] | None = req.headers
         if req.auth is not None or self._crawl_auth:
             assert self._auth is not None
             headers = self._auth.headers(req)
         try:
-            if self._remote is not None:
-                f = await self._remote.fetch(req, headers, functools.partial(
-                    self._check_redirect, req), self._hop_turn)
+            if self._remote:
+                f = await self._fetch_remote(req, headers)
             else:
                 f = await self._fetcher.fetch(
                     req.url, check_redirect=functools.partial(self._check_redirect, req),
                     method=req.method, headers=headers, body=req.body or None,
                     cookies=req.cookies, wait_turn=self._hop_turn)
         except WorkerLost:
-            # Its worker process died: not the URL's fault, and no attempt of
-            # its own spent; it goes back to its host's queue.
+            # Its worker process died: not the URL's fault, no attempt spent; back to its queue.
             sched.retry_later(req, 0.0)
             return True, 0.0
         except FetchError as e:
@@ -338,6 +341,15 @@ class Crawler:
         rec.elapsed_ms = (time.perf_counter() - t0) * 1000
         await self._finish(req, rec)
         return True, 0.0
+
+    async def _fetch_remote(self, req: Request, headers: Any) -> Fetched:
+        fetcher = self._fetcher
+        assert isinstance(fetcher, ProcessFetcher)
+        return await fetcher.fetch(
+            req.url, check_redirect=functools.partial(self._check_redirect, req),
+            method=req.method, headers=headers, body=req.body or None, cookies=req.cookies,
+            wait_turn=self._hop_turn, depth=req.depth,
+            parse=self._parse_remote and not (req.meta and req.meta.get("sitemap")))
 
     async def _seed_sitemaps(self) -> None:
         """Queue each seed host's sitemaps: robots.txt ``Sitemap:`` lines, else

@@ -74,13 +74,19 @@ class HostGate(Protocol):
     def started(self, host: str, turn: int, now: float) -> float:
         """The request that took ``turn`` goes on the wire: the seconds it must
         wait first. 0.0 if its turn still holds (the delay counts from now);
-        if another request claimed a turn since, it claims the next one."""
+        if another request claimed a turn since, it claims the next one (inf
+        as ``claim`` may answer)."""
 
     def claim(self, host: str, now: float) -> float:
         """Take ``host``'s next turn without a place (robots.txt, a redirect
         hop, a spent turn): the seconds to wait before going on the wire. The
         turn is reserved at once, so nothing else starts between it and the
-        one before: every request to a host keeps the host's delay."""
+        one before: every request to a host keeps the host's delay. inf: a
+        shared gate cannot reserve it here; the caller awaits ``take_turn``."""
+
+    async def take_turn(self, host: str, now: float) -> float:
+        """``claim`` for a gate that answered it with inf: the turn must be
+        reserved where the gate's state lives (another process, Redis)."""
 
     def answered(self, host: str, now: float) -> None:
         """A request that opened a connection to ``host`` has its answer: the
@@ -159,6 +165,9 @@ class LocalHostGate:
         slot.last_start = start
         slot.next_at = start + slot.delay
         return start - now
+
+    async def take_turn(self, host: str, now: float) -> float:
+        return self.claim(host, now)
 
     def answered(self, host: str, now: float) -> None:
         slot = self._slot(host)

@@ -176,9 +176,14 @@ class Scheduler:
         it, keeps the host's delay (``--delay``, Crawl-delay, throttling)."""
         return self.gate.claim(host, asyncio.get_running_loop().time())
 
-    async def wait_turn(self, host: str) -> None:
-        """``claim`` a turn on ``host`` and wait for it."""
-        wait = self.claim(host)
+    async def wait_turn(self, host: str, wait: float | None = None) -> None:
+        """``claim`` a turn on ``host`` and wait for it (``wait``: what
+        ``started`` or ``claim`` answered already). A shared gate that answers
+        inf reserves the turn on its server (``HostGate.take_turn``)."""
+        if wait is None:
+            wait = self.claim(host)
+        if wait == _NEVER:
+            wait = await self.gate.take_turn(host, asyncio.get_running_loop().time())
         if wait > 0:
             await asyncio.sleep(wait)
 

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Protocol, runtime_checkable
 
@@ -32,7 +33,8 @@ from ..settings import Settings
 from ..urls import host_of
 from .fetcher import Fetched, TurnWait
 
-__all__ = ["HostTurns", "RobotsCache", "RobotsStore", "RobotsUnavailable"]
+__all__ = ["HostTurns", "RobotsCache", "RobotsStore", "RobotsUnavailable", "SharedAnswer",
+           "SharedRobots"]
 
 _MAX_ROBOTS_SIZE = 500 * 1024  # bytes; Google ignores rules past 500 KiB
 _log = logging.getLogger("loopcrawl")
@@ -64,6 +66,25 @@ class RobotsStore(Protocol):
         """Keep what ``host`` answered for its robots.txt ("" for no rules)."""
 
 
+# What a fetcher of robots.txt for a shared store answers: the text to keep
+# ("" for no rules), or an error ("\0kind\0message", which no robots.txt
+# starts with: a body with a NUL in its first KiB is not read as one), and
+# how long to keep it (None: for the crawl).
+SharedAnswer = tuple[str, float | None]
+
+
+@runtime_checkable
+class SharedRobots(Protocol):
+    """robots.txt shared by every worker of a crawl (Redis): fetched once per
+    host, by one worker, while the others wait for its answer."""
+
+    async def robots_once(self, host: str,
+                          fetch: Callable[[], Awaitable[SharedAnswer]]) -> str:
+        """The answer kept for ``host``; if there is none, one caller among
+        all workers runs ``fetch`` and keeps its answer, the others wait for
+        it (bounded: a claimer that dies lets another fetch)."""
+
+
 class HostTurns(Protocol):
     """Per-host politeness as robots.txt fetches need it (``Scheduler``)."""
 
@@ -84,16 +105,18 @@ class Fetches(Protocol):
 
 class RobotsCache:
     """Answers "may this URL be fetched?" with at most one robots.txt fetch per
-    host (none for a host whose robots.txt ``store`` kept from an earlier run)."""
+    host (none for a host whose robots.txt ``store`` kept from an earlier run,
+    or that another worker fetched, with a ``SharedRobots`` store)."""
 
     def __init__(self, fetcher: Fetches, settings: Settings,
-                 store: RobotsStore | None = None,
+                 store: RobotsStore | SharedRobots | None = None,
                  turns: HostTurns | None = None) -> None:
         self._fetcher = fetcher
         # Each fetch of a host's robots.txt, the first and every re-fetch,
         # waits for the host's turn and keeps its delay like any request.
         self._turns = turns
-        self._store = store
+        self._shared = store if isinstance(store, SharedRobots) else None
+        self._store = store if isinstance(store, RobotsStore) else None
         self._settings = settings
         self._agent = settings.user_agent
         self._entries: dict[str, _Entry] = {}
@@ -161,6 +184,29 @@ class RobotsCache:
         if store is not None and (kept := store.robots_get(host)) is not None:
             self._apply(entry, kept)
             return
+        if self._shared is not None:
+            got = await self._shared.robots_once(host, lambda: self._fetch_shared(entry, origin))
+            if got.startswith("\0"):  # the fetcher's error, for every worker
+                _, kind, entry.error = got.split("\0", 2)
+                entry.kind = ErrorKind(kind)
+            elif entry.rules is None:  # not read here already (this worker fetched it)
+                self._apply(entry, got)
+            return
+        await self._fetch(entry, origin, host)
+
+    async def _fetch_shared(self, entry: _Entry, origin: str) -> SharedAnswer:
+        """Fetch for every worker: the answer to keep, and for how long (an
+        error for its window, at least a second)."""
+        text = await self._fetch(entry, origin, origin.split("/", 3)[2])
+        if entry.error is not None:
+            keep = 1.0 if entry.kind in _ASK_AGAIN_SOON else self._settings.robots_error_retry
+            return f"\0{entry.kind.value}\0{entry.error}", max(1.0, keep)
+        return text or "", None
+
+    async def _fetch(self, entry: _Entry, origin: str, host: str) -> str | None:
+        """Fetch robots.txt into ``entry``; the text read ("" for no rules),
+        None when nothing is to be kept (an error, an unfollowable redirect)."""
+        store = self._store
         self.fetches += 1
         turns = self._turns
         if turns is not None:
@@ -174,18 +220,18 @@ class RobotsCache:
                 # RFC 9309 §2.3.1.2: unfollowable redirects mean "unavailable"
                 _log.info("%s: robots.txt redirects where it cannot be followed (%s): "
                           "everything allowed", host, e)
-                return
+                return None
             if e.kind in errors.HOST_UNREACHABLE:
                 entry.error, entry.kind = f"robots.txt: {e}", e.kind
             else:
                 entry.error = f"robots.txt unreachable: {e}"
-            return
+            return None
         finally:
             if turns is not None:
                 turns.answered(host)
         if r.status == 429 or r.status >= 500:
             entry.error = f"robots.txt answered {r.status}"
-            return
+            return None
         text = ""  # "unavailable" (4xx), or binary, not a robots.txt: no rules
         if 200 <= r.status < 300 and b"\0" not in r.body[:1024]:
             text = r.body.decode("utf-8", "replace")
@@ -194,6 +240,7 @@ class RobotsCache:
         if store is not None:
             store.robots_put(host, text)
         self._apply(entry, text)
+        return text
 
     async def _hop(self, url: str) -> None:
         """A redirect hop of robots.txt waits for its host's turn too."""

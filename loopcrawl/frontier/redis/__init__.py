@@ -8,10 +8,13 @@ real lease deadlines. Nothing here is imported unless a crawl is a Redis one.
 
 from __future__ import annotations
 
+from ._reconnect import Reconnecting
 from .crawl import DEFAULT_EXPECTED_URLS, RedisCrawl, seen_bits
 from .frontier import DEFAULT_LEASE_TTL, RedisFrontier
+from .gate import RedisHostGate
 from .keys import CrawlKeys, check_name
-from .status import GONE_AFTER, CrawlStatus, WorkerStatus
+from .robots import RedisRobots
 
-__all__ = ["DEFAULT_EXPECTED_URLS", "DEFAULT_LEASE_TTL", "GONE_AFTER", "CrawlKeys", "CrawlStatus",
-           "RedisCrawl", "RedisFrontier", "WorkerStatus", "check_name", "seen_bits"]
+__all__ = ["DEFAULT_EXPECTED_URLS", "DEFAULT_LEASE_TTL", "CrawlKeys", "Reconnecting",
+           "RedisCrawl", "RedisFrontier", "RedisHostGate", "RedisRobots", "check_name",
+           "seen_bits"]

@@ -21,10 +21,10 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import fields
 from types import SimpleNamespace
-from typing import Any, TypeVar
+from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import orjson
@@ -35,9 +35,11 @@ from ...errors import ConfigError, StateError
 from ...http import Request
 from ...settings import Settings
 from . import _scripts
+from ._reconnect import Reconnecting
 from .frontier import DEFAULT_LEASE_TTL, RedisFrontier
+from .gate import RedisHostGate
 from .keys import FORMAT, CrawlKeys, check_name
-from .status import GONE_AFTER, CrawlStatus, read_status
+from .robots import RedisRobots
 
 __all__ = ["DEFAULT_EXPECTED_URLS", "RedisCrawl", "seen_bits"]
 
@@ -46,7 +48,6 @@ _PER_BUCKET = 256  # fingerprints per seen-set bucket at the expected size
 _CONNECT_TIMEOUT = 5.0  # seconds
 _SOCKET_TIMEOUT = 30.0  # seconds for any reply (a script runs for milliseconds)
 
-T = TypeVar("T")
 Splitter = Callable[[int], tuple[int, int]]
 
 
@@ -83,6 +84,8 @@ class RedisCrawl:
         self.url = url
         self.name = name
         self.keys = CrawlKeys(name)
+        # Every call below rides out a restarted server or a dropped connection.
+        self.conn = Reconnecting(client, where=f"Redis at {shown(url)}")
         self.scripts = SimpleNamespace(**{
             s.lower(): client.register_script(getattr(_scripts, s))
             for s in ("ADD", "SEED", "LEASE", "ACK", "RELEASE", "EXTEND", "FINISHED", "STATS",
@@ -107,24 +110,30 @@ class RedisCrawl:
             raise ConfigError(f"cannot reach Redis at {shown(url)}: {e}") from None
         return cls(client, url, name)
 
-    async def call(self, fn: Callable[[aioredis.Redis], Awaitable[T]]) -> T:
-        """``await fn(client)``: the one place every Redis call of the crawl
-        goes through (so that all of them ride out a dropped connection)."""
-        return await fn(self.client)
-
     async def run(self, script: Any, keys: Sequence[Any], args: Sequence[Any]) -> Any:
-        """Run one of ``scripts`` (EVALSHA; loaded again if the server lost it)."""
-        return await self.call(lambda c: script(keys=keys, args=args, client=c))
+        """Run one of ``scripts`` (EVALSHA; loaded again if the server lost it).
+        The one place every script call goes through: through ``Reconnecting``,
+        which repeats it after a dropped connection (``_reconnect.py``: which
+        calls that is safe for)."""
+        return await self.conn.call(lambda c: script(keys=keys, args=args, client=c))
 
     async def run_command(self, *args: Any) -> Any:
-        """One plain command."""
-        return await self.call(lambda c: c.execute_command(*args))
+        """One plain command, reconnecting as ``run`` does."""
+        return await self.conn.call(lambda c: c.execute_command(*args))
 
-    async def status(self, gone_after: float = GONE_AFTER) -> CrawlStatus:
-        """queued, leased, done, failed, pages/s over the last minute, the
-        workers with their last heartbeat (silent ``gone_after`` s: gone),
-        the top hosts; ``ConfigError`` if there is no crawl of this name."""
-        return await read_status(self, gone_after)
+    def gate(self, worker_id: str, settings: Settings, *,
+             ttl: float = DEFAULT_LEASE_TTL) -> RedisHostGate:
+        """Worker ``worker_id``'s host gate: ``per_host``, ``delay`` and
+        Crawl-delay, Retry-After and back-off held across every worker of the
+        crawl (``gate.py``). Its places are leases of ``ttl`` seconds; close it
+        (``async with``, or ``await gate.close()``) to give them back at once."""
+        return RedisHostGate(self.conn, self.keys, worker_id, per_host=settings.per_host,
+                             delay=settings.delay, ttl=ttl)
+
+    def robots_store(self, worker_id: str) -> RedisRobots:
+        """robots.txt fetched once per host for the whole crawl (``robots.py``):
+        pass it as ``Crawler(robots=...)``."""
+        return RedisRobots(self.conn, self.keys, worker_id)
 
     # -- the crawl's record ------------------------------------------------
     async def exists(self) -> bool:
@@ -168,15 +177,14 @@ class RedisCrawl:
         """The crawl's settings, seeds included; ``ConfigError`` if there is
         no crawl of this name."""
         k = self.keys
-        stored, fmt = await self.call(lambda c: c.hmget(k.meta, ["settings", "format"]))
+        stored, fmt = await self.client.hmget(k.meta, ["settings", "format"])
         if stored is None:
             raise ConfigError(f"no crawl named {self.name!r} in Redis at {shown(self.url)} "
                               "(create it with loopcrawl seed)")
         if fmt != FORMAT.encode():
             raise StateError(f"crawl {self.name} was written in layout {fmt!r}, not {FORMAT}: "
                              "by another version of loopcrawl")
-        seeds = [s.decode() if isinstance(s, bytes) else s
-                 for s in await self.run_command("LRANGE", k.prefix + "seeds", 0, -1)]
+        seeds = [s.decode() if isinstance(s, bytes) else s for s in await self.client.lrange(k.prefix + "seeds", 0, -1)]
         values = orjson.loads(stored)
         values["seeds"] = seeds
         names = {f.name for f in fields(Settings)}
@@ -191,7 +199,7 @@ class RedisCrawl:
     async def splitter(self) -> Splitter:
         """How fingerprints are split into (bucket, member) in this crawl."""
         if self._split is None:
-            bits = await self.run_command("HGET", self.keys.meta, "seen_bits")
+            bits = await self.client.hget(self.keys.meta, "seen_bits")
             if bits is None:
                 raise ConfigError(f"no crawl named {self.name!r} in Redis at "
                                   f"{shown(self.url)} (create it with loopcrawl seed)")

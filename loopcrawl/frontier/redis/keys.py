@@ -30,6 +30,21 @@ prefix)
 ``workers``        sorted set: worker id by its last heartbeat (ms)
 ``rate``           hash: Unix second -> pages acked in it (last minute)
 ``hosts``          sorted set: host by pages acked
+``g:<host>``       hash: the host gate's state of one ``host:port``
+                   (``gate.py``): ``held`` places granted in all,
+                   ``holders``, ``next`` turn, ``last`` start, ``until``
+                   (Retry-After), ``delay`` (raised while throttled) and
+                   ``base`` (Crawl-delay), all ms of server time;
+                   ``w:<worker>`` places a worker holds, ``s:<worker>``
+                   its last event sequence
+``g:<host>:d``     sorted set: the host's holders by deadline (ms)
+``g:<host>:w``     sorted set: workers waiting for a place, by when they
+                   were first refused (first come first served)
+``r:<host>``       string: robots.txt of ``host:port`` as fetched ("" for
+                   none), or a fetch error ("\\0kind\\0message", kept
+                   for its retry window)
+``r:<host>:c``     string: the claim of the worker fetching it (token,
+                   expires unless the fetcher keeps it alive)
 =================  =====================================================
 """
 
@@ -75,6 +90,16 @@ class CrawlKeys:
         self.workers = p + "workers"
         self.rate = p + "rate"
         self.hosts = p + "hosts"
+
+    def gate(self, host: str) -> tuple[str, str, str]:
+        """The host gate's keys of ``host``: state, holders, waiters."""
+        g = f"{self.prefix}g:{host}"
+        return g, g + ":d", g + ":w"
+
+    def robots(self, host: str) -> tuple[str, str]:
+        """robots.txt of ``host`` kept for the crawl, and the fetcher's claim."""
+        r = f"{self.prefix}r:{host}"
+        return r, r + ":c"
 
     def seen(self, bucket: int) -> str:
         """The set holding the seen fingerprints of ``bucket``."""

@@ -1,0 +1,289 @@
+"""Politeness across the workers of a Redis crawl, measured at the server.
+
+Each worker is a ``Crawler`` with its own connection, its own
+``RedisHostGate`` and its own ``RedisRobots`` (what a worker process has);
+they share a ``MemoryFrontier`` here so that only the gate and robots.txt go
+through Redis. ``--per-host``, the delay, Retry-After and robots.txt must hold
+for all of them together.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import subprocess
+import sys
+import time
+from collections import Counter
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import pytest
+from aiohttp import web
+
+from loopcrawl.core.engine import Crawler
+from loopcrawl.errors import StateError
+from loopcrawl.frontier.memory import MemoryFrontier
+from loopcrawl.frontier.redis import RedisCrawl, RedisHostGate
+from loopcrawl.http import FetchRecord
+from loopcrawl.settings import Settings
+
+from .conftest import PageServer
+from .redis_server import RedisServer
+from .test_polite import JITTER, assert_polite
+
+pytestmark = pytest.mark.timeout(90)
+
+
+def arun(coro_fn: Callable[[], Awaitable[Any]], bound: float = 60) -> Any:
+    return asyncio.run(asyncio.wait_for(coro_fn(), bound))
+
+
+class SmallLeases(MemoryFrontier):
+    """Leases a few requests at a time, so that every worker gets some of
+    the host's pages (an engine asks for 256)."""
+
+    async def lease(self, n: int) -> list[Any]:
+        return await super().lease(min(n, 3))
+
+
+async def workers(redis_url: str, settings: Settings, n: int,
+                  ) -> tuple[list[list[FetchRecord]], list[RedisHostGate], list[int]]:
+    """Crawl with ``n`` workers to the end: each worker's records, its gate
+    (closed), and how many robots.txt each fetched for the crawl."""
+    frontier = SmallLeases()
+    crawls = [await RedisCrawl.connect(redis_url, "polite") for _ in range(n)]
+    recs: list[list[FetchRecord]] = [[] for _ in range(n)]
+    gates = [c.gate(f"w{i}", settings) for i, c in enumerate(crawls)]
+    robots = [c.robots_store(f"w{i}") for i, c in enumerate(crawls)]
+    crawlers = [Crawler(settings, frontier=frontier, gate=g, robots=r, on_record=out.append)
+                for g, r, out in zip(gates, robots, recs, strict=True)]
+    try:
+        await asyncio.gather(*(c.run() for c in crawlers))
+    finally:
+        for g in gates:
+            await g.close()
+        for c in crawls:
+            await c.close()
+    return recs, gates, [r.fetched for r in robots]
+
+
+def site(pages: PageServer, n: int, delay: float = 0.0) -> list[str]:
+    links = [f"/p{i}" for i in range(n)]
+    pages.add("/", links=links)
+    for p in links:
+        pages.add(p, delay=delay)
+    return links
+
+
+def test_per_host_holds_across_three_workers(redis_url: str, pages: PageServer) -> None:
+    """3 places for 3 workers: never a 4th request in flight at the server,
+    3 reached, every worker fetched, each page once; no round trip per page."""
+    links = site(pages, 200, delay=0.01)
+    settings = Settings(seeds=(pages.url + "/",), per_host=3, obey_robots=False, timeout=10.0)
+    recs, _, _ = arun(lambda: workers(redis_url, settings, 3))
+    assert sorted(pages.paths()) == sorted(["/", *links])
+    assert pages.peak == 3
+    assert all(recs), [len(r) for r in recs]  # every worker took part
+    assert sum(len(r) for r in recs) == 201
+
+
+def test_no_round_trip_per_page_without_a_delay(redis_url: str, pages: PageServer) -> None:
+    """A worker reuses its places page after page: its syncs are the
+    periodic ones (4 a second), not one per page."""
+    site(pages, 200, delay=0.02)
+    settings = Settings(seeds=(pages.url + "/",), per_host=3, obey_robots=False, timeout=10.0)
+    t0 = time.monotonic()
+    _, gates, _ = arun(lambda: workers(redis_url, settings, 1))
+    took = time.monotonic() - t0
+    assert len(pages.log) == 201 and pages.peak == 3
+    assert gates[0].syncs <= 10 + 4 * took, (gates[0].syncs, took)
+
+
+def test_per_host_one_place_for_three_workers(redis_url: str, pages: PageServer) -> None:
+    """The boundary: one place in all, three workers wanting it."""
+    links = site(pages, 30, delay=0.02)
+    settings = Settings(seeds=(pages.url + "/",), per_host=1, obey_robots=False, timeout=10.0)
+    arun(lambda: workers(redis_url, settings, 3))
+    assert sorted(pages.paths()) == sorted(["/", *links])
+    assert pages.peak == 1
+
+
+def test_delay_spaces_starts_across_workers(redis_url: str, pages: PageServer) -> None:
+    """--delay 0.2 with three workers: the starts at the server are 0.2 s
+    apart whichever worker made them (measured from the second: the first
+    also opened a connection)."""
+    links = site(pages, 9)
+    settings = Settings(seeds=(pages.url + "/",), per_host=4, delay=0.2, obey_robots=False,
+                        timeout=10.0)
+    recs, _, _ = arun(lambda: workers(redis_url, settings, 3))
+    assert sorted(pages.paths()) == sorted(["/", *links])
+    assert sum(1 for r in recs if r) >= 2  # the turns went to more than one worker
+    starts = sorted(h.start for h in pages.log)[1:]
+    assert_polite(starts, 0.2)
+    # ... and no slower than the delay: 8 gaps in little more than 8 delays.
+    assert starts[-1] - starts[0] < 8 * 0.2 + 0.6
+
+
+def test_robots_txt_fetched_once_and_its_crawl_delay_shared(redis_url: str,
+                                                           pages: PageServer) -> None:
+    """Three workers, one robots.txt fetch: its rules and its Crawl-delay
+    hold for all of them."""
+    pages.add("/robots.txt", body="User-agent: *\nCrawl-delay: 0.2\nDisallow: /private\n",
+              content_type="text/plain")
+    links = site(pages, 6)
+    pages.add("/", links=[*links, "/private"])
+    settings = Settings(seeds=(pages.url + "/",), per_host=4, timeout=10.0)
+    recs, _, fetched = arun(lambda: workers(redis_url, settings, 3))
+    hits = Counter(pages.paths())
+    assert hits["/robots.txt"] == 1 and sum(fetched) == 1
+    assert "/private" not in hits
+    denied = [r for out in recs for r in out if r.error == "robots_denied"]
+    assert [r.url for r in denied] == [pages.url + "/private"]
+    assert_polite(sorted(h.start for h in pages.log if h.path != "/robots.txt")[1:], 0.2)
+
+
+def test_retry_after_pauses_the_host_for_every_worker(redis_url: str,
+                                                      pages: PageServer) -> None:
+    """One worker gets 503 with Retry-After: 1; within a sync (0.25 s) no
+    worker starts a request on the host until the second is over."""
+    served: Counter[str] = Counter()
+
+    async def handler(request: web.BaseRequest) -> web.StreamResponse:
+        path = request.raw_path
+        served[path] += 1
+        if path == "/":
+            body = "".join(f'<a href="/p{i}">x</a>' for i in range(60))
+            return web.Response(text=body, content_type="text/html")
+        await asyncio.sleep(0.02)
+        if path == "/p5" and served[path] == 1:
+            return web.Response(status=503, headers={"Retry-After": "1"})
+        return web.Response(text="ok", content_type="text/html")
+
+    pages.handler = handler
+    settings = Settings(seeds=(pages.url + "/",), per_host=3, obey_robots=False,
+                        timeout=10.0, retry_backoff=0.01)
+    arun(lambda: workers(redis_url, settings, 3))
+    assert served["/p5"] == 2 and len(served) == 61
+    hit503 = next(h for h in pages.log if h.path == "/p5")
+    quiet_from, quiet_to = hit503.end + 0.25 + JITTER, hit503.end + 1.0 - JITTER
+    during = [round(h.start - hit503.end, 3) for h in pages.log
+              if quiet_from < h.start < quiet_to]
+    assert not during, during
+    # The pages after it came after the second, not all before the 503.
+    assert sum(h.start >= hit503.end + 1.0 - JITTER for h in pages.log) >= 10
+
+
+# A worker holding both places of a host, killed with SIGKILL.
+_HOLDER = """
+import asyncio, sys
+from loopcrawl.frontier.redis import RedisCrawl
+async def main():
+    c = await RedisCrawl.connect(sys.argv[1], "polite")
+    g = c.gate("doomed", __import__("loopcrawl").Settings(per_host=2), ttl=1.5)
+    loop = asyncio.get_running_loop()
+    n = 0
+    while n < 2:
+        if g.try_start("h:80", loop.time(), n + 1) == 0.0:
+            n += 1
+        await asyncio.sleep(0.005)
+    print("holding", flush=True)
+    await asyncio.sleep(60)
+asyncio.run(main())
+"""
+
+
+def test_a_dead_workers_places_come_back_after_their_deadline(redis_url: str) -> None:
+    holder = subprocess.Popen([sys.executable, "-c", _HOLDER, redis_url],
+                              stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout is not None
+        assert holder.stdout.readline().strip() == "holding"
+        holder.kill()
+        holder.wait(10)
+        killed = time.monotonic()
+
+        async def wait_for_place() -> float:
+            c = await RedisCrawl.connect(redis_url, "polite")
+            async with c.gate("heir", Settings(per_host=2)) as g:
+                loop = asyncio.get_running_loop()
+                while (wait := g.try_start("h:80", loop.time(), 1)) != 0.0:
+                    await asyncio.sleep(min(0.01, max(0.0, wait - loop.time())) or 0.005)
+                    if time.monotonic() - killed < 1.0:
+                        assert g.slot("h:80").held == 0  # type: ignore[union-attr]
+            await c.close()
+            return time.monotonic() - killed
+
+        took = arun(wait_for_place)
+    finally:
+        holder.kill()
+        holder.wait(10)
+        if holder.stdout is not None:
+            holder.stdout.close()
+    # Its deadline was 1.5 s after its last sync (every 0.25 s) before the kill.
+    assert 1.5 - 0.25 - JITTER <= took <= 1.5 + 0.5, took
+
+
+def test_robots_claim_of_a_dead_worker_expires(redis_url: str) -> None:
+    """A worker that claimed a host's robots.txt and died: the others wait
+    for the claim to expire, then one fetches."""
+    async def go() -> tuple[str, float, int]:
+        c = await RedisCrawl.connect(redis_url, "polite")
+        _, claim = c.keys.robots("h:80")
+        await c.client.set(claim, "dead:1", px=600)
+        store = c.robots_store("w1")
+        t0 = time.monotonic()
+
+        async def fetch() -> tuple[str, float | None]:
+            return "User-agent: *\nDisallow: /x\n", None
+
+        got = await store.robots_once("h:80", fetch)
+        took = time.monotonic() - t0
+        again = await c.robots_store("w2").robots_once("h:80", fetch)  # kept: no fetch
+        assert again == got
+        await c.close()
+        return got, took, store.fetched
+
+    got, took, fetched = arun(go)
+    assert got.startswith("User-agent") and fetched == 1
+    assert 0.6 - JITTER <= took <= 0.6 + 0.4, took
+
+
+def test_a_restarted_redis_pauses_the_gate_and_the_crawl_completes(pages: PageServer) -> None:
+    """Redis goes down for a second mid-crawl (append-only file on): the
+    workers pause, reconnect, and finish; the limit held throughout."""
+    links = site(pages, 80, delay=0.03)
+    settings = Settings(seeds=(pages.url + "/",), per_host=2, obey_robots=False, timeout=10.0)
+    with RedisServer(persist=True) as server:
+        async def go() -> Any:
+            loop = asyncio.get_running_loop()
+            job = asyncio.create_task(workers(server.url, settings, 2))
+            while len(pages.log) < 20:
+                await asyncio.sleep(0.01)
+            await loop.run_in_executor(None, lambda: server.restart(down_for=1.0))
+            return await job
+
+        recs, _, _ = arun(go)
+    assert sorted(pages.paths()) == sorted(["/", *links])
+    assert pages.peak <= 2
+    assert sum(len(r) for r in recs) == 81
+    # The pause shows at the server: a gap of about the second Redis was down.
+    gaps = [b - a for a, b in itertools.pairwise(sorted(h.start for h in pages.log))]
+    assert max(gaps) >= 0.8, max(gaps)
+
+
+def test_reconnecting_gives_up_with_one_clear_error() -> None:
+    with RedisServer() as server:
+        async def go() -> None:
+            c = await RedisCrawl.connect(server.url, "polite")
+            c.conn.give_up = 1.0
+            await c.run_command("PING")
+            await asyncio.get_running_loop().run_in_executor(None, server.stop)
+            t0 = time.monotonic()
+            with pytest.raises(StateError, match=r"Redis at redis://127.0.0.1:\d+/0 "
+                                                 r"unreachable for \d+ s .*giving up"):
+                await c.run_command("PING")
+            assert 1.0 <= time.monotonic() - t0 <= 1.0 + 5.0 + 1.0
+            await c.close()
+
+        arun(go)
