@@ -41,7 +41,7 @@ from ...errors import StateError
 if TYPE_CHECKING:
     from redis.asyncio import Redis
 
-__all__ = ["Reconnecting", "client_for"]
+__all__ = ["Reconnecting"]
 
 T = TypeVar("T")
 _log = logging.getLogger("loopcrawl")
@@ -53,19 +53,6 @@ _TRANSIENT = (ConnectionError, TimeoutError, BusyLoadingError, TryAgainError, OS
 FIRST_WAIT = 0.05  # seconds before the first retry
 MAX_WAIT = 5.0  # seconds between retries at most
 GIVE_UP = 300.0  # seconds without an answer before the crawl stops
-
-
-def client_for(url: str) -> Redis:
-    """A ``redis.asyncio`` client for ``url`` whose every wait is bounded:
-    connect 5 s, each answer 30 s (a script over a page's links is quick; a
-    server that does not answer in 30 s is treated as gone). Retries are
-    ``Reconnecting``'s, so redis-py's own are off."""
-    from redis.asyncio import Redis
-    from redis.asyncio.retry import Retry
-    from redis.backoff import NoBackoff
-
-    return Redis.from_url(url, socket_connect_timeout=5.0, socket_timeout=30.0,
-                          retry=Retry(NoBackoff(), 0), health_check_interval=30)
 
 
 class Reconnecting:
