@@ -232,7 +232,9 @@ def _ca_bundle(value: str) -> str:
     try:
         ssl.create_default_context(cafile=value)
     except (OSError, ValueError) as e:  # ssl.SSLError is an OSError
-        raise ValueError(f"must be a PEM file of CA certificates; cannot load {shorten(repr(value))}: "
+        # The whole path, quoted (repr keeps it on one line): the user must be
+        # able to see which file it was, however deep.
+        raise ValueError(f"must be a PEM file of CA certificates; cannot load {value!r}: "
                          f"{e.strerror or e if isinstance(e, OSError) else e}") from None
     return value
 

@@ -11,11 +11,15 @@ from typing import Any
 import pytest
 import redis
 
+from loopcrawl.core.engine import Crawler
+from loopcrawl.core.hostgate import LocalHostGate
 from loopcrawl.errors import ConfigError
 from loopcrawl.frontier.redis import RedisCrawl, RedisFrontier, seen_bits
 from loopcrawl.http import FetchRecord, Request
 from loopcrawl.settings import Settings
 
+from .conftest import PageServer
+from .helpers import by_url
 from .redis_server import free_port
 
 pytestmark = pytest.mark.timeout(60)
@@ -321,6 +325,132 @@ def test_mark_seen_claims_a_redirect_target_for_its_request(redis_url: str) -> N
         assert not await b.mark_seen(target, r2)  # done: the claim is gone
         assert await b.add_links(["http://a.test/moved"], 1, None) == 0
         assert await b.mark_seen(Request("http://a.test/new").fp)
+        await c.close()
+
+    arun(go)
+
+
+@pytest.mark.parametrize("max_pages", [None, 40])
+def test_two_engines_crawl_one_site_through_redis(redis_url: str, pages: PageServer,
+                                                  max_pages: int | None) -> None:
+    """The ordinary engine on the Redis frontier, twice, as two workers: each
+    page fetched once in all, and --max-pages held by both together."""
+    links = [f"/p{i}" for i in range(300)]
+    pages.add("/", links=links)
+    for p in links:
+        pages.add(p, delay=0.01, links=["/", links[0]])
+    recs: list[FetchRecord] = []
+
+    async def both() -> list[int]:
+        settings = Settings(seeds=(pages.url + "/",), per_host=4, obey_robots=False,
+                            max_pages=max_pages)
+        c = await RedisCrawl.connect(redis_url, "site")
+        await c.create_or_add(settings)
+        stored = await c.settings()
+        gate = LocalHostGate(per_host=4, delay=0.0)
+        crawlers = [Crawler(stored, frontier=c.frontier(f"w{i}", lease_ttl=2.0), gate=gate,
+                            on_record=recs.append) for i in range(2)]
+        done = await asyncio.gather(*(x.run() for x in crawlers))
+        assert await c.frontier("x").is_finished()
+        await c.close()
+        return [s.records for s in done]
+
+    counts = asyncio.run(asyncio.wait_for(both(), 50))
+    fetched = pages.paths()
+    assert len(fetched) == len(set(fetched))  # once each, in all
+    if max_pages is None:
+        assert sorted(fetched) == sorted(["/", *links])
+        assert min(counts) > 0  # both took part
+    assert len(by_url(recs)) == sum(counts) == len(fetched) == (max_pages or 301)
+    assert pages.peak <= 4
+
+
+def test_status_counts_rates_workers_and_hosts(redis_url: str) -> None:
+    async def go() -> None:
+        c = await RedisCrawl.connect(redis_url, "st")
+        with pytest.raises(ConfigError, match="no crawl named 'st'"):
+            await c.status()
+        seeds = [f"http://a.test/{i}" for i in range(6)] + ["http://b.test/", "http://c.test/x"]
+        await c.create_or_add(Settings(max_pages=50), seeds)
+        a, b = c.frontier("host-a:1"), c.frontier("host-b:2")
+        got = await a.lease(5)
+        [gb] = await b.lease(1)
+        for r in got[:4]:
+            assert await a.ack(r, rec(r))
+        assert await a.ack(got[4], rec(got[4], "timeout"))
+        await b.release(gb)
+        await a.add_links(["http://b.test/y"], 1, None)
+        await asyncio.sleep(0.35)
+        [r] = await a.lease(1)  # a beats again; b stays silent
+        st = await c.status(gone_after=0.3)
+        assert (st.queued, st.leased, st.done, st.failed, st.seen) == (3, 1, 4, 1, 9)
+        assert (st.pages, st.max_pages, st.expired, st.name) == (5, 50, 0, "st")
+        assert not st.finished
+        # 5 pages in the first second of the crawl: the rate counts since the start.
+        assert 5 / 60 <= st.pages_per_s <= 5.0
+        assert [(w.id, w.alive) for w in st.workers] == [("host-a:1", True), ("host-b:2", False)]
+        assert st.workers[1].age >= 0.3 and st.workers[0].age < 0.3
+        assert st.top_hosts == (("a.test", 5),)
+        assert abs(st.now - st.created) < 5
+        await a.close()  # a worker that leaves cleanly is no longer listed
+        assert [w.id for w in (await c.status()).workers] == ["host-b:2"]
+        await c.close()
+
+    arun(go)
+
+
+def test_a_turns_acks_and_links_go_as_one_script_each(redis_url: str) -> None:
+    """Round trips: a lease batch is one script; the acks (and the new links)
+    of the pages that end in the same turn of the loop are one script."""
+    server = redis.Redis.from_url(redis_url)
+
+    def scripts() -> int:
+        return int(server.info("commandstats").get("cmdstat_evalsha", {}).get("calls", 0))
+
+    async def go() -> None:
+        c = await _crawl(redis_url, seeds=tuple(f"http://a.test/{i}" for i in range(50)))
+        f = c.frontier("a")
+        await f.lease(1)  # the scripts are loaded once
+        await f.add_links(["http://a.test/x"], 1, None)
+        before = scripts()
+        got = await f.lease(100)
+        assert len(got) == 50 and scripts() == before + 1
+        res = await asyncio.gather(*(f.add_links([r.url, f"{r.url}/new"], 1, r.url)
+                                     for r in got))
+        assert res == [1] * 50 and scripts() == before + 2
+        oks = await asyncio.gather(*(f.ack(r, rec(r)) for r in got))
+        assert oks == [True] * 50 and scripts() == before + 3
+        # Links this worker sent already cost no round trip at all.
+        assert await f.add_links([got[0].url, f"{got[0].url}/new"], 1, None) == 0
+        assert scripts() == before + 3
+        await f.close()
+        await c.close()
+
+    arun(go)
+
+
+def test_the_seen_set_costs_under_16_bytes_a_url(redis_url: str) -> None:
+    """Exact dedup in Redis's intsets: ~8.7 bytes a URL at 1,000,000 URLs
+    (crawl.py's docstring); pinned here at 100,000 (expected_urls scales the
+    buckets alike), measured as the server's used memory less the queue."""
+    n = 100_000
+    server = redis.Redis.from_url(redis_url)
+
+    async def go() -> None:
+        c = await RedisCrawl.connect(redis_url, "mem")
+        await c.create_or_add(Settings(), expected_urls=n)
+        f = c.frontier("a")
+        before = server.info("memory")["used_memory"]
+        for i in range(0, n, 2000):
+            await f.add_links([f"http://h{j % 13}.test/p/{j}" for j in range(i, i + 2000)], 1, None)
+        server.delete(c.keys.q)
+        per_url = (server.info("memory")["used_memory"] - before) / n
+        assert (await f.statistics()).seen == n
+        assert per_url <= 16, per_url
+        buckets = list(server.scan_iter(match=c.keys.seen_prefix.replace("{", "\\{")
+                                        .replace("}", "\\}") + "*", count=1000))
+        assert len(buckets) == 512
+        assert {server.object("encoding", b) for b in buckets} == {b"intset"}
         await c.close()
 
     arun(go)

@@ -8,6 +8,7 @@ coordinator dies.
 
 from __future__ import annotations
 
+import asyncio
 import collections
 import itertools
 import os
@@ -235,3 +236,45 @@ def test_spider_items_pass_the_pipelines_once(shop: ServerThread,
     upcs = [getattr(i, "upc", None) for i in items]
     # Dedup("upc") runs in one process: every book once, across both workers.
     assert len(upcs) == len(set(upcs)) == len(shop.server.shop.books) == 300
+
+
+@pytest.mark.parametrize("cookies", [True, False])
+def test_a_cookie_one_worker_receives_is_sent_by_every_worker(pages: PageServer,
+                                                               cookies: bool) -> None:
+    links = [f"/p{i}" for i in range(40)]
+    pages.add("/", links=["/login"])
+    pages.add("/login", links=links, headers={"Set-Cookie": "session=s1; Path=/; HttpOnly"})
+    for p in links:
+        pages.add(p)
+    recs: list[FetchRecord] = []
+    crawl(Settings(seeds=(pages.url + "/",), workers=2, concurrency=8, per_host=8,
+                   cookies=cookies, quiet=True), on_record=recs.append)
+    assert len(recs) == 42
+    sent = [{k.lower(): v for k, v in h.headers.items()}.get("cookie", "") for h in pages.log
+            if h.path in links]
+    assert len(sent) == 40
+    # Both processes fetched /pN; a worker that had not fetched /login itself
+    # had the cookie from the coordinator before its first /pN.
+    assert sent == (["session=s1"] * 40 if cookies else [""] * 40), sent
+
+
+def test_a_replacement_worker_starts_with_the_crawls_cookies() -> None:
+    from yarl import URL
+
+    from loopcrawl.workers.cookies import JarLog, SharedJar
+
+    log = JarLog()
+    log.add(["a=1; Path=/", "b=1; Path=/"], "http://127.0.0.1:8/login")
+    log.add(["a=2; Path=/"], "http://127.0.0.1:8/again")  # replaces a=1, applied after b
+    log.add(["a=9; Path=/"], "http://other.example/")
+    reported: list[object] = []
+
+    async def replay() -> dict[str, str]:
+        jar = SharedJar(lambda fields, url: reported.append(url))
+        for fields, url in log.entries():
+            jar.apply(fields, url)
+        return {k: m.value for k, m in jar.filter_cookies(URL("http://127.0.0.1:8/x")).items()}
+
+    assert asyncio.run(replay()) == {"a": "2", "b": "1"}
+    assert reported == []  # applying is not reported again
+    assert len(log.entries()) == 3

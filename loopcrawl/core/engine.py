@@ -34,6 +34,7 @@ from ..workers import ProcessFetcher, WorkerLost
 from .hostgate import HostGate
 from .pages import CrawlParts, LinkFollower, PageHandler
 from .politeness import Scheduler
+from .remote import RemoteFetch
 from .runtime import new_event_loop, tune_malloc
 from .stats import CrawlStats
 from .traps import TrapGuard
@@ -99,8 +100,7 @@ class Crawler:
         self.scheduler: Scheduler | None = None
         self._workers: list[asyncio.Task[None]] = []
         self._spawn: Callable[[], None] | None = None
-        self._remote = False  # requests go to worker processes (--workers N)
-        self._parse_remote = False
+        self._remote: RemoteFetch | None = None  # worker processes fetch (--workers N)
         self._stopping = False
         self._fatal: LoopcrawlError | None = None  # what stopped the crawl early
         self._auth: BasicAuth | None = None  # set by run()
@@ -191,12 +191,8 @@ class Crawler:
         ``fetch()`` (``--workers N``): the engine above is the same."""
         s = self.settings
         if s.workers > 1:
-            from ..workers import ProcessFetcher
-
-            self._remote = True
-            # The link follower's pages are parsed where they are fetched.
-            self._parse_remote = isinstance(self._handler, LinkFollower)
-            return ProcessFetcher(s, s.workers)
+            self._remote = RemoteFetch(s, self._handler, bool(self._archives))
+            return self._remote.fetcher
         return Fetcher(s)
 
     def _spawn_worker(self) -> None:
@@ -307,8 +303,9 @@ class Crawler:
             assert self._auth is not None
             headers = self._auth.headers(req)
         try:
-            if self._remote:
-                f = await self._fetch_remote(req, headers)
+            if self._remote is not None:
+                f = await self._remote.fetch(req, headers, functools.partial(
+                    self._check_redirect, req), self._hop_turn)
             else:
                 f = await self._fetcher.fetch(
                     req.url, check_redirect=functools.partial(self._check_redirect, req),
@@ -341,15 +338,6 @@ class Crawler:
         rec.elapsed_ms = (time.perf_counter() - t0) * 1000
         await self._finish(req, rec)
         return True, 0.0
-
-    async def _fetch_remote(self, req: Request, headers: Any) -> Fetched:
-        fetcher = self._fetcher
-        assert isinstance(fetcher, ProcessFetcher)
-        return await fetcher.fetch(
-            req.url, check_redirect=functools.partial(self._check_redirect, req),
-            method=req.method, headers=headers, body=req.body or None, cookies=req.cookies,
-            wait_turn=self._hop_turn, depth=req.depth,
-            parse=self._parse_remote and not (req.meta and req.meta.get("sitemap")))
 
     async def _seed_sitemaps(self) -> None:
         """Queue each seed host's sitemaps: robots.txt ``Sitemap:`` lines, else

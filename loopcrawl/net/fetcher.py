@@ -87,6 +87,9 @@ class Fetched:
     request_body: bytes | None = None
     # The page's title and links, when a worker process parsed it (--workers).
     links: ResolvedLinks | None = None
+    # What a spider's callback yielded on it, pickled, when a worker process
+    # ran the callback (``spider.remote``).
+    callback: bytes | None = None
 
     @property
     def is_html(self) -> bool:
@@ -113,8 +116,10 @@ class Fetcher:
     """Fetches URLs over one keep-alive pool and one ``aiohttp.ClientSession``
     (which requests take which: the module's docstring)."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, *,
+                 cookie_jar: aiohttp.abc.AbstractCookieJar | None = None) -> None:
         self.settings = settings
+        self._jar = cookie_jar  # None: the crawl's own (unless cookies are off)
         self._session: aiohttp.ClientSession | None = None
         self._pool: Pool | None = None
         self._abandoned: Pool | None = None  # a pool that failed mid-crawl
@@ -137,7 +142,8 @@ class Fetcher:
                     **(_drop(s.headers, _CREDENTIALS) or {})}
         # One jar per crawl: cookies a site sets are sent back to it (RFC 6265
         # rules; unsafe=True admits IP-address hosts), unless turned off.
-        jar = aiohttp.CookieJar(unsafe=True) if s.cookies else aiohttp.DummyCookieJar()
+        jar = (aiohttp.DummyCookieJar() if not s.cookies else aiohttp.CookieJar(unsafe=True)
+               if self._jar is None else self._jar)
         self._session = aiohttp.ClientSession(
             connector=connector,
             # The total and read timeouts are the watchdog's (see watchdog.py).

@@ -32,7 +32,7 @@ import logging
 import sys
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from pathlib import Path
-from types import MappingProxyType
+from types import MappingProxyType, ModuleType
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from ..errors import ConfigError
@@ -41,7 +41,7 @@ from ..http import Callback, Request
 if TYPE_CHECKING:
     from ..http import Failure, Response
 
-__all__ = ["Spider", "load_spider"]
+__all__ = ["Spider", "exec_spider_file", "load_spider"]
 
 
 # An item pipeline: ``pipeline(item, spider)``, sync or async (``pipelines.py``).
@@ -127,14 +127,11 @@ class Spider:
         return cb
 
 
-def load_spider(path: str, name: str | None = None) -> type[Spider]:
-    """The Spider class defined in the Python file ``path`` (the one named
-    ``name`` if it defines several). Raises ConfigError with one line that
-    says what is wrong: the file is missing, does not import, or has no spider."""
+def exec_spider_file(path: str, module_name: str) -> ModuleType:
+    """Run the spider file ``path`` as the module ``module_name`` (a worker
+    process of ``--workers`` loads it under the coordinator's name, so that
+    what is pickled there unpickles here). Raises ConfigError, in one line."""
     p = Path(path)
-    if not p.is_file():
-        raise ConfigError(f"{path}: no such file")
-    module_name = f"_loopcrawl_spider_{abs(hash(str(p.resolve())))}"
     spec = importlib.util.spec_from_file_location(module_name, p)
     if spec is None or spec.loader is None:
         raise ConfigError(f"{path}: not a Python file")
@@ -154,6 +151,18 @@ def load_spider(path: str, name: str | None = None) -> type[Spider]:
         raise ConfigError(f"{path} does not import: {type(e).__name__}: {e}{where}") from None
     finally:
         sys.path.remove(str(p.resolve().parent))
+    return module
+
+
+def load_spider(path: str, name: str | None = None) -> type[Spider]:
+    """The Spider class defined in the Python file ``path`` (the one named
+    ``name`` if it defines several). Raises ConfigError with one line that
+    says what is wrong: the file is missing, does not import, or has no spider."""
+    p = Path(path)
+    if not p.is_file():
+        raise ConfigError(f"{path}: no such file")
+    module_name = f"_loopcrawl_spider_{abs(hash(str(p.resolve())))}"
+    module = exec_spider_file(str(p), module_name)
     found = [v for v in vars(module).values()
              if isinstance(v, type) and issubclass(v, Spider) and v is not Spider
              and v.__module__ == module_name]

@@ -12,9 +12,9 @@ go through the pipelines at once, and to the exporters when the page is done
 
 from __future__ import annotations
 
-import dataclasses
 import inspect
 import logging
+import pickle
 from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -25,6 +25,7 @@ from ..settings import apply_settings
 from ..urls import Scope, canonicalize, fingerprint, host_of
 from .items import Item, is_item, item_record
 from .pipelines import DropItem, run_pipelines
+from .remote import CallbackError, call_of, callable_name, callback_outputs
 
 if TYPE_CHECKING:
     from ..core.pages import CrawlParts
@@ -57,10 +58,6 @@ def spider_scope(settings: Settings, spider: Spider, hosts: Sequence[str] = ()) 
         seeds = [f"http://{h}/" for h in hosts] + list(settings.seeds)
         return Scope(settings.scope, seeds, settings.allow, settings.deny)
     return Scope("any", (), settings.allow, settings.deny)
-
-
-def _callable_name(fn: Any) -> str:
-    return getattr(fn, "__qualname__", None) or repr(fn)
 
 
 class SpiderRun:
@@ -174,6 +171,9 @@ class SpiderRun:
     async def page(self, req: Request, f: Fetched, rec: FetchRecord) -> None:
         """A response arrived: its callback (2xx), its errback (4xx/5xx after
         retries), or nothing (a redirect whose target is crawled elsewhere)."""
+        if f.callback is not None:  # run by a worker process already
+            await self._called(f.callback, req, rec)
+            return
         response = Response(f.url, f.status, f.headers, f.body, req)
         if 200 <= f.status < 300:
             await self._call(req.callback, response, req.cb_kwargs or {}, req, rec)
@@ -198,29 +198,54 @@ class SpiderRun:
         fn: Any = cb
         try:
             fn = spider.resolve(cb, spider.parse if isinstance(arg, Response) else spider.errback)
-            result = fn(arg, **kwargs)
-            if inspect.isawaitable(result):
-                result = await result
-            if result is None:
-                pass
-            elif hasattr(result, "__anext__"):
-                async for x in result:
-                    await self._output(x, req, rec, new)
-            elif isinstance(result, Request | Item | dict) or (
-                    dataclasses.is_dataclass(result) and not isinstance(result, type)):
-                await self._output(result, req, rec, new)
-            else:
-                for x in result:
-                    await self._output(x, req, rec, new)
+            async for x in callback_outputs(fn, arg, kwargs):
+                await self._output(x, req, rec, new)
         except OutputError:  # disk full: the crawl must stop, not this page
             raise
         except Exception as e:
-            self._log_error(_callable_name(fn), req.url, e)
-            rec.error = errors.CALLBACK_ERROR
-            rec.message = f"{_callable_name(fn)}: {type(e).__name__}: {e}"[:1000]
+            self._callback_failed(callable_name(fn), req, rec, e)
         finally:
             if new:
                 await self._frontier.add(new)
+
+    async def _called(self, out: bytes, req: Request, rec: FetchRecord) -> None:
+        """What ``req``'s callback yielded in a worker process (``remote.run_call``):
+        handled as if it had been yielded here, its error logged and recorded
+        the same way."""
+        try:
+            things, error = pickle.loads(out)
+        except Exception as e:  # an item class this process cannot import
+            things, error = [], CallbackError("a worker's callback", type(e).__name__,
+                                              f"its output cannot be read here: {e}", "")
+        new: list[Request] = []
+        try:
+            for x in things:
+                await self._output(x, req, rec, new)
+        except OutputError:
+            raise
+        except Exception as e:  # as if raised at its yield: the rest is not handled
+            fn = self.spider.resolve(req.callback, self.spider.parse)  # the worker's did
+            self._callback_failed(callable_name(fn), req, rec, e)
+            error = None
+        finally:
+            if new:
+                await self._frontier.add(new)
+        if error is not None:
+            log.error("%s: %s failed on %s: %s: %s\n%s", self.spider.name, error.where, req.url,
+                      error.kind, error.message, error.trace.rstrip())
+            rec.error = errors.CALLBACK_ERROR
+            rec.message = f"{error.where}: {error.kind}: {error.message}"[:1000]
+
+    def _callback_failed(self, name: str, req: Request, rec: FetchRecord,
+                         e: Exception) -> None:
+        self._log_error(name, req.url, e)
+        rec.error = errors.CALLBACK_ERROR
+        rec.message = f"{name}: {type(e).__name__}: {e}"[:1000]
+
+    def remote_call(self, req: Request) -> bytes | None:
+        """What a worker process needs to run ``req``'s callback on its
+        response (None: run it here)."""
+        return call_of(req, self.spider)
 
     async def _output(self, x: Any, req: Request, rec: FetchRecord, new: list[Request]) -> None:
         if x is None:

@@ -12,19 +12,21 @@ coordinator: the kernel kills it if the coordinator dies (``PR_SET_PDEATHSIG``).
 from __future__ import annotations
 
 import asyncio
+import pickle
 import signal
 import socket
 from typing import Any
-
-from multidict import CIMultiDict
 
 from ..core.runtime import new_event_loop, tune_malloc
 from ..core.traps import link_hashes
 from ..errors import FetchError
 from ..links import LinkParser, ResolvedLinks
 from ..net.fetcher import Fetcher
+from ..spider.base import Spider
+from ..spider.remote import CallbackError, load_spec, run_call
 from ..urls import fingerprints
 from .channel import Channel
+from .cookies import SharedJar
 
 # Links this worker has reported, remembered (fingerprint -> the depth of the
 # page they were on) up to this many, then forgotten all at once.
@@ -32,8 +34,11 @@ _REPORTED = 1 << 18
 
 
 class _Worker:
-    def __init__(self, channel: Channel, fetcher: Fetcher, parser: LinkParser) -> None:
+    def __init__(self, channel: Channel, fetcher: Fetcher, parser: LinkParser,
+                 full: bool, spider: Spider | None) -> None:
         self.channel = channel
+        self.full = full  # send headers and the request's body back too
+        self.spider = spider  # runs the callbacks of the requests that name one
         self.fetcher = fetcher
         self.parser = parser
         self.reported: dict[int, int] = {}
@@ -42,7 +47,7 @@ class _Worker:
 
     async def get(self, rid: int, url: str, method: str, headers: Any, body: bytes | None,
                   cookies: Any, max_size: int | None, truncate: bool, parse: bool,
-                  checks_hops: bool, waits_turns: bool, depth: int) -> None:
+                  checks_hops: bool, waits_turns: bool, depth: int, call: bytes | None) -> None:
         send = self.channel.send
         try:
             f = await self.fetcher.fetch(
@@ -50,13 +55,16 @@ class _Worker:
                 body=body, cookies=cookies,
                 check_redirect=(lambda to: self._ask(rid, "hop", to)) if checks_hops else None,
                 wait_turn=(lambda to: self._ask(rid, "turn", to)) if waits_turns else None)
+            links = None
             if parse and 200 <= f.status < 300 and f.is_html:
-                f.links = self._news(self.parser.parse(f.url, f.body, f.charset), depth)
-            # aiohttp's header views do not pickle; a CIMultiDict keeps repeats.
-            if f.headers is not None:
-                f.headers = CIMultiDict(f.headers)
-            if f.request_headers is not None:
-                f.request_headers = CIMultiDict(f.request_headers)
+                links = self._news(self.parser.parse(f.url, f.body, f.charset), depth)
+            out = None
+            if call is not None and 200 <= f.status < 300:
+                out = await self._callback(call, f)
+            msg: tuple[Any, ...] = ("ok", rid, f.url, f.status, f.content_type, f.charset, f.body, f.redirects,
+                   f.retry_after, f.method, links, out)
+            if self.full:  # aiohttp's header views do not pickle; pairs keep repeats
+                msg += (_pairs(f.headers), _pairs(f.request_headers), f.request_body)
         except FetchError as e:
             send(("err", rid, str(e.kind), str(e)))
         except asyncio.CancelledError:
@@ -64,19 +72,19 @@ class _Worker:
         except Exception as e:  # a bug: the coordinator records it, the worker goes on
             send(("bug", rid, f"{type(e).__name__}: {e}"))
         else:
-            send(("ok", rid, f))
+            send(msg)
         finally:
             self.tasks.pop(rid, None)
             self.hops.pop(rid, None)
 
-    def _news(self, links: ResolvedLinks, depth: int) -> ResolvedLinks:
+    def _news(self, links: ResolvedLinks, depth: int) -> tuple[Any, ...]:
         """Only the links this worker has not reported before from a page as
         shallow: ~29 of a page's 30 were (menus, footers), and the coordinator
         would only find them in its seen set. A link first reported from a
         deeper page is reported again (the coordinator may have left it out
         for its depth then). The hashes of all its links go along (traps)."""
         urls = links.urls
-        links.found, links.hashes = len(urls), link_hashes(urls)
+        hashes = link_hashes(urls)
         reported = self.reported
         if len(reported) >= _REPORTED:
             reported.clear()
@@ -86,8 +94,18 @@ class _Worker:
             if was is None or depth < was:
                 reported[fp] = depth
                 new.append(u)
-        links.urls = new
-        return links
+        return (links.title, new, links.truncated, links.unfollowable, len(urls),
+                hashes.tobytes())
+
+    async def _callback(self, call: bytes, f: Any) -> bytes:
+        """Run the spider callback of ``call`` on ``f`` (``spider.remote``)."""
+        if isinstance(self.spider, BaseException):
+            e = self.spider
+            return pickle.dumps(([], CallbackError(
+                "loading the spider", type(e).__name__,
+                f"the worker process could not load the spider: {e}", "")))
+        assert self.spider is not None
+        return await run_call(self.spider, call, f)
 
     async def _ask(self, rid: int, tag: str, url: str) -> Any:
         """Ask the coordinator about a redirect hop of request ``rid``, and wait
@@ -105,9 +123,20 @@ async def serve(fd: int) -> None:
     first = await channel.receive()
     if not first or first[0][0] != "init":
         return
-    settings = first[0][1]
-    async with Fetcher(settings) as fetcher, asyncio.TaskGroup() as tg:
-        w = _Worker(channel, fetcher, LinkParser(settings.max_links_per_page))
+    settings, full, spec, cookies = first[0][1:5]
+    spider: Any = None
+    if spec is not None:
+        try:
+            spider = load_spec(spec)
+        except Exception as e:  # each callback of the crawl reports it
+            spider = e
+    # What a response sets goes to the coordinator, for the other workers.
+    jar = SharedJar(lambda fields, url: channel.send(("jar", 0, fields, url)))
+    for fields, url in cookies:
+        jar.apply(fields, url)
+    async with Fetcher(settings, cookie_jar=jar) as fetcher, asyncio.TaskGroup() as tg:
+        w = _Worker(channel, fetcher, LinkParser(settings.max_links_per_page), full,
+                    spider)
         try:
             while (batch := await channel.receive()) is not None:
                 for msg in batch:
@@ -118,6 +147,8 @@ async def serve(fd: int) -> None:
                         fut = w.hops.pop(msg[1], None)
                         if fut is not None and not fut.done():
                             fut.set_result(msg[2])
+                    elif tag == "jar":  # set by another worker's response
+                        jar.apply(msg[1], msg[2])
                     elif tag == "cancel":
                         task = w.tasks.pop(msg[1], None)
                         if task is not None:
@@ -126,6 +157,10 @@ async def serve(fd: int) -> None:
             for task in list(w.tasks.values()):
                 task.cancel()
             await channel.close()
+
+
+def _pairs(headers: Any) -> list[tuple[str, str]] | None:
+    return None if headers is None else list(headers.items())
 
 
 def main(fd: int) -> None:

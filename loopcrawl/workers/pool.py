@@ -20,14 +20,20 @@ import os
 import random
 import socket
 import sys
+from array import array
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from multidict import CIMultiDict
+
 from ..errors import FetchError, LoopcrawlError
+from ..links import ResolvedLinks
 from ..net.fetcher import Fetched, RedirectCheck, TurnWait
 from ..settings import Settings
+from ..spider.remote import SpiderSpec
 from .channel import Channel
+from .cookies import JarLog
 
 __all__ = ["ProcessFetcher", "WorkerLost", "usable_cores"]
 
@@ -98,9 +104,16 @@ class WorkersStats:
 class ProcessFetcher:
     """N worker processes, used as one ``Fetcher``."""
 
-    def __init__(self, settings: Settings, workers: int) -> None:
+    def __init__(self, settings: Settings, workers: int, *, full: bool = False,
+                 spider: SpiderSpec | None = None) -> None:
         self.settings = settings
         self.n = workers
+        # Responses come back with their headers and the request's (WARC
+        # records, spiders' responses); a crawl that only follows links needs
+        # neither, and unpickling them was a third of the coordinator's work.
+        self.full = full
+        self.spider = spider  # loaded by each worker, which runs the callbacks
+        self._jar = JarLog()  # the cookies the workers reported (cookies.py)
         self._workers: list[_Worker] = []
         self._ids = itertools.count(1)
         self._closing = False
@@ -158,7 +171,7 @@ class ProcessFetcher:
             child.close()
         reader, writer = await asyncio.open_connection(sock=parent)
         w = _Worker(slot, proc, Channel(reader, writer))
-        w.channel.send(("init", self.settings))
+        w.channel.send(("init", self.settings, self.full, self.spider, self._jar.entries()))
         w.reader = asyncio.get_running_loop().create_task(self._read(w),
                                                           name=f"loopcrawl-worker-{slot}-reader")
         self._started += 1
@@ -178,9 +191,12 @@ class ProcessFetcher:
         wait_turn: TurnWait | None = None,
         parse: bool = False,
         depth: int = 0,
+        call: bytes | None = None,
     ) -> Fetched:
         """``Fetcher.fetch`` in a worker process; with ``parse``, an HTML
-        page (of ``depth``) comes back with its new links (``Fetched.links``). Raises
+        page (of ``depth``) comes back with its new links (``Fetched.links``);
+        with ``call`` (``spider.remote.call_of``), a 2xx response with what the
+        spider's callback yielded on it (``Fetched.callback``). Raises
         ``FetchError`` as the ``Fetcher`` does, and ``WorkerLost``."""
         workers = self._workers
         if not workers:
@@ -191,7 +207,7 @@ class ProcessFetcher:
         fut: asyncio.Future[Fetched] = loop.create_future()
         w.pending[rid] = (fut, check_redirect, wait_turn, loop.time())
         w.channel.send(("get", rid, url, method, headers, body, cookies, max_size, truncate,
-                        parse, check_redirect is not None, wait_turn is not None, depth))
+                        parse, check_redirect is not None, wait_turn is not None, depth, call))
         try:
             return await fut
         except asyncio.CancelledError:
@@ -207,12 +223,18 @@ class ProcessFetcher:
                 if tag == "hop" or tag == "turn":
                     self._answer(w, rid, tag, msg[2])
                     continue
+                if tag == "jar":  # a response set cookies: every worker gets them now
+                    self._jar.add(msg[2], msg[3])
+                    for other in self._workers:
+                        if other is not w and other.alive:
+                            other.channel.send(("jar", msg[2], msg[3]))
+                    continue
                 entry = pending.pop(rid, None)
                 if entry is None or entry[0].done():
                     continue  # cancelled meanwhile
                 fut = entry[0]
                 if tag == "ok":
-                    fut.set_result(msg[2])
+                    fut.set_result(_fetched(msg))
                 elif tag == "err":
                     fut.set_exception(FetchError(msg[3], msg[2]))
                 else:  # "bug": the engine records it as an internal error
@@ -309,6 +331,22 @@ def _cpu(pid: int) -> float:
         return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
     except (OSError, ValueError, IndexError):
         return 0.0
+
+
+def _fetched(msg: tuple[Any, ...]) -> Fetched:
+    """The ``Fetched`` of a worker's "ok" (``child._Worker.get``): plain tuples
+    cross the socket, since unpickling a dataclass and two ``CIMultiDict``s
+    cost ten times what the same fields cost as a tuple."""
+    f = Fetched(msg[2], msg[3], msg[4], msg[5], msg[6], msg[7], msg[8], method=msg[9],
+                callback=msg[11])
+    if (links := msg[10]) is not None:
+        f.links = ResolvedLinks(links[0], links[1], links[2], links[3], links[4],
+                                array("q", links[5]))
+    if len(msg) > 12:
+        f.headers = None if msg[12] is None else CIMultiDict(msg[12])
+        f.request_headers = None if msg[13] is None else CIMultiDict(msg[13])
+        f.request_body = msg[14]
+    return f
 
 
 def _load(w: _Worker) -> int:

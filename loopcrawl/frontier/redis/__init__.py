@@ -14,7 +14,8 @@ from .frontier import DEFAULT_LEASE_TTL, RedisFrontier
 from .gate import RedisHostGate
 from .keys import CrawlKeys, check_name
 from .robots import RedisRobots
+from .status import GONE_AFTER, CrawlStatus, WorkerStatus
 
-__all__ = ["DEFAULT_EXPECTED_URLS", "DEFAULT_LEASE_TTL", "CrawlKeys", "Reconnecting",
-           "RedisCrawl", "RedisFrontier", "RedisHostGate", "RedisRobots", "check_name",
-           "seen_bits"]
+__all__ = ["DEFAULT_EXPECTED_URLS", "DEFAULT_LEASE_TTL", "GONE_AFTER", "CrawlKeys", "CrawlStatus",
+           "Reconnecting", "RedisCrawl", "RedisFrontier", "RedisHostGate", "RedisRobots",
+           "WorkerStatus", "check_name", "seen_bits"]

@@ -54,10 +54,11 @@ end
 
 -- Queue requests given as ARGV groups of five from index i: seen-set key
 -- (its index in KEYS), member, '1' to skip it if seen ('0': dont_filter),
--- score ('' for the FIFO) and payload. Returns how many were queued.
+-- score ('' for the FIFO) and payload. Returns how many were queued, and a
+-- 1 (queued) or 0 per group.
 local function add(n, q, qp, i)
   local fifo, seen = {}, 0
-  local queued = 0
+  local queued, flags = 0, {}
   while i <= #ARGV do
     local fresh = redis.call('SADD', KEYS[tonumber(ARGV[i])], ARGV[i + 1]) == 1
     if fresh then seen = seen + 1 end
@@ -74,18 +75,23 @@ local function add(n, q, qp, i)
         redis.call('ZADD', qp, s, string.format('%016x', seq) .. ARGV[i + 4])
       end
       queued = queued + 1
+      flags[#flags + 1] = 1
+    else
+      flags[#flags + 1] = 0
     end
     i = i + 5
   end
   if #fifo > 0 then redis.call('RPUSH', q, unpack(fifo)) end
   if seen > 0 then redis.call('HINCRBY', n, 'seen', seen) end
-  return queued
+  return queued, flags
 end
 """
 
 # KEYS: n, q, qp, seen sets...  ARGV: add()'s groups.
+# Returns a 1 (queued) or 0 (seen) per group.
 ADD = _PRELUDE + r"""
-return add(KEYS[1], KEYS[2], KEYS[3], 1)
+local _, flags = add(KEYS[1], KEYS[2], KEYS[3], 1)
+return flags
 """
 
 # Create the crawl if its meta is missing, record new seeds, queue them.
@@ -110,7 +116,8 @@ local k = tonumber(ARGV[6])
 for j = 7, 6 + k do
   if not redis.call('LPOS', KEYS[2], ARGV[j]) then redis.call('RPUSH', KEYS[2], ARGV[j]) end
 end
-return {created, add(KEYS[3], KEYS[4], KEYS[5], 7 + k)}
+local queued = add(KEYS[3], KEYS[4], KEYS[5], 7 + k)
+return {created, queued}
 """
 
 # KEYS: n, q, qp, leases, deadlines, workers, meta

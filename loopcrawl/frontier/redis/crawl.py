@@ -21,10 +21,10 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import fields
 from types import SimpleNamespace
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import urlsplit, urlunsplit
 
 import orjson
@@ -40,6 +40,7 @@ from .frontier import DEFAULT_LEASE_TTL, RedisFrontier
 from .gate import RedisHostGate
 from .keys import FORMAT, CrawlKeys, check_name
 from .robots import RedisRobots
+from .status import GONE_AFTER, CrawlStatus, read_status
 
 __all__ = ["DEFAULT_EXPECTED_URLS", "RedisCrawl", "seen_bits"]
 
@@ -48,6 +49,7 @@ _PER_BUCKET = 256  # fingerprints per seen-set bucket at the expected size
 _CONNECT_TIMEOUT = 5.0  # seconds
 _SOCKET_TIMEOUT = 30.0  # seconds for any reply (a script runs for milliseconds)
 
+T = TypeVar("T")
 Splitter = Callable[[int], tuple[int, int]]
 
 
@@ -110,16 +112,26 @@ class RedisCrawl:
             raise ConfigError(f"cannot reach Redis at {shown(url)}: {e}") from None
         return cls(client, url, name)
 
+    async def call(self, fn: Callable[[aioredis.Redis], Awaitable[T]]) -> T:
+        """``await fn(client)``: the one place every Redis call of the crawl
+        goes through, so that all of them ride out a dropped connection or a
+        restarted server (``Reconnecting``; ``_reconnect.py`` says which
+        calls may be repeated)."""
+        return await self.conn.call(fn)
+
     async def run(self, script: Any, keys: Sequence[Any], args: Sequence[Any]) -> Any:
-        """Run one of ``scripts`` (EVALSHA; loaded again if the server lost it).
-        The one place every script call goes through: through ``Reconnecting``,
-        which repeats it after a dropped connection (``_reconnect.py``: which
-        calls that is safe for)."""
-        return await self.conn.call(lambda c: script(keys=keys, args=args, client=c))
+        """Run one of ``scripts`` (EVALSHA; loaded again if the server lost it)."""
+        return await self.call(lambda c: script(keys=keys, args=args, client=c))
 
     async def run_command(self, *args: Any) -> Any:
-        """One plain command, reconnecting as ``run`` does."""
-        return await self.conn.call(lambda c: c.execute_command(*args))
+        """One plain command."""
+        return await self.call(lambda c: c.execute_command(*args))
+
+    async def status(self, gone_after: float = GONE_AFTER) -> CrawlStatus:
+        """queued, leased, done, failed, pages/s over the last minute, the
+        workers with their last heartbeat (silent ``gone_after`` s: gone),
+        the top hosts; ``ConfigError`` if there is no crawl of this name."""
+        return await read_status(self, gone_after)
 
     def gate(self, worker_id: str, settings: Settings, *,
              ttl: float = DEFAULT_LEASE_TTL) -> RedisHostGate:
@@ -177,14 +189,15 @@ class RedisCrawl:
         """The crawl's settings, seeds included; ``ConfigError`` if there is
         no crawl of this name."""
         k = self.keys
-        stored, fmt = await self.client.hmget(k.meta, ["settings", "format"])
+        stored, fmt = await self.call(lambda c: c.hmget(k.meta, ["settings", "format"]))
         if stored is None:
             raise ConfigError(f"no crawl named {self.name!r} in Redis at {shown(self.url)} "
                               "(create it with loopcrawl seed)")
         if fmt != FORMAT.encode():
             raise StateError(f"crawl {self.name} was written in layout {fmt!r}, not {FORMAT}: "
                              "by another version of loopcrawl")
-        seeds = [s.decode() if isinstance(s, bytes) else s for s in await self.client.lrange(k.prefix + "seeds", 0, -1)]
+        seeds = [s.decode() if isinstance(s, bytes) else s
+                 for s in await self.run_command("LRANGE", k.prefix + "seeds", 0, -1)]
         values = orjson.loads(stored)
         values["seeds"] = seeds
         names = {f.name for f in fields(Settings)}
@@ -199,7 +212,7 @@ class RedisCrawl:
     async def splitter(self) -> Splitter:
         """How fingerprints are split into (bucket, member) in this crawl."""
         if self._split is None:
-            bits = await self.client.hget(self.keys.meta, "seen_bits")
+            bits = await self.run_command("HGET", self.keys.meta, "seen_bits")
             if bits is None:
                 raise ConfigError(f"no crawl named {self.name!r} in Redis at "
                                   f"{shown(self.url)} (create it with loopcrawl seed)")

@@ -2,7 +2,10 @@
 
 Every method is one script call (one round trip), and every move of a
 request between queue, lease and done is that script, so it is atomic
-(``_scripts.py``). Leases are real: a token from the crawl's counter and a
+(``_scripts.py``). The acks, and the new links, of the pages that end in
+the same turn of the event loop go as one call (``_batch.Coalescer``): with
+64 requests in flight and 50 ms fetches, a page costs ~1 script in all
+(BENCHMARKS.md). Leases are real: a token from the crawl's counter and a
 deadline on the server's clock, ``lease_ttl`` from the lease or the last
 ``extend``; any worker's next call sweeps leases past their deadline back
 to the queue, so a worker killed with SIGKILL loses nothing but time.
@@ -30,6 +33,7 @@ from ... import errors
 from ...urls import fingerprints, host_of
 from ..base import FrontierStats, LinkFilter
 from . import _codec
+from ._batch import Coalescer
 
 if TYPE_CHECKING:
     from ...http import FetchRecord, Request
@@ -62,24 +66,21 @@ class RedisFrontier:
         self._ack_keys = [k.n, k.leases, k.deadlines, k.claims, k.rate, k.hosts]
         self._queue_keys = [k.n, k.q, k.qp, k.leases, k.deadlines]
         self._scripts = crawl.scripts
+        # A turn's acks, and its pages' new links, each go as one script call.
+        self._acks = Coalescer(self._send_acks, 4)
+        self._adds = Coalescer(self._send_adds, 5)
 
     # -- queueing ------------------------------------------------------------
     async def add(self, requests: Sequence[Request]) -> int:
         if not requests:
             return 0
         split = await self._crawl.splitter()
-        keys = [self._keys.n, self._keys.q, self._keys.qp]
         args: list[Any] = []
-        slots: dict[int, int] = {}
         for r in requests:
             bucket, member = split(r.fp)
-            at = slots.get(bucket)
-            if at is None:
-                keys.append(self._keys.seen(bucket))
-                at = slots[bucket] = len(keys)
-            args += (at, member, "0" if r.dont_filter else "1",
+            args += (bucket, member, "0" if r.dont_filter else "1",
                      -r.priority if r.priority else "", _codec.encode(r))
-        n = int(await self._crawl.run(self._scripts.add, keys, args))
+        n = sum(await self._adds.call(args))
         self._remember(r.fp for r in requests)
         return n
 
@@ -96,21 +97,30 @@ class RedisFrontier:
         if not new:
             return 0
         split = await self._crawl.splitter()
-        k = self._keys
-        keys = [k.n, k.q, k.qp]
         args: list[Any] = []
-        slots: dict[int, int] = {}
         dumps = orjson.dumps
         for u, fp in new:
             bucket, member = split(fp)
+            args += (bucket, member, "1", "", dumps((u, depth, referrer)))
+        n = sum(await self._adds.call(args))
+        self._remember(fp for _, fp in new)
+        return n
+
+    async def _send_adds(self, flat: list[Any]) -> Sequence[int]:
+        """One ADD script for a turn's groups: each group's bucket becomes
+        its seen set's place in KEYS."""
+        k = self._keys
+        keys = [k.n, k.q, k.qp]
+        slots: dict[int, int] = {}
+        for i in range(0, len(flat), 5):
+            bucket = flat[i]
             at = slots.get(bucket)
             if at is None:
                 keys.append(k.seen(bucket))
                 at = slots[bucket] = len(keys)
-            args += (at, member, "1", "", dumps((u, depth, referrer)))
-        n = int(await self._crawl.run(self._scripts.add, keys, args))
-        self._remember(fp for _, fp in new)
-        return n
+            flat[i] = at
+        res: Sequence[int] = await self._crawl.run(self._scripts.add, keys, flat)
+        return res
 
     def _remember(self, fps: Any) -> None:
         known = self._known
@@ -149,9 +159,12 @@ class RedisFrontier:
     async def ack(self, request: Request, record: FetchRecord) -> bool:
         e = record.error
         kind = "d" if e is None else "u" if e in _UNCOUNTED else "d" if e in errors.POLICY else "f"
-        res = await self._crawl.run(self._scripts.ack, self._ack_keys,
-                                    [request.lease, request.fp, host_of(request.url), kind])
-        return bool(res[0])
+        [acked] = await self._acks.call((request.lease, request.fp, host_of(request.url), kind))
+        return bool(acked)
+
+    async def _send_acks(self, flat: list[Any]) -> Sequence[int]:
+        res: Sequence[int] = await self._crawl.run(self._scripts.ack, self._ack_keys, flat)
+        return res
 
     async def release(self, request: Request) -> None:
         await self._crawl.run(self._scripts.release, self._queue_keys,
@@ -185,5 +198,7 @@ class RedisFrontier:
     async def close(self) -> None:
         """This worker leaves: it no longer shows among the crawl's live workers
         (the client is the crawl's, closed by ``RedisCrawl.close``)."""
+        await self._acks.aclose()
+        await self._adds.aclose()
         await self._crawl.run_command("ZREM", self._keys.workers, self.worker_id)
 
