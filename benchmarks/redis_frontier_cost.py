@@ -4,14 +4,15 @@
 A page's frontier calls as the engine makes them: ``CONCURRENCY`` workers
 take requests leased in batches, wait out a fetch (exponential, LATENCY
 seconds on average: pages end at scattered times), then make ``add_links``
-of the page's 30 links (29 seen before, 1 new) and ``ack``. Round trips are the
+of the page's 30 links (29 seen before, 1 new: a page to come) and ``ack``. Round trips are the
 scripts the server ran (``INFO commandstats``), bytes its network counters.
 
     .venv/bin/python benchmarks/redis_frontier_cost.py [PAGES] [CONCURRENCY] [LATENCY]
 
 Instructions per page: run it under ``valgrind --tool=callgrind`` with two
 page counts and divide the difference by the difference of pages (start-up
-cancels out). Run from the repository root (it starts a redis-server from
+cancels out); ``--baseline`` runs the same loop on a local list (no Redis
+calls), whose figure is subtracted. Run from the repository root (it starts a redis-server from
 ``tests/redis_server.py``).
 """
 
@@ -35,7 +36,8 @@ from tests.redis_server import RedisServer
 LINKS = 30  # links a page, of which one is new
 
 
-async def crawl(url: str, pages: int, concurrency: int, latency: float) -> dict[str, float]:
+async def crawl(url: str, pages: int, concurrency: int, latency: float,
+                baseline: bool = False) -> dict[str, float]:
     c = await RedisCrawl.connect(url, "bench")
     await c.create_or_add(Settings(), ["http://site.test/0"])
     f = c.frontier("w1")
@@ -45,26 +47,43 @@ async def crawl(url: str, pages: int, concurrency: int, latency: float) -> dict[
         await f.ack(r, FetchRecord(r.url, 0, None, 0.0, status=200))
     sync = redis.Redis.from_url(url)
     done = 0
+    nxt = 0
     buffer: list[Request] = []
     rng = random.Random(1)
 
     async def worker() -> None:
-        nonlocal done
+        nonlocal done, nxt
         while done < pages:
             if not buffer:
-                buffer.extend(await f.lease(max(256, concurrency * 4)))
+                buffer.extend(await lease(max(256, concurrency * 4)))
                 if not buffer:
                     return
                 continue
             r = buffer.pop()
             if latency:  # the fetch: pages end at scattered times, as on the wire
                 await asyncio.sleep(rng.expovariate(1 / latency))
-            await f.add_links([*common, f"http://site.test/new/{r.url}"], r.depth + 1, r.url)
-            await f.ack(r, FetchRecord(r.url, r.depth, r.referrer, 0.0, status=200))
+            nxt += 1  # the page's one new link: a page to come
+            await add_links([*common, f"http://site.test/{nxt}"], r.depth + 1, r.url)
+            await ack(r, FetchRecord(r.url, r.depth, r.referrer, 0.0, status=200))
             done += 1
 
-    # Queued before: the pages to come (so that leases come in full batches).
-    await f.add_links([f"http://site.test/{i}" for i in range(1, pages + 1)], 1, None)
+    lease, add_links, ack = f.lease, f.add_links, f.ack
+    if baseline:  # the loop alone, with a local queue: what the frontier adds is the rest
+        local = [Request(f"http://site.test/{i}") for i in range(pages + 1)]
+
+        async def lease(n: int) -> list[Request]:
+            out = local[:n]
+            del local[:n]
+            return out
+
+        async def add_links(urls: list[str], depth: int, ref: str | None) -> int:
+            return 0
+
+        async def ack(r: Request, rec: FetchRecord) -> bool:
+            return True
+
+    nxt = concurrency * 4
+    await f.add_links([f"http://site.test/{i}" for i in range(1, nxt + 1)], 1, None)
     before = sync.info("commandstats"), sync.info("stats")
     t0 = time.perf_counter()
     await asyncio.gather(*(worker() for _ in range(concurrency)))
@@ -86,8 +105,9 @@ def main() -> None:
     pages = int(sys.argv[1]) if len(sys.argv) > 1 else 5000
     concurrency = int(sys.argv[2]) if len(sys.argv) > 2 else 64
     latency = float(sys.argv[3]) if len(sys.argv) > 3 else 0.05
+    baseline = "--baseline" in sys.argv
     with RedisServer() as server:
-        r = asyncio.run(crawl(server.url, pages, concurrency, latency))
+        r = asyncio.run(crawl(server.url, pages, concurrency, latency, baseline))
     print(f"{r['pages']:,} pages, concurrency {concurrency}, fetches of {latency * 1000:.0f} ms "
           f"on average: {r['pages'] / r['seconds']:,.0f} "
           f"pages/s; {r['scripts_per_page']:.3f} scripts (round trips) a page; "

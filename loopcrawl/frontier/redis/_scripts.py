@@ -184,17 +184,20 @@ return {deadline, last - k + 1, unpack(out)}
 # KEYS: n, leases, deadlines, claims, rate, hosts
 # ARGV: groups of four: token, fingerprint, host, kind ('d' done, 'u' done
 # and not counted against the budget, 'f' failed).
-# Returns one 1 (acked) or 0 (the lease had been lost) per group.
+# Returns one 1 (acked) or 0 (the lease had been lost) per group. The host
+# table keeps the busiest hosts: past 20,000 it is cut to the top 10,000 (a
+# host that comes back starts again from 0), so it stays small on a broad crawl.
 ACK = _PRELUDE + r"""
 local n, leases, deadlines, claims = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
-local res = {}
+local res, gone, hosts = {}, {}, {}
 local done, failed, pages = 0, 0, 0
 local has_claims = redis.call('HLEN', claims) > 0
 for i = 1, #ARGV, 4 do
   if redis.call('HDEL', leases, ARGV[i]) == 1 then
-    redis.call('ZREM', deadlines, ARGV[i])
+    gone[#gone + 1] = ARGV[i]
     if has_claims then redis.call('HDEL', claims, ARGV[i + 1]) end
-    redis.call('ZINCRBY', KEYS[6], 1, ARGV[i + 2])
+    local h = ARGV[i + 2]
+    hosts[h] = (hosts[h] or 0) + 1
     local kind = ARGV[i + 3]
     if kind == 'f' then failed = failed + 1 else done = done + 1 end
     if kind ~= 'u' then pages = pages + 1 end
@@ -203,6 +206,10 @@ for i = 1, #ARGV, 4 do
     res[#res + 1] = 0
   end
 end
+for j = 1, #gone, 1000 do
+  redis.call('ZREM', deadlines, unpack(gone, j, math.min(j + 999, #gone)))
+end
+for h, c in pairs(hosts) do redis.call('ZINCRBY', KEYS[6], c, h) end
 if done > 0 then redis.call('HINCRBY', n, 'done', done) end
 if failed > 0 then redis.call('HINCRBY', n, 'failed', failed) end
 if pages > 0 then redis.call('HINCRBY', n, 'pages', pages) end
@@ -210,12 +217,15 @@ local acked = done + failed
 if acked > 0 then
   local sec = math.floor(now_ms() / 1000)
   if redis.call('HINCRBY', KEYS[5], sec, acked) == acked then
-    -- The first ack of this second: forget seconds older than a minute.
+    -- The first ack of this second: forget seconds older than a minute, and
+    -- the hosts past the top 10,000.
     local old = {}
     for _, s in ipairs(redis.call('HKEYS', KEYS[5])) do
       if tonumber(s) < sec - 60 then old[#old + 1] = s end
     end
     if #old > 0 then redis.call('HDEL', KEYS[5], unpack(old)) end
+    local nh = redis.call('ZCARD', KEYS[6])
+    if nh > 20000 then redis.call('ZREMRANGEBYRANK', KEYS[6], 0, nh - 10001) end
   end
 end
 return res
