@@ -268,6 +268,9 @@ def test_a_connect_timeout_ends_the_request_at_its_bound() -> None:
             for c in fillers:
                 c.close()
     assert recs[0].error == "timeout", recs[0]
+    # It says which timeout: the connection's, not the total.
+    assert recs[0].message == ("no complete answer within the timeout "
+                               f"(no connection to 127.0.0.1:{port} within 0.5 s)")
     assert 0.5 <= took < 3.0
 
 

@@ -348,6 +348,9 @@ async def _paused(watch: Watch, wait: Awaitable[None]) -> None:
     not the server's slowness), then move them on by the time it took."""
     deadline, idle, t0 = watch.deadline, watch.idle_until, time.monotonic()
     watch.deadline = watch.idle_until = math.inf
+    # The last hop's body is read: were it still watched, the watchdog would
+    # take its bytes for progress and re-arm the read timeout during the wait.
+    watch.stream = None
     try:
         await wait
     finally:
