@@ -112,6 +112,7 @@ class RedisHostGate:
         self.quantum = quantum
         self.linger = linger
         self._slots: dict[str, RemoteSlot] = {}
+        self._holding: set[RemoteSlot] = set()  # hosts with places held: synced every quantum
         self._dirty: list[RemoteSlot] = []
         self._seq = 0
         self._offset = _NEVER  # loop time minus server time, at most (seconds)
@@ -142,7 +143,7 @@ class RedisHostGate:
             return
         task.cancel()
         await asyncio.gather(task, return_exceptions=True)
-        held = [s for s in self._slots.values() if s.held]
+        held = [s for s in self._holding if s.held]
         for s in held:
             s.active = 0
             s.wants = False
@@ -218,6 +219,8 @@ class RedisHostGate:
             raise self._failed
         s = self._slot(host)
         s.turn = None
+        if self._closed:  # the crawl is over: nothing left to keep apart
+            return max(0.0, s.throttled_until - now)
         loop = asyncio.get_running_loop()
         fut: asyncio.Future[float] = loop.create_future()
         s.claims.append(fut)
@@ -245,7 +248,7 @@ class RedisHostGate:
 
     def set_delay(self, host: str, delay: float) -> None:
         s = self._slot(host)
-        if delay <= s.base_delay:
+        if delay < s.base_delay + 0.001:  # the server keeps whole ms
             return  # per page with a Crawl-delay: nothing new
         s.base_delay = delay
         if delay > s.delay:
@@ -317,9 +320,8 @@ class RedisHostGate:
                 if now >= tick:
                     # Keep every allowance fresh (and alive: the deadline moves
                     # on), learn what others changed, give back what lingers.
-                    for s in self._slots.values():
-                        if s.held or s.active:
-                            self._queue(s)
+                    for s in self._holding:
+                        self._queue(s)
                     tick = now + self.quantum
                 if self._dirty:
                     batch = self._dirty[:_BATCH]
@@ -389,6 +391,10 @@ class RedisHostGate:
                 int(v) for v in out[1 + i * lua.OUT_PER_HOST: 1 + (i + 1) * lua.OUT_PER_HOST])
             s.refused = target > s.held and mine <= s.held and mine <= s.active
             s.held = mine
+            if mine or s.active:
+                self._holding.add(s)
+            else:
+                self._holding.discard(s)
             s.cap = cap
             s.delay = delay / 1000
             s.base_delay = base / 1000
