@@ -20,7 +20,7 @@ from loopcrawl.settings import Settings
 
 from .conftest import PageServer
 from .helpers import by_url
-from .redis_server import free_port
+from .redis_server import RedisServer, free_port
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -454,3 +454,55 @@ def test_the_seen_set_costs_under_16_bytes_a_url(redis_url: str) -> None:
         await c.close()
 
     arun(go)
+
+
+def test_the_frontier_waits_out_a_restarted_server() -> None:
+    """Redis killed and started again (append-only file on): the calls made
+    while it is down wait, then go through (the scripts loaded again), and
+    the crawl's record is whole: nothing lost, nothing doubled."""
+    with RedisServer(persist=True) as server:
+        async def go() -> None:
+            c = await _crawl(server.url, seeds=tuple(f"http://a.test/{i}" for i in range(10)))
+            f = c.frontier("a")
+            got = await f.lease(6)
+            loop = asyncio.get_running_loop()
+            await loop.run_in_executor(None, lambda: server.stop(kill=True))
+            acks = asyncio.gather(*(f.ack(r, rec(r)) for r in got[:3]),
+                                  f.add_links(["http://a.test/new"], 1, None))
+            await asyncio.sleep(0.5)
+            assert not acks.done()  # waiting for Redis
+            await loop.run_in_executor(None, server.start)
+            *oks, added = await acks
+            assert oks == [True] * 3 and added == 1
+            more = await f.lease(10)
+            assert sorted(r.url for r in more) == sorted(
+                [*(f"http://a.test/{i}" for i in range(6, 10)), "http://a.test/new"])
+            st = await f.statistics()
+            assert (st.queued, st.leased, st.done, st.seen) == (0, 8, 3, 11)
+            assert [await f.ack(r, rec(r)) for r in [*got[3:], *more]] == [True] * 8
+            assert await f.is_finished()
+            await c.close()
+
+        arun(go)
+
+
+def test_many_seeds_in_order_and_an_existing_crawls_own_buckets(redis_url: str) -> None:
+    seeds = [f"http://s{i % 50}.test/{i}" for i in range(25_000)]
+
+    async def go() -> None:
+        c = await RedisCrawl.connect(redis_url, "big")
+        assert await c.create_or_add(Settings(), seeds[:20_000], expected_urls=10**8) == 20_000
+        # Seeded again with another expected size: the crawl keeps its own buckets.
+        c2 = await RedisCrawl.connect(redis_url, "big")
+        assert await c2.create_or_add(Settings(), seeds[10_000:], expected_urls=10) == 5_000
+        assert (await c2.settings()).seeds == tuple(seeds)
+        f = c2.frontier("a")
+        assert (await f.statistics()).seen == 25_000
+        assert await f.add_links(seeds[::1000], 1, None) == 0
+        assert (await f.statistics()).queued == 25_000
+        await c.close()
+        await c2.close()
+
+    arun(go)
+    server = redis.Redis.from_url(redis_url)
+    assert server.hget("lc:{big}:meta", "seen_bits") == str(seen_bits(10**8)).encode()

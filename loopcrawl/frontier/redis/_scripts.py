@@ -5,7 +5,7 @@ between two commands, whatever fails or runs at the same time. Every key a
 script touches is passed in KEYS and shares the crawl's hash tag (one slot).
 Times are the server's (``TIME``, in ms), so deadlines compare across
 machines whatever their clocks. Only commands of Redis 6.2 (LPOP with a
-count, LPOS, ZADD XX); scripts run by EVALSHA (redis-py loads them again
+count, ZADD XX and NX); scripts run by EVALSHA (redis-py loads them again
 after a restart flushed them).
 
 Lua numbers are doubles: fingerprints and seen-set members travel as decimal
@@ -113,8 +113,9 @@ else
   if bits ~= ARGV[4] then return {-1, tonumber(bits)} end
 end
 local k = tonumber(ARGV[6])
+local at = redis.call('ZCARD', KEYS[2])
 for j = 7, 6 + k do
-  if not redis.call('LPOS', KEYS[2], ARGV[j]) then redis.call('RPUSH', KEYS[2], ARGV[j]) end
+  at = at + redis.call('ZADD', KEYS[2], 'NX', at, ARGV[j])
 end
 local queued = add(KEYS[3], KEYS[4], KEYS[5], 7 + k)
 return {created, queued}

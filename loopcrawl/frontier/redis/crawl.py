@@ -46,6 +46,7 @@ __all__ = ["DEFAULT_EXPECTED_URLS", "RedisCrawl", "seen_bits"]
 
 DEFAULT_EXPECTED_URLS = 1_000_000
 _PER_BUCKET = 256  # fingerprints per seen-set bucket at the expected size
+_SEEDS_A_CALL = 10_000
 _CONNECT_TIMEOUT = 5.0  # seconds
 _SOCKET_TIMEOUT = 30.0  # seconds for any reply (a script runs for milliseconds)
 
@@ -163,27 +164,42 @@ class RedisCrawl:
         bits = seen_bits(expected_urls)
         stored = settings_json(settings)
         max_pages = "" if settings.max_pages is None else settings.max_pages
-        for _ in range(2):
-            split = _splitter(bits)
-            k = self.keys
-            keys = [k.meta, k.prefix + "seeds", k.n, k.q, k.qp]
-            args: list[Any] = [stored, f"{time.time():.3f}", FORMAT, bits, max_pages,
-                               len(urls), *urls]
-            slots: dict[int, int] = {}
-            for u in urls:
-                r = Request(u)
-                bucket, member = split(r.fp)
-                at = slots.get(bucket)
-                if at is None:
-                    keys.append(k.seen(bucket))
-                    at = slots[bucket] = len(keys)
-                args += (at, member, "1", "", orjson.dumps((u, 0, None)))
-            created, queued = await self.run(self.scripts.seed, keys, args)
-            if created != -1:
-                self._split = split
-                return int(queued)
-            bits = int(queued)  # the crawl exists, split by its own bits
-        raise StateError(f"crawl {self.name}: its seen set changed its layout while seeding")
+        queued = 0
+        at = 0
+        while True:  # ~10,000 seeds a call, so that no command is huge
+            chunk = urls[at:at + _SEEDS_A_CALL]
+            got = await self._seed(chunk, stored, bits, max_pages)
+            if got is None:  # the crawl exists, split by other bits: once more by its own
+                theirs = await self.run_command("HGET", self.keys.meta, "seen_bits")
+                bits = bits if theirs is None else int(theirs)  # None: deleted meanwhile
+                continue
+            queued += got
+            at += _SEEDS_A_CALL
+            if at >= len(urls):
+                return queued
+
+    async def _seed(self, urls: list[str], stored: bytes, bits: int,
+                    max_pages: int | str) -> int | None:
+        """One SEED script: how many of ``urls`` were queued, or None if the
+        crawl exists with other seen bits than ``bits``."""
+        split = _splitter(bits)
+        k = self.keys
+        keys = [k.meta, k.seeds, k.n, k.q, k.qp]
+        args: list[Any] = [stored, f"{time.time():.3f}", FORMAT, bits, max_pages,
+                           len(urls), *urls]
+        slots: dict[int, int] = {}
+        for u in urls:
+            bucket, member = split(Request(u).fp)
+            at = slots.get(bucket)
+            if at is None:
+                keys.append(k.seen(bucket))
+                at = slots[bucket] = len(keys)
+            args += (at, member, "1", "", orjson.dumps((u, 0, None)))
+        created, queued = await self.run(self.scripts.seed, keys, args)
+        if created == -1:
+            return None
+        self._split = split
+        return int(queued)
 
     async def settings(self) -> Settings:
         """The crawl's settings, seeds included; ``ConfigError`` if there is
@@ -197,7 +213,7 @@ class RedisCrawl:
             raise StateError(f"crawl {self.name} was written in layout {fmt!r}, not {FORMAT}: "
                              "by another version of loopcrawl")
         seeds = [s.decode() if isinstance(s, bytes) else s
-                 for s in await self.run_command("LRANGE", k.prefix + "seeds", 0, -1)]
+                 for s in await self.run_command("ZRANGE", k.seeds, 0, -1)]
         values = orjson.loads(stored)
         values["seeds"] = seeds
         names = {f.name for f in fields(Settings)}

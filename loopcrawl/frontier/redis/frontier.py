@@ -43,7 +43,7 @@ __all__ = ["DEFAULT_LEASE_TTL", "RedisFrontier"]
 
 DEFAULT_LEASE_TTL = 30.0  # seconds; a dead worker's requests wait this long at most
 _MAX_LEASE = 1000  # requests per lease call (a script's reply stays small)
-_KNOWN_MAX = 1 << 20  # fingerprints a worker remembers sending (~60 MB), then cleared
+_KNOWN_MAX = 1 << 19  # fingerprints a worker remembers sending (~32 MB), then cleared
 # Not fetched because of the crawl's own policy before any request went out:
 # the page budget gets its place back, as the in-process scheduler does.
 _UNCOUNTED = frozenset((errors.ROBOTS_DENIED, errors.TRAP))

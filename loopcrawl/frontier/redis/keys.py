@@ -13,6 +13,8 @@ prefix)
 ``meta``           hash: ``settings`` (JSON), ``created`` (Unix time),
                    ``format`` (layout version), ``seen_bits`` (bucket
                    bits of the seen set), ``max_pages`` (the budget)
+``seeds``          sorted set: the crawl's seeds by the order they came
+                   (the settings' ``seeds``; the scope is made of them)
 ``n``              hash of counters kept by the scripts: ``seen``,
                    ``done``, ``failed``, ``pages`` (counted against
                    ``max_pages``), ``expired``, ``token``, ``seq``
@@ -75,11 +77,12 @@ class CrawlKeys:
     """The key names of one crawl (see the module docstring for what each holds)."""
 
     __slots__ = ("claims", "deadlines", "hosts", "leases", "meta", "n", "prefix", "q", "qp",
-                 "rate", "seen_prefix", "workers")
+                 "rate", "seeds", "seen_prefix", "workers")
 
     def __init__(self, name: str) -> None:
         p = self.prefix = f"lc:{{{check_name(name)}}}:"
         self.meta = p + "meta"
+        self.seeds = p + "seeds"
         self.n = p + "n"
         self.q = p + "q"
         self.qp = p + "qp"
