@@ -297,3 +297,61 @@ def test_reconnecting_gives_up_with_one_clear_error() -> None:
             await c.close()
 
         arun(go)
+
+
+def test_calls_made_while_redis_restarts_all_complete() -> None:
+    """Writers keep calling through a restart (append-only file on): each
+    call completes, in order, once Redis is back; one outage is counted."""
+    with RedisServer(persist=True) as server:
+        async def go() -> tuple[list[bytes | None], int, str]:
+            c = await RedisCrawl.connect(server.url, "polite")
+
+            async def writer(i: int) -> None:
+                for j in range(40):
+                    await c.call(lambda r, j=j: r.set(f"k{i}", j))
+                    await asyncio.sleep(0.02)
+
+            async def fetch() -> tuple[str, float | None]:
+                return "User-agent: *\nDisallow: /\n", None
+
+            loop = asyncio.get_running_loop()
+            writers = [asyncio.create_task(writer(i)) for i in range(4)]
+            await asyncio.sleep(0.2)
+            down = loop.run_in_executor(None, lambda: server.restart(down_for=0.8))
+            await asyncio.sleep(0.3)  # Redis is down now: this waits for it
+            robots = await c.robots_store("w1").robots_once("h:80", fetch)
+            await down
+            await asyncio.gather(*writers)
+            values = [await c.call(lambda r, i=i: r.get(f"k{i}")) for i in range(4)]
+            outages = c.conn.outages
+            await c.close()
+            return values, outages, robots
+
+        values, outages, robots = arun(go)
+    assert values == [b"39"] * 4
+    assert outages == 1
+    assert robots.startswith("User-agent")
+
+
+def test_the_gate_script_run_twice_changes_nothing_more(redis_url: str) -> None:
+    """A sync repeated after a dropped connection: the places are a target
+    and the events carry a sequence number, so the second run adds nothing."""
+    from loopcrawl.frontier.redis import _gate_lua
+
+    async def go() -> tuple[list[int], list[int]]:
+        c = await RedisCrawl.connect(redis_url, "polite")
+        script = c.client.register_script(_gate_lua.SYNC)
+        keys = list(c.keys.gate("h:80"))
+        # worker, per_host 4, delay 0, ttl 30 s, window 1 s, throttle 250..30000 ms;
+        # seq 7, target 3, no turn, no claim, back-off 2 s, one throttle, no
+        # success, no Crawl-delay, not answered.
+        args = ["w1", 4, 0, 30000, 1000, 250, 30000, 7, 3, 0, 0, 2000, 1, 0, 0, 0]
+        first = [int(v) for v in await c.run(script, keys, args)]
+        second = [int(v) for v in await c.run(script, keys, args)]
+        await c.close()
+        return first, second
+
+    first, second = arun(go)
+    # places held, share, others waiting, delay, base, until (ms)
+    assert first[1:6] == second[1:6] == [3, 4, 0, 250, 0]
+    assert second[6] == first[6] >= first[0] + 2000

@@ -29,6 +29,7 @@ before its answer came back. So every call made through here is one of:
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import random
 from collections.abc import Awaitable, Callable
@@ -53,6 +54,9 @@ _TRANSIENT = (ConnectionError, TimeoutError, BusyLoadingError, TryAgainError, OS
 FIRST_WAIT = 0.05  # seconds before the first retry
 MAX_WAIT = 5.0  # seconds between retries at most
 GIVE_UP = 300.0  # seconds without an answer before the crawl stops
+# Seconds after Redis came back in which a failure is the same outage (a
+# connection opened before it, met late), neither counted nor logged again.
+_GRACE = 2.0
 
 
 class Reconnecting:
@@ -74,6 +78,8 @@ class Reconnecting:
         self.where = where  # how the log names the server
         self.outages = 0
         self.down_since: float | None = None
+        self._down_from = 0.0  # when the last outage began
+        self._back_at = self._logged_back = -_GRACE  # when Redis last answered after one
 
     async def call(self, fn: Callable[[Redis], Awaitable[T]]) -> T:
         loop = asyncio.get_running_loop()
@@ -84,10 +90,17 @@ class Reconnecting:
             except _TRANSIENT as e:
                 now = loop.time()
                 if self.down_since is None:
-                    self.down_since = now
-                    self.outages += 1
-                    _log.warning("%s is unreachable (%s): pausing, retrying for up to %.0f s",
-                                 self.where, _short(e), self.give_up)
+                    # Idle connections went stale with the server: drop them
+                    # all now rather than meet them one by one once it is back.
+                    with contextlib.suppress(Exception):
+                        await self.client.connection_pool.disconnect(inuse_connections=False)
+                    if now - self._back_at < _GRACE:
+                        self.down_since = self._down_from  # a straggler of the last outage
+                    else:
+                        self.down_since = now
+                        self.outages += 1
+                        _log.warning("%s is unreachable (%s): pausing, retrying for up to "
+                                     "%.0f s", self.where, _short(e), self.give_up)
                 elif now - self.down_since > self.give_up:
                     raise StateError(f"{self.where} unreachable for {now - self.down_since:.0f} s"
                                      f" ({_short(e)}): giving up") from e
@@ -96,9 +109,12 @@ class Reconnecting:
                 wait = min(wait * 2, self.max_wait)
                 continue
             if self.down_since is not None:
-                _log.warning("%s answers again after %.1f s", self.where,
-                             loop.time() - self.down_since)
-                self.down_since = None
+                self._back_at = loop.time()
+                if self._back_at - self._logged_back > _GRACE:
+                    _log.warning("%s answers again after %.1f s", self.where,
+                                 self._back_at - self.down_since)
+                self._logged_back = self._back_at
+                self._down_from, self.down_since = self.down_since, None
             return result
 
     async def close(self) -> None:
