@@ -90,10 +90,6 @@ class Reconnecting:
             except _TRANSIENT as e:
                 now = loop.time()
                 if self.down_since is None:
-                    # Idle connections went stale with the server: drop them
-                    # all now rather than meet them one by one once it is back.
-                    with contextlib.suppress(Exception):
-                        await self.client.connection_pool.disconnect(inuse_connections=False)
                     if now - self._back_at < _GRACE:
                         self.down_since = self._down_from  # a straggler of the last outage
                     else:
@@ -101,6 +97,10 @@ class Reconnecting:
                         self.outages += 1
                         _log.warning("%s is unreachable (%s): pausing, retrying for up to "
                                      "%.0f s", self.where, _short(e), self.give_up)
+                    # Idle connections went stale with the server: drop them
+                    # all now rather than meet them one by one once it is back.
+                    with contextlib.suppress(Exception):
+                        await self.client.connection_pool.disconnect(inuse_connections=False)
                 elif now - self.down_since > self.give_up:
                     raise StateError(f"{self.where} unreachable for {now - self.down_since:.0f} s"
                                      f" ({_short(e)}): giving up") from e
