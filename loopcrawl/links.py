@@ -31,7 +31,6 @@ from __future__ import annotations
 import functools
 import html as _html
 import re
-from array import array
 from dataclasses import dataclass
 from html.entities import html5 as _ENTITIES
 
@@ -256,7 +255,7 @@ class ResolvedLinks:
     # those the worker had not reported before), and the hashes of all of
     # them (``traps.link_hashes``); -1 and None when ``urls`` is every link.
     found: int = -1
-    hashes: array[int] | None = None
+    hashes: bytes | None = None
 
 
 class LinkParser:

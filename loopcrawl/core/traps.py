@@ -32,13 +32,15 @@ figures are in docs/hardening.md.
 from __future__ import annotations
 
 import re
-from array import array
+import struct
 from collections import Counter
 
 import xxhash
 
 from ..settings import Settings
 from ..urls import host_of
+
+_pack = struct.pack
 
 __all__ = ["NEW_LINKS", "NEW_WORDS", "TrapGuard", "link_hashes", "repeats", "sketch"]
 
@@ -82,20 +84,17 @@ def sketch(body: bytes) -> int:
     return bits
 
 
-def link_hashes(urls: list[str]) -> array[int]:
-    """The hashes of the URLs a page links to (Python has them cached): 8
-    bytes a link, compared with a child's in C (``_new_links``)."""
-    return array("q", map(hash, urls))
+def link_hashes(urls: list[str]) -> bytes:
+    """The hashes of the URLs a page links to (Python has them cached), packed
+    as C ``ssize_t``s: 8 bytes a link. ``struct`` packs ``hash()``'s own type
+    in one C loop; an ``array('q')`` converted each link through the generic
+    argument parser, at twice the cost."""
+    return _pack(f"{len(urls)}n", *map(hash, urls))
 
 
-def _new_links(hashes: array[int], parent: array[int]) -> int:
+def _new_links(hashes: bytes, parent: bytes) -> int:
     """How many of a page's links (their ``link_hashes``) the parent did not link to."""
-    return len(set(hashes).difference(parent))
-
-
-def _close(n: int, parent: int) -> bool:
-    """Lengths close enough for the pages to be alike: within 1/16, or 256 bytes."""
-    return abs(n - parent) <= max(256, parent >> 4)
+    return len(set(memoryview(hashes).cast("n")).difference(memoryview(parent).cast("n")))
 
 
 def family(url: str) -> str:
@@ -105,10 +104,6 @@ def family(url: str) -> str:
     if any(c.isdigit() for c in first):
         first = re.sub(r"[0-9]+", "0", first)
     return rest[2] + "/" + first
-
-
-def _key(url: str) -> int:
-    return xxhash.xxh3_64_intdigest(url.encode())
 
 
 class TrapGuard:
@@ -127,7 +122,7 @@ class TrapGuard:
         self._slashes = 3 + self.max_repeats
         # Pages whose children may still come: hash of URL -> (length, link
         # hashes, word sketch or 0, family if similar to its own parent or "").
-        self._pages: dict[int, tuple[int, array[int], int, str]] = {}
+        self._pages: dict[int, tuple[int, bytes, int, str]] = {}
         self._similar: Counter[str] = Counter()  # links queued from similar pages
         self.stops: Counter[str] = Counter()  # requests and pages stopped, by setting
 
@@ -165,7 +160,7 @@ class TrapGuard:
         return None
 
     def page(self, url: str, referrer: str | None, body: bytes, links: list[str],
-             hashes: array[int] | None = None) -> str:
+             hashes: bytes | None = None) -> str:
         """Note a fetched HTML page and its ``links``; its family if it barely
         differs from the page that linked to it (``referrer``), else "".
 
@@ -173,22 +168,27 @@ class TrapGuard:
         page with a family go through ``admit``. ``hashes``: ``link_hashes``
         of every link of the page when a worker process computed them
         (``--workers``: all workers share one hash seed), else None."""
+        # Once per page: written out, no helper calls. Pages are keyed by
+        # hash(url): the referrer is the parent's own URL string, whose hash
+        # Python has cached since the parent's turn here.
         if self.max_similar is None:
             return ""
         n = len(body)
         if hashes is None:
-            hashes = link_hashes(links)
-        words, fam = 0, ""
-        parent = self._pages.get(_key(referrer)) if referrer is not None else None
-        if (parent is not None and _close(n, parent[0])
-                and _new_links(hashes, parent[1]) <= NEW_LINKS):
-            words = sketch(body)
-            if parent[2] and (words & ~parent[2]).bit_count() <= NEW_WORDS:
-                fam = family(url)
+            hashes = _pack(f"{len(links)}n", *map(hash, links))  # link_hashes
         pages = self._pages
+        words, fam = 0, ""
+        if referrer is not None and (parent := pages.get(hash(referrer))) is not None:
+            pn = parent[0]
+            # Lengths within 1/16 (or 256 bytes), then few new links: read its words.
+            if (abs(n - pn) <= (256 if pn < 4096 else pn >> 4)
+                    and _new_links(hashes, parent[1]) <= NEW_LINKS):
+                words = sketch(body)
+                if parent[2] and (words & ~parent[2]).bit_count() <= NEW_WORDS:
+                    fam = family(url)
         if len(pages) >= _MAX_PAGES:
             del pages[next(iter(pages))]
-        pages[_key(url)] = (n, hashes, words, fam)
+        pages[hash(url)] = (n, hashes, words, fam)
         return fam
 
     def admit(self, fam: str, urls: list[str], skipped: Counter[str]) -> list[str]:
