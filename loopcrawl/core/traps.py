@@ -94,7 +94,8 @@ def link_hashes(urls: list[str]) -> bytes:
 
 def _new_links(hashes: bytes, parent: bytes) -> int:
     """How many of a page's links (their ``link_hashes``) the parent did not link to."""
-    return len(set(memoryview(hashes).cast("n")).difference(memoryview(parent).cast("n")))
+    return len(set(memoryview(hashes).cast("n")).difference(  # type: ignore[call-overload]
+        memoryview(parent).cast("n")))  # type: ignore[call-overload]
 
 
 def family(url: str) -> str:

@@ -94,8 +94,7 @@ class _Worker:
             if was is None or depth < was:
                 reported[fp] = depth
                 new.append(u)
-        return (links.title, new, links.truncated, links.unfollowable, len(urls),
-                hashes.tobytes())
+        return (links.title, new, links.truncated, links.unfollowable, len(urls), hashes)
 
     async def _callback(self, call: bytes, f: Any) -> bytes:
         """Run the spider callback of ``call`` on ``f`` (``spider.remote``)."""

@@ -20,7 +20,6 @@ import os
 import random
 import socket
 import sys
-from array import array
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -340,8 +339,7 @@ def _fetched(msg: tuple[Any, ...]) -> Fetched:
     f = Fetched(msg[2], msg[3], msg[4], msg[5], msg[6], msg[7], msg[8], method=msg[9],
                 callback=msg[11])
     if (links := msg[10]) is not None:
-        f.links = ResolvedLinks(links[0], links[1], links[2], links[3], links[4],
-                                array("q", links[5]))
+        f.links = ResolvedLinks(links[0], links[1], links[2], links[3], links[4], links[5])
     if len(msg) > 12:
         f.headers = None if msg[12] is None else CIMultiDict(msg[12])
         f.request_headers = None if msg[13] is None else CIMultiDict(msg[13])
