@@ -1,6 +1,8 @@
 """The command line: parse options, call the library, print. Nothing else.
 
 ``crawl.py`` (``crawl``, ``run``: both through ``core.runner.CrawlRun``),
+``distributed.py`` (``seed``, ``worker``, ``status --redis``: a crawl shared
+through Redis),
 ``tools.py`` (``status``, ``testsite``, ``demo``, ``bench``, ``shell``),
 ``options.py`` (the options that become Settings), ``common.py`` (one-line
 errors, the printed result), ``progress.py`` (the live display, the summary).
@@ -16,6 +18,7 @@ import click
 
 from ..core.runner import EXIT_USAGE
 from .crawl import crawl, run
+from .distributed import seed, worker
 from .tools import bench, demo, report, shell, status, testsite
 
 __all__ = ["main"]
@@ -52,7 +55,7 @@ def main() -> None:
     """loopcrawl: a fast, polite web crawler on the asyncio event loop."""
 
 
-for _command in (crawl, run, status, report, testsite, demo, bench, shell):
+for _command in (crawl, run, seed, worker, status, report, testsite, demo, bench, shell):
     main.add_command(_command)
 
 if __name__ == "__main__":

@@ -22,13 +22,29 @@ _POSITIVE = click.IntRange(min=1)
 
 
 @click.command()
-@click.option("--state", required=True, type=click.Path(dir_okay=False), metavar="FILE",
+@click.option("--state", type=click.Path(dir_okay=False), metavar="FILE",
               help="The state file of a crawl (crawl --state FILE).")
+@click.option("--redis", "redis_url", metavar="URL",
+              help="The Redis of a shared crawl (with --crawl NAME; docs/distributed.md).")
+@click.option("--crawl", "crawl_name", metavar="NAME", help="The shared crawl's name.")
 @click.option("--json", "as_json", is_flag=True, help="One JSON object instead of a table.")
-def status(state: str, as_json: bool) -> None:
-    """Queued / in flight / done / failed counts and the top hosts of a --state crawl."""
+def status(state: str | None, redis_url: str | None, crawl_name: str | None,
+           as_json: bool) -> None:
+    """Queued / in flight / done / failed counts and the top hosts of a crawl:
+    a --state file's, or a shared one's in Redis (--redis URL --crawl NAME:
+    also pages/s over the last minute and the live workers)."""
     from ..frontier.sqlite import read_status
 
+    if (state is None) == (redis_url is None):
+        fail("say which crawl: --state FILE, or --redis URL --crawl NAME")
+    if redis_url is not None or crawl_name is not None:
+        if state is not None or redis_url is None or crawl_name is None:
+            fail("--redis URL and --crawl NAME go together (and without --state)")
+        from .distributed import show_redis_status
+
+        show_redis_status(redis_url, crawl_name, as_json)
+        return
+    assert state is not None
     try:
         st = read_status(state)
     except StateError as e:

@@ -43,8 +43,10 @@ from .engine import Crawler, new_event_loop, tune_malloc
 from .stats import CrawlStats
 
 if TYPE_CHECKING:
+    from ..frontier import Frontier
     from ..frontier.sqlite import SqliteFrontier
     from ..spider.base import Spider
+    from .hostgate import HostGate
 
 __all__ = ["EXIT_ERROR", "EXIT_NOTHING", "EXIT_OK", "EXIT_SIGINT", "EXIT_SIGTERM",
            "EXIT_USAGE", "CrawlResult", "CrawlRun", "Display", "Outcome", "StateTotals", "crawl"]
@@ -131,6 +133,10 @@ class CrawlRun:
     ``signals``: on the main thread, the first SIGINT/SIGTERM stops the crawl
     gracefully (its records flushed, the state checkpointed), the second
     exits the process at once. ``on_record``/``on_item`` go to ``Crawler``.
+    ``frontier`` and ``gate``: a shared crawl's (``loopcrawl worker``: Redis),
+    opened and closed by the caller, instead of one of the run's own; its
+    page records then carry their request's fingerprint (``fp``), so that a
+    reader can drop what a lost lease made another worker write again.
     """
 
     def __init__(
@@ -151,6 +157,8 @@ class CrawlRun:
         on_notice: Notice = _log_notice,
         on_record: Callable[[Any], Any] | None = None,
         on_item: Callable[[Any], Any] | None = None,
+        frontier: Frontier | None = None,
+        gate: HostGate | None = None,
     ) -> None:
         self.settings = settings if settings is not None else Settings()
         self.outputs = [o if isinstance(o, OutputSpec) else os.fspath(o) for o in outputs]
@@ -167,6 +175,8 @@ class CrawlRun:
         self.notice = on_notice
         self.on_record = on_record
         self.on_item = on_item
+        self.frontier = frontier
+        self.gate = gate
         self.crawler: Crawler | None = None
         self.started = False  # the crawl began: errors from here on are not bad input
         self._signal: int | None = None
@@ -212,6 +222,9 @@ class CrawlRun:
         if self.recrawl_failed and self.state is None:
             raise ConfigError("--recrawl-failed needs --state FILE (the crawl whose failed "
                               "pages to fetch again)")
+        if self.state is not None and self.frontier is not None:
+            raise ConfigError("--state keeps a crawl of one process; a shared crawl's "
+                              "frontier (Redis) keeps itself")
         settings = self.effective_settings()
         specs = parse_outputs(self.outputs, self.fmt, resumable=self.state is not None)
         for path in (self.stats_path, self.report_path):
@@ -220,7 +233,7 @@ class CrawlRun:
         stats: CrawlStats | None = None
         try:
             with contextlib.ExitStack() as stack:
-                frontier: SqliteFrontier | None = None
+                frontier: Frontier | None = self.frontier
                 marks: list[Any] | None = None
                 before = 0
                 budget: Settings | None = settings
@@ -267,7 +280,7 @@ class CrawlRun:
         return frontier, marks, settings, before
 
     def _crawler(self, stack: contextlib.ExitStack, settings: Settings,
-                 frontier: SqliteFrontier | None, specs: list[OutputSpec],
+                 frontier: Frontier | None, specs: list[OutputSpec],
                  marks: list[Any] | None) -> Crawler:
         """The outputs (closed by ``stack``) and the Crawler writing to them."""
         opened = open_outputs(specs, mode=self.mode, resume_marks=marks,
@@ -278,6 +291,8 @@ class CrawlRun:
             # The spider's settings are applied by the Crawler, from the base.
             kwargs.update(spider=self.spider, on_item=self.on_item)
             settings = self.settings
+        if self.frontier is not None:
+            kwargs.update(gate=self.gate, fingerprints=True)
         crawler = self.crawler = Crawler(settings, frontier=frontier, outputs=opened,
                                          on_record=self.on_record, **kwargs)
         return crawler

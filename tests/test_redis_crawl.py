@@ -1,0 +1,214 @@
+"""One crawl shared through Redis (issue 14), end to end, as a user runs it.
+
+``loopcrawl seed`` creates the crawl in a real redis-server, worker processes
+(``python -m loopcrawl worker``) crawl the built-in test site, and the
+promises are checked where they show: at the server (every page fetched
+once, at most the per-host limit in flight across all workers), in the
+workers' outputs (their union is the site), and in the exit codes and the
+one-line errors. Kept lean: small sites, a short lease, few processes.
+"""
+
+from __future__ import annotations
+
+import collections
+import json
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+
+from loopcrawl import CrawlRun, Settings
+from loopcrawl.frontier import MemoryFrontier
+from loopcrawl.testsite import ServerThread, Site
+from loopcrawl.urls import fingerprint
+
+from .redis_server import free_port
+
+pytestmark = pytest.mark.timeout(120)
+LOOPCRAWL = [sys.executable, "-m", "loopcrawl"]
+LEASE = "2"  # seconds: a killed worker's leases come back this soon
+
+
+def cli(*args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([*LOOPCRAWL, *args], capture_output=True, text=True, timeout=timeout)
+
+
+def worker(url: str, name: str, out: Path, *extra: str) -> subprocess.Popen[bytes]:
+    """A worker process writing its records to ``out``."""
+    return subprocess.Popen([*LOOPCRAWL, "worker", "--redis", url, "--crawl", name,
+                             "-o", str(out), "-q", "--lease-ttl", LEASE, *extra],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+
+
+def finish(procs: list[subprocess.Popen[bytes]], timeout: float = 60) -> list[int]:
+    """Wait for the workers to exit by themselves; their exit codes."""
+    codes = []
+    for p in procs:
+        try:
+            _, err = p.communicate(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            p.kill()
+            p.communicate()
+            raise AssertionError("a worker did not exit when the crawl was done") from None
+        assert p.returncode in (0, -signal.SIGKILL), err.decode()[-2000:]
+        codes.append(p.returncode)
+    return codes
+
+
+def records(*outs: Path) -> list[dict[str, Any]]:
+    return [orjson.loads(line) for out in outs if out.exists()
+            for line in out.read_bytes().splitlines()]
+
+
+def fetched(srv: ServerThread) -> collections.Counter[str]:
+    return collections.Counter(e.raw_path for e in srv.server.log if e.method == "GET")
+
+
+def wait_for(predicate: Any, timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError("timed out waiting")
+        time.sleep(0.02)
+
+
+def seed(url: str, name: str, *args: str) -> None:
+    r = cli("seed", "--redis", url, "--crawl", name, *args)
+    assert r.returncode == 0, r.stderr
+
+
+@pytest.fixture
+def site() -> Iterator[ServerThread]:
+    """120 pages, 20 ms a response: a crawl of a few seconds at two in flight."""
+    with ServerThread(Site(pages=120, seed=3), latency_ms=20) as srv:
+        yield srv
+
+
+def test_records_carry_the_fingerprint_in_a_shared_crawl(site: ServerThread,
+                                                         tmp_path: Path) -> None:
+    """The fingerprint tells a page written twice (by a worker whose lease
+    was lost, and by the next) from two pages; a crawl of one process does
+    not write it (its outputs keep their columns)."""
+    shared, alone = tmp_path / "shared.jsonl", tmp_path / "alone.jsonl"
+    s = Settings(seeds=(site.base_url + "/",), max_pages=5, quiet=True)
+    CrawlRun(s, outputs=[shared], frontier=MemoryFrontier(), signals=False).run()
+    CrawlRun(s, outputs=[alone], signals=False).run()
+    recs = records(shared)
+    assert len(recs) == 5
+    assert all(r["fp"] == f"{fingerprint(r['url']):016x}" for r in recs)
+    assert not any("fp" in r for r in records(alone))
+
+
+def test_max_pages_and_depth_hold_for_the_whole_crawl(site: ServerThread, redis_url: str,
+                                                      tmp_path: Path) -> None:
+    base = site.base_url
+    seed(redis_url, "budget", base + "/", "--max-pages", "25", "--per-host", "4")
+    seed(redis_url, "deep", base + "/", "--depth", "1", "--per-host", "4")
+    outs = [tmp_path / f"b{i}.jsonl" for i in range(2)]
+    assert finish([worker(redis_url, "budget", out) for out in outs]) == [0, 0]
+    assert len(records(*outs)) == 25
+    outs = [tmp_path / f"d{i}.jsonl" for i in range(2)]
+    assert finish([worker(redis_url, "deep", out) for out in outs]) == [0, 0]
+    recs = records(*outs)
+    assert max(r["depth"] for r in recs) == 1
+    assert {r["final_url"] for r in recs if r.get("status") == 200} == set(
+        site.site.expected(base, depth=1))
+
+
+def test_status_of_a_crawl_and_a_worker_stopped_by_sigterm(site: ServerThread, redis_url: str,
+                                                           tmp_path: Path) -> None:
+    seed(redis_url, "s", site.base_url + "/", "--per-host", "2")
+    proc = worker(redis_url, "s", tmp_path / "w.jsonl", "--forever")
+
+    def status() -> dict[str, Any]:
+        r = cli("status", "--redis", redis_url, "--crawl", "s", "--json")
+        assert r.returncode == 0, r.stderr
+        return dict(json.loads(r.stdout))
+
+    wait_for(lambda: site.server.requests >= 10)
+    st = status()
+    assert len(st["workers"]) == 1
+    expected = len(site.site.expected(site.base_url))
+    wait_for(lambda: status()["done"] >= expected, timeout=60)
+    time.sleep(0.5)
+    assert proc.poll() is None  # --forever: still waiting for work
+    st = status()
+    assert (st["queued"], st["leased"]) == (0, 0)
+    assert st["pages_per_s"] > 0
+    assert st["top_hosts"][0]["host"] in site.base_url
+    assert st["workers"][0]["alive"] and st["finished"]
+    r = cli("status", "--redis", redis_url, "--crawl", "s")
+    assert r.returncode == 0 and "queued" in r.stdout and "workers" in r.stdout
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=30)
+    assert proc.returncode == 143, err.decode()[-2000:]
+    assert status()["workers"] == []  # it said goodbye
+
+
+def test_spider_crawl_on_two_workers(site: ServerThread, redis_url: str,
+                                     tmp_path: Path) -> None:
+    spider = tmp_path / "spider.py"
+    spider.write_text(f"""
+from loopcrawl import Spider
+
+class Pages(Spider):
+    start_urls = [{site.base_url + "/"!r}]
+    allowed_domains = ["127.0.0.1"]
+
+    def parse(self, response):
+        yield from response.follow_all(css="a", callback=self.page)
+
+    def page(self, response):
+        yield {{"url": response.url, "title": response.css("title::text").get()}}
+        yield from response.follow_all(css="a", callback=self.page)
+""")
+    seed(redis_url, "sp", site.base_url + "/", "--depth", "2", "--per-host", "4")
+    outs = [tmp_path / f"items{i}.jsonl" for i in range(2)]
+    assert finish([worker(redis_url, "sp", out, "--spider", str(spider))
+                   for out in outs]) == [0, 0]
+    items = records(*outs)
+    urls = [i["url"] for i in items]
+    assert len(urls) == len(set(urls))
+    expected = {u for u, d in site.site.expected(site.base_url, depth=2).items() if d >= 1}
+    assert set(urls) == expected
+
+
+@pytest.mark.parametrize("cmd", ["worker", "status"])
+def test_bad_input_is_one_line_and_exit_2(cmd: str, redis_url: str) -> None:
+    def check(*args: str, says: str) -> None:
+        r = cli(cmd, *args, timeout=30)
+        assert r.returncode == 2, r.stderr
+        assert r.stderr.count("\n") == 1 and r.stderr.startswith("loopcrawl: error: "), r.stderr
+        assert says in r.stderr
+
+    dead = f"redis://127.0.0.1:{free_port()}/0"
+    check("--redis", dead, "--crawl", "x", says=dead.removesuffix("/0"))
+    check("--redis", "http://127.0.0.1:6379", "--crawl", "x", says="redis://")
+    check("--redis", redis_url, "--crawl", "nope", says="no crawl 'nope'")
+    check("--redis", redis_url, "--crawl", "a b", says="crawl name")
+
+
+def test_seed_errors_and_adding_to_a_crawl(redis_url: str) -> None:
+    r = cli("seed", "--redis", f"redis://127.0.0.1:{free_port()}/0", "--crawl", "x",
+            "http://example.com/")
+    assert r.returncode == 2 and r.stderr.startswith("loopcrawl: error: "), r.stderr
+    r = cli("seed", "--redis", redis_url, "--crawl", "x", "not a url")
+    assert r.returncode == 2 and r.stderr.count("\n") == 1, r.stderr
+    seed(redis_url, "x", "http://example.com/", "--depth", "3")
+    r = cli("seed", "--redis", redis_url, "--crawl", "x", "http://example.com/a",
+            "http://example.com/")
+    assert r.returncode == 0 and "1 new URL " in r.stderr, r.stderr
+    r = cli("seed", "--redis", redis_url, "--crawl", "x", "http://example.com/b",
+            "--depth", "3")  # the same value: fine
+    assert r.returncode == 0, r.stderr
+    r = cli("seed", "--redis", redis_url, "--crawl", "x", "http://example.com/c",
+            "--depth", "2")
+    assert r.returncode == 2 and "--depth 3 (not 2)" in r.stderr, r.stderr
+    r = cli("worker", "--redis", redis_url, "--crawl", "x", "-s", "depth=2")
+    assert r.returncode == 2 and "stored when it was seeded" in r.stderr, r.stderr
