@@ -28,7 +28,7 @@ from loopcrawl.frontier import MemoryFrontier
 from loopcrawl.testsite import ServerThread, Site
 from loopcrawl.urls import fingerprint
 
-from .redis_server import free_port
+from .redis_server import RedisServer, free_port
 
 pytestmark = pytest.mark.timeout(120)
 LOOPCRAWL = [sys.executable, "-m", "loopcrawl"]
@@ -212,3 +212,62 @@ def test_seed_errors_and_adding_to_a_crawl(redis_url: str) -> None:
     assert r.returncode == 2 and "--depth 3 (not 2)" in r.stderr, r.stderr
     r = cli("worker", "--redis", redis_url, "--crawl", "x", "-s", "depth=2")
     assert r.returncode == 2 and "stored when it was seeded" in r.stderr, r.stderr
+
+
+def test_three_workers_one_killed_every_page_once(site: ServerThread, redis_url: str,
+                                                  tmp_path: Path) -> None:
+    """The issue's test: three workers, one SIGKILLed mid-crawl. The union of
+    the outputs is the site; each page was fetched once, but those the killed
+    worker had in flight (at most twice); never more than --per-host in flight
+    at the server, across all workers."""
+    base = site.base_url
+    seed(redis_url, "t", base + "/", "--per-host", "2")
+    outs = [tmp_path / f"w{i}.jsonl" for i in range(3)]
+    procs = [worker(redis_url, "t", out, "--concurrency", "4") for out in outs]
+    wait_for(lambda: site.server.requests >= 30)
+    procs[0].kill()
+    finish(procs[1:])
+    procs[0].wait(5)
+    recs = records(*outs)
+    ok = [r["final_url"] for r in recs if r.get("status") == 200]
+    expected = set(site.site.expected(base))
+    assert set(ok) == expected
+    by_fp = {r["fp"] for r in recs}
+    assert len(by_fp) == len({r["url"] for r in recs})  # one fingerprint per request
+    counts = fetched(site)
+    assert counts["/robots.txt"] == 1
+    twice = [p for p, n in counts.items() if n > 1]
+    assert max(counts.values()) <= 2, twice
+    assert len(twice) <= 4  # no more than the killed worker had in flight
+    assert max(site.server.peak_concurrency_by_host.values()) <= 2
+
+
+def test_a_late_worker_joins_and_each_page_is_fetched_once(site: ServerThread, redis_url: str,
+                                                            tmp_path: Path) -> None:
+    site.server.latency = 0.05  # long enough a crawl for a worker to join it
+    base = site.base_url
+    seed(redis_url, "late", base + "/", "--per-host", "2")
+    first, late = tmp_path / "first.jsonl", tmp_path / "late.jsonl"
+    procs = [worker(redis_url, "late", first)]
+    wait_for(lambda: site.server.requests >= 20)
+    procs.append(worker(redis_url, "late", late))
+    assert finish(procs) == [0, 0]
+    recs = records(first, late)
+    assert sorted(r["url"] for r in recs) == sorted({r["url"] for r in recs})
+    assert {r["final_url"] for r in recs if r.get("status") == 200} == set(
+        site.site.expected(base))
+    assert max(fetched(site).values()) == 1
+
+
+def test_redis_restarted_mid_crawl_the_crawl_completes(site: ServerThread,
+                                                       tmp_path: Path) -> None:
+    with RedisServer(persist=True) as server:
+        seed(server.url, "r", site.base_url + "/", "--per-host", "2")
+        outs = [tmp_path / f"w{i}.jsonl" for i in range(2)]
+        procs = [worker(server.url, "r", out) for out in outs]
+        wait_for(lambda: site.server.requests >= 30)
+        server.restart(down_for=1.0)
+        assert finish(procs) == [0, 0]
+    recs = records(*outs)
+    assert {r["final_url"] for r in recs if r.get("status") == 200} == set(
+        site.site.expected(site.base_url))

@@ -226,26 +226,30 @@ async def _work(url: str, name: str, local: dict[str, Any], specs: list[Any], sp
                 report_path: str | None) -> CrawlResult:
     """Run this worker's part of the crawl on the running loop."""
     from ..core.runner import CrawlRun
+    from ..frontier.redis import DEFAULT_LEASE_TTL
     from .logs import configure_logging
     from .progress import Progress
 
+    ttl = lease_ttl or DEFAULT_LEASE_TTL
+    me = worker_id()
     crawl = await _open(url, name)
     try:
         stored = await crawl.settings()
         settings = stored.replace(output=specs[0].path if specs else None)
-        frontier = (crawl.frontier(worker_id()) if lease_ttl is None
-                    else crawl.frontier(worker_id(), lease_ttl=lease_ttl))
+        frontier = crawl.frontier(me, lease_ttl=ttl)
         run = CrawlRun(settings, spider=spider, overrides=local, outputs=specs,
                        stats_path=stats_path, report_path=report_path, on_notice=notice,
                        frontier=_Forever(frontier) if forever else frontier,
-                       gate=crawl.gate() if hasattr(crawl, "gate") else None)
-        final = run.effective_settings()
+                       robots=crawl.robots_store(me))
+        final = run.effective_settings()  # the crawl's, a spider's, this worker's
         configure_logging(final.log_level, final.log_file, quiet=final.quiet)
         if not final.quiet:
             run.display = lambda c: Progress(c, interval=interval)
+        gate = run.gate = crawl.gate(me, final, ttl=ttl)
         try:
             result = await _run(run)
         finally:
+            await gate.close()
             await frontier.close()
         if result.stats.records == 0 and result.signal is None:
             # Nothing was left for this worker: the crawl is done (or was when it came).

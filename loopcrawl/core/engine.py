@@ -72,7 +72,6 @@ class Crawler:
         on_item: Callable[[Any], Any] | None = None,
         gate: HostGate | None = None,
         robots: SharedRobots | None = None,
-        fingerprints: bool = False,
     ) -> None:
         outs = [*outputs, *([writer] if writer is not None else []), *exporters]
         self._outputs = outs  # what the checkpoints cover
@@ -87,10 +86,6 @@ class Crawler:
         self.frontier: Frontier = frontier if frontier is not None else MemoryFrontier()
         self._gate = gate  # per-host politeness shared with other crawlers (None: our own)
         self._shared_robots = robots  # robots.txt fetched once for every worker of a crawl
-        # A shared crawl (a Redis worker): records carry the fingerprint (a lost
-        # lease's page may be written twice), and output reaches the OS before
-        # the ack (a killed worker never loses an acked page; one write a page).
-        self._shared = fingerprints
         self.on_record = on_record
         self.stats = CrawlStats(output=", ".join(o.path for o in outs) or None)
         self._traps = TrapGuard(settings)
@@ -433,13 +428,8 @@ class Crawler:
         self.stats.record(rec)
         if self._records:
             d = rec.to_dict()
-            if self._shared:
-                d["fp"] = f"{req.fp:016x}"
             for o in self._records:
                 o.write_record(d)
-        if self._shared:
-            for o in self._outputs:
-                o.flush()
         if self.on_record is not None:
             try:
                 self.on_record(rec)

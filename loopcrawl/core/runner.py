@@ -37,7 +37,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
 from ..errors import ConfigError
-from ..outputs import Mode, OutputSpec, check_path, open_outputs, parse_outputs
+from ..outputs import Mode, Outputs, OutputSpec, check_path, open_outputs, parse_outputs
 from ..settings import Settings
 from .engine import Crawler, new_event_loop, tune_malloc
 from .stats import CrawlStats
@@ -45,6 +45,7 @@ from .stats import CrawlStats
 if TYPE_CHECKING:
     from ..frontier import Frontier
     from ..frontier.sqlite import SqliteFrontier
+    from ..net.robots import SharedRobots
     from ..spider.base import Spider
     from .hostgate import HostGate
 
@@ -133,10 +134,10 @@ class CrawlRun:
     ``signals``: on the main thread, the first SIGINT/SIGTERM stops the crawl
     gracefully (its records flushed, the state checkpointed), the second
     exits the process at once. ``on_record``/``on_item`` go to ``Crawler``.
-    ``frontier`` and ``gate``: a shared crawl's (``loopcrawl worker``: Redis),
-    opened and closed by the caller, instead of one of the run's own; its
-    page records then carry their request's fingerprint (``fp``), so that a
-    reader can drop what a lost lease made another worker write again.
+    ``frontier``, ``gate`` and ``robots``: a shared crawl's (``loopcrawl
+    worker``: Redis), opened and closed by the caller, instead of the run's
+    own; its outputs are then ``SharedCrawlOutput``s (page records carry
+    their fingerprint, every write reaches the OS before its ack).
     """
 
     def __init__(
@@ -159,6 +160,7 @@ class CrawlRun:
         on_item: Callable[[Any], Any] | None = None,
         frontier: Frontier | None = None,
         gate: HostGate | None = None,
+        robots: SharedRobots | None = None,
     ) -> None:
         self.settings = settings if settings is not None else Settings()
         self.outputs = [o if isinstance(o, OutputSpec) else os.fspath(o) for o in outputs]
@@ -177,6 +179,7 @@ class CrawlRun:
         self.on_item = on_item
         self.frontier = frontier
         self.gate = gate
+        self.robots = robots
         self.crawler: Crawler | None = None
         self.started = False  # the crawl began: errors from here on are not bad input
         self._signal: int | None = None
@@ -292,7 +295,10 @@ class CrawlRun:
             kwargs.update(spider=self.spider, on_item=self.on_item)
             settings = self.settings
         if self.frontier is not None:
-            kwargs.update(gate=self.gate, fingerprints=True)
+            from ..outputs.shared import SharedCrawlOutput
+
+            opened = Outputs([SharedCrawlOutput(o) for o in opened])
+            kwargs.update(gate=self.gate, robots=self.robots)
         crawler = self.crawler = Crawler(settings, frontier=frontier, outputs=opened,
                                          on_record=self.on_record, **kwargs)
         return crawler
