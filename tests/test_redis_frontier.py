@@ -399,9 +399,10 @@ def test_status_counts_rates_workers_and_hosts(redis_url: str) -> None:
     arun(go)
 
 
-def test_a_turns_acks_and_links_go_as_one_script_each(redis_url: str) -> None:
-    """Round trips: a lease batch is one script; the acks (and the new links)
-    of the pages that end in the same turn of the loop are one script."""
+def test_a_turns_acks_and_links_go_as_one_script(redis_url: str) -> None:
+    """Round trips: a lease batch is one script; the new links and the acks
+    of the pages that end in the same turn of the loop are one script, and
+    what comes while it is on its way goes in the next one."""
     server = redis.Redis.from_url(redis_url)
 
     def scripts() -> int:
@@ -423,6 +424,20 @@ def test_a_turns_acks_and_links_go_as_one_script_each(redis_url: str) -> None:
         # Links this worker sent already cost no round trip at all.
         assert await f.add_links([got[0].url, f"{got[0].url}/new"], 1, None) == 0
         assert scripts() == before + 3
+        # Links and acks together; then three waves while one send is on its way.
+        more = await f.lease(100)
+        assert len(more) == 50 and scripts() == before + 4
+        res = await asyncio.gather(*(f.add_links([f"{r.url}/2"], 1, r.url) for r in more[:25]),
+                                   *(f.ack(r, rec(r)) for r in more[:25]))
+        assert res == [1] * 25 + [True] * 25 and scripts() == before + 5
+
+        async def later(r: Request, turns: int) -> bool:
+            for _ in range(turns):
+                await asyncio.sleep(0)
+            return await f.ack(r, rec(r))
+
+        oks = await asyncio.gather(*(later(r, i % 3) for i, r in enumerate(more[25:])))
+        assert oks == [True] * 25 and scripts() <= before + 7
         await f.close()
         await c.close()
 

@@ -52,14 +52,14 @@ local function sweep(n, q, qp, leases, deadlines, now)
   return k
 end
 
--- Queue requests given as ARGV groups of five from index i: seen-set key
+-- Queue requests given as ARGV groups of five from index i to last: seen-set key
 -- (its index in KEYS), member, '1' to skip it if seen ('0': dont_filter),
 -- score ('' for the FIFO) and payload. Returns how many were queued, and a
 -- 1 (queued) or 0 per group.
-local function add(n, q, qp, i)
+local function add(n, q, qp, i, last)
   local fifo, seen = {}, 0
   local queued, flags = 0, {}
-  while i <= #ARGV do
+  while i <= last do
     local fresh = redis.call('SADD', KEYS[tonumber(ARGV[i])], ARGV[i + 1]) == 1
     if fresh then seen = seen + 1 end
     if fresh or ARGV[i + 2] == '0' then
@@ -87,11 +87,55 @@ local function add(n, q, qp, i)
 end
 """
 
-# KEYS: n, q, qp, seen sets...  ARGV: add()'s groups.
-# Returns a 1 (queued) or 0 (seen) per group.
-ADD = _PRELUDE + r"""
-local _, flags = add(KEYS[1], KEYS[2], KEYS[3], 1)
-return flags
+_ACK = r"""
+-- Acks given as ARGV groups of four from index first to the end: token,
+-- fingerprint, host, kind ('d' done, 'u' done and not counted against the
+-- budget, 'f' failed). Returns a 1 (acked) or 0 (the lease had been lost)
+-- per group. The host table keeps the busiest hosts: past 20,000 it is cut
+-- to the top 10,000 (a host that comes back starts again from 0), so it
+-- stays small on a broad crawl.
+local function ack(n, leases, deadlines, claims, rate, hosts, first)
+  local res, gone, per_host = {}, {}, {}
+  local done, failed, pages = 0, 0, 0
+  local has_claims = redis.call('HLEN', claims) > 0
+  for i = first, #ARGV, 4 do
+    if redis.call('HDEL', leases, ARGV[i]) == 1 then
+      gone[#gone + 1] = ARGV[i]
+      if has_claims then redis.call('HDEL', claims, ARGV[i + 1]) end
+      local h = ARGV[i + 2]
+      per_host[h] = (per_host[h] or 0) + 1
+      local kind = ARGV[i + 3]
+      if kind == 'f' then failed = failed + 1 else done = done + 1 end
+      if kind ~= 'u' then pages = pages + 1 end
+      res[#res + 1] = 1
+    else
+      res[#res + 1] = 0
+    end
+  end
+  for j = 1, #gone, 1000 do
+    redis.call('ZREM', deadlines, unpack(gone, j, math.min(j + 999, #gone)))
+  end
+  for h, c in pairs(per_host) do redis.call('ZINCRBY', hosts, c, h) end
+  if done > 0 then redis.call('HINCRBY', n, 'done', done) end
+  if failed > 0 then redis.call('HINCRBY', n, 'failed', failed) end
+  if pages > 0 then redis.call('HINCRBY', n, 'pages', pages) end
+  local acked = done + failed
+  if acked > 0 then
+    local sec = math.floor(now_ms() / 1000)
+    if redis.call('HINCRBY', rate, sec, acked) == acked then
+      -- The first ack of this second: forget seconds older than a minute, and
+      -- the hosts past the top 10,000.
+      local old = {}
+      for _, s in ipairs(redis.call('HKEYS', rate)) do
+        if tonumber(s) < sec - 60 then old[#old + 1] = s end
+      end
+      if #old > 0 then redis.call('HDEL', rate, unpack(old)) end
+      local nh = redis.call('ZCARD', hosts)
+      if nh > 20000 then redis.call('ZREMRANGEBYRANK', hosts, 0, nh - 10001) end
+    end
+  end
+  return res
+end
 """
 
 # Create the crawl if its meta is missing, record new seeds, queue them.
@@ -117,7 +161,7 @@ local at = redis.call('ZCARD', KEYS[2])
 for j = 7, 6 + k do
   at = at + redis.call('ZADD', KEYS[2], 'NX', at, ARGV[j])
 end
-local queued = add(KEYS[3], KEYS[4], KEYS[5], 7 + k)
+local queued = add(KEYS[3], KEYS[4], KEYS[5], 7 + k, #ARGV)
 return {created, queued}
 """
 
@@ -182,51 +226,22 @@ redis.call('ZADD', deadlines, unpack(zs))
 return {deadline, last - k + 1, unpack(out)}
 """
 
-# KEYS: n, leases, deadlines, claims, rate, hosts
-# ARGV: groups of four: token, fingerprint, host, kind ('d' done, 'u' done
-# and not counted against the budget, 'f' failed).
-# Returns one 1 (acked) or 0 (the lease had been lost) per group. The host
-# table keeps the busiest hosts: past 20,000 it is cut to the top 10,000 (a
-# host that comes back starts again from 0), so it stays small on a broad crawl.
-ACK = _PRELUDE + r"""
-local n, leases, deadlines, claims = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
-local res, gone, hosts = {}, {}, {}
-local done, failed, pages = 0, 0, 0
-local has_claims = redis.call('HLEN', claims) > 0
-for i = 1, #ARGV, 4 do
-  if redis.call('HDEL', leases, ARGV[i]) == 1 then
-    gone[#gone + 1] = ARGV[i]
-    if has_claims then redis.call('HDEL', claims, ARGV[i + 1]) end
-    local h = ARGV[i + 2]
-    hosts[h] = (hosts[h] or 0) + 1
-    local kind = ARGV[i + 3]
-    if kind == 'f' then failed = failed + 1 else done = done + 1 end
-    if kind ~= 'u' then pages = pages + 1 end
-    res[#res + 1] = 1
-  else
-    res[#res + 1] = 0
-  end
+# A worker's writes of one flush (``_batch.Coalescer``): pages' new links
+# and acks, in one script.
+# KEYS: n, q, qp, leases, deadlines, claims, rate, hosts, seen sets...
+# ARGV: how many ARGV entries the links take (add()'s groups of five), then
+# the links, then ack()'s groups of four.
+# Returns a 1 or 0 per group: the links' (queued), then the acks' (acked).
+TURN = _PRELUDE + _ACK + r"""
+local k = tonumber(ARGV[1])
+local res = {}
+if k > 0 then
+  local _, flags = add(KEYS[1], KEYS[2], KEYS[3], 2, 1 + k)
+  res = flags
 end
-for j = 1, #gone, 1000 do
-  redis.call('ZREM', deadlines, unpack(gone, j, math.min(j + 999, #gone)))
-end
-for h, c in pairs(hosts) do redis.call('ZINCRBY', KEYS[6], c, h) end
-if done > 0 then redis.call('HINCRBY', n, 'done', done) end
-if failed > 0 then redis.call('HINCRBY', n, 'failed', failed) end
-if pages > 0 then redis.call('HINCRBY', n, 'pages', pages) end
-local acked = done + failed
-if acked > 0 then
-  local sec = math.floor(now_ms() / 1000)
-  if redis.call('HINCRBY', KEYS[5], sec, acked) == acked then
-    -- The first ack of this second: forget seconds older than a minute, and
-    -- the hosts past the top 10,000.
-    local old = {}
-    for _, s in ipairs(redis.call('HKEYS', KEYS[5])) do
-      if tonumber(s) < sec - 60 then old[#old + 1] = s end
-    end
-    if #old > 0 then redis.call('HDEL', KEYS[5], unpack(old)) end
-    local nh = redis.call('ZCARD', KEYS[6])
-    if nh > 20000 then redis.call('ZREMRANGEBYRANK', KEYS[6], 0, nh - 10001) end
+if #ARGV > 1 + k then
+  for _, v in ipairs(ack(KEYS[1], KEYS[4], KEYS[5], KEYS[6], KEYS[7], KEYS[8], 2 + k)) do
+    res[#res + 1] = v
   end
 end
 return res

@@ -91,7 +91,7 @@ class RedisCrawl:
         self.conn = Reconnecting(client, where=f"Redis at {shown(url)}")
         self.scripts = SimpleNamespace(**{
             s.lower(): client.register_script(getattr(_scripts, s))
-            for s in ("ADD", "SEED", "LEASE", "ACK", "RELEASE", "EXTEND", "FINISHED", "STATS",
+            for s in ("SEED", "LEASE", "TURN", "RELEASE", "EXTEND", "FINISHED", "STATS",
                       "MARK_SEEN")})
         self._split: Splitter | None = None
 

@@ -2,10 +2,9 @@
 
 Every method is one script call (one round trip), and every move of a
 request between queue, lease and done is that script, so it is atomic
-(``_scripts.py``). The acks, and the new links, of the pages that end in
-the same turn of the event loop go as one call (``_batch.Coalescer``): with
-64 requests in flight and 50 ms fetches, a page costs ~1 script in all
-(BENCHMARKS.md). Leases are real: a token from the crawl's counter and a
+(``_scripts.py``). Pages' new links and acks go in batches, one script
+at a time (``_batch.Coalescer``): under load a page costs a fraction of a
+script (BENCHMARKS.md). Leases are real: a token from the crawl's counter and a
 deadline on the server's clock, ``lease_ttl`` from the lease or the last
 ``extend``; any worker's next call sweeps leases past their deadline back
 to the queue, so a worker killed with SIGKILL loses nothing but time.
@@ -66,9 +65,9 @@ class RedisFrontier:
         self._ack_keys = [k.n, k.leases, k.deadlines, k.claims, k.rate, k.hosts]
         self._queue_keys = [k.n, k.q, k.qp, k.leases, k.deadlines]
         self._scripts = crawl.scripts
-        # A turn's acks, and its pages' new links, each go as one script call.
-        self._acks = Coalescer(self._send_acks, 4)
-        self._adds = Coalescer(self._send_adds, 5)
+        # Pages' new links and acks go in batches, one script at a time.
+        self._writes = Coalescer(self._send)
+        self._turn_keys = [k.n, k.q, k.qp, k.leases, k.deadlines, k.claims, k.rate, k.hosts]
 
     # -- queueing ------------------------------------------------------------
     async def add(self, requests: Sequence[Request]) -> int:
@@ -80,7 +79,7 @@ class RedisFrontier:
             bucket, member = split(r.fp)
             args += (bucket, member, "0" if r.dont_filter else "1",
                      -r.priority if r.priority else "", _codec.encode(r))
-        n = sum(await self._adds.call(args))
+        n = sum(await self._writes.links(args))
         self._remember(r.fp for r in requests)
         return n
 
@@ -102,24 +101,25 @@ class RedisFrontier:
         for u, fp in new:
             bucket, member = split(fp)
             args += (bucket, member, "1", "", dumps((u, depth, referrer)))
-        n = sum(await self._adds.call(args))
+        n = sum(await self._writes.links(args))
         self._remember(fp for _, fp in new)
         return n
 
-    async def _send_adds(self, flat: list[Any]) -> Sequence[int]:
-        """One ADD script for a turn's groups: each group's bucket becomes
-        its seen set's place in KEYS."""
+    async def _send(self, links: list[Any], acks: list[Any]) -> Sequence[int]:
+        """One TURN script for a batch: each link group's bucket becomes its
+        seen set's place in KEYS."""
         k = self._keys
-        keys = [k.n, k.q, k.qp]
+        keys = list(self._turn_keys)
         slots: dict[int, int] = {}
-        for i in range(0, len(flat), 5):
-            bucket = flat[i]
+        for i in range(0, len(links), 5):
+            bucket = links[i]
             at = slots.get(bucket)
             if at is None:
                 keys.append(k.seen(bucket))
                 at = slots[bucket] = len(keys)
-            flat[i] = at
-        res: Sequence[int] = await self._crawl.run(self._scripts.add, keys, flat)
+            links[i] = at
+        res: Sequence[int] = await self._crawl.run(self._scripts.turn, keys,
+                                                   [len(links), *links, *acks])
         return res
 
     def _remember(self, fps: Any) -> None:
@@ -159,12 +159,8 @@ class RedisFrontier:
     async def ack(self, request: Request, record: FetchRecord) -> bool:
         e = record.error
         kind = "d" if e is None else "u" if e in _UNCOUNTED else "d" if e in errors.POLICY else "f"
-        [acked] = await self._acks.call((request.lease, request.fp, host_of(request.url), kind))
+        [acked] = await self._writes.ack((request.lease, request.fp, host_of(request.url), kind))
         return bool(acked)
-
-    async def _send_acks(self, flat: list[Any]) -> Sequence[int]:
-        res: Sequence[int] = await self._crawl.run(self._scripts.ack, self._ack_keys, flat)
-        return res
 
     async def release(self, request: Request) -> None:
         await self._crawl.run(self._scripts.release, self._queue_keys,
@@ -198,7 +194,6 @@ class RedisFrontier:
     async def close(self) -> None:
         """This worker leaves: it no longer shows among the crawl's live workers
         (the client is the crawl's, closed by ``RedisCrawl.close``)."""
-        await self._acks.aclose()
-        await self._adds.aclose()
+        await self._writes.aclose()
         await self._crawl.run_command("ZREM", self._keys.workers, self.worker_id)
 
