@@ -164,8 +164,8 @@ class PageServer(LoopServer):
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """Under ``make mutate`` (mutmut sets MUTANT_UNDER_TEST and runs in
     ``mutants/``, next to its record of each test's duration): the quickest
-    tests first, so ``-x`` ends a killed mutant's run as early as it can.
-    Normal runs keep the files' order."""
+    tests first, so ``-x`` ends a killed mutant's run as early as it can, and
+    a hang ends early. Normal runs keep the files' order and timeouts."""
     import json
     import os
     from pathlib import Path
@@ -178,6 +178,10 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     except (ValueError, KeyError):
         return
     items.sort(key=lambda item: took.get(item.nodeid, 1.0))
+    # A mutant that hangs a test is caught at ten times the test's traced
+    # time (20 s at least), not at the suite's 120 s: a hang is a failure.
+    for item in items:
+        item.add_marker(pytest.mark.timeout(max(20.0, 10 * took.get(item.nodeid, 2.0))))
 
 
 @pytest.fixture

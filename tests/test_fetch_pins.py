@@ -4,9 +4,19 @@ failed fetch's message says."""
 
 from __future__ import annotations
 
+import asyncio
+import email.utils
+import gzip
+import json
+import random
 import time
 
-from loopcrawl.testsite import hostile
+import pytest
+
+from loopcrawl.errors import TooLarge
+from loopcrawl.net.fetcher import Fetched, Fetcher, parse_retry_after
+from loopcrawl.settings import Settings
+from loopcrawl.testsite import ServerThread, hostile
 
 from .conftest import PageServer
 from .helpers import run
@@ -53,3 +63,67 @@ def test_a_broken_answer_names_what_broke() -> None:
                 (rec,) = recs
                 assert rec.error == "connection_error", rec
                 assert (rec.message or "").startswith("ClientPayloadError: "), rec.message
+
+
+def test_a_303_keeps_head_and_turns_the_rest_into_a_get_with_their_headers(
+    shop: ServerThread,
+) -> None:
+    """RFC 9110 as browsers do it: a HEAD stays a HEAD after a 303; a POST
+    goes on as a GET without its body and body headers, with its other headers."""
+    b = shop.base_url + "/shop/"
+
+    async def go() -> tuple[Fetched, Fetched]:
+        async with Fetcher(Settings()) as f:
+            head = await f.fetch(b + "redirect/303", method="HEAD")
+            post = await f.fetch(b + "redirect/303", method="POST", body=b"n=1",
+                                 headers={"Content-Type": "application/x-www-form-urlencoded",
+                                          "X-Mine": "1"})
+        return head, post
+
+    head, post = asyncio.run(go())
+    assert (head.method, head.status, head.redirects, head.body) == ("HEAD", 200, 1, b"")
+    assert (post.method, post.status, post.redirects) == ("GET", 200, 1)
+    echo = json.loads(post.body)
+    assert (echo["method"], echo["body"]) == ("GET", "")
+    assert echo["headers"]["X-Mine"] == "1" and "Content-Type" not in echo["headers"]
+
+
+@pytest.mark.parametrize("http_pool", [True, False], ids=["pool", "session"])
+def test_a_compressed_body_is_read_whole_and_capped_on_its_inflated_size(
+    pages: PageServer, http_pool: bool,
+) -> None:
+    """The cap counts inflated bytes even when a Content-Length (of the
+    compressed body) is sent: at ``cap`` the body is read whole, byte for byte,
+    over many chunks; a small gzip that inflates past the cap is refused."""
+    raw = random.Random(0).randbytes(300_000)  # incompressible: gzip makes it longer
+    packed = gzip.compress(raw)
+    pages.add("/packed", body=packed, content_type="application/octet-stream",
+              headers={"Content-Encoding": "gzip"})
+    bomb = gzip.compress(b"\0" * 5_000_000)
+    pages.add("/bomb", body=bomb, content_type="application/octet-stream",
+              headers={"Content-Encoding": "gzip"})
+
+    async def go() -> tuple[Fetched, BaseException | None]:
+        async with Fetcher(Settings(http_pool=http_pool)) as f:
+            whole = await f.fetch(pages.url + "/packed", max_size=len(packed))
+            try:
+                await f.fetch(pages.url + "/bomb", max_size=1_000_000)
+            except TooLarge as e:
+                return whole, e
+        return whole, None
+
+    whole, refused = asyncio.run(go())
+    assert whole.status == 200 and whole.body == raw
+    assert whole.headers is not None and whole.headers["Content-Length"] == str(len(packed))
+    assert isinstance(refused, TooLarge) and "decompressed" in str(refused)
+
+
+def test_retry_after_in_seconds_or_as_a_date() -> None:
+    when = "Wed, 21 Oct 2026 07:28:00 GMT"
+    at = email.utils.parsedate_to_datetime(when).timestamp()
+    assert parse_retry_after(when, now=at - 2.5) == 2.5  # counted from ``now``
+    assert parse_retry_after(when, now=at + 10) == 0.0  # a date past is no wait
+    assert parse_retry_after(" 7 ") == 7.0
+    assert parse_retry_after("0") == 0.0
+    assert parse_retry_after("") is None and parse_retry_after(None) is None
+    assert parse_retry_after("soon") is None and parse_retry_after("-3") is None
