@@ -11,8 +11,10 @@ processes (``--concurrency 64`` each) crawl it to the end. Measured:
 
 - pages/s over the crawl's span (first worker's start to last worker's end,
   from their ``--stats``: interpreter start-up excluded);
-- CPU per page of the workers (``os.wait4``) and of redis-server (its own
-  utime + stime from ``/proc/PID/stat``, before and after);
+- CPU per page of the workers (``os.wait4``, less the CPU of a worker that
+  starts, finds the crawl done and exits: interpreter start-up is not a
+  page's) and of redis-server (its own utime + stime from ``/proc/PID/stat``,
+  before and after);
 - Redis round trips (``total_commands_processed``: one EVALSHA is one) and
   bytes in and out per page (``INFO stats``, after ``CONFIG RESETSTAT``).
 
@@ -98,6 +100,7 @@ def crawl(server: RedisServer, url: str, workers: int, tmp: str, tag: str) -> di
             raise SystemExit(f"worker failed ({p.returncode}): "
                              f"{p.stderr.read().decode()[-1000:] if p.stderr else ''}")
     redis_cpu = proc_cpu(server.proc.pid) - redis_cpu0
+    cpu -= workers * idle_worker_cpu(server, name)  # start-up and shut-down, not pages
     st = [json.loads(s.read_text()) for s in stats]
     pages = sum(s["records"] for s in st)
     start = min(_unix(s["started_at"]) for s in st)
@@ -108,6 +111,16 @@ def crawl(server: RedisServer, url: str, workers: int, tmp: str, tag: str) -> di
             "calls": int(i["total_commands_processed"]) / pages,
             "bytes_in": int(i["total_net_input_bytes"]) / pages,
             "bytes_out": int(i["total_net_output_bytes"]) / pages}
+
+
+def idle_worker_cpu(server: RedisServer, name: str) -> float:
+    """CPU-seconds of a worker that finds the crawl done: the interpreter's
+    start-up, the connection, the exit; taken off each worker's CPU."""
+    p = subprocess.Popen([*LOOPCRAWL, "worker", "--redis", server.url, "--crawl", name, "-q"],
+                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    _, _, ru = os.wait4(p.pid, 0)
+    p.returncode = 0
+    return float(ru.ru_utime + ru.ru_stime)
 
 
 def _unix(iso: str) -> float:

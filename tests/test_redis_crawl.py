@@ -272,3 +272,19 @@ def test_redis_restarted_mid_crawl_the_crawl_completes(site: ServerThread,
     recs = records(*outs)
     assert {r["final_url"] for r in recs if r.get("status") == 200} == set(
         site.site.expected(site.base_url))
+
+
+def test_a_crawl_lost_by_a_redis_without_persistence_stops_its_workers(
+        site: ServerThread, tmp_path: Path) -> None:
+    """Restarted without persistence, Redis comes back empty: the worker says
+    so and stops (exit 1) rather than crawl on with no settings and no seen set."""
+    site.server.latency = 0.05
+    with RedisServer() as server:
+        seed(server.url, "gone", site.base_url + "/", "--per-host", "1")
+        proc = worker(server.url, "gone", tmp_path / "w.jsonl")
+        wait_for(lambda: site.server.requests >= 5)
+        server.restart()
+        _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 1, err.decode()[-2000:]
+    assert err.decode().strip().endswith("this worker stopped")
+    assert "is no longer in Redis" in err.decode()

@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
-from ..core.runner import EXIT_OK, Outcome
+from ..core.runner import EXIT_ERROR, EXIT_OK, Outcome
 from ..errors import ConfigError, LoopcrawlError
 from ..settings import Settings, settings_fields
 from .common import explain, fail, notice, report
@@ -47,6 +47,7 @@ T = TypeVar("T")
 
 # A worker's own settings: how hard this machine works and where it logs.
 WORKER_SETTINGS = ("concurrency", "workers", "log_level", "log_file", "quiet")
+_WATCH_EVERY = 2.0  # seconds between two checks that the crawl is still in Redis
 # The crawl's settings, given to ``seed`` and stored with the crawl.
 CRAWL_SETTINGS = tuple(f.name for f in settings_fields()
                        if f.option is not None and f.name not in WORKER_SETTINGS)
@@ -246,11 +247,18 @@ async def _work(url: str, name: str, local: dict[str, Any], specs: list[Any], sp
         if not final.quiet:
             run.display = lambda c: Progress(c, interval=interval)
         gate = run.gate = crawl.gate(me, final, ttl=ttl)
+        watch = asyncio.create_task(_watch(crawl, run), name="loopcrawl-crawl-watch")
         try:
             result = await _run(run)
         finally:
+            watch.cancel()
             await gate.close()
             await frontier.close()
+        if (watch.done() and not watch.cancelled() and watch.exception() is None
+                and watch.result()):
+            click.echo(f"loopcrawl: error: the crawl {name!r} is no longer in Redis (a restart "
+                       "without persistence, or deleted); this worker stopped", err=True)
+            sys.exit(EXIT_ERROR)
         if result.stats.records == 0 and result.signal is None:
             # Nothing was left for this worker: the crawl is done (or was when it came).
             notice(logging.INFO, f"the crawl {name!r} is done: nothing left to fetch")
@@ -260,10 +268,21 @@ async def _work(url: str, name: str, local: dict[str, Any], specs: list[Any], sp
         await crawl.close()
 
 
+async def _watch(crawl: RedisCrawl, run: CrawlRun) -> bool:
+    """Stop the worker if its crawl leaves Redis (True then): a Redis restarted
+    without persistence comes back empty, and the links found next would
+    start a crawl of their own with no settings and no memory of what was
+    done. Asked every ``_WATCH_EVERY`` seconds; a Redis that is down is
+    waited for (``RedisCrawl`` reconnects)."""
+    while True:
+        await asyncio.sleep(_WATCH_EVERY)
+        if not await crawl.exists():
+            run.stop()
+            return True
+
+
 async def _run(run: CrawlRun) -> CrawlResult:
     """``run.run_async()``, its errors as ``common.run_or_fail`` says them."""
-    from ..core.runner import EXIT_ERROR
-
     try:
         return await run.run_async()
     except LoopcrawlError as e:
