@@ -22,6 +22,7 @@ from typing import Any
 
 import orjson
 import pytest
+import redis
 
 from loopcrawl import CrawlRun, Settings
 from loopcrawl.frontier import MemoryFrontier
@@ -212,6 +213,13 @@ def test_seed_errors_and_adding_to_a_crawl(redis_url: str) -> None:
     assert r.returncode == 2 and "--depth 3 (not 2)" in r.stderr, r.stderr
     r = cli("worker", "--redis", redis_url, "--crawl", "x", "-s", "depth=2")
     assert r.returncode == 2 and "stored when it was seeded" in r.stderr, r.stderr
+    seed(redis_url, "big", "http://example.com/", "--expected-urls", "100000000")
+    client = redis.Redis.from_url(redis_url)
+    try:  # 2^19 buckets of ~190 URLs at 10^8 (intsets); 2^12 at the default 10^6
+        assert [client.hget(f"lc:{{{n}}}:meta", "seen_bits") for n in ("big", "x")] == [
+            b"19", b"12"]
+    finally:
+        client.close()
 
 
 def test_three_workers_one_killed_every_page_once(site: ServerThread, redis_url: str,

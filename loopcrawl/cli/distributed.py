@@ -108,10 +108,15 @@ def _differing(stored: Settings, given: Mapping[str, Any]) -> list[str]:
 @click.command()
 @click.argument("urls", nargs=-1, required=True)
 @_redis_options
+@click.option("--expected-urls", type=click.IntRange(1, 10**12), default=1_000_000,
+              show_default=True, metavar="N",
+              help="About how many URLs the crawl will see: sizes its seen set when it is "
+              "created (~9 bytes a URL up to about twice N, then ~60). Ignored when adding "
+              "to a crawl.")
 @set_option
 @settings_options(CRAWL_SETTINGS)
 @click.pass_context
-def seed(ctx: click.Context, urls: tuple[str, ...], url: str, name: str,
+def seed(ctx: click.Context, urls: tuple[str, ...], url: str, name: str, expected_urls: int,
          overrides: tuple[str, ...], **params: Any) -> None:
     """Create the crawl NAME in Redis with the seed URLS and the crawl's
     settings (the options below), or add URLS to the crawl NAME if it exists.
@@ -138,7 +143,8 @@ def seed(ctx: click.Context, urls: tuple[str, ...], url: str, name: str,
                     raise ConfigError(
                         f"the crawl {name!r} exists with other settings: {'; '.join(differ)}. "
                         "Seed it without them to add URLs, or name a new crawl")
-            return await crawl.create_or_add(settings, urls), existed
+            return (await crawl.create_or_add(settings, urls, expected_urls=expected_urls),
+                    existed)
         finally:
             await crawl.close()
 
