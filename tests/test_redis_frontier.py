@@ -521,3 +521,19 @@ def test_many_seeds_in_order_and_an_existing_crawls_own_buckets(redis_url: str) 
     arun(go)
     server = redis.Redis.from_url(redis_url)
     assert server.hget("lc:{big}:meta", "seen_bits") == str(seen_bits(10**8)).encode()
+
+
+def test_delete_removes_every_key_of_the_crawl_and_no_other(redis_url: str) -> None:
+    async def go() -> None:
+        a = await _crawl(redis_url, "a", seeds=("http://a.test/",))
+        b = await _crawl(redis_url, "b", seeds=("http://b.test/",))
+        [r] = await a.frontier("w").lease(1)
+        await a.frontier("w").add_links(["http://a.test/x"], 1, r.url)
+        assert await a.delete() > 5
+        assert not await a.exists() and await b.exists()
+        assert redis.Redis.from_url(redis_url).keys("lc:{a}:*") == []
+        assert (await b.frontier("w").statistics()).queued == 1
+        await a.close()
+        await b.close()
+
+    arun(go)

@@ -1,20 +1,24 @@
 """``RedisCrawl``: one crawl's record in Redis (settings, seeds, seen set
-bucket bits) and the factory of its workers' frontiers.
+bucket bits, page budget) and the factory of its workers' frontiers.
 
 The seen set holds each 64-bit fingerprint exactly, split in two: its top
 ``seen_bits`` bits pick a bucket (a key, ``s:<bucket>``), the other bits are
 the member, an integer. A set of integers of up to ``set-max-intset-entries``
 (512 by default) is an intset, a sorted array of int64 in one allocation:
 8 bytes a URL plus the key's own ~80 bytes shared by its members. So the
-bucket count is chosen when the crawl is created from the URLs it expects
+bucket count is chosen when the crawl is created, from the URLs it expects
 (``expected_urls``, default 1,000,000: 2^12 = 4,096 buckets, ~244 URLs
-each): a bucket then holds ~256 at the expected size, and intsets last
-until about twice it. Past that, a bucket that passes 512 members turns into
-a hash table (~50-60 bytes a member) one at a time: dedup stays exact, and
-memory grows to what a set of integers costs. A crawl expected to grow more
-is seeded with a larger ``expected_urls``, or its Redis is given a larger
-``set-max-intset-entries`` (lookups in an intset are a binary search, an
-insert moves the array: a few thousand members is still cheap).
+each): a bucket holds ~256 at the expected size, and intsets last until
+about twice it. Measured (``INFO memory`` before and after, the queue
+deleted; BENCHMARKS.md): 8.7 bytes a URL at 1,000,000 URLs, every bucket an
+intset; 16.7 at 2,000,000 URLs in the same 4,096 buckets, where 544 buckets
+had passed 512 members and become hash tables (~60 bytes a member); 70 at
+ten times the expected size. Dedup stays exact whatever the size: only the
+memory grows. A crawl expected to grow more is seeded with a larger
+``expected_urls`` (``seen_bits``: up to 2^24 buckets), or its Redis given a
+larger ``set-max-intset-entries`` (a lookup in an intset is a binary search,
+an insert moves the array: a few thousand members stay cheap). The bucket
+bits are the crawl's for good: seeding it again splits by its own.
 """
 
 from __future__ import annotations
