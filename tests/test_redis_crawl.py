@@ -114,9 +114,11 @@ def test_max_pages_and_depth_hold_for_the_whole_crawl(site: ServerThread, redis_
     outs = [tmp_path / f"b{i}.jsonl" for i in range(2)]
     assert finish([worker(redis_url, "budget", out) for out in outs]) == [0, 0]
     assert len(records(*outs)) == 25
-    outs = [tmp_path / f"d{i}.jsonl" for i in range(2)]
-    assert finish([worker(redis_url, "deep", out) for out in outs]) == [0, 0]
+    outs = [tmp_path / f"d{i}.jsonl" for i in range(2)]  # one of them with 2 processes
+    assert finish([worker(redis_url, "deep", outs[0]),
+                   worker(redis_url, "deep", outs[1], "--workers", "2")]) == [0, 0]
     recs = records(*outs)
+    assert len(recs) == len({r["fp"] for r in recs})  # each page once
     assert max(r["depth"] for r in recs) == 1
     assert {r["final_url"] for r in recs if r.get("status") == 200} == set(
         site.site.expected(base, depth=1))
