@@ -256,6 +256,11 @@ class ResolvedLinks:
     # them (``traps.link_hashes``); -1 and None when ``urls`` is every link.
     found: int = -1
     hashes: bytes | None = None
+    # From a worker process that kept the body: its length, its word sketch
+    # and whether it barely differs from its parent (``traps.compare``).
+    size: int = -1
+    words: int = 0
+    similar: bool = False
 
 
 class LinkParser:

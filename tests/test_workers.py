@@ -45,6 +45,9 @@ def test_two_workers_fetch_each_page_once(testsite: ServerThread, site300: Site)
     assert counts["/robots.txt"] == 1
     assert max(counts.values()) == 1, [p for p, n in counts.items() if n > 1][:5]
     assert stats.records == len(recs)
+    # A parsed page's body stays in its worker: its length and links come back.
+    assert stats.workers is not None
+    assert stats.workers["bytes_in"] < sum(r.bytes or 0 for r in recs) / 4
 
 
 def test_one_process_and_two_workers_write_the_same_records(testsite: ServerThread) -> None:
@@ -278,3 +281,20 @@ def test_a_replacement_worker_starts_with_the_crawls_cookies() -> None:
     assert asyncio.run(replay()) == {"a": "2", "b": "1"}
     assert reported == []  # applying is not reported again
     assert len(log.entries()) == 3
+
+
+@pytest.mark.parametrize("limit", [5, 6])
+def test_similar_pages_are_told_in_the_workers_with_the_same_boundary(limit: int) -> None:
+    """A worker compares a page with its parent (the coordinator's record of it
+    goes with the request) and sends back its length and words, not its body:
+    the chain costs what it costs in one process (test_traps)."""
+    from .helpers import run
+    from .test_traps import _chain
+
+    with _chain(limit) as server:
+        recs, stats = run(server.url + "/c?n=0", obey_robots=False, max_similar_pages=limit,
+                          workers=2)
+        assert len(server.paths()) == limit + 3
+    assert stats.traps == {"max_similar_pages": 1}
+    assert stats.skipped["trap_similar_pages"] == 1
+    assert all(r.bytes and r.bytes > 100 for r in recs)  # the length, though no body came

@@ -191,7 +191,7 @@ class Crawler:
         ``fetch()`` (``--workers N``): the engine above is the same."""
         s = self.settings
         if s.workers > 1:
-            self._remote = RemoteFetch(s, self._handler, bool(self._archives))
+            self._remote = RemoteFetch(s, self._handler, bool(self._archives), self._traps)
             return self._remote.fetcher
         return Fetcher(s)
 

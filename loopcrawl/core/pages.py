@@ -108,6 +108,8 @@ class LinkFollower:
         links = f.links if f.links is not None else self._parser.parse(f.url, f.body, f.charset)
         skipped = self._stats.skipped
         rec.title = links.title
+        if links.size >= 0:  # a worker process read the page and kept its body
+            rec.bytes = links.size
         if links.truncated:
             skipped["links_per_page_cap"] += 1
         if links.unfollowable:
@@ -118,7 +120,11 @@ class LinkFollower:
         if not rec.links:
             return
         keep = self.followable
-        if fam := self._traps.page(f.url, req.referrer, f.body, urls, links.hashes):
+        if links.size >= 0:  # compared with its parent by the worker
+            fam = self._traps.noted(f.url, links.size, links.hashes, links.words, links.similar)
+        else:
+            fam = self._traps.page(f.url, req.referrer, f.body, urls, links.hashes)
+        if fam:
             keep = functools.partial(self._followable_similar, fam)
         depth = req.depth + 1
         max_depth = self._settings.depth

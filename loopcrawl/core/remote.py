@@ -21,6 +21,7 @@ from .pages import LinkFollower, PageHandler
 if TYPE_CHECKING:
     from ..net.fetcher import Fetched, RedirectCheck, TurnWait
     from ..settings import Settings
+    from .traps import TrapGuard
 
 __all__ = ["RemoteFetch"]
 
@@ -28,9 +29,11 @@ __all__ = ["RemoteFetch"]
 class RemoteFetch:
     """The worker processes of one crawl, and what each request asks of them."""
 
-    def __init__(self, settings: Settings, handler: PageHandler, archives: bool) -> None:
+    def __init__(self, settings: Settings, handler: PageHandler, archives: bool,
+                 traps: TrapGuard) -> None:
         # The link follower's pages are parsed where they are fetched.
         self._parse = isinstance(handler, LinkFollower)
+        self._traps = traps  # a parsed page is compared with its parent where it is
         self._call: Callable[[Request], bytes | None] | None = None
         spec = None
         if isinstance(handler, SpiderRun) and (spec := spec_of(handler.spider)) is not None:
@@ -40,9 +43,10 @@ class RemoteFetch:
 
     def fetch(self, req: Request, headers: Mapping[str, str] | None,
               check_redirect: RedirectCheck, wait_turn: TurnWait) -> Awaitable[Fetched]:
-        """``req`` fetched by a worker (the awaitable of ``ProcessFetcher.fetch``)."""
-        return self.fetcher.fetch(
-            req.url, check_redirect=check_redirect, method=req.method, headers=headers,
-            body=req.body or None, cookies=req.cookies, wait_turn=wait_turn, depth=req.depth,
-            parse=self._parse and not (req.meta and req.meta.get("sitemap")),
-            call=self._call(req) if self._call is not None else None)
+        """``req`` fetched by a worker: the future of its answer (``ProcessFetcher.submit``)."""
+        parse = self._parse and not (req.meta and req.meta.get("sitemap"))
+        return self.fetcher.submit(
+            req.url, check_redirect, None, False, req.method, headers, req.body or None,
+            req.cookies, wait_turn, parse, req.depth,
+            self._call(req) if self._call is not None else None,
+            self._traps.parent(req.referrer) if parse else None)

@@ -42,7 +42,8 @@ from ..urls import host_of
 
 _pack = struct.pack
 
-__all__ = ["NEW_LINKS", "NEW_WORDS", "TrapGuard", "link_hashes", "repeats", "sketch"]
+__all__ = ["NEW_LINKS", "NEW_WORDS", "Parent", "TrapGuard", "compare", "link_hashes", "repeats",
+           "sketch"]
 
 # A page with at most this many words its parent does not have is "similar".
 # Numbers count: a listing whose items differ only in their numbers brings a
@@ -98,6 +99,26 @@ def _new_links(hashes: bytes, parent: bytes) -> int:
         memoryview(parent).cast("n")))  # type: ignore[call-overload]
 
 
+# A page as its children are compared with it: length, link hashes, word
+# sketch (0 unless it was read), family ("" unless similar to its own parent).
+Parent = tuple[int, bytes, int, str]
+
+
+def compare(body: bytes, hashes: bytes, parent: Parent | None) -> tuple[int, bool]:
+    """A page's word sketch (0 when it is not read) and whether it barely
+    differs from ``parent`` (``TrapGuard.page`` has the same steps written
+    out): lengths within 1/16 (or 256 bytes), at most ``NEW_LINKS`` new
+    links, then at most ``NEW_WORDS`` new words. A worker process
+    (``--workers``) compares the pages it parsed, so their bodies stay there."""
+    if parent is None:
+        return 0, False
+    n, pn = len(body), parent[0]
+    if abs(n - pn) <= (256 if pn < 4096 else pn >> 4) and _new_links(hashes, parent[1]) <= NEW_LINKS:
+        words = sketch(body)
+        return words, bool(parent[2]) and (words & ~parent[2]).bit_count() <= NEW_WORDS
+    return 0, False
+
+
 def family(url: str) -> str:
     """Where similar pages are counted: ``host/first-segment`` (digits as 0)."""
     rest = url.split("/", 3)
@@ -123,7 +144,7 @@ class TrapGuard:
         self._slashes = 3 + self.max_repeats
         # Pages whose children may still come: hash of URL -> (length, link
         # hashes, word sketch or 0, family if similar to its own parent or "").
-        self._pages: dict[int, tuple[int, bytes, int, str]] = {}
+        self._pages: dict[int, Parent] = {}
         self._similar: Counter[str] = Counter()  # links queued from similar pages
         self.stops: Counter[str] = Counter()  # requests and pages stopped, by setting
 
@@ -187,6 +208,27 @@ class TrapGuard:
                 words = sketch(body)
                 if parent[2] and (words & ~parent[2]).bit_count() <= NEW_WORDS:
                     fam = family(url)
+        if len(pages) >= _MAX_PAGES:
+            del pages[next(iter(pages))]
+        pages[hash(url)] = (n, hashes, words, fam)
+        return fam
+
+    def parent(self, referrer: str | None) -> Parent | None:
+        """The record of the page ``referrer`` that its children are compared
+        with (``compare``); None when unknown or the check is off. It goes to
+        the worker process that fetches a child (``--workers``)."""
+        if referrer is None or self.max_similar is None:
+            return None
+        return self._pages.get(hash(referrer))
+
+    def noted(self, url: str, n: int, hashes: bytes | None, words: int, similar: bool) -> str:
+        """``page`` for a page a worker process compared with its parent: note
+        it (``n`` bytes, its links' ``hashes``, its ``words``); its family if
+        ``similar``, else ""."""
+        if self.max_similar is None or hashes is None:
+            return ""
+        fam = family(url) if similar else ""
+        pages = self._pages
         if len(pages) >= _MAX_PAGES:
             del pages[next(iter(pages))]
         pages[hash(url)] = (n, hashes, words, fam)

@@ -85,11 +85,8 @@ class Fetched:
     request_headers: Mapping[str, str] | None = None
     method: str = "GET"
     request_body: bytes | None = None
-    # The page's title and links, when a worker process parsed it (--workers).
-    links: ResolvedLinks | None = None
-    # What a spider's callback yielded on it, pickled, when a worker process
-    # ran the callback (``spider.remote``).
-    callback: bytes | None = None
+    links: ResolvedLinks | None = None  # title and links, from a worker process (--workers)
+    callback: bytes | None = None  # what a worker's spider callback yielded (pickled)
 
     @property
     def is_html(self) -> bool:
@@ -119,7 +116,7 @@ class Fetcher:
     def __init__(self, settings: Settings, *,
                  cookie_jar: aiohttp.abc.AbstractCookieJar | None = None) -> None:
         self.settings = settings
-        self._jar = cookie_jar  # None: the crawl's own (unless cookies are off)
+        self._jar = cookie_jar  # a worker process's (workers/cookies.py); None: our own
         self._session: aiohttp.ClientSession | None = None
         self._pool: Pool | None = None
         self._abandoned: Pool | None = None  # a pool that failed mid-crawl
@@ -140,10 +137,8 @@ class Fetcher:
         # defaults: they go per request, so a redirect to another host drops them.
         defaults = {"User-Agent": s.user_agent, "Accept": _ACCEPT,
                     **(_drop(s.headers, _CREDENTIALS) or {})}
-        # One jar per crawl: cookies a site sets are sent back to it (RFC 6265
-        # rules; unsafe=True admits IP-address hosts), unless turned off.
         jar = (aiohttp.DummyCookieJar() if not s.cookies else aiohttp.CookieJar(unsafe=True)
-               if self._jar is None else self._jar)
+               if self._jar is None else self._jar)  # unsafe: IP-address hosts too
         self._session = aiohttp.ClientSession(
             connector=connector,
             # The total and read timeouts are the watchdog's (see watchdog.py).

@@ -18,7 +18,7 @@ import socket
 from typing import Any
 
 from ..core.runtime import new_event_loop, tune_malloc
-from ..core.traps import link_hashes
+from ..core.traps import Parent, compare, link_hashes
 from ..errors import FetchError
 from ..links import LinkParser, ResolvedLinks
 from ..net.fetcher import Fetcher
@@ -47,7 +47,8 @@ class _Worker:
 
     async def get(self, rid: int, url: str, method: str, headers: Any, body: bytes | None,
                   cookies: Any, max_size: int | None, truncate: bool, parse: bool,
-                  checks_hops: bool, waits_turns: bool, depth: int, call: bytes | None) -> None:
+                  checks_hops: bool, waits_turns: bool, depth: int, call: bytes | None,
+                  parent: Parent | None) -> None:
         send = self.channel.send
         try:
             f = await self.fetcher.fetch(
@@ -55,13 +56,16 @@ class _Worker:
                 body=body, cookies=cookies,
                 check_redirect=(lambda to: self._ask(rid, "hop", to)) if checks_hops else None,
                 wait_turn=(lambda to: self._ask(rid, "turn", to)) if waits_turns else None)
-            links = None
+            links, body = None, f.body
             if parse and 200 <= f.status < 300 and f.is_html:
-                links = self._news(self.parser.parse(f.url, f.body, f.charset), depth)
+                links = self._news(self.parser.parse(f.url, f.body, f.charset), depth, f.body,
+                                   parent)
+                if not self.full:  # the coordinator needs its length and words only
+                    body = b""
             out = None
             if call is not None and 200 <= f.status < 300:
                 out = await self._callback(call, f)
-            msg: tuple[Any, ...] = ("ok", rid, f.url, f.status, f.content_type, f.charset, f.body, f.redirects,
+            msg: tuple[Any, ...] = ("ok", rid, f.url, f.status, f.content_type, f.charset, body, f.redirects,
                    f.retry_after, f.method, links, out)
             if self.full:  # aiohttp's header views do not pickle; pairs keep repeats
                 msg += (_pairs(f.headers), _pairs(f.request_headers), f.request_body)
@@ -77,7 +81,8 @@ class _Worker:
             self.tasks.pop(rid, None)
             self.hops.pop(rid, None)
 
-    def _news(self, links: ResolvedLinks, depth: int) -> tuple[Any, ...]:
+    def _news(self, links: ResolvedLinks, depth: int, body: bytes,
+              parent: Parent | None) -> tuple[Any, ...]:
         """Only the links this worker has not reported before from a page as
         shallow: ~29 of a page's 30 were (menus, footers), and the coordinator
         would only find them in its seen set. A link first reported from a
@@ -94,7 +99,9 @@ class _Worker:
             if was is None or depth < was:
                 reported[fp] = depth
                 new.append(u)
-        return (links.title, new, links.truncated, links.unfollowable, len(urls), hashes)
+        words, similar = compare(body, hashes, parent)
+        return (links.title, new, links.truncated, links.unfollowable, len(urls), hashes,
+                len(body), words, similar)
 
     async def _callback(self, call: bytes, f: Any) -> bytes:
         """Run the spider callback of ``call`` on ``f`` (``spider.remote``)."""

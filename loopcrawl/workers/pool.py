@@ -26,6 +26,7 @@ from typing import Any
 
 from multidict import CIMultiDict
 
+from ..core.traps import Parent
 from ..errors import FetchError, LoopcrawlError
 from ..links import ResolvedLinks
 from ..net.fetcher import Fetched, RedirectCheck, TurnWait
@@ -191,28 +192,57 @@ class ProcessFetcher:
         parse: bool = False,
         depth: int = 0,
         call: bytes | None = None,
+        parent: Parent | None = None,
     ) -> Fetched:
         """``Fetcher.fetch`` in a worker process; with ``parse``, an HTML
         page (of ``depth``) comes back with its new links (``Fetched.links``);
         with ``call`` (``spider.remote.call_of``), a 2xx response with what the
-        spider's callback yielded on it (``Fetched.callback``). Raises
+        spider's callback yielded on it (``Fetched.callback``); ``parent``:
+        the trap guard's record of the page that linked to it, with which the
+        worker compares a parsed page (then only its length and words come
+        back, not its body, unless ``full``). Raises
         ``FetchError`` as the ``Fetcher`` does, and ``WorkerLost``."""
-        workers = self._workers
-        if not workers:
-            raise WorkerLost("no worker process is running")
-        w = min(workers, key=_load) if len(workers) > 1 else workers[0]
-        rid = next(self._ids)
-        loop = asyncio.get_running_loop()
-        fut: asyncio.Future[Fetched] = loop.create_future()
-        w.pending[rid] = (fut, check_redirect, wait_turn, loop.time())
-        w.channel.send(("get", rid, url, method, headers, body, cookies, max_size, truncate,
-                        parse, check_redirect is not None, wait_turn is not None, depth, call))
+        fut = self.submit(url, check_redirect, max_size, truncate, method, headers, body,
+                          cookies, wait_turn, parse, depth, call, parent)
         try:
             return await fut
         except asyncio.CancelledError:
-            if w.pending.pop(rid, None) is not None and w.alive:
-                w.channel.send(("cancel", rid))
+            fut.cancel()
+            self.cancel(fut)
             raise
+
+    def submit(self, url: str, check_redirect: RedirectCheck | None, max_size: int | None,
+               truncate: bool, method: str, headers: Mapping[str, str] | None,
+               body: bytes | None, cookies: Mapping[str, str] | None,
+               wait_turn: TurnWait | None, parse: bool, depth: int,
+               call: bytes | None, parent: Parent | None) -> asyncio.Future[Fetched]:
+        """``fetch`` without its coroutine (the engine's per-page path awaits
+        the future itself): the future of the worker's answer. The answer to a
+        request whose future was cancelled meanwhile is dropped; ``cancel``
+        also stops its fetch in the worker."""
+        workers = self._workers
+        loop = asyncio.get_running_loop()
+        fut: asyncio.Future[Fetched] = loop.create_future()
+        if not workers:
+            fut.set_exception(WorkerLost("no worker process is running"))
+            return fut
+        w = min(workers, key=_load) if len(workers) > 1 else workers[0]
+        rid = next(self._ids)
+        w.pending[rid] = (fut, check_redirect, wait_turn, loop.time())
+        w.channel.send(("get", rid, url, method, headers, body, cookies, max_size, truncate,
+                        parse, check_redirect is not None, wait_turn is not None, depth, call,
+                        parent))
+        return fut
+
+    def cancel(self, fut: asyncio.Future[Fetched]) -> None:
+        """Stop the worker's fetch whose answer ``fut`` awaited (cancelled)."""
+        for w in self._workers:
+            for rid, entry in w.pending.items():
+                if entry[0] is fut:
+                    del w.pending[rid]
+                    if w.alive:
+                        w.channel.send(("cancel", rid))
+                    return
 
     async def _read(self, w: _Worker) -> None:
         pending = w.pending
@@ -339,7 +369,8 @@ def _fetched(msg: tuple[Any, ...]) -> Fetched:
     f = Fetched(msg[2], msg[3], msg[4], msg[5], msg[6], msg[7], msg[8], method=msg[9],
                 callback=msg[11])
     if (links := msg[10]) is not None:
-        f.links = ResolvedLinks(links[0], links[1], links[2], links[3], links[4], links[5])
+        f.links = ResolvedLinks(links[0], links[1], links[2], links[3], links[4], links[5],
+                                links[6], links[7], links[8])
     if len(msg) > 12:
         f.headers = None if msg[12] is None else CIMultiDict(msg[12])
         f.request_headers = None if msg[13] is None else CIMultiDict(msg[13])
