@@ -127,3 +127,29 @@ def test_retry_after_in_seconds_or_as_a_date() -> None:
     assert parse_retry_after("0") == 0.0
     assert parse_retry_after("") is None and parse_retry_after(None) is None
     assert parse_retry_after("soon") is None and parse_retry_after("-3") is None
+
+
+def test_the_session_path_is_bounded_by_the_crawl_not_by_aiohttps_connector(
+    pages: PageServer,
+) -> None:
+    """aiohttp's connector would hold a session at 100 connections: a crawl
+    allowed 120 at once (with ``http_pool=False``, as under a proxy) has its
+    120 pages in flight together."""
+    links = [f"/p{i}" for i in range(120)]
+    pages.add("/", links=links)
+    for p in links:
+        pages.add(p, delay=1.0)
+    recs, _ = run(pages.url + "/", concurrency=120, per_host=120, obey_robots=False,
+                  http_pool=False, timeout=30.0)
+    assert len(recs) == 121 and all(r.status == 200 for r in recs)
+    assert pages.peak == 120
+
+
+@pytest.mark.parametrize("http_pool", [True, False], ids=["pool", "session"])
+def test_port_0_is_not_port_80(http_pool: bool) -> None:
+    """``http://host:0/`` names no server: both paths refuse it, neither
+    asks the default port instead."""
+    recs, _ = run("http://127.0.0.1:0/", obey_robots=False, retries=0, http_pool=http_pool)
+    (rec,) = recs
+    assert rec.error == "connection_refused", rec
+    assert "127.0.0.1:0" in (rec.message or "") and "127.0.0.1:80" not in (rec.message or "")

@@ -72,7 +72,8 @@ class _Origin:
         self.tls = origin.startswith("https:")
         url = URL(origin, encoded=True)
         self.host = (url.raw_host or "").rstrip(".")  # IPv6 without its brackets
-        self.port = url.port or (443 if self.tls else 80)
+        # An explicit port 0 stays 0 (refused, as the session refuses it), not 80.
+        self.port = (443 if self.tls else 80) if url.port is None else url.port
         # Host first, as aiohttp sends it (the default port is gone: canonical),
         # unless the crawl's headers name one.
         sent = CIMultiDict(headers)
