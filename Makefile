@@ -30,6 +30,7 @@ bench: setup
 	$(BIN)/python benchmarks/run.py
 	$(BIN)/python benchmarks/bench_outputs.py --write
 	$(BIN)/python benchmarks/bench_redis.py --write
+	$(BIN)/python benchmarks/bench_workers.py --write
 
 # Mutation testing of the modules that carry the crawl's promises (list and
 # tests in pyproject.toml [tool.mutmut]; results in docs/testing.md). Not part

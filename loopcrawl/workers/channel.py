@@ -26,9 +26,8 @@ class Channel:
         self._writer = writer
         self._out: list[Any] = []
         self._loop = asyncio.get_running_loop()
-        self.frames_out = 0
-        self.bytes_out = 0
-        self.bytes_in = 0
+        self.frames_out = self.messages_out = self.bytes_out = 0
+        self.frames_in = self.messages_in = self.bytes_in = 0
 
     def send(self, message: tuple[Any, ...]) -> None:
         """Queue ``message``; it leaves with the others of this loop turn."""
@@ -43,6 +42,7 @@ class Channel:
         data = pickle.dumps(out, pickle.HIGHEST_PROTOCOL)
         self._writer.write(len(data).to_bytes(_HEADER, "big") + data)
         self.frames_out += 1
+        self.messages_out += len(out)
         self.bytes_out += len(data) + _HEADER
 
     async def receive(self) -> list[Any] | None:
@@ -56,6 +56,8 @@ class Channel:
             return None
         self.bytes_in += n + _HEADER
         messages: list[Any] = pickle.loads(data)
+        self.frames_in += 1
+        self.messages_in += len(messages)
         return messages
 
     async def close(self) -> None:

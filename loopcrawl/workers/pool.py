@@ -96,9 +96,15 @@ class WorkersStats:
     lost: int  # workers that died during the crawl
     requests_lost: int  # requests in flight on them, queued again
     frames_out: int  # coordinator -> workers
+    messages_out: int
     bytes_out: int
-    bytes_in: int  # workers -> coordinator
+    frames_in: int  # workers -> coordinator
+    messages_in: int
+    bytes_in: int
     cpu_s: float  # the workers' CPU so far, those ended included (user + system)
+    cpu_s_each: list[float]  # the same by worker slot (a replacement adds to its slot's)
+    requests_each: list[int]  # requests sent to each worker slot
+    coordinator_cpu_s: float  # this process's CPU so far (user + system)
 
 
 class ProcessFetcher:
@@ -122,8 +128,9 @@ class ProcessFetcher:
         self._env = {**os.environ, "PYTHONHASHSEED": str(random.randrange(1, 2**32))}
         self._tasks: set[asyncio.Task[Any]] = set()  # hop checks in progress
         self._started = self._lost = self._requests_lost = 0
-        self._retired_out = [0, 0, 0]  # channel counters of workers gone
-        self._retired_cpu = 0.0  # CPU seconds of workers gone
+        self._retired_io = [0] * len(_COUNTERS)  # channel counters of workers gone
+        self._retired_cpu = [0.0] * workers  # CPU seconds of workers gone, by slot
+        self._requests = [0] * workers  # requests sent, by slot
         self._watch: asyncio.Task[None] | None = None
 
     async def __aenter__(self) -> ProcessFetcher:
@@ -228,6 +235,7 @@ class ProcessFetcher:
             return fut
         w = min(workers, key=_load) if len(workers) > 1 else workers[0]
         rid = next(self._ids)
+        self._requests[w.slot] += 1
         w.pending[rid] = (fut, check_redirect, wait_turn, loop.time())
         w.channel.send(("get", rid, url, method, headers, body, cookies, max_size, truncate,
                         parse, check_redirect is not None, wait_turn is not None, depth, call,
@@ -297,10 +305,9 @@ class ProcessFetcher:
         w.alive = False
         cpu = _cpu(w.proc.pid)  # while it can still be read (a zombie's /proc)
         code = await w.proc.wait()
-        self._retired_cpu += cpu
-        for counter, value in zip(range(3), (w.channel.frames_out, w.channel.bytes_out,
-                                             w.channel.bytes_in), strict=True):
-            self._retired_out[counter] += value
+        self._retired_cpu[w.slot] += cpu
+        for i, name in enumerate(_COUNTERS):
+            self._retired_io[i] += getattr(w.channel, name)
         lost = list(w.pending.values())
         w.pending.clear()
         for fut, _, _, _ in lost:
@@ -340,16 +347,24 @@ class ProcessFetcher:
 
     def statistics(self) -> WorkersStats:
         live = self._workers
-        return WorkersStats(
-            self.n, self._started, self._lost, self._requests_lost,
-            self._retired_out[0] + sum(w.channel.frames_out for w in live),
-            self._retired_out[1] + sum(w.channel.bytes_out for w in live),
-            self._retired_out[2] + sum(w.channel.bytes_in for w in live),
-            round(self._retired_cpu + sum(_cpu(w.proc.pid) for w in live), 3))
+        io = [self._retired_io[i] + sum(getattr(w.channel, name) for w in live)
+              for i, name in enumerate(_COUNTERS)]
+        each = list(self._retired_cpu)
+        for w in live:
+            each[w.slot] += _cpu(w.proc.pid)
+        times = os.times()
+        return WorkersStats(self.n, self._started, self._lost, self._requests_lost, io[0], io[1],
+                            io[2], io[3], io[4], io[5], round(sum(each), 3),
+                            [round(c, 3) for c in each], list(self._requests),
+                            round(times.user + times.system, 3))
 
     def pids(self) -> list[int]:
         """The process ids of the live workers."""
         return [w.proc.pid for w in self._workers]
+
+
+# The channel's counters, in WorkersStats's order.
+_COUNTERS = ("frames_out", "messages_out", "bytes_out", "frames_in", "messages_in", "bytes_in")
 
 
 def _cpu(pid: int) -> float:
