@@ -38,6 +38,9 @@ worker holds an *allowance* that Redis granted it, and answers from it:
   cut off from Redis pauses; its places expire for the others). So another
   worker's Retry-After or throttling reaches every worker within about a
   quantum; its own events are sent at once.
+- **A Redis restarted without persistence** forgets the places: each worker
+  hears that it holds none at its next sync and asks again, so until the
+  requests then in flight end, a host can see up to twice its limit.
 
 Everything a worker tells Redis goes in batches: the hosts that need an
 answer are collected while a sync is in flight and sent together (one
