@@ -348,6 +348,9 @@ def test_the_gate_script_run_twice_changes_nothing_more(redis_url: str) -> None:
         args = ["w1", 4, 0, 30000, 1000, 250, 30000, 7, 3, 0, 0, 2000, 1, 0, 0, 0]
         first = [int(v) for v in await c.run(script, keys, args)]
         second = [int(v) for v in await c.run(script, keys, args)]
+        # An idle host's state goes after an hour: memory for active hosts only.
+        ttl = await c.client.pttl(keys[0])
+        assert 3_590_000 < ttl <= 3_600_000, ttl
         await c.close()
         return first, second
 

@@ -16,7 +16,7 @@ KEYS, three per host: the host's hash (``held``, ``holders``, ``next``,
 ``last``, ``until``, ``delay``, ``base``, ``w:<worker>`` places held,
 ``s:<worker>`` last event sequence), its holders by deadline (sorted set),
 its waiters by the time they were first refused (sorted set, first come
-first served).
+first served). All three expire an hour after the host's last sync.
 
 ARGV: worker, per_host, default delay (ms), place ttl (ms), waiter window
 (ms), throttle bounds (ms, ms); then nine per host: event sequence, target
@@ -143,6 +143,11 @@ for i = 0, #KEYS / 3 - 1 do
   end
   redis.call('HSET', h, 'held', held, 'holders', holders, 'next', nxt, 'last', last,
              'until', untl, 'delay', delay, 'base', base, wf, mine)
+  -- A host nobody asked about for an hour takes no memory (a holder syncs
+  -- every quarter second; what is lost, a Crawl-delay, is sent again).
+  redis.call('PEXPIRE', h, 3600000)
+  redis.call('PEXPIRE', dl, 3600000)
+  redis.call('PEXPIRE', wq, 3600000)
   for _, v in ipairs({mine, cap, waiting, delay, base, untl, turn, claim}) do
     out[#out + 1] = v
   end

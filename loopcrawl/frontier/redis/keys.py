@@ -41,7 +41,9 @@ prefix)
                    its last event sequence
 ``g:<host>:d``     sorted set: the host's holders by deadline (ms)
 ``g:<host>:w``     sorted set: workers waiting for a place, by when they
-                   were first refused (first come first served)
+                   were first refused (first come first served); the
+                   three ``g:`` keys expire an hour after the host's last
+                   sync
 ``r:<host>``       string: robots.txt of ``host:port`` as fetched ("" for
                    none), or a fetch error ("\\0kind\\0message", kept
                    for its retry window)
