@@ -265,8 +265,8 @@ def test_requests_keep_what_the_engine_needs(redis_url: str) -> None:
         c = await _crawl(redis_url)
         f = c.frontier("a")
         post = Request("http://a.test/form", 2, "http://a.test/", "POST", retries=1,
-                       meta={"k": [1, "x"]}, callback="parse_item", errback="on_error",
-                       cb_kwargs={"n": 3}, headers={"X": "y"}, body=b"a=1&b=\xff",
+                       meta={"k": [1, "x\ny\tz"]}, callback="parse_item", errback="on_error",
+                       cb_kwargs={"n": 3}, headers={"X": "y"}, body=b"a=1&b=\xff\n\t\r\x00",
                        cookies={"c": "d"}, auth=("u", "p"))
         again = Request("http://a.test/", dont_filter=True)
         plain = Request("http://a.test/", 1, "http://a.test/r")

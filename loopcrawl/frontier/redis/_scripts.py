@@ -52,34 +52,33 @@ local function sweep(n, q, qp, leases, deadlines, now)
   return k
 end
 
--- Queue requests given as ARGV groups of five from index i to last: seen-set key
+-- Queue the requests of ``lines``, one a line (tab-separated): seen-set key
 -- (its index in KEYS), member, '1' to skip it if seen ('0': dont_filter),
--- score ('' for the FIFO) and payload. Returns how many were queued, and a
--- 1 (queued) or 0 per group.
-local function add(n, q, qp, i, last)
+-- score ('' for the FIFO) and payload (JSON: no tab, no line break).
+-- Returns how many were queued, and a '1' (queued) or '0' per line.
+local function add(n, q, qp, lines)
   local fifo, seen = {}, 0
   local queued, flags = 0, {}
-  while i <= last do
-    local fresh = redis.call('SADD', KEYS[tonumber(ARGV[i])], ARGV[i + 1]) == 1
+  for key, member, filter, s, payload in
+      string.gmatch(lines, '(%d+)\t(%d+)\t([01])\t([^\t]*)\t([^\n]*)') do
+    local fresh = redis.call('SADD', KEYS[tonumber(key)], member) == 1
     if fresh then seen = seen + 1 end
-    if fresh or ARGV[i + 2] == '0' then
-      local s = ARGV[i + 3]
+    if fresh or filter == '0' then
       if s == '' then
-        fifo[#fifo + 1] = ARGV[i + 4]
+        fifo[#fifo + 1] = payload
         if #fifo == 1000 then
           redis.call('RPUSH', q, unpack(fifo))
           fifo = {}
         end
       else
         local seq = redis.call('HINCRBY', n, 'seq', 1)
-        redis.call('ZADD', qp, s, string.format('%016x', seq) .. ARGV[i + 4])
+        redis.call('ZADD', qp, s, string.format('%016x', seq) .. payload)
       end
       queued = queued + 1
-      flags[#flags + 1] = 1
+      flags[#flags + 1] = '1'
     else
-      flags[#flags + 1] = 0
+      flags[#flags + 1] = '0'
     end
-    i = i + 5
   end
   if #fifo > 0 then redis.call('RPUSH', q, unpack(fifo)) end
   if seen > 0 then redis.call('HINCRBY', n, 'seen', seen) end
@@ -88,28 +87,25 @@ end
 """
 
 _ACK = r"""
--- Acks given as ARGV groups of four from index first to the end: token,
--- fingerprint, host, kind ('d' done, 'u' done and not counted against the
--- budget, 'f' failed). Returns a 1 (acked) or 0 (the lease had been lost)
--- per group. The host table keeps the busiest hosts: past 20,000 it is cut
+-- The acks of ``lines``, one a line (tab-separated): token, fingerprint,
+-- host, kind ('d' done, 'u' done and not counted against the budget, 'f'
+-- failed). Returns a '1' (acked) or '0' (the lease had been lost) per line. The host table keeps the busiest hosts: past 20,000 it is cut
 -- to the top 10,000 (a host that comes back starts again from 0), so it
 -- stays small on a broad crawl.
-local function ack(n, leases, deadlines, claims, rate, hosts, first)
+local function ack(n, leases, deadlines, claims, rate, hosts, lines)
   local res, gone, per_host = {}, {}, {}
   local done, failed, pages = 0, 0, 0
   local has_claims = redis.call('HLEN', claims) > 0
-  for i = first, #ARGV, 4 do
-    if redis.call('HDEL', leases, ARGV[i]) == 1 then
-      gone[#gone + 1] = ARGV[i]
-      if has_claims then redis.call('HDEL', claims, ARGV[i + 1]) end
-      local h = ARGV[i + 2]
+  for token, fp, h, kind in string.gmatch(lines, '(%d+)\t(%d+)\t([^\t]*)\t([duf])') do
+    if redis.call('HDEL', leases, token) == 1 then
+      gone[#gone + 1] = token
+      if has_claims then redis.call('HDEL', claims, fp) end
       per_host[h] = (per_host[h] or 0) + 1
-      local kind = ARGV[i + 3]
       if kind == 'f' then failed = failed + 1 else done = done + 1 end
       if kind ~= 'u' then pages = pages + 1 end
-      res[#res + 1] = 1
+      res[#res + 1] = '1'
     else
-      res[#res + 1] = 0
+      res[#res + 1] = '0'
     end
   end
   for j = 1, #gone, 1000 do
@@ -141,7 +137,7 @@ end
 # Create the crawl if its meta is missing, record new seeds, queue them.
 # KEYS: meta, seeds, n, q, qp, seen sets...
 # ARGV: settings, created, format, seen_bits, max_pages ('' none), seed count,
-#       the seeds, then add()'s groups.
+#       the seeds, then add()'s lines.
 # Returns {created 0/1, queued}, or {-1, seen_bits} when the crawl exists with
 # other seen bits than the caller split the fingerprints by (it splits again).
 SEED = _PRELUDE + r"""
@@ -161,14 +157,14 @@ local at = redis.call('ZCARD', KEYS[2])
 for j = 7, 6 + k do
   at = at + redis.call('ZADD', KEYS[2], 'NX', at, ARGV[j])
 end
-local queued = add(KEYS[3], KEYS[4], KEYS[5], 7 + k, #ARGV)
+local queued = add(KEYS[3], KEYS[4], KEYS[5], ARGV[7 + k])
 return {created, queued}
 """
 
 # KEYS: n, q, qp, leases, deadlines, workers, meta
 # ARGV: how many, ttl (ms), worker id
-# Returns {deadline (ms)}, or {deadline, first token, payloads...}: tokens
-# are consecutive. With a page budget (meta max_pages), no more is leased
+# Returns {deadline (ms)}, or {deadline, first token, the payloads one a
+# line}: tokens are consecutive. With a page budget (meta max_pages), no more is leased
 # than the budget minus pages counted and leases held.
 LEASE = _PRELUDE + r"""
 local n, q, qp, leases, deadlines = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
@@ -223,28 +219,23 @@ for j = 1, k do
 end
 redis.call('HSET', leases, unpack(hs))
 redis.call('ZADD', deadlines, unpack(zs))
-return {deadline, last - k + 1, unpack(out)}
+return {deadline, last - k + 1, table.concat(out, '\n')}
 """
 
-# A worker's writes of one flush (``_batch.Coalescer``): pages' new links
+# A worker's writes of one batch (``_batch.Coalescer``): pages' new links
 # and acks, in one script.
 # KEYS: n, q, qp, leases, deadlines, claims, rate, hosts, seen sets...
-# ARGV: how many ARGV entries the links take (add()'s groups of five), then
-# the links, then ack()'s groups of four.
-# Returns a 1 or 0 per group: the links' (queued), then the acks' (acked).
+# ARGV: the links (add()'s lines), the acks (ack()'s lines).
+# Returns a string of '1' and '0', one a line: the links' (queued), then
+# the acks' (acked).
 TURN = _PRELUDE + _ACK + r"""
-local k = tonumber(ARGV[1])
-local res = {}
-if k > 0 then
-  local _, flags = add(KEYS[1], KEYS[2], KEYS[3], 2, 1 + k)
-  res = flags
-end
-if #ARGV > 1 + k then
-  for _, v in ipairs(ack(KEYS[1], KEYS[4], KEYS[5], KEYS[6], KEYS[7], KEYS[8], 2 + k)) do
-    res[#res + 1] = v
+local _, flags = add(KEYS[1], KEYS[2], KEYS[3], ARGV[1])
+if ARGV[2] ~= '' then
+  for _, v in ipairs(ack(KEYS[1], KEYS[4], KEYS[5], KEYS[6], KEYS[7], KEYS[8], ARGV[2])) do
+    flags[#flags + 1] = v
   end
 end
-return res
+return table.concat(flags)
 """
 
 # KEYS: n, q, qp, leases, deadlines

@@ -189,16 +189,17 @@ class RedisCrawl:
         split = _splitter(bits)
         k = self.keys
         keys = [k.meta, k.seeds, k.n, k.q, k.qp]
-        args: list[Any] = [stored, f"{time.time():.3f}", FORMAT, bits, max_pages,
-                           len(urls), *urls]
         slots: dict[int, int] = {}
+        lines = []
         for u in urls:
             bucket, member = split(Request(u).fp)
             at = slots.get(bucket)
             if at is None:
                 keys.append(k.seen(bucket))
                 at = slots[bucket] = len(keys)
-            args += (at, member, "1", "", orjson.dumps((u, 0, None)))
+            lines.append(b"%d\t%d\t1\t\t%s" % (at, member, orjson.dumps((u, 0, None))))
+        args: list[Any] = [stored, f"{time.time():.3f}", FORMAT, bits, max_pages,
+                           len(urls), *urls, b"\n".join(lines)]
         created, queued = await self.run(self.scripts.seed, keys, args)
         if created == -1:
             return None

@@ -74,12 +74,12 @@ class RedisFrontier:
         if not requests:
             return 0
         split = await self._crawl.splitter()
-        args: list[Any] = []
+        groups = []
         for r in requests:
             bucket, member = split(r.fp)
-            args += (bucket, member, "0" if r.dont_filter else "1",
-                     -r.priority if r.priority else "", _codec.encode(r))
-        n = sum(await self._writes.links(args))
+            groups.append((bucket, member, "0" if r.dont_filter else "1",
+                           -r.priority if r.priority else "", _codec.encode(r)))
+        n = (await self._writes.links(groups)).count(b"1")
         self._remember(r.fp for r in requests)
         return n
 
@@ -96,30 +96,31 @@ class RedisFrontier:
         if not new:
             return 0
         split = await self._crawl.splitter()
-        args: list[Any] = []
         dumps = orjson.dumps
+        groups = []
         for u, fp in new:
             bucket, member = split(fp)
-            args += (bucket, member, "1", "", dumps((u, depth, referrer)))
-        n = sum(await self._writes.links(args))
+            groups.append((bucket, member, "1", "", dumps((u, depth, referrer))))
+        n = (await self._writes.links(groups)).count(b"1")
         self._remember(fp for _, fp in new)
         return n
 
-    async def _send(self, links: list[Any], acks: list[Any]) -> Sequence[int]:
-        """One TURN script for a batch: each link group's bucket becomes its
-        seen set's place in KEYS."""
+    async def _send(self, links: list[Any], acks: list[Any]) -> bytes:
+        """One TURN script for a batch: a line a group (a link's bucket
+        becomes its seen set's place in KEYS); a flag a group back."""
         k = self._keys
         keys = list(self._turn_keys)
         slots: dict[int, int] = {}
-        for i in range(0, len(links), 5):
-            bucket = links[i]
+        lines = []
+        for bucket, member, dedup, score, payload in links:
             at = slots.get(bucket)
             if at is None:
                 keys.append(k.seen(bucket))
                 at = slots[bucket] = len(keys)
-            links[i] = at
-        res: Sequence[int] = await self._crawl.run(self._scripts.turn, keys,
-                                                   [len(links), *links, *acks])
+            lines.append(b"%d\t%d\t%s\t%s\t%s" % (at, member, dedup.encode(),
+                                                   str(score).encode(), payload))
+        res: bytes = await self._crawl.run(self._scripts.turn, keys,
+                                           [b"\n".join(lines), b"\n".join(acks)])
         return res
 
     def _remember(self, fps: Any) -> None:
@@ -148,7 +149,7 @@ class RedisFrontier:
         token = int(res[1])
         out = []
         decode = _codec.decode
-        for data in res[2:]:
+        for data in res[2].split(b"\n"):
             r = decode(data)
             r.lease = token
             r.lease_deadline = deadline
@@ -158,9 +159,10 @@ class RedisFrontier:
 
     async def ack(self, request: Request, record: FetchRecord) -> bool:
         e = record.error
-        kind = "d" if e is None else "u" if e in _UNCOUNTED else "d" if e in errors.POLICY else "f"
-        [acked] = await self._writes.ack((request.lease, request.fp, host_of(request.url), kind))
-        return bool(acked)
+        kind = b"d" if e is None else b"u" if e in _UNCOUNTED else b"d" if e in errors.POLICY else b"f"
+        line = b"%d\t%d\t%s\t%s" % (request.lease, request.fp, host_of(request.url).encode(),
+                                     kind)
+        return await self._writes.ack(line) == b"1"
 
     async def release(self, request: Request) -> None:
         await self._crawl.run(self._scripts.release, self._queue_keys,
