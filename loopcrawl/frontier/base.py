@@ -20,10 +20,12 @@ commit the frontier's changes together with the output that depends on them.
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable, Container, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
+from ..errors import StateError
 from ..http import Request
 from ..urls import fingerprints
 
@@ -58,6 +60,25 @@ def unseen_links(seen: Container[int], urls: Sequence[str], depth: int,
             wanted = set(kept)
             new = [(u, fp) for u, fp in new if u in wanted]
     return [Request(u, depth, referrer, fp=fp) for u, fp in new]
+
+
+def callback_names(r: Request, where: str) -> dict[str, str]:
+    """``r``'s callback and errback as a persistent frontier stores them, by
+    name (``{"callback": "parse_item"}``): a function cannot be written down,
+    a spider's method is found again by its name. ``StateError`` for any
+    other callable (``where``: "kept in a state file", "queued in Redis")."""
+    out = {}
+    for key in ("callback", "errback"):
+        cb = getattr(r, key)
+        if cb is None:
+            continue
+        if not isinstance(cb, str):
+            if not inspect.ismethod(cb):
+                raise StateError(f"the {key} of {r.url} ({cb!r}) is not a method of the "
+                                 f"spider, so it cannot be {where}")
+            cb = cb.__name__
+        out[key] = cb
+    return out
 
 
 class Frontier(Protocol):

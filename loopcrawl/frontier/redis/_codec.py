@@ -11,13 +11,13 @@ its method, as with ``--state``.
 
 from __future__ import annotations
 
-import inspect
 from typing import Any
 
 import orjson
 
 from ...errors import StateError
 from ...http import Request
+from ..base import callback_names
 
 # Field -> key in the extras object; the body is latin-1 text (bytes as is).
 _EXTRAS = (("method", "m"), ("priority", "p"), ("retries", "r"), ("meta", "meta"),
@@ -39,16 +39,12 @@ def encode(r: Request) -> bytes:
             x[key] = v
     if r.body:
         x["b"] = r.body.decode("latin-1")
-    for name, key in (("callback", "cb"), ("errback", "eb")):
-        cb = getattr(r, name)
-        if cb is None:
-            continue
-        if not isinstance(cb, str):
-            if not inspect.ismethod(cb):
-                raise StateError(f"the {name} of {r.url} ({cb!r}) is not a method of the spider, "
-                                 "so it cannot be queued in Redis")
-            cb = cb.__name__
-        x[key] = cb
+    names = callback_names(r, "queued in Redis")
+    if names:
+        if "callback" in names:
+            x["cb"] = names["callback"]
+        if "errback" in names:
+            x["eb"] = names["errback"]
     try:
         return orjson.dumps((r.url, r.depth, r.referrer, x))
     except TypeError as e:

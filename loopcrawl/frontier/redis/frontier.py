@@ -4,10 +4,19 @@ Every method is one script call (one round trip), and every move of a
 request between queue, lease and done is that script, so it is atomic
 (``_scripts.py``). Pages' new links and acks go in batches, one script
 at a time (``_batch.Coalescer``): under load a page costs a fraction of a
-script (BENCHMARKS.md). Leases are real: a token from the crawl's counter and a
-deadline on the server's clock, ``lease_ttl`` from the lease or the last
-``extend``; any worker's next call sweeps leases past their deadline back
-to the queue, so a worker killed with SIGKILL loses nothing but time.
+script (BENCHMARKS.md). Leases are real: a token from the crawl's counter
+and a deadline on the server's clock, ``lease_ttl`` from the lease or the
+last ``extend``; any worker's next lease, extend, ``is_finished`` or
+``statistics`` returns leases past their deadline to the front of the
+queue, so a worker killed with SIGKILL loses nothing but time.
+
+Calls go through ``RedisCrawl.call``, which runs a call again after a
+dropped connection; each script is safe to run twice. An ack, release or
+extend is checked against the lease token (an ack run twice reports the
+lease lost the second time, and counts nothing twice); an add run twice
+finds its links seen (``dont_filter`` requests aside, which it queues
+again); a lease run twice leaves the first batch held by nobody until its
+deadline, when it goes back to the queue.
 
 The seen check of ``add_links`` is split in two. A worker keeps the
 fingerprints it has sent to Redis (``_known``, bounded): ~29 of a page's 30

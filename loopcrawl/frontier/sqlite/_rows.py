@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import inspect
 from typing import TYPE_CHECKING, Any
 
 import orjson
@@ -11,6 +10,7 @@ import orjson
 from ... import errors
 from ...errors import StateError
 from ...http import Request
+from ..base import callback_names
 
 if TYPE_CHECKING:
     from ...http import FetchRecord
@@ -34,17 +34,7 @@ def spider_fields(r: Request) -> str | None:
     if (r.callback is None and r.errback is None and not r.cb_kwargs and not r.headers
             and not r.cookies and r.auth is None and not r.dont_filter):
         return None
-    d: dict[str, Any] = {}
-    for key in ("callback", "errback"):
-        cb = getattr(r, key)
-        if cb is None:
-            continue
-        if not isinstance(cb, str):
-            if not inspect.ismethod(cb):
-                raise StateError(f"the {key} of {r.url} ({cb!r}) is not a method of the "
-                                 "spider, so it cannot be kept in a state file")
-            cb = cb.__name__
-        d[key] = cb
+    d: dict[str, Any] = callback_names(r, "kept in a state file")
     for key in ("cb_kwargs", "headers", "cookies", "auth", "dont_filter"):
         v = getattr(r, key)
         if v:
