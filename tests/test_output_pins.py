@@ -1,0 +1,67 @@
+"""Output promises that make mutate found unpinned (docs/testing.md): the
+exact bytes and warnings of the CSV writer, and how it adds to a file."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import pytest
+
+from loopcrawl import ConfigError
+from loopcrawl.outputs import CsvWriter
+
+
+def test_csv_cells_columns_and_the_warnings_that_leave_keys_out(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Booleans are ``true``/``false``; declared fields are the columns even
+    when the first item lacks some; what a CSV cannot hold is named, once."""
+    path = tmp_path / "items.csv"
+    caplog.set_level(logging.WARNING, "loopcrawl.outputs")
+    w = CsvWriter(str(path))
+    fields = ("page title", "ok", "bad", "MAX")
+    w.write_item({"ok": True, "bad": False, "MAX": 3}, "Book", fields)
+    w.write_item({"page title": "b", "ok": False, "bad": True, "extra": 1}, "Book", fields)
+    w.write_item({"x": 1}, "item", None)
+    w.write_item({"x": 2}, "item", None)
+    w.write_item({"x": 3}, "Author", None)
+    w.close()
+    assert path.read_bytes() == (b"page title,ok,bad,MAX\r\n,true,false,3\r\n"
+                                 b"b,false,true,\r\n")
+    head = f"{path}: a CSV file has one header (columns: page title, ok, bad, MAX); leaving out "
+    tail = " (JSONL, JSON and SQLite keep every key)"
+    assert [r.getMessage() for r in caplog.records] == [
+        head + "the key 'extra' of Book items (not a column)" + tail,
+        head + "item items (the file holds Book items)" + tail,
+        head + "Author items (the file holds Book items)" + tail,
+    ]
+    assert (w.count, w.ignored) == (2, 4)
+
+    # -o adds rows under the header the file has: its columns, as they are.
+    w = CsvWriter(str(path), append=True)
+    w.write_item({"page title": "c", "MAX": 4}, "Book", None)
+    w.close()
+    assert path.read_bytes().endswith(b"b,false,true,\r\nc,,,4\r\n")
+
+
+def test_csv_reads_the_header_it_adds_under_as_written(tmp_path: Path) -> None:
+    """A header that is not UTF-8, or whose last column ends in a space, is
+    kept as it is (the bad byte as U+FFFD); the rows follow its columns."""
+    path = tmp_path / "theirs.csv"
+    path.write_bytes(b"\xff name,trail \r\n1,2\r\n")
+    w = CsvWriter(str(path), append=True)
+    w.write_item({"trail ": "b", "\ufffd name": "a"}, "item", None)
+    w.close()
+    assert path.read_bytes() == b"\xff name,trail \r\n1,2\r\na,b\r\n"
+
+
+@pytest.mark.parametrize("content", [b"\nname\r\n", b"\r\n"])
+def test_csv_without_a_header_is_not_added_to(tmp_path: Path, content: bytes) -> None:
+    path = tmp_path / "headless.csv"
+    path.write_bytes(content)
+    with pytest.raises(ConfigError) as got:
+        CsvWriter(str(path), append=True)
+    assert str(got.value) == (f"{path} has no CSV header to add rows under: "
+                              "overwrite it (-O) or write another file")
+    assert path.read_bytes() == content
