@@ -298,3 +298,26 @@ def test_a_crawl_lost_by_a_redis_without_persistence_stops_its_workers(
     assert proc.returncode == 1, err.decode()[-2000:]
     assert err.decode().strip().endswith("this worker stopped")
     assert "is no longer in Redis" in err.decode()
+
+
+def test_sigterm_gives_a_workers_leases_back_at_once(site: ServerThread, redis_url: str,
+                                                     tmp_path: Path) -> None:
+    """A worker stopped by SIGTERM mid-crawl returns what it held to the queue
+    at once (not when its 60 s leases would expire), and the next worker
+    finishes the crawl: together they wrote every page once."""
+    site.server.latency = 0.05
+    seed(redis_url, "term", site.base_url + "/", "--per-host", "2")
+    first, second = tmp_path / "first.jsonl", tmp_path / "second.jsonl"
+    proc = worker(redis_url, "term", first, "--lease-ttl", "60")
+    wait_for(lambda: site.server.requests >= 15)
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=30)
+    assert proc.returncode == 143, err.decode()[-2000:]
+    r = cli("status", "--redis", redis_url, "--crawl", "term", "--json")
+    st = json.loads(r.stdout)
+    assert st["leased"] == 0 and st["queued"] > 0, st
+    assert finish([worker(redis_url, "term", second)]) == [0]
+    recs = records(first, second)
+    assert len(recs) == len({r["fp"] for r in recs})
+    assert {r["final_url"] for r in recs if r.get("status") == 200} == set(
+        site.site.expected(site.base_url))
