@@ -321,3 +321,17 @@ def test_sigterm_gives_a_workers_leases_back_at_once(site: ServerThread, redis_u
     assert len(recs) == len({r["fp"] for r in recs})
     assert {r["final_url"] for r in recs if r.get("status") == 200} == set(
         site.site.expected(site.base_url))
+
+
+def test_exit_3_is_for_a_crawl_that_crawled_nothing_not_a_workers_share(
+        site: ServerThread, redis_url: str, tmp_path: Path) -> None:
+    dead = f"http://127.0.0.1:{free_port()}/"
+    seed(redis_url, "ok", site.base_url + "/", "--depth", "0", "--retries", "0")
+    assert finish([worker(redis_url, "ok", tmp_path / "a.jsonl")]) == [0]
+    seed(redis_url, "ok", dead)  # then a worker whose one page fails: the crawl did crawl
+    assert finish([worker(redis_url, "ok", tmp_path / "b.jsonl")]) == [0]
+    assert [r["error"] for r in records(tmp_path / "b.jsonl")] == ["connection_refused"]
+    seed(redis_url, "dead", dead, "--retries", "0")
+    p = worker(redis_url, "dead", tmp_path / "c.jsonl")
+    _, err = p.communicate(timeout=60)
+    assert p.returncode == 3 and b"nothing was crawled" in err, err.decode()[-2000:]

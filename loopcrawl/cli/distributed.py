@@ -269,6 +269,10 @@ async def _work(url: str, name: str, local: dict[str, Any], specs: list[Any], sp
             # Nothing was left for this worker: the crawl is done (or was when it came).
             notice(logging.INFO, f"the crawl {name!r} is done: nothing left to fetch")
             return dataclasses.replace(result, outcome=Outcome.COMPLETE, exit_code=EXIT_OK)
+        if result.outcome is Outcome.NOTHING_CRAWLED and (await crawl.status()).done:
+            # Every page this worker had failed, but others' did not: exit 3 is
+            # for a crawl that crawled nothing, not for a worker's share of one.
+            return dataclasses.replace(result, outcome=Outcome.FINISHED, exit_code=EXIT_OK)
         return result
     finally:
         await crawl.close()
