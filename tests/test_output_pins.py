@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from loopcrawl import ConfigError
-from loopcrawl.outputs import CsvWriter
+from loopcrawl.outputs import CsvWriter, JsonWriter
 
 
 def test_csv_cells_columns_and_the_warnings_that_leave_keys_out(
@@ -64,4 +64,60 @@ def test_csv_without_a_header_is_not_added_to(tmp_path: Path, content: bytes) ->
         CsvWriter(str(path), append=True)
     assert str(got.value) == (f"{path} has no CSV header to add rows under: "
                               "overwrite it (-O) or write another file")
+    assert path.read_bytes() == content
+
+
+def _json_file(path: Path, items: list[dict[str, str]], *, batch: int = 256) -> bytes:
+    w = JsonWriter(str(path), batch=batch)
+    for it in items:
+        w.write_item(it, "item", None)
+    w.close()
+    return path.read_bytes()
+
+
+@pytest.mark.parametrize("n", [0, 1, 40, 44, 45, 46, 120])
+@pytest.mark.parametrize("after", [b"", b"\n \n\t"])
+def test_json_append_goes_on_with_the_array_byte_for_byte(
+    tmp_path: Path, n: int, after: bytes,
+) -> None:
+    """-o on a JSON array (empty, small, around the 4 KiB window the writer
+    reads its end through, large; with blanks after the ``]``) gives the
+    bytes one writer would have written."""
+    items = [{"k": f"{i:04d}" + "x" * 80} for i in range(n + 1)]
+    want = _json_file(tmp_path / "one.json", items)
+    path = tmp_path / "two.json"
+    path.write_bytes(_json_file(path, items[:-1]) + after)
+    w = JsonWriter(str(path), append=True)
+    w.write_item(items[-1], "item", None)
+    w.close()
+    assert path.read_bytes() == want
+
+
+def test_json_resume_cuts_back_to_the_mark(tmp_path: Path) -> None:
+    items = [{"k": str(i)} for i in range(6)]
+    path = tmp_path / "r.json"
+    w = JsonWriter(str(path))
+    for it in items[:3]:
+        w.write_item(it, "item", None)
+    w.flush()
+    mark = w.tell()
+    for it in items[3:5]:
+        w.write_item(it, "item", None)
+    w.close()
+    w = JsonWriter(str(path), resume_at=mark)
+    w.write_item(items[5], "item", None)
+    w.close()
+    assert path.read_bytes() == _json_file(tmp_path / "one.json", items[:3] + items[5:])
+
+
+@pytest.mark.parametrize(("content", "why"), [
+    (b'{"a": 1}\n', " (no closing ]): overwrite it (-O) or write another file"),
+    (b"  ]\n", ": overwrite it (-O)"),
+])
+def test_json_that_is_no_array_is_not_added_to(tmp_path: Path, content: bytes, why: str) -> None:
+    path = tmp_path / "not.json"
+    path.write_bytes(content)
+    with pytest.raises(ConfigError) as got:
+        JsonWriter(str(path), append=True)
+    assert str(got.value) == f"{path} does not hold a JSON array{why}"
     assert path.read_bytes() == content

@@ -59,8 +59,7 @@ class JsonWriter(FileOutput):
             if not tail.endswith(b"]"):
                 raise ConfigError(f"{self.path} does not hold a JSON array (no closing ]): "
                                   "overwrite it (-O) or write another file")
-            end = size - (min(size, 4096) - len(tail)) - 1
-            f.truncate(end)
+            end = size - (min(size, 4096) - len(tail)) - 1  # cut below, once checked
         head = os.pread(fd, min(end, 4096), max(0, end - 4096)).rstrip()
         if not head:
             raise ConfigError(f"{self.path} does not hold a JSON array: overwrite it (-O)")
