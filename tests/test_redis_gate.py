@@ -46,17 +46,22 @@ class SmallLeases(MemoryFrontier):
         return await super().lease(min(n, 3))
 
 
-async def workers(redis_url: str, settings: Settings, n: int,
+async def workers(redis_url: str, settings: Settings, n: int, *,
+                  own: list[Settings] | None = None,
                   ) -> tuple[list[list[FetchRecord]], list[RedisHostGate], list[int]]:
     """Crawl with ``n`` workers to the end: each worker's records, its gate
-    (closed), and how many robots.txt each fetched for the crawl."""
-    frontier = SmallLeases()
+    (closed), and how many robots.txt each fetched for the crawl. With
+    ``own``, each worker crawls its own settings' seeds from a frontier of
+    its own (work for every worker on one host, whoever leases first)."""
+    shared = SmallLeases()
     crawls = [await RedisCrawl.connect(redis_url, "polite") for _ in range(n)]
     recs: list[list[FetchRecord]] = [[] for _ in range(n)]
     gates = [c.gate(f"w{i}", settings) for i, c in enumerate(crawls)]
     robots = [c.robots_store(f"w{i}") for i, c in enumerate(crawls)]
-    crawlers = [Crawler(settings, frontier=frontier, gate=g, robots=r, on_record=out.append)
-                for g, r, out in zip(gates, robots, recs, strict=True)]
+    crawlers = [Crawler(own[i] if own else settings,
+                        frontier=MemoryFrontier() if own else shared, gate=g, robots=r,
+                        on_record=out.append)
+                for i, (g, r, out) in enumerate(zip(gates, robots, recs, strict=True))]
     try:
         await asyncio.gather(*(c.run() for c in crawlers))
     finally:
@@ -80,11 +85,20 @@ def test_per_host_holds_across_three_workers(redis_url: str, pages: PageServer) 
     3 reached, every worker fetched, each page once; no round trip per page."""
     links = site(pages, 200, delay=0.01)
     settings = Settings(seeds=(pages.url + "/",), per_host=3, obey_robots=False, timeout=10.0)
-    recs, _, _ = arun(lambda: workers(redis_url, settings, 3))
+    recs, gates, _ = arun(lambda: workers(redis_url, settings, 3))
     assert sorted(pages.paths()) == sorted(["/", *links])
     assert pages.peak == 3
     assert all(recs), [len(r) for r in recs]  # every worker took part
     assert sum(len(r) for r in recs) == 201
+
+    async def left() -> Any:  # closed gates gave every place back
+        c = await RedisCrawl.connect(redis_url, "polite")
+        held = await c.client.hget(c.keys.gate(pages.url.split("//")[1])[0], "held")
+        await c.close()
+        return held
+
+    assert arun(left) == b"0"
+    assert [g.statistics().places for g in gates] == [0, 0, 0]
 
 
 def test_no_round_trip_per_page_without_a_delay(redis_url: str, pages: PageServer) -> None:
@@ -112,33 +126,41 @@ def test_delay_spaces_starts_across_workers(redis_url: str, pages: PageServer) -
     """--delay 0.2 with three workers: the starts at the server are 0.2 s
     apart whichever worker made them (measured from the second: the first
     also opened a connection)."""
-    links = site(pages, 9)
-    settings = Settings(seeds=(pages.url + "/",), per_host=4, delay=0.2, obey_robots=False,
-                        timeout=10.0)
-    recs, _, _ = arun(lambda: workers(redis_url, settings, 3))
-    assert sorted(pages.paths()) == sorted(["/", *links])
-    assert sum(1 for r in recs if r) >= 2  # the turns went to more than one worker
+    settings = Settings(per_host=4, delay=0.2, obey_robots=False, timeout=10.0)
+    own = []
+    for w in range(3):  # each worker its own four pages, all on one host
+        paths = [f"/w{w}p{i}" for i in range(4)]
+        for p in paths:
+            pages.add(p)
+        own.append(settings.replace(seeds=tuple(pages.url + p for p in paths)))
+    recs, _, _ = arun(lambda: workers(redis_url, settings, 3, own=own))
+    assert len(pages.log) == 12 and all(len(r) == 4 for r in recs)
     starts = sorted(h.start for h in pages.log)[1:]
     assert_polite(starts, 0.2)
-    # ... and no slower than the delay: 8 gaps in little more than 8 delays.
-    assert starts[-1] - starts[0] < 8 * 0.2 + 0.6
+    # ... and no slower than the delay: 10 gaps in little more than 10 delays.
+    assert starts[-1] - starts[0] < 10 * 0.2 + 0.6
 
 
 def test_robots_txt_fetched_once_and_its_crawl_delay_shared(redis_url: str,
                                                            pages: PageServer) -> None:
-    """Three workers, one robots.txt fetch: its rules and its Crawl-delay
-    hold for all of them."""
+    """Three workers, each with pages of its own on one host: one robots.txt
+    fetch in all, and its rules and its Crawl-delay hold for every worker."""
     pages.add("/robots.txt", body="User-agent: *\nCrawl-delay: 0.2\nDisallow: /private\n",
               content_type="text/plain")
-    links = site(pages, 6)
-    pages.add("/", links=[*links, "/private"])
-    settings = Settings(seeds=(pages.url + "/",), per_host=4, timeout=10.0)
-    recs, _, fetched = arun(lambda: workers(redis_url, settings, 3))
+    settings = Settings(per_host=4, timeout=10.0)
+    own = []
+    for w in range(3):
+        paths = [f"/w{w}p{i}" for i in range(2)]
+        for p in paths:
+            pages.add(p)
+        own.append(settings.replace(seeds=tuple(pages.url + p for p in
+                                                (*paths, f"/private{w}"))))
+    recs, _, fetched = arun(lambda: workers(redis_url, settings, 3, own=own))
     hits = Counter(pages.paths())
     assert hits["/robots.txt"] == 1 and sum(fetched) == 1
-    assert "/private" not in hits
-    denied = [r for out in recs for r in out if r.error == "robots_denied"]
-    assert [r.url for r in denied] == [pages.url + "/private"]
+    assert len(hits) == 7 and not any(p.startswith("/private") for p in hits)
+    for w, out in enumerate(recs):  # every worker read the rules
+        assert [r.url for r in out if r.error == "robots_denied"] == [f"{pages.url}/private{w}"]
     assert_polite(sorted(h.start for h in pages.log if h.path != "/robots.txt")[1:], 0.2)
 
 

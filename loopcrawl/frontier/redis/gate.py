@@ -66,14 +66,25 @@ if TYPE_CHECKING:
     from ._reconnect import Reconnecting
     from .keys import CrawlKeys
 
-__all__ = ["RedisHostGate", "RemoteSlot"]
+__all__ = ["GateStats", "RedisHostGate", "RemoteSlot"]
 
 _log = logging.getLogger("loopcrawl")
 _NEVER = float("inf")
 _ASK = 0.002  # seconds: when to look again while an answer is on its way
-_REFUSED_POLL = 0.05  # seconds between asks for a place while every one is taken elsewhere
+# Seconds between asks for a place while every one is held elsewhere: from
+# 0.05, growing with the wait to a quantum (a waiter keeps its place in line).
+_REFUSED_POLL = 0.05
 _BATCH = 200  # hosts per script call at most
 _DRIFT = 1e-4  # how fast the clock mapping may move later (100 ppm of elapsed time)
+
+
+@dataclass(frozen=True, slots=True)
+class GateStats:
+    syncs: int  # script calls made (round trips to Redis)
+    hosts: int  # hosts on which this worker holds places
+    places: int  # places it holds in all
+    in_flight: int  # of which in use
+    waiting: int  # hosts on which it asked for a place and every one was held elsewhere
 
 
 @dataclass(slots=True, eq=False)
@@ -83,6 +94,7 @@ class RemoteSlot(HostSlot):
     held: int = 0  # places Redis granted this worker
     cap: int = 0  # the worker's fair share while others wait (per_host while none do)
     turn_at: float | None = None  # a turn reserved on the server, on this loop's clock
+    timed: bool = False  # the last start took a server turn (the host had a delay)
     fresh_until: float = 0.0  # start nothing after this without a newer answer
     asked: float = 0.0  # when a request last asked to start
     wants: bool = False  # a place or a turn was asked for since the last sync
@@ -189,6 +201,7 @@ class RedisHostGate:
         s.last_start = now
         s.next_at = now + s.delay
         s.turn = turn
+        s.timed = s.delay > 0
         return 0.0
 
     def ready_at(self, host: str) -> float:
@@ -202,12 +215,15 @@ class RedisHostGate:
 
     def started(self, host: str, turn: int, now: float) -> float:
         s = self._slots[host]
-        if s.turn == turn:
+        if s.delay <= 0:
+            s.turn = None
+            return max(0.0, s.throttled_until - now)
+        if s.turn == turn and s.timed:
             s.turn = None
             return 0.0
-        if s.delay <= 0:
-            return max(0.0, s.throttled_until - now)
-        return _NEVER  # its turn went to a claim: take_turn reserves another
+        # Its turn went to a claim, or was taken while the host had no delay
+        # (a Crawl-delay learned since): take_turn reserves one on the server.
+        return _NEVER
 
     def claim(self, host: str, now: float) -> float:
         s = self._slot(host)
@@ -281,6 +297,12 @@ class RedisHostGate:
     def hosts(self) -> Collection[HostSlot]:
         return self._slots.values()
 
+    def statistics(self) -> GateStats:
+        held = self._holding
+        return GateStats(self.syncs, len(held), sum(s.held for s in held),
+                         sum(s.active for s in held),
+                         sum(1 for s in self._slots.values() if s.refused))
+
     # -- talking to Redis --------------------------------------------------
     def _slot(self, host: str) -> RemoteSlot:
         s = self._slots.get(host)
@@ -299,7 +321,9 @@ class RedisHostGate:
                 s.since = now
         self._queue(s)
         if s.refused:
-            return _NEVER if s.active else now + _REFUSED_POLL
+            if s.active:
+                return _NEVER
+            return now + min(self.quantum, max(_REFUSED_POLL, (now - s.since) / 4))
         # The answer comes within a round trip; while Redis is away, look less often.
         return now + min(0.25, max(_ASK, (now - s.since) / 2))
 
