@@ -380,3 +380,23 @@ def test_the_gate_script_run_twice_changes_nothing_more(redis_url: str) -> None:
     # places held, share, others waiting, delay, base, until (ms)
     assert first[1:6] == second[1:6] == [3, 4, 0, 250, 0]
     assert second[6] == first[6] >= first[0] + 2000
+
+
+def test_a_gate_that_cannot_sync_stops_the_crawl_instead_of_waiting(redis_url: str) -> None:
+    """A script error (here a key of the wrong type) is not retried: the next
+    question raises ``StateError`` (one line), no dispatcher waits for ever."""
+    async def go() -> None:
+        c = await RedisCrawl.connect(redis_url, "polite")
+        await c.client.set(c.keys.gate("h:80")[0], "not a hash")
+        gate = c.gate("w1", Settings(per_host=2))
+        loop = asyncio.get_running_loop()
+        with pytest.raises(StateError, match="the host gate's sync failed: ResponseError"):
+            for _ in range(500):
+                gate.try_start("h:80", loop.time(), 1)
+                await asyncio.sleep(0.01)
+        with pytest.raises(StateError):
+            await gate.take_turn("h:80", loop.time())
+        await gate.close()
+        await c.close()
+
+    arun(go)

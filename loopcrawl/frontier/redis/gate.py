@@ -55,12 +55,12 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Collection
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from ...core.hostgate import THROTTLE_MAX_DELAY, THROTTLE_MIN_DELAY, HostSlot
 from ...errors import StateError
 from . import _gate_lua as lua
+from ._gate_state import GateStats, RemoteSlot
 
 if TYPE_CHECKING:
     from ._reconnect import Reconnecting
@@ -76,38 +76,6 @@ _ASK = 0.002  # seconds: when to look again while an answer is on its way
 _REFUSED_POLL = 0.05
 _BATCH = 200  # hosts per script call at most
 _DRIFT = 1e-4  # how fast the clock mapping may move later (100 ppm of elapsed time)
-
-
-@dataclass(frozen=True, slots=True)
-class GateStats:
-    syncs: int  # script calls made (round trips to Redis)
-    hosts: int  # hosts on which this worker holds places
-    places: int  # places it holds in all
-    in_flight: int  # of which in use
-    waiting: int  # hosts on which it asked for a place and every one was held elsewhere
-
-
-@dataclass(slots=True, eq=False)
-class RemoteSlot(HostSlot):
-    """One host as this worker last heard it from Redis, and its own part."""
-
-    held: int = 0  # places Redis granted this worker
-    cap: int = 0  # the worker's fair share while others wait (per_host while none do)
-    turn_at: float | None = None  # a turn reserved on the server, on this loop's clock
-    timed: bool = False  # the last start took a server turn (the host had a delay)
-    fresh_until: float = 0.0  # start nothing after this without a newer answer
-    asked: float = 0.0  # when a request last asked to start
-    wants: bool = False  # a place or a turn was asked for since the last sync
-    refused: bool = False  # the last ask for a place got none: every one is held elsewhere
-    queued: bool = False  # waits for the next sync
-    since: float = 0.0  # when the first unanswered ask was made (outage back-off)
-    # Events not yet sent: they travel with the next sync, once.
-    ev_throttle: int = 0
-    ev_relax: int = 0
-    ev_delay: float = 0.0
-    ev_backoff: float = 0.0
-    ev_answered: bool = False
-    claims: list[asyncio.Future[float]] = field(default_factory=list)
 
 
 class RedisHostGate:
@@ -359,14 +327,19 @@ class RedisHostGate:
                 timer = loop.call_at(tick, wake.set)
                 await wake.wait()
                 timer.cancel()
-        except StateError as e:  # Redis gone for good: every question raises it now
-            self._failed = e
+        except Exception as e:
+            # Redis gone for good (or an answer that makes no sense): every
+            # question raises it from now on, so the crawl stops with one line
+            # instead of waiting for an answer that will not come.
+            failed = e if isinstance(e, StateError) else StateError(
+                f"the host gate's sync failed: {type(e).__name__}: {e}")
+            self._failed = failed
             for s in self._slots.values():
                 for fut in s.claims:
                     if not fut.done():
-                        fut.set_exception(e)
+                        fut.set_exception(failed)
                 s.claims.clear()
-            raise
+            raise failed from e
 
     async def _sync(self, batch: list[RemoteSlot]) -> None:
         loop = asyncio.get_running_loop()
