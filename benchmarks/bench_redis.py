@@ -173,7 +173,8 @@ def seen_memory(n: int) -> list[str]:
             queued = client.llen("lc:{seen}:q")
         finally:
             client.close()
-    return [f"Seen set at {n:,} URLs: **{total / n:.1f} bytes per URL** ({total / 2**20:,.1f} MiB "
+    return [f"Seen set at {n:,} URLs: **{total / n:.1f} bytes per URL** (the issue's target: "
+            f"at most 16; {total / 2**20:,.1f} MiB "
             f"in {keys:,} sets, encoding {', '.join(sorted(e.decode() for e in encodings))}; "
             f"`MEMORY USAGE` summed over the seen keys, the queue of {queued:,} requests "
             f"left out). Filled in {took:.1f} s through `add_links` (batches of 1,000 new "
@@ -233,7 +234,8 @@ def findings(med: dict[int, dict[str, float]]) -> list[str]:
         "growing with the workers: each worker's host gate syncs its hosts every 0.25 s and "
         "polls for work when it holds none, and fewer pages end in one turn of a worker's "
         "loop to share one ack-and-links script. So one Redis core serves about "
-        f"{1 / max(redis):,.0f}–{1 / min(redis):,.0f} pages/s of one crawl "
+        f"{round(1 / max(redis), 0):,.0f}–{round(1 / min(redis), 0):,.0f} thousand pages/s "
+        "of one crawl "
         "(docs/distributed.md, \"100 machines\"). A worker's CPU a page "
         f"({one['worker_ms']:.2f} ms with one worker) is the crawl's own plus the Redis "
         "client's: scripts built, sent and their answers parsed."]
