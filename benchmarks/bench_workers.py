@@ -123,6 +123,13 @@ def speed(pages: int, repeat: int,
                  "(start-up included: ~0.4 s of CPU); each worker ≤ 0.5. Load: the 1-minute "
                  "load average at the end of each crawl (the machine is shared; the ratio of "
                  "pages/s means something only under ~0.5, CPU-ms a page under any load).")
+    worst = max(r["load"] for rs in runs.values() for r in rs)
+    if worst >= 1.0:
+        lines += ["", f"**Measured under load**: the 1-minute load average reached {worst:.1f} "
+                  f"on {os.cpu_count()} cores during these crawls, so the speed-up above says "
+                  "little about this code, and CPU-ms a page are inflated by the contention "
+                  "(caches, switches): compare them with the one-process crawl's of the same "
+                  "run, or re-run on a quiet machine (`--wait-quiet 600`)."]
     return lines, runs
 
 
@@ -149,7 +156,7 @@ def main() -> None:
     a = ap.parse_args()
     lines, _ = speed(a.pages, a.repeat, a.wait_quiet)
     lines += ["", *latency(a.latency_pages)]
-    head = [f"Machine: {platform.machine()}, {os.cpu_count()} cores, Python "
+    head = [f"Measured {time.strftime('%Y-%m-%d')}. Machine: {platform.machine()}, {os.cpu_count()} cores, Python "
             f"{platform.python_version()}, loopcrawl {version('loopcrawl')}, aiohttp "
             f"{version('aiohttp')}, nginx {nginx_version()}. Command: "
             f"`python benchmarks/bench_workers.py --pages {a.pages} --repeat {a.repeat}`.", ""]

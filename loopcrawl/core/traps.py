@@ -113,7 +113,8 @@ def compare(body: bytes, hashes: bytes, parent: Parent | None) -> tuple[int, boo
     if parent is None:
         return 0, False
     n, pn = len(body), parent[0]
-    if abs(n - pn) <= (256 if pn < 4096 else pn >> 4) and _new_links(hashes, parent[1]) <= NEW_LINKS:
+    if (abs(n - pn) <= (256 if pn < 4096 else pn >> 4)
+            and _new_links(hashes, parent[1]) <= NEW_LINKS):
         words = sketch(body)
         return words, bool(parent[2]) and (words & ~parent[2]).bit_count() <= NEW_WORDS
     return 0, False

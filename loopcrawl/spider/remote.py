@@ -37,8 +37,8 @@ if TYPE_CHECKING:
     from ..net.fetcher import Fetched
     from .base import Spider
 
-__all__ = ["CallbackError", "SpiderSpec", "call_of", "callable_name", "callback_outputs", "load_spec", "run_call",
-           "spec_of"]
+__all__ = ["CallbackError", "SpiderSpec", "call_of", "callable_name", "callback_outputs",
+           "load_spec", "run_call", "spec_of"]
 
 # How a worker finds the spider: the file it was loaded from (None: import
 # the module by name), the module's name, the class's qualified name, and the

@@ -1,9 +1,13 @@
 """A worker process of ``--workers N``: fetch and parse what the coordinator sends.
 
 The coordinator starts it (``pool._BOOT``) with FD, one end of a
-socketpair. It owns a ``Fetcher`` (its own keep-alive pool and cookie jar) and
-a ``LinkParser``, and answers each ``get`` with the response and, for an
-HTML page the link follower will read, its resolved links. Redirect hops are
+socketpair. It owns a ``Fetcher`` (its own keep-alive pool, and a cookie jar
+kept in step with the other workers' through the coordinator: ``cookies.py``),
+a ``LinkParser`` and, in a spider crawl, the spider (``spider/remote.py``). It
+answers each ``get`` with the response as a tuple and, for an HTML page the
+link follower will read, its new links, the hashes of all of them and its
+comparison with the page that linked to it (``traps.compare``), or, for a
+request with a spider callback, what the callback yielded. Redirect hops are
 vetted by the coordinator (scope, robots.txt, seen set) through a ``hop``
 question. It ends when the coordinator closes the connection, and with the
 coordinator: the kernel kills it if the coordinator dies (``PR_SET_PDEATHSIG``).
@@ -65,8 +69,8 @@ class _Worker:
             out = None
             if call is not None and 200 <= f.status < 300:
                 out = await self._callback(call, f)
-            msg: tuple[Any, ...] = ("ok", rid, f.url, f.status, f.content_type, f.charset, body, f.redirects,
-                   f.retry_after, f.method, links, out)
+            msg: tuple[Any, ...] = ("ok", rid, f.url, f.status, f.content_type, f.charset, body,
+                                    f.redirects, f.retry_after, f.method, links, out)
             if self.full:  # aiohttp's header views do not pickle; pairs keep repeats
                 msg += (_pairs(f.headers), _pairs(f.request_headers), f.request_body)
         except FetchError as e:
