@@ -92,3 +92,23 @@ def test_callbacks_run_in_the_workers_with_the_items_of_one_process(
         assert r["stats"]["error"] == {"callback_error": 30}
         assert r["stats"]["items"]["dropped"] == len(books) - 30 - 12 + 30 - 1
     assert two["stats"]["workers"]["workers"] == 2
+
+
+def test_a_spider_workers_cannot_import_has_its_callbacks_run_here(shop: ServerThread) -> None:
+    """A class defined inside a function cannot be loaded by a worker process:
+    its callbacks run in the coordinator, and the crawl is the same."""
+    from loopcrawl import Settings, Spider, crawl
+
+    start = shop.base_url + "/shop/"
+
+    class Local(Spider):
+        start_urls = [start]
+
+        def parse(self, response: Any) -> Any:
+            yield {"url": response.url, "pid": os.getpid()}
+            yield response.follow_all(css="li.next a", callback=lambda r: self.parse(r))
+
+    items: list[dict[str, Any]] = []
+    crawl(Settings(workers=2, quiet=True), spider=Local(), on_item=items.append)
+    assert len(items) == 15 and {it["pid"] for it in items} == {os.getpid()}
+    assert {it["url"] for it in items} >= {start}
