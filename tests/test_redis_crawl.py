@@ -224,6 +224,33 @@ def test_seed_errors_and_adding_to_a_crawl(redis_url: str) -> None:
         client.close()
 
 
+def test_a_shared_crawls_byte_files_reach_the_os_at_each_write(tmp_path: Path) -> None:
+    """Before the engine acks a page, its record is in the file (a SIGKILL
+    after the ack loses nothing); SQLite commits at its own pace (a commit
+    is an fsync), so its row is not there yet."""
+    import sqlite3
+    from contextlib import closing
+
+    from loopcrawl.outputs import OutputSpec, open_outputs
+    from loopcrawl.outputs.shared import SharedCrawlOutput
+
+    rec = {"url": "http://a.example/x", "status": 200}
+    opened = open_outputs([OutputSpec(str(tmp_path / "p.jsonl"), "jsonl", "append"),
+                           OutputSpec(str(tmp_path / "p.db"), "sqlite", "append")])
+    try:
+        jsonl, db = (SharedCrawlOutput(o) for o in opened)
+        jsonl.write_record(rec)
+        db.write_record(rec)
+        line = orjson.loads((tmp_path / "p.jsonl").read_bytes())
+        assert line["fp"] == f"{fingerprint(rec['url']):016x}"
+        with closing(sqlite3.connect(tmp_path / "p.db")) as con:
+            assert con.execute("SELECT count(*) FROM pages").fetchone() == (0,)
+    finally:
+        opened.close()
+    with closing(sqlite3.connect(tmp_path / "p.db")) as con:
+        assert con.execute("SELECT count(*) FROM pages").fetchone() == (1,)
+
+
 def test_three_workers_one_killed_every_page_once(site: ServerThread, redis_url: str,
                                                   tmp_path: Path) -> None:
     """The issue's test: three workers, one SIGKILLed mid-crawl. The union of

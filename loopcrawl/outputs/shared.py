@@ -4,10 +4,13 @@ Two things differ from a crawl of one process, and only here, so the engine
 is the same for both. A worker killed with SIGKILL may have written a page
 without acking it; its lease expires and another worker fetches and writes
 the page again. So each page record carries its request's fingerprint
-(``fp``, 16 hex digits: what a reader drops repeats by), and every write is
-handed to the OS at once, before the engine acks the request: a worker killed
-after an ack never loses what it wrote (a machine that loses power may: the
-OS had not written it to disk). One ``write`` a page (docs/distributed.md).
+(``fp``, 16 hex digits: what a reader drops repeats by), and every write to
+a byte file (JSONL, JSON, CSV, WARC: ``FileOutput``) is handed to the OS at
+once, before the engine acks the request: a worker killed after an ack never
+loses what it wrote (a machine that loses power may: the OS had not written
+it to disk). One ``write`` a page. SQLite and Parquet keep their own pace (a
+commit is an fsync; a Parquet row group per page would ruin the file), so a
+killed worker loses their rows since the last commit (docs/distributed.md).
 """
 
 from __future__ import annotations
@@ -15,7 +18,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from ..urls import fingerprint
-from .base import Output, Role
+from .base import FileOutput, Output, Role
 
 if TYPE_CHECKING:
     from ..http import Request
@@ -25,7 +28,8 @@ __all__ = ["SharedCrawlOutput"]
 
 
 class SharedCrawlOutput(Output):
-    """``inner`` with the fingerprint in each page record, flushed at every write.
+    """``inner`` with the fingerprint in each page record, a byte file flushed
+    at every write.
 
     A page record is a link-follower crawl's: always a GET without a body,
     whose request fingerprint is its URL's (``urls.fingerprint``)."""
@@ -33,6 +37,7 @@ class SharedCrawlOutput(Output):
     def __init__(self, inner: Output) -> None:
         self.inner = inner
         self.path = inner.path
+        self._now = isinstance(inner, FileOutput)  # its flush is one write
 
     @property
     def count(self) -> int:  # type: ignore[override]
@@ -45,15 +50,18 @@ class SharedCrawlOutput(Output):
         if "fp" not in record:  # the same dict goes to every output
             record["fp"] = f"{fingerprint(record['url']):016x}"
         self.inner.write_record(record)
-        self.inner.flush()
+        if self._now:
+            self.inner.flush()
 
     def write_item(self, item: dict[str, Any], kind: str, fields: tuple[str, ...] | None) -> None:
         self.inner.write_item(item, kind, fields)
-        self.inner.flush()
+        if self._now:
+            self.inner.flush()
 
     def write_response(self, request: Request, fetched: Fetched) -> None:
         self.inner.write_response(request, fetched)
-        self.inner.flush()
+        if self._now:
+            self.inner.flush()
 
     def flush(self) -> None:
         self.inner.flush()
