@@ -149,9 +149,10 @@ def seed(ctx: click.Context, urls: tuple[str, ...], url: str, name: str, expecte
             await crawl.close()
 
     added, existed = _answer(work)
-    what = "added to" if existed else "created with"
-    click.echo(f"loopcrawl: crawl {name!r} {what} {added:,} new URL"
-               f"{'' if added == 1 else 's'} ({len(urls) - added:,} seen already)", err=True)
+    new = f"{added:,} new URL{'' if added == 1 else 's'}"
+    said = (f"{new} added to crawl {name!r}" if existed
+            else f"crawl {name!r} created with {new}")
+    click.echo(f"loopcrawl: {said} ({len(urls) - added:,} seen already)", err=True)
 
 
 # -- worker ------------------------------------------------------------------------
