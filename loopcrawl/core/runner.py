@@ -40,6 +40,7 @@ from ..errors import ConfigError
 from ..outputs import Mode, Outputs, OutputSpec, check_path, open_outputs, parse_outputs
 from ..settings import Settings
 from .engine import Crawler, new_event_loop, tune_malloc
+from .runtime import tune_gc
 from .stats import CrawlStats
 
 if TYPE_CHECKING:
@@ -211,6 +212,7 @@ class CrawlRun:
     def run(self) -> CrawlResult:
         """Run the crawl to its end on a new event loop (uvloop when present)."""
         tune_malloc()
+        tune_gc()
         with asyncio.Runner(loop_factory=new_event_loop) as runner:
             return runner.run(self.run_async())
 
@@ -384,5 +386,6 @@ def crawl(settings: Settings | None = None, **kwargs: Any) -> CrawlStats:
     It also tunes malloc for the process (``tune_malloc``).
     """
     tune_malloc()
+    tune_gc()
     with asyncio.Runner(loop_factory=new_event_loop) as runner:
         return runner.run(Crawler(settings or Settings(), **kwargs).run())

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import sys
 
-__all__ = ["new_event_loop", "tune_malloc"]
+__all__ = ["new_event_loop", "tune_gc", "tune_malloc"]
 
 # glibc's mallopt parameters (malloc.h).
 _M_TRIM_THRESHOLD, _M_TOP_PAD, _M_MMAP_THRESHOLD = -1, -2, -3
@@ -35,6 +36,20 @@ def tune_malloc() -> bool:
     # musl has mallopt too, as a no-op that returns 0.
     return all([mallopt(_M_MMAP_THRESHOLD, 4 << 20), mallopt(_M_TRIM_THRESHOLD, 16 << 20),
                 mallopt(_M_TOP_PAD, 1 << 20)])
+
+
+def tune_gc() -> None:
+    """Keep what start-up built out of the cyclic collector's full passes.
+
+    A crawl's long-lived objects (queued requests, the trap guard's pages)
+    grow, and every time they grow by a quarter Python runs a full
+    collection, which also walked every function, class and module dict
+    imported at start-up: objects that are never garbage. ``gc.freeze()``
+    moves everything alive now to the permanent generation, so full passes
+    walk only what the crawl made. Process-wide and once, after the imports:
+    the CLI and ``crawl()`` call it, beside ``tune_malloc``.
+    """
+    gc.freeze()
 
 
 def new_event_loop() -> asyncio.AbstractEventLoop:

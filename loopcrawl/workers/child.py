@@ -21,7 +21,7 @@ import signal
 import socket
 from typing import Any
 
-from ..core.runtime import new_event_loop, tune_malloc
+from ..core.runtime import new_event_loop, tune_gc, tune_malloc
 from ..core.traps import Parent, compare, link_hashes
 from ..errors import FetchError
 from ..links import LinkParser, ResolvedLinks
@@ -181,5 +181,6 @@ def main(fd: int) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
     tune_malloc()
+    tune_gc()
     with asyncio.Runner(loop_factory=new_event_loop) as runner:
         runner.run(serve(fd))
