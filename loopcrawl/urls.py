@@ -70,7 +70,7 @@ def _finish(href: str) -> str:
         start = href.find("/", href.find("//") + 2)
         if start > 0:
             href = href[:start] + _fix_escapes(href[start:])
-    return strip_sessions(href)
+    return href if "=" not in href and "(" not in href else strip_sessions(href)
 
 
 # Session ids that sites put in URLs instead of a cookie (Java's ";jsessionid=",
@@ -254,7 +254,7 @@ class Resolver:
             origin, path = self.origin, self.base_path + href
         elif c == "h" and href.startswith(self.origin_slash):  # this site, written out
             if "%" not in href and "/." not in href:
-                return strip_sessions(href)
+                return href if "=" not in href and "(" not in href else strip_sessions(href)
             origin, path = self.origin, href[len(self.origin) :]
         elif c == ".":
             while href.startswith("./"):  # "./a" is "a"

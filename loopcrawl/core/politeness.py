@@ -380,6 +380,8 @@ class Scheduler:
         """Put the host in the heap for when the gate lets it start (not while
         every place is taken by our requests: ``done`` schedules it again)."""
         if not hq.scheduled and hq.queue:
+            if hq.active >= self.per_host:
+                return  # our own requests hold every place (no gate gives more)
             at = self.gate.ready_at(hq.host)
             if at == _NEVER:
                 if hq.active:
