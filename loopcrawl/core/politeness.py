@@ -111,7 +111,10 @@ class Scheduler:
         self._in_flight = 0
         self._retrying = 0
         self._dispatched = 0  # counts toward max_pages
-        self._work: asyncio.Queue[Request | None] = asyncio.Queue()
+        # The hand-off to the workers: a deque and the futures of the workers
+        # waiting in get() (an asyncio.Queue costs eight Python calls a request).
+        self._work: deque[Request | None] = deque()
+        self._getters: deque[asyncio.Future[None]] = deque()
         self._wake = asyncio.Event()
         self._stopped = False
         self._finished = False
@@ -125,13 +128,31 @@ class Scheduler:
     # -- the workers' side -------------------------------------------------
     async def get(self) -> Request | None:
         work = self._work
-        if not work.empty():  # the common case under load: no suspension
-            return work.get_nowait()
-        self._idle += 1
-        try:
-            return await work.get()
-        finally:
-            self._idle -= 1
+        while not work:  # (under load there is work: no suspension)
+            waiter = asyncio.get_running_loop().create_future()
+            self._getters.append(waiter)
+            self._idle += 1
+            try:
+                await waiter
+            except asyncio.CancelledError:
+                if work and waiter.done() and not waiter.cancelled():
+                    self._wake_worker()  # it was woken for work it will not take
+                raise
+            finally:
+                self._idle -= 1
+        return work.popleft()
+
+    def _hand_off(self, item: Request | None) -> None:
+        self._work.append(item)
+        self._wake_worker()
+
+    def _wake_worker(self) -> None:
+        getters = self._getters
+        while getters:
+            waiter = getters.popleft()
+            if not waiter.done():  # (a cancelled worker's is done)
+                waiter.set_result(None)
+                return
 
     def done(self, request: Request, *, counted: bool = True, backoff: float = 0.0) -> None:
         """A request from ``get()`` is finished with.
@@ -309,7 +330,7 @@ class Scheduler:
                 beat.cancel()
                 await asyncio.gather(beat, return_exceptions=True)
             for _ in range(self._workers):
-                self._work.put_nowait(None)
+                self._hand_off(None)
 
     async def _heartbeat(self, ttl: float) -> None:
         """Extend every lease held, three times per ``ttl``. The frontier names
@@ -351,8 +372,10 @@ class Scheduler:
             self._buffered -= 1
             self._in_flight += 1
             self._dispatched += 1
-            self._work.put_nowait(r)
-            if self._idle < self._work.qsize() and self._workers < self.concurrency:
+            self._work.append(r)  # _hand_off, written out
+            if self._getters:
+                self._wake_worker()
+            if self._idle < len(self._work) and self._workers < self.concurrency:
                 self._start_worker()
             self._schedule(hq)
 
