@@ -97,6 +97,7 @@ class Crawler:
                                       on_item)
         else:
             self._handler = LinkFollower(parts)
+        self._emits = self._handler.emits  # else emit() is not called: one call less a page
         self.scheduler: Scheduler | None = None
         self._workers: list[asyncio.Task[None]] = []
         self._spawn: Callable[[], None] | None = None
@@ -288,9 +289,9 @@ class Crawler:
                 await self._finish(req, self._record(req, started, t0,
                                                      error=e.kind, message=str(e)))
                 return True, 0.0
-            delay = self._robots.crawl_delay(host_of(req.url))
+            delay = self._robots.crawl_delay(host := host_of(req.url))
             if delay:
-                sched.set_delay(host_of(req.url), delay)
+                sched.set_delay(host, delay)
             if not allowed:
                 await self._finish(req, self._record(req, started, t0,
                                                      error=errors.ROBOTS_DENIED,
@@ -323,7 +324,7 @@ class Crawler:
         if f.status in (429, 503):
             sched.throttled(host_of(req.url))
         elif f.status < 400:
-            sched.relaxed(host_of(req.url))
+            sched.gate.relax(host_of(req.url))  # (Scheduler.relaxed, one call less a page)
         if f.status == 429 or f.status >= 500:
             backoff = f.retry_after if f.retry_after is not None else 0.0
             if backoff:
@@ -424,7 +425,8 @@ class Crawler:
         if self._archives and (f := self._held.pop(req.lease, None)) is not None:
             for a in self._archives:
                 a.write_response(req, f)
-        self._handler.emit(req)
+        if self._emits:
+            self._handler.emit(req)
         self.stats.record(rec)
         if self._records:
             d = rec.to_dict()

@@ -49,6 +49,7 @@ class PageHandler(Protocol):
 
     scope: Scope  # redirect targets are checked against it too
     start_hosts: list[str]  # where --auth goes unless http_auth_hosts says (set by open)
+    emits: bool  # False: emit() and drop() do nothing, and the engine skips emit()
 
     async def open(self) -> list[Request]:
         """The start requests (prepared: canonical, in scope); sets ``scope``."""
@@ -74,6 +75,8 @@ class PageHandler(Protocol):
 class LinkFollower:
     """A crawl without a spider: every HTML page's links within scope,
     depth and trap limits are queued; sitemaps list more pages."""
+
+    emits = False  # a page's links are queued at once: nothing waits for the ack
 
     def __init__(self, parts: CrawlParts) -> None:
         s = parts.settings

@@ -63,6 +63,8 @@ def spider_scope(settings: Settings, spider: Spider, hosts: Sequence[str] = ()) 
 class SpiderRun:
     """One spider in one crawl (a ``PageHandler``)."""
 
+    emits = True  # items wait for their request's ack
+
     def __init__(
         self,
         parts: CrawlParts,
