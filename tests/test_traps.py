@@ -179,3 +179,31 @@ def test_session_ids_are_removed_by_canonicalization(url: str, canonical: str) -
     path = url.split("/", 3)[3]
     assert Resolver("http://h/index.html").resolve("/" + path) == canonical
     assert Resolver("http://h/index.html").resolve(url) == canonical
+
+
+def test_pages_are_remembered_up_to_the_bound_oldest_first(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A page's children are judged against it only while it is among the
+    last _MAX_PAGES pages noted; the oldest is forgotten first."""
+    import loopcrawl.core.traps as traps
+
+    def months(guard: TrapGuard, others: int) -> str:
+        prev, fam = None, ""
+        for m in range(1, 4):
+            _, _, body = section.response(f"/traps/cal/2026/{m:02d}/", "")
+            url = f"http://h/traps/cal/2026/{m:02d}/"
+            if m == 3:  # pages noted in between push the second month out, or not
+                for i in range(others):
+                    guard.page(f"http://h/other/{i}", None, b"x", [])
+            fam = guard.page(url, prev, body, [url, "http://h/traps/"])
+            prev = url
+        return fam
+
+    monkeypatch.setattr(traps, "_MAX_PAGES", 4)
+    assert months(TrapGuard(Settings()), 2) == "h/traps"  # months 1 and 2 still known
+    assert months(TrapGuard(Settings()), 3) == "h/traps"  # month 1 forgotten: no matter
+    assert months(TrapGuard(Settings()), 4) == ""  # month 2, the parent, forgotten
+    guard = TrapGuard(Settings())
+    for i in range(10):
+        guard.page(f"http://h/p/{i}", None, b"x", [])
+        guard.page(f"http://h/p/{i}", None, b"x", [])  # the same URL twice
+    assert len(guard._pages) <= 4

@@ -33,7 +33,7 @@ from __future__ import annotations
 
 import re
 import struct
-from collections import Counter
+from collections import Counter, deque
 
 import xxhash
 
@@ -146,6 +146,10 @@ class TrapGuard:
         # Pages whose children may still come: hash of URL -> (length, link
         # hashes, word sketch or 0, family if similar to its own parent or "").
         self._pages: dict[int, Parent] = {}
+        # Their keys, oldest first: dropping a dict's first key with
+        # next(iter()) walks the holes earlier drops left (~50 µs a page once
+        # full, until the dict is rebuilt); a deque pops in O(1).
+        self._order: deque[int] = deque()
         self._similar: Counter[str] = Counter()  # links queued from similar pages
         self.stops: Counter[str] = Counter()  # requests and pages stopped, by setting
 
@@ -209,9 +213,12 @@ class TrapGuard:
                 words = sketch(body)
                 if parent[2] and (words & ~parent[2]).bit_count() <= NEW_WORDS:
                     fam = family(url)
-        if len(pages) >= _MAX_PAGES:
-            del pages[next(iter(pages))]
-        pages[hash(url)] = (n, hashes, words, fam)
+        order = self._order
+        if len(order) >= _MAX_PAGES:
+            pages.pop(order.popleft(), None)
+        key = hash(url)
+        pages[key] = (n, hashes, words, fam)
+        order.append(key)
         return fam
 
     def parent(self, referrer: str | None) -> Parent | None:
@@ -229,11 +236,18 @@ class TrapGuard:
         if self.max_similar is None or hashes is None:
             return ""
         fam = family(url) if similar else ""
-        pages = self._pages
-        if len(pages) >= _MAX_PAGES:
-            del pages[next(iter(pages))]
-        pages[hash(url)] = (n, hashes, words, fam)
+        self._remember(url, (n, hashes, words, fam))
         return fam
+
+    def _remember(self, url: str, page: Parent) -> None:
+        """Keep ``page`` for its children, forgetting the oldest past _MAX_PAGES
+        (``page`` does the same, written out)."""
+        order = self._order
+        if len(order) >= _MAX_PAGES:
+            self._pages.pop(order.popleft(), None)
+        key = hash(url)
+        self._pages[key] = page
+        order.append(key)
 
     def admit(self, fam: str, urls: list[str], skipped: Counter[str]) -> list[str]:
         """The new links of a similar page of family ``fam`` that may be
