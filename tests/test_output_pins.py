@@ -4,6 +4,7 @@ exact bytes and warnings of the CSV writer, and how it adds to a file."""
 from __future__ import annotations
 
 import logging
+import os
 from pathlib import Path
 
 import pytest
@@ -56,7 +57,7 @@ def test_csv_reads_the_header_it_adds_under_as_written(tmp_path: Path) -> None:
     assert path.read_bytes() == b"\xff name,trail \r\n1,2\r\na,b\r\n"
 
 
-@pytest.mark.parametrize("content", [b"\nname\r\n", b"\r\n"])
+@pytest.mark.parametrize("content", [b"\nname\r\n", b"\r\n"], ids=["blank-first", "blank"])
 def test_csv_without_a_header_is_not_added_to(tmp_path: Path, content: bytes) -> None:
     path = tmp_path / "headless.csv"
     path.write_bytes(content)
@@ -113,7 +114,7 @@ def test_json_resume_cuts_back_to_the_mark(tmp_path: Path) -> None:
 @pytest.mark.parametrize(("content", "why"), [
     (b'{"a": 1}\n', " (no closing ]): overwrite it (-O) or write another file"),
     (b"  ]\n", ": overwrite it (-O)"),
-])
+], ids=["object", "bracket-only"])
 def test_json_that_is_no_array_is_not_added_to(tmp_path: Path, content: bytes, why: str) -> None:
     path = tmp_path / "not.json"
     path.write_bytes(content)
@@ -121,3 +122,37 @@ def test_json_that_is_no_array_is_not_added_to(tmp_path: Path, content: bytes, w
         JsonWriter(str(path), append=True)
     assert str(got.value) == f"{path} does not hold a JSON array{why}"
     assert path.read_bytes() == content
+
+
+def test_json_batches_counts_and_pipes(tmp_path: Path) -> None:
+    """A batch is flushed when it is full (the file is an array after each),
+    the count is of values written, and a pipe gets the same array, its
+    ``]`` at the end."""
+    items = [{"k": str(i)} for i in range(5)]
+    path = tmp_path / "b.json"
+    w = JsonWriter(str(path), batch=2)
+    for it in items[:2]:
+        w.write_item(it, "item", None)
+    assert path.read_bytes() == b'[\n{"k":"0"},\n{"k":"1"}\n]\n'  # flushed at 2, not 3
+    for it in items[2:]:
+        w.write_item(it, "item", None)
+    w.close()
+    assert w.count == 5
+    assert path.read_bytes() == _json_file(tmp_path / "one.json", items)
+    for values in (items, []):
+        r, wfd = os.pipe()
+        try:
+            w = JsonWriter(f"/proc/self/fd/{wfd}", batch=2)
+            for it in values:
+                w.write_item(it, "item", None)
+            w.close()
+            os.close(wfd)
+            wfd = -1
+            with os.fdopen(r, "rb") as fh:
+                r = -1
+                got = fh.read()
+        finally:
+            for fd in (r, wfd):
+                if fd >= 0:
+                    os.close(fd)
+        assert got == (_json_file(tmp_path / "one.json", values) if values else b"[]\n")

@@ -1,0 +1,72 @@
+"""Frontier promises that make mutate found unpinned (docs/testing.md): what
+``add_links`` keeps of a page's links, claims that survive a restart, and the
+refusal that names the crawl holding a state file."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from pathlib import Path
+
+import pytest
+
+from loopcrawl.errors import StateError
+from loopcrawl.frontier import MemoryFrontier
+from loopcrawl.frontier.sqlite import SqliteFrontier
+from loopcrawl.urls import fingerprint
+
+pytestmark = pytest.mark.timeout(60)
+
+
+@pytest.mark.parametrize("kind", ["memory", "sqlite"])
+def test_add_links_keeps_what_the_filter_keeps_with_depth_and_referrer(
+    tmp_path: Path, kind: str,
+) -> None:
+    urls = ["http://h.test/keep1", "http://h.test/drop", "http://h.test/keep2"]
+
+    async def go() -> tuple[int, int, list[tuple[str, int, str | None]]]:
+        f = MemoryFrontier() if kind == "memory" else SqliteFrontier(tmp_path / "s.db")
+        try:
+            n = await f.add_links(urls, 2, "http://h.test/",
+                                  keep=lambda us: [u for u in us if "keep" in u])
+            again = await f.add_links(urls, 3, "http://h.test/other")  # no filter now
+            got = await f.lease(10)
+            return n, again, [(r.url, r.depth, r.referrer) for r in got]
+        finally:
+            await f.close()
+
+    n, again, got = asyncio.run(go())
+    assert n == 2 and again == 1  # /drop was never seen: it comes now, with its own page
+    assert got == [("http://h.test/keep1", 2, "http://h.test/"),
+                   ("http://h.test/keep2", 2, "http://h.test/"),
+                   ("http://h.test/drop", 3, "http://h.test/other")]
+
+
+def test_a_claim_is_kept_by_the_checkpoint(tmp_path: Path) -> None:
+    db = tmp_path / "s.db"
+    fp = fingerprint("http://h.test/target")
+
+    async def first() -> None:
+        f = SqliteFrontier(db)
+        assert await f.mark_seen(fp)
+        await f.checkpoint(None)
+        await f.close()
+
+    async def second() -> bool:
+        f = SqliteFrontier(db)
+        try:
+            return await f.mark_seen(fp)
+        finally:
+            await f.close()
+
+    asyncio.run(first())
+    assert asyncio.run(second()) is False  # claimed before the restart
+
+
+def test_a_state_file_in_use_names_the_crawl_that_holds_it(tmp_path: Path) -> None:
+    db = tmp_path / "s.db"
+    with SqliteFrontier(db), pytest.raises(StateError) as got:
+        SqliteFrontier(db)
+    assert str(got.value) == (f"{db} is in use by another crawl (pid {os.getpid()}); "
+                              "wait for it to end, or stop it, before resuming")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["s.db"]  # nothing else made
