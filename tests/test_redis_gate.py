@@ -10,6 +10,7 @@ for all of them together.
 from __future__ import annotations
 
 import asyncio
+import itertools
 import subprocess
 import sys
 import time
@@ -400,3 +401,32 @@ def test_a_gate_that_cannot_sync_stops_the_crawl_instead_of_waiting(redis_url: s
         await c.close()
 
     arun(go)
+
+
+def test_a_429_slows_every_worker_down(redis_url: str, pages: PageServer) -> None:
+    """One worker gets 429 without Retry-After: the host's delay (0.25 s,
+    then decaying by successes) holds for every worker from the next sync."""
+    served: Counter[str] = Counter()
+
+    async def handler(request: web.BaseRequest) -> web.StreamResponse:
+        path = request.raw_path
+        served[path] += 1
+        if path == "/":
+            body = "".join(f'<a href="/p{i}">x</a>' for i in range(60))
+            return web.Response(text=body, content_type="text/html")
+        await asyncio.sleep(0.02)
+        if path == "/p5" and served[path] == 1:
+            return web.Response(status=429)
+        return web.Response(text="ok", content_type="text/html")
+
+    pages.handler = handler
+    settings = Settings(seeds=(pages.url + "/",), per_host=3, obey_robots=False,
+                        timeout=10.0, retry_backoff=0.01)
+    arun(lambda: workers(redis_url, settings, 3))
+    assert served["/p5"] == 2 and len(served) == 61
+    hit429 = next(h for h in pages.log if h.path == "/p5")
+    after = sorted(h.start for h in pages.log if h.start > hit429.end + 0.25 + JITTER)
+    # 0.25 s, then x0.75 for each success: the first gaps are far from the
+    # 20 ms a page takes with three workers sharing three places.
+    gaps = [b - a for a, b in itertools.pairwise(after[:4])]
+    assert min(gaps) >= 0.25 * 0.75 ** 3 - JITTER / 2, gaps
