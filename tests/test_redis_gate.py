@@ -28,7 +28,7 @@ from loopcrawl.frontier.redis import RedisCrawl, RedisHostGate
 from loopcrawl.http import FetchRecord
 from loopcrawl.settings import Settings
 
-from .conftest import PageServer
+from .conftest import Hit, PageServer
 from .redis_server import RedisServer
 from .test_polite import JITTER, assert_polite
 
@@ -165,10 +165,9 @@ def test_robots_txt_fetched_once_and_its_crawl_delay_shared(redis_url: str,
     assert_polite(sorted(h.start for h in pages.log if h.path != "/robots.txt")[1:], 0.2)
 
 
-def test_retry_after_pauses_the_host_for_every_worker(redis_url: str,
-                                                      pages: PageServer) -> None:
-    """One worker gets 503 with Retry-After: 1; within a sync (0.25 s) no
-    worker starts a request on the host until the second is over."""
+def one_bad_answer(redis_url: str, pages: PageServer, bad: web.Response) -> Hit:
+    """Three workers crawl 60 pages (20 ms each, 3 places); the first fetch
+    of /p5 gets ``bad``, its retry a page. Returns the hit that got ``bad``."""
     served: Counter[str] = Counter()
 
     async def handler(request: web.BaseRequest) -> web.StreamResponse:
@@ -179,7 +178,7 @@ def test_retry_after_pauses_the_host_for_every_worker(redis_url: str,
             return web.Response(text=body, content_type="text/html")
         await asyncio.sleep(0.02)
         if path == "/p5" and served[path] == 1:
-            return web.Response(status=503, headers={"Retry-After": "1"})
+            return bad
         return web.Response(text="ok", content_type="text/html")
 
     pages.handler = handler
@@ -187,7 +186,15 @@ def test_retry_after_pauses_the_host_for_every_worker(redis_url: str,
                         timeout=10.0, retry_backoff=0.01)
     arun(lambda: workers(redis_url, settings, 3))
     assert served["/p5"] == 2 and len(served) == 61
-    hit503 = next(h for h in pages.log if h.path == "/p5")
+    return next(h for h in pages.log if h.path == "/p5")
+
+
+def test_retry_after_pauses_the_host_for_every_worker(redis_url: str,
+                                                      pages: PageServer) -> None:
+    """One worker gets 503 with Retry-After: 1; within a sync (0.25 s) no
+    worker starts a request on the host until the second is over."""
+    hit503 = one_bad_answer(redis_url, pages, web.Response(status=503,
+                                                           headers={"Retry-After": "1"}))
     quiet_from, quiet_to = hit503.end + 0.25 + JITTER, hit503.end + 1.0 - JITTER
     during = [round(h.start - hit503.end, 3) for h in pages.log
               if quiet_from < h.start < quiet_to]
@@ -406,25 +413,7 @@ def test_a_gate_that_cannot_sync_stops_the_crawl_instead_of_waiting(redis_url: s
 def test_a_429_slows_every_worker_down(redis_url: str, pages: PageServer) -> None:
     """One worker gets 429 without Retry-After: the host's delay (0.25 s,
     then decaying by successes) holds for every worker from the next sync."""
-    served: Counter[str] = Counter()
-
-    async def handler(request: web.BaseRequest) -> web.StreamResponse:
-        path = request.raw_path
-        served[path] += 1
-        if path == "/":
-            body = "".join(f'<a href="/p{i}">x</a>' for i in range(60))
-            return web.Response(text=body, content_type="text/html")
-        await asyncio.sleep(0.02)
-        if path == "/p5" and served[path] == 1:
-            return web.Response(status=429)
-        return web.Response(text="ok", content_type="text/html")
-
-    pages.handler = handler
-    settings = Settings(seeds=(pages.url + "/",), per_host=3, obey_robots=False,
-                        timeout=10.0, retry_backoff=0.01)
-    arun(lambda: workers(redis_url, settings, 3))
-    assert served["/p5"] == 2 and len(served) == 61
-    hit429 = next(h for h in pages.log if h.path == "/p5")
+    hit429 = one_bad_answer(redis_url, pages, web.Response(status=429))
     after = sorted(h.start for h in pages.log if h.start > hit429.end + 0.25 + JITTER)
     # 0.25 s, then x0.75 for each success: the first gaps are far from the
     # 20 ms a page takes with three workers sharing three places.
