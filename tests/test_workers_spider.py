@@ -33,6 +33,8 @@ class Books(Spider):
     pipelines = [Dedup("category")]  # one item per category, across all workers
 
     async def parse(self, response):
+        self.logger.error("listing page %s", response.url.split("/shop/")[1] or "first")
+        self.logger.warning("not shown with -q")
         yield response.follow_all(css="article.product_pod h3 a", callback=self.parse_book,
                                   cb_kwargs={"listing": response.url})
         yield response.follow_all(css="li.next a")
@@ -92,6 +94,10 @@ def test_callbacks_run_in_the_workers_with_the_items_of_one_process(
         assert r["stats"]["error"] == {"callback_error": 30}
         assert r["stats"]["items"]["dropped"] == len(books) - 30 - 12 + 30 - 1
     assert two["stats"]["workers"]["workers"] == 2
+    # What a callback logs in a worker is logged by the coordinator, by its levels.
+    listed = [sorted(re.findall(r"listing page \S+", r["stderr"])) for r in (one, two)]
+    assert len(listed[0]) == 15 and listed[1] == listed[0]
+    assert "not shown" not in one["stderr"] + two["stderr"]
 
 
 def test_a_spider_workers_cannot_import_has_its_callbacks_run_here(shop: ServerThread) -> None:

@@ -16,9 +16,11 @@ coordinator: the kernel kills it if the coordinator dies (``PR_SET_PDEATHSIG``).
 from __future__ import annotations
 
 import asyncio
+import logging
 import pickle
 import signal
 import socket
+import traceback
 from typing import Any
 
 from ..core.runtime import new_event_loop, tune_gc, tune_malloc
@@ -133,7 +135,11 @@ async def serve(fd: int) -> None:
     first = await channel.receive()
     if not first or first[0][0] != "init":
         return
-    settings, full, spec, cookies = first[0][1:5]
+    settings, full, spec, cookies, levels = first[0][1:6]
+    # What is logged here is logged by the coordinator (its levels, handler, display).
+    for name, level in levels.items():
+        logging.getLogger(name or None).setLevel(level)
+    logging.getLogger().addHandler(_Forward(channel))
     spider: Any = None
     if spec is not None:
         try:
@@ -167,6 +173,24 @@ async def serve(fd: int) -> None:
             for task in list(w.tasks.values()):
                 task.cancel()
             await channel.close()
+
+
+class _Forward(logging.Handler):
+    """Sends each log record to the coordinator, which logs it as its own."""
+
+    def __init__(self, channel: Channel) -> None:
+        super().__init__()
+        self._channel = channel
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            text = record.getMessage()
+            if record.exc_info:
+                text += "\n" + "".join(traceback.format_exception(*record.exc_info)).rstrip()
+        except Exception:
+            self.handleError(record)
+            return
+        self._channel.send(("log", 0, record.name, record.levelno, text))
 
 
 def _pairs(headers: Any) -> list[tuple[str, str]] | None:

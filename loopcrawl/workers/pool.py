@@ -178,7 +178,10 @@ class ProcessFetcher:
             child.close()
         reader, writer = await asyncio.open_connection(sock=parent)
         w = _Worker(slot, proc, Channel(reader, writer))
-        w.channel.send(("init", self.settings, self.full, self.spider, self._jar.entries()))
+        levels = {name: logging.getLogger(name or None).level
+                  for name in ("", "loopcrawl", "loopcrawl.spider")}
+        w.channel.send(("init", self.settings, self.full, self.spider, self._jar.entries(),
+                        levels))
         w.reader = asyncio.get_running_loop().create_task(self._read(w),
                                                           name=f"loopcrawl-worker-{slot}-reader")
         self._started += 1
@@ -259,6 +262,9 @@ class ProcessFetcher:
                 tag, rid = msg[0], msg[1]
                 if tag == "hop" or tag == "turn":
                     self._answer(w, rid, tag, msg[2])
+                    continue
+                if tag == "log":  # logged in the worker: logged here, by our rules
+                    logging.getLogger(msg[2]).log(msg[3], "%s", msg[4])
                     continue
                 if tag == "jar":  # a response set cookies: every worker gets them now
                     self._jar.add(msg[2], msg[3])
