@@ -419,3 +419,32 @@ def test_a_429_slows_every_worker_down(redis_url: str, pages: PageServer) -> Non
     # 20 ms a page takes with three workers sharing three places.
     gaps = [b - a for a, b in itertools.pairwise(after[:4])]
     assert min(gaps) >= 0.25 * 0.75 ** 3 - JITTER / 2, gaps
+
+
+def test_a_turn_missed_by_more_than_its_slack_is_given_up_once(redis_url: str) -> None:
+    """A turn asked for and then taken much later (the loop woke late) is
+    given up for a new one; the next is taken however late, so the host
+    makes progress."""
+    async def go() -> list[float]:
+        c = await RedisCrawl.connect(redis_url, "polite")
+        gate = c.gate("w1", Settings(per_host=2, delay=0.1))
+        loop = asyncio.get_running_loop()
+
+        async def turn() -> None:  # a place and a turn held, not taken
+            while (s := gate.slot("h:80")) is None or s.turn_at is None:  # type: ignore[attr-defined]
+                await asyncio.sleep(0.005)
+
+        gate.try_start("h:80", loop.time(), 0)  # asks for a place and a turn
+        got = []
+        await turn()
+        # 0.2 s late (the slack is 25 ms): given up for a new one ...
+        got.append(gate.try_start("h:80", gate.slot("h:80").turn_at + 0.2, 1))  # type: ignore[union-attr]
+        await turn()
+        # ... and late again: taken this time.
+        got.append(gate.try_start("h:80", gate.slot("h:80").turn_at + 0.2, 2))  # type: ignore[union-attr]
+        await gate.close()
+        await c.close()
+        return got
+
+    late, taken = arun(go)
+    assert late != 0.0 and taken == 0.0

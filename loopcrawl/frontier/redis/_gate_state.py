@@ -27,6 +27,7 @@ class RemoteSlot(HostSlot):
     cap: int = 0  # the worker's fair share while others wait (per_host while none do)
     turn_at: float | None = None  # a turn reserved on the server, on this loop's clock
     timed: bool = False  # the last start took a server turn (the host had a delay)
+    late: bool = False  # the last turn was given up, missed by more than its slack
     fresh_until: float = 0.0  # start nothing after this without a newer answer
     asked: float = 0.0  # when a request last asked to start
     wants: bool = False  # a place or a turn was asked for since the last sync

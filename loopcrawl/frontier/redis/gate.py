@@ -157,8 +157,13 @@ class RedisHostGate:
         at = s.throttled_until
         if s.delay > 0:
             t = s.turn_at
-            if t is None or now > t + _late(s.delay):
-                s.turn_at = None  # none, or missed by more than its slack: a new one
+            if t is None:
+                return self._ask(s, now)
+            if now > t + _late(s.delay) and not s.late:
+                # Missed by more than its slack: a new one. Never twice in a
+                # row, so a loop that always wakes late still makes progress.
+                s.late = True
+                s.turn_at = None
                 return self._ask(s, now)
             if t > at:
                 at = t
@@ -170,6 +175,7 @@ class RedisHostGate:
         s.next_at = now + s.delay
         s.turn = turn
         s.timed = s.delay > 0
+        s.late = False
         return 0.0
 
     def ready_at(self, host: str) -> float:
@@ -417,7 +423,7 @@ class RedisHostGate:
 def _late(delay: float) -> float:
     """How late a reserved turn may still be taken: starting later would
     bring the next worker's turn closer than the delay by as much."""
-    return max(0.01, delay / 4)
+    return max(0.02, delay / 4)
 
 
 def _ms(seconds: float) -> int:
