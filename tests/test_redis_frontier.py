@@ -537,3 +537,25 @@ def test_delete_removes_every_key_of_the_crawl_and_no_other(redis_url: str) -> N
         await b.close()
 
     arun(go)
+
+
+def test_a_release_while_the_ack_is_on_its_way_does_not_undo_it(redis_url: str) -> None:
+    """A worker cancelled while it acks (SIGTERM) releases the request: the
+    ack, already in a batch, wins; the page is not queued again."""
+    async def go() -> None:
+        c = await _crawl(redis_url, seeds=("http://a.test/", "http://a.test/b"))
+        f = c.frontier("a")
+        r, other = await f.lease(2)
+        acking = asyncio.create_task(f.ack(r, rec(r)))
+        await asyncio.sleep(0)  # the ack waits for its batch
+        acking.cancel()
+        await f.release(r)
+        await f.release(other)  # no ack under way: given back
+        await f.close()  # the batch goes out
+        st = await f.statistics()
+        assert (st.done, st.leased, st.queued) == (1, 0, 1)
+        [again] = await f.lease(5)
+        assert again.url == other.url
+        await c.close()
+
+    arun(go)

@@ -76,6 +76,7 @@ class RedisFrontier:
         self._scripts = crawl.scripts
         # Pages' new links and acks go in batches, one script at a time.
         self._writes = Coalescer(self._send)
+        self._acking: set[int] = set()  # tokens whose ack is waiting or on its way
         self._turn_keys = [k.n, k.q, k.qp, k.leases, k.deadlines, k.claims, k.rate, k.hosts]
 
     # -- queueing ------------------------------------------------------------
@@ -171,9 +172,20 @@ class RedisFrontier:
         kind = b"d" if e is None else b"u" if e in _UNCOUNTED else b"d" if e in errors.POLICY else b"f"
         line = b"%d\t%d\t%s\t%s" % (request.lease, request.fp, host_of(request.url).encode(),
                                      kind)
-        return await self._writes.ack(line) == b"1"
+        token = request.lease
+        self._acking.add(token)
+        try:
+            return await self._writes.ack(line) == b"1"
+        finally:
+            self._acking.discard(token)
 
     async def release(self, request: Request) -> None:
+        """Give the lease back; ignored while its ack is on its way: a caller
+        cancelled as it acked (a worker stopping) gives back what it acked,
+        and the ack, sent in a batch, must win, or the page, already
+        written, would be fetched again."""
+        if request.lease in self._acking:
+            return
         await self._crawl.run(self._scripts.release, self._queue_keys,
                               [request.lease, -request.priority if request.priority else "",
                                _codec.encode(request)])
