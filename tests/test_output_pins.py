@@ -156,3 +156,25 @@ def test_json_batches_counts_and_pipes(tmp_path: Path) -> None:
                 if fd >= 0:
                     os.close(fd)
         assert got == (_json_file(tmp_path / "one.json", values) if values else b"[]\n")
+
+
+def test_csv_batches_resume_and_other_columns(tmp_path: Path) -> None:
+    path = tmp_path / "p.csv"
+    w = CsvWriter(str(path), batch=2)
+    for i in range(2):
+        w.write_item({"a": i}, "item", None)
+    assert path.read_bytes() == b"a\r\n0\r\n1\r\n"  # flushed at 2 rows, not 3
+    w.write_item({"a": 2}, "item", None)
+    assert path.read_bytes() == b"a\r\n0\r\n1\r\n"  # a new batch: 1 of 2
+    w.flush()
+    mark = w.tell()
+    w.write_item({"a": 3}, "item", None)
+    w.close()
+    w = CsvWriter(str(path), resume_at=mark)  # cut back to the mark
+    w.write_item({"a": 4}, "item", None)
+    w.close()
+    assert path.read_bytes() == b"a\r\n0\r\n1\r\n2\r\n4\r\n"
+    with pytest.raises(ConfigError) as got:
+        CsvWriter(str(path), append=True, columns=("a", "b"))
+    assert str(got.value) == (f"{path} has other columns (a) than this crawl writes: "
+                              "overwrite it (-O) or write another file")
