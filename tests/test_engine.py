@@ -317,3 +317,25 @@ def test_tune_malloc_stops_page_faults_on_every_parse() -> None:
     assert faults("eager") > 10  # the measurement sees the faults (60 here)
     assert faults("eager-tuned") < 1
     assert faults("tuned") < 1
+
+
+_GC_AFTER_CRAWL = """
+import gc, sys
+from loopcrawl.core.runner import crawl
+from loopcrawl.settings import Settings
+before = gc.get_freeze_count()
+crawl(Settings(seeds=(sys.argv[1],), quiet=True))
+print(before, gc.get_freeze_count(), *gc.get_threshold())
+"""
+
+
+def test_a_crawl_freezes_start_up_for_the_collector(pages: PageServer) -> None:
+    """crawl() (as the CLI and worker processes) leaves what start-up built
+    out of the collector's passes, and collects the young generation rarely:
+    a page's allocations are freed by reference counts (docs/architecture.md)."""
+    pages.add("/")
+    out = subprocess.run([sys.executable, "-c", _GC_AFTER_CRAWL, pages.url + "/"],
+                         capture_output=True, text=True, timeout=60, check=True)
+    before, frozen, young, middle, _ = map(int, out.stdout.split())
+    assert before == 0 and frozen > 10_000  # the imported modules' objects
+    assert (young, middle) == (50_000, 20)

@@ -10,7 +10,8 @@ __all__ = ["new_event_loop", "tune_gc", "tune_malloc"]
 
 # glibc's mallopt parameters (malloc.h).
 _M_TRIM_THRESHOLD, _M_TOP_PAD, _M_MMAP_THRESHOLD = -1, -2, -3
-_GC_YOUNG = 10_000  # container allocations between passes over the youngest generation
+_GC_YOUNG = 50_000  # container allocations between passes over the youngest generation
+_GC_MIDDLE = 20  # passes over the youngest between passes over the middle one (default 10)
 
 
 def tune_malloc() -> bool:
@@ -51,14 +52,15 @@ def tune_gc() -> None:
     the CLI and ``crawl()`` call it, beside ``tune_malloc``.
 
     The youngest generation is also collected every ``_GC_YOUNG`` container
-    allocations instead of 700: a page allocates a few hundred, most of them
-    freed by their reference counts before any pass, so passes every few
-    pages mostly walked objects about to go anyway. Cyclic garbage waits at
-    most that many allocations longer.
+    allocations instead of 700, and the middle one every ``_GC_MIDDLE`` of
+    those: a page allocates a few hundred, most of them freed by their
+    reference counts before any pass, so passes every few pages mostly walked
+    objects about to go anyway. Cyclic garbage (an exception and its frames)
+    waits longer: about a hundred pages' allocations.
     """
     gc.freeze()
-    _, older, oldest = gc.get_threshold()
-    gc.set_threshold(_GC_YOUNG, older, oldest)
+    _, _, oldest = gc.get_threshold()
+    gc.set_threshold(_GC_YOUNG, _GC_MIDDLE, oldest)
 
 
 def new_event_loop() -> asyncio.AbstractEventLoop:
