@@ -12,6 +12,7 @@ import pytest
 
 from loopcrawl.errors import StateError
 from loopcrawl.frontier import MemoryFrontier
+from loopcrawl.frontier.seen import SeenSet
 from loopcrawl.frontier.sqlite import SqliteFrontier
 from loopcrawl.urls import fingerprint
 
@@ -70,3 +71,21 @@ def test_a_state_file_in_use_names_the_crawl_that_holds_it(tmp_path: Path) -> No
     assert str(got.value) == (f"{db} is in use by another crawl (pid {os.getpid()}); "
                               "wait for it to end, or stop it, before resuming")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["s.db"]  # nothing else made
+
+
+def test_the_seen_sets_shards_double_when_half_full() -> None:
+    """256 shards of 256 slots (512 KiB empty); a shard doubles when it holds
+    more than half its slots, and only then (the memory the docs promise)."""
+    s = SeenSet()
+    assert s.nbytes() == 256 * 256 * 8
+    for fp in range(1, 129):  # top byte 0: all in shard 0
+        assert s.add(fp)
+    assert s.nbytes() == 256 * 256 * 8  # 128 of 256: half full, not more
+    assert s.add(129)
+    assert s.nbytes() == 255 * 256 * 8 + 512 * 8
+    assert all(fp in s for fp in range(1, 130)) and 130 not in s and "1" not in s
+    for fp in range(130, 257):
+        s.add(fp)
+    assert s.nbytes() == 255 * 256 * 8 + 512 * 8  # 256 of 512
+    s.add(257)
+    assert s.nbytes() == 255 * 256 * 8 + 1024 * 8
