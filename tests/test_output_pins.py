@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from loopcrawl import ConfigError
-from loopcrawl.outputs import CsvWriter, JsonWriter
+from loopcrawl.outputs import CsvWriter, JsonlWriter, JsonWriter
 
 
 def test_csv_cells_columns_and_the_warnings_that_leave_keys_out(
@@ -178,3 +178,14 @@ def test_csv_batches_resume_and_other_columns(tmp_path: Path) -> None:
         CsvWriter(str(path), append=True, columns=("a", "b"))
     assert str(got.value) == (f"{path} has other columns (a) than this crawl writes: "
                               "overwrite it (-O) or write another file")
+    path.write_bytes(b"a,c\r\n")
+    with pytest.raises(ConfigError, match=r"has other columns \(a, c\) than"):
+        CsvWriter(str(path), append=True, columns=("a", "b"))
+
+
+def test_jsonl_counts_what_it_wrote(tmp_path: Path) -> None:
+    w = JsonlWriter(str(tmp_path / "p.jsonl"))
+    for i in range(3):
+        w.write_record({"url": f"http://h.test/{i}"})
+    w.close()
+    assert w.count == 3 == len((tmp_path / "p.jsonl").read_bytes().splitlines())
