@@ -6,11 +6,12 @@ from __future__ import annotations
 import logging
 import os
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from loopcrawl import ConfigError
-from loopcrawl.outputs import CsvWriter, JsonlWriter, JsonWriter
+from loopcrawl.outputs import CsvWriter, JsonlWriter, JsonWriter, WarcWriter
 
 
 def test_csv_cells_columns_and_the_warnings_that_leave_keys_out(
@@ -189,3 +190,70 @@ def test_jsonl_counts_what_it_wrote(tmp_path: Path) -> None:
         w.write_record({"url": f"http://h.test/{i}"})
     w.close()
     assert w.count == 3 == len((tmp_path / "p.jsonl").read_bytes().splitlines())
+
+
+def _warc(path: Path) -> list[tuple[str, str | None, Any, bytes, str | None]]:
+    from warcio.archiveiterator import ArchiveIterator
+
+    out = []
+    with path.open("rb") as fh:
+        for rec in ArchiveIterator(fh, check_digests="raise"):
+            out.append((rec.rec_type, rec.rec_headers.get_header("WARC-Filename"),
+                        rec.http_headers, rec.content_stream().read(),
+                        rec.rec_headers.get_header("WARC-Target-URI")))
+    return out
+
+
+def test_warc_records_as_written(tmp_path: Path) -> None:
+    """The warcinfo names the file and the format; a response keeps its
+    status line (no phrase for an unknown status), every header but the
+    length, which is the stored body's; a request line has the path and query."""
+    from loopcrawl import __version__
+    from loopcrawl.http import Request
+    from loopcrawl.net.fetcher import Fetched
+
+    def fetched(url: str, status: int) -> Fetched:
+        return Fetched(url, status, "text/html", None, b"hello",
+                       headers={"Content-Length": "99", "X-After": "1"},
+                       request_headers={"User-Agent": "t"})
+
+    for name, zipped in (("a.warc", None), ("b.warc.gz", None), ("c.warc.gz", False)):
+        path = tmp_path / name
+        w = WarcWriter(str(path), gzip=zipped)
+        w.write_response(Request("http://h.test/p?q=1"), fetched("http://h.test/p?q=1", 404))
+        w.write_response(Request("http://h.test/"), fetched("http://h.test/", 599))
+        w.close()
+        assert (path.read_bytes()[:2] == b"\x1f\x8b") == (name == "b.warc.gz")
+        recs = _warc(path)
+        assert [r[0] for r in recs] == ["warcinfo", "response", "request", "response", "request"]
+        assert recs[0][1] == name
+        assert recs[0][3].decode().splitlines() == [
+            f"software: loopcrawl/{__version__}", "format: WARC File Format 1.1",
+            "conformsTo: https://iipc.github.io/warc-specifications/specifications/"
+            "warc-format/warc-1.1/"]
+        resp, req = recs[1][2], recs[2][2]
+        assert (resp.protocol, resp.statusline) == ("HTTP/1.1", "404 Not Found")
+        assert resp.headers == [("X-After", "1"), ("Content-Length", "5")]
+        assert (req.protocol, req.statusline) == ("GET", "/p?q=1 HTTP/1.1")
+        assert recs[1][4] == recs[2][4] == "http://h.test/p?q=1"
+        assert recs[3][2].statusline == "599" and recs[4][2].statusline == "/ HTTP/1.1"
+
+
+def test_warc_resume_cuts_back_to_the_mark(tmp_path: Path) -> None:
+    from loopcrawl.http import Request
+    from loopcrawl.net.fetcher import Fetched
+
+    path = tmp_path / "r.warc"
+    w = WarcWriter(str(path))
+    for i in range(2):
+        url = f"http://h.test/{i}"
+        w.write_response(Request(url), Fetched(url, 200, "text/html", None, b"x"))
+        if i == 0:
+            w.flush()
+            mark = w.tell()
+    w.close()
+    w = WarcWriter(str(path), resume_at=mark)
+    w.write_response(Request("http://h.test/2"), Fetched("http://h.test/2", 200, "text/html",
+                                                         None, b"y"))
+    w.close()
+    assert [r[3] for r in _warc(path) if r[0] == "response"] == [b"x", b"y"]
