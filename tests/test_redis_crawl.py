@@ -224,31 +224,85 @@ def test_seed_errors_and_adding_to_a_crawl(redis_url: str) -> None:
         client.close()
 
 
-def test_a_shared_crawls_byte_files_reach_the_os_at_each_write(tmp_path: Path) -> None:
-    """Before the engine acks a page, its record is in the file (a SIGKILL
-    after the ack loses nothing); SQLite commits at its own pace (a commit
-    is an fsync), so its row is not there yet."""
+def test_a_shared_crawls_outputs_reach_the_os_before_the_acks(tmp_path: Path) -> None:
+    """Before a page's ack leaves for Redis its record is in the file (a
+    SIGKILL after the ack loses nothing): flushed by the caller before each
+    batch of acks, or at each write (``flush_each``) for a frontier without
+    that hook. SQLite commits there without an fsync (synchronous=NORMAL:
+    the WAL survives the process), where a crawl of one process keeps FULL."""
     import sqlite3
     from contextlib import closing
 
     from loopcrawl.outputs import OutputSpec, open_outputs
     from loopcrawl.outputs.shared import SharedCrawlOutput
 
+    def rows(db: Path) -> int:
+        with closing(sqlite3.connect(db)) as con:
+            return int(con.execute("SELECT count(*) FROM pages").fetchone()[0])
+
     rec = {"url": "http://a.example/x", "status": 200}
-    opened = open_outputs([OutputSpec(str(tmp_path / "p.jsonl"), "jsonl", "append"),
-                           OutputSpec(str(tmp_path / "p.db"), "sqlite", "append")])
+    for each in (True, False):
+        jl, db = tmp_path / f"{each}.jsonl", tmp_path / f"{each}.db"
+        opened = open_outputs([OutputSpec(str(jl), "jsonl", "append"),
+                               OutputSpec(str(db), "sqlite", "append")])
+        try:
+            shared = [SharedCrawlOutput(o, flush_each=each) for o in opened]
+            assert opened[1]._con.execute("PRAGMA synchronous").fetchone() == (1,)  # NORMAL
+            for o in shared:
+                o.write_record(dict(rec))
+            on_disk = (len(jl.read_bytes().splitlines()), rows(db))
+            assert on_disk == ((1, 1) if each else (0, 0))
+            for o in shared:
+                o.flush()
+            line = orjson.loads(jl.read_bytes())
+            assert line["fp"] == f"{fingerprint(rec['url']):016x}"
+            assert rows(db) == 1
+        finally:
+            opened.close()
+    alone = open_outputs([OutputSpec(str(tmp_path / "alone.db"), "sqlite", "append")])
     try:
-        jsonl, db = (SharedCrawlOutput(o) for o in opened)
-        jsonl.write_record(rec)
-        db.write_record(rec)
-        line = orjson.loads((tmp_path / "p.jsonl").read_bytes())
-        assert line["fp"] == f"{fingerprint(rec['url']):016x}"
-        with closing(sqlite3.connect(tmp_path / "p.db")) as con:
-            assert con.execute("SELECT count(*) FROM pages").fetchone() == (0,)
+        assert alone[0]._con.execute("PRAGMA synchronous").fetchone() == (2,)  # FULL
     finally:
-        opened.close()
-    with closing(sqlite3.connect(tmp_path / "p.db")) as con:
-        assert con.execute("SELECT count(*) FROM pages").fetchone() == (1,)
+        alone.close()
+
+
+def test_a_killed_worker_writing_sqlite_leaves_no_hole(site: ServerThread, redis_url: str,
+                                                       tmp_path: Path) -> None:
+    """A worker writing SQLite, SIGKILLed mid-crawl, has committed every page
+    it acked (they are not fetched again): its rows and the other worker's
+    records together are the whole site."""
+    import sqlite3
+    from contextlib import closing
+
+    base = site.base_url
+    seed(redis_url, "sq", base + "/", "--per-host", "2")
+    db, other = tmp_path / "pages.sqlite", tmp_path / "other.jsonl"
+    procs = [worker(redis_url, "sq", db, "--concurrency", "4"),
+             worker(redis_url, "sq", other, "--concurrency", "4")]
+    wait_for(lambda: site.server.requests >= 40)  # both at work, the crawl a third done
+    procs[0].kill()
+    assert finish(procs) == [-signal.SIGKILL, 0]
+    with closing(sqlite3.connect(db)) as con:
+        mine = [u for u, in con.execute("SELECT final_url FROM pages WHERE status = 200")]
+    assert mine  # it had acked pages before it was killed
+    ok = set(mine) | {r["final_url"] for r in records(other) if r.get("status") == 200}
+    assert ok == set(site.site.expected(base))
+
+
+def test_a_worker_refuses_parquet(redis_url: str, tmp_path: Path) -> None:
+    """A Parquet file is readable only once closed: a killed worker would lose
+    every row of pages already acked, so the worker refuses it before starting."""
+    seed(redis_url, "pq", "http://example.com/")
+    for flag in ("-o", "-O"):
+        out = tmp_path / "x.parquet"
+        r = cli("worker", "--redis", redis_url, "--crawl", "pq", "-o", str(tmp_path / "a.jsonl"),
+                flag, str(out), timeout=30)
+        assert r.returncode == 2, r.stderr
+        assert r.stderr.count("\n") == 1 and r.stderr.startswith("loopcrawl: error: "), r.stderr
+        assert "x.parquet" in r.stderr and "Parquet" in r.stderr and "SQLite" in r.stderr
+        assert not out.exists()
+    r = cli("status", "--redis", redis_url, "--crawl", "pq", "--json")
+    assert json.loads(r.stdout)["queued"] == 1  # nothing was leased
 
 
 def test_three_workers_one_killed_every_page_once(site: ServerThread, redis_url: str,

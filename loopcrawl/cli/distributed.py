@@ -207,6 +207,15 @@ def worker(ctx: click.Context, url: str, name: str, outputs: tuple[str, ...],
                               + ", ".join(WORKER_SETTINGS))
         specs = ([OutputSpec(p, format_of(p, None), "append") for p in outputs]
                  + [OutputSpec(p, format_of(p, None), "overwrite") for p in overwrites])
+        for spec in specs:
+            if spec.format == "parquet":
+                # Its rows are readable only once the file is closed (the footer
+                # is written last): a killed worker would lose pages already acked.
+                raise ConfigError(
+                    f"{spec.path}: a worker cannot write Parquet: a worker killed before it "
+                    "closes the file loses every row, and those pages are not fetched "
+                    "again; write JSONL or SQLite (-o pages.jsonl, -o pages.sqlite) and "
+                    "convert it afterwards")
         spider = _spider(spider_file, spider_name) if spider_file else None
     except ConfigError as e:
         fail(explain(e))

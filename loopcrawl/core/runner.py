@@ -138,7 +138,8 @@ class CrawlRun:
     ``frontier``, ``gate`` and ``robots``: a shared crawl's (``loopcrawl
     worker``: Redis), opened and closed by the caller, instead of the run's
     own; its outputs are then ``SharedCrawlOutput``s (page records carry
-    their fingerprint, every write reaches the OS before its ack).
+    their fingerprint, every write reaches the OS before its ack: flushed
+    before each batch of acks, ``before_acks``, if the frontier has it).
     """
 
     def __init__(
@@ -299,7 +300,12 @@ class CrawlRun:
         if self.frontier is not None:
             from ..outputs.shared import SharedCrawlOutput
 
-            opened = Outputs([SharedCrawlOutput(o) for o in opened])
+            # Outputs flushed before each batch of acks leaves, where the
+            # frontier can say when; else at every write.
+            hook = getattr(frontier, "before_acks", None)
+            opened = Outputs([SharedCrawlOutput(o, flush_each=hook is None) for o in opened])
+            if hook is not None:
+                hook(opened.flush)
             kwargs.update(gate=self.gate, robots=self.robots)
         crawler = self.crawler = Crawler(settings, frontier=frontier, outputs=opened,
                                          on_record=self.on_record, **kwargs)

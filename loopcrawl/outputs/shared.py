@@ -4,13 +4,15 @@ Two things differ from a crawl of one process, and only here, so the engine
 is the same for both. A worker killed with SIGKILL may have written a page
 without acking it; its lease expires and another worker fetches and writes
 the page again. So each page record carries its request's fingerprint
-(``fp``, 16 hex digits: what a reader drops repeats by), and every write to
-a byte file (JSONL, JSON, CSV, WARC: ``FileOutput``) is handed to the OS at
-once, before the engine acks the request: a worker killed after an ack never
-loses what it wrote (a machine that loses power may: the OS had not written
-it to disk). One ``write`` a page. SQLite and Parquet keep their own pace (a
-commit is an fsync; a Parquet row group per page would ruin the file), so a
-killed worker loses their rows since the last commit (docs/distributed.md).
+(``fp``, 16 hex digits: what a reader drops repeats by). And what a page
+wrote reaches the OS before its ack reaches Redis: the frontier calls
+``flush`` before each batch of acks leaves (``RedisFrontier.before_acks``,
+wired by ``CrawlRun``), or, for a frontier without that hook, every write is
+flushed at once. A worker killed after an ack never loses what it wrote (a
+machine that loses power may: the OS had not written it to disk). SQLite
+commits without an fsync here (WAL, ``synchronous=NORMAL``): the commit
+reaches the WAL file, which survives the process. Parquet cannot be flushed
+(its footer is written at the end): ``loopcrawl worker`` refuses it.
 """
 
 from __future__ import annotations
@@ -18,7 +20,8 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from ..urls import fingerprint
-from .base import FileOutput, Output, Role
+from .base import Output, Role
+from .sqlite import SqliteWriter
 
 if TYPE_CHECKING:
     from ..http import Request
@@ -28,16 +31,18 @@ __all__ = ["SharedCrawlOutput"]
 
 
 class SharedCrawlOutput(Output):
-    """``inner`` with the fingerprint in each page record, a byte file flushed
-    at every write.
+    """``inner`` with the fingerprint in each page record; with ``flush_each``
+    every write is flushed at once (else the caller flushes before acks).
 
     A page record is a link-follower crawl's: always a GET without a body,
     whose request fingerprint is its URL's (``urls.fingerprint``)."""
 
-    def __init__(self, inner: Output) -> None:
+    def __init__(self, inner: Output, *, flush_each: bool = True) -> None:
         self.inner = inner
         self.path = inner.path
-        self._now = isinstance(inner, FileOutput)  # its flush is one write
+        self._now = flush_each
+        if isinstance(inner, SqliteWriter):
+            inner.commit_without_fsync()  # a commit a batch: no fsync each
 
     @property
     def count(self) -> int:  # type: ignore[override]

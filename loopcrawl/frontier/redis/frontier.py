@@ -32,7 +32,7 @@ trap, never a page crawled twice).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 import orjson
@@ -77,6 +77,7 @@ class RedisFrontier:
         # Pages' new links and acks go in batches, one script at a time.
         self._writes = Coalescer(self._send)
         self._acking: set[int] = set()  # tokens whose ack is waiting or on its way
+        self._before_acks: Callable[[], None] | None = None
         self._turn_keys = [k.n, k.q, k.qp, k.leases, k.deadlines, k.claims, k.rate, k.hosts]
 
     # -- queueing ------------------------------------------------------------
@@ -115,9 +116,18 @@ class RedisFrontier:
         self._remember(fp for _, fp in new)
         return n
 
+    def before_acks(self, hook: Callable[[], None]) -> None:
+        """Call ``hook`` before each batch with acks leaves for Redis: the
+        worker's outputs flush there, so an acked page (never fetched again)
+        is in the output even if the worker is killed right after. Once a
+        batch, not once a page: a SQLite commit costs more than a write."""
+        self._before_acks = hook
+
     async def _send(self, links: list[Any], acks: list[Any]) -> bytes:
         """One TURN script for a batch: a line a group (a link's bucket
         becomes its seen set's place in KEYS); a flag a group back."""
+        if acks and self._before_acks is not None:
+            self._before_acks()  # their pages' output first (written before ack())
         k = self._keys
         keys = list(self._turn_keys)
         slots: dict[int, int] = {}
