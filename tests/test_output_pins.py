@@ -257,3 +257,38 @@ def test_warc_resume_cuts_back_to_the_mark(tmp_path: Path) -> None:
                                                          None, b"y"))
     w.close()
     assert [r[3] for r in _warc(path) if r[0] == "response"] == [b"x", b"y"]
+
+
+def test_output_refusals_word_for_word(tmp_path: Path) -> None:
+    """``-o`` is checked before any request, each refusal one clear line."""
+    from loopcrawl.outputs import parse_outputs
+    from loopcrawl.outputs.registry import OutputSpec
+
+    def refused(*paths: str | OutputSpec, fmt: str | None = None, resumable: bool = False) -> str:
+        with pytest.raises(ConfigError) as got:
+            parse_outputs(list(paths), fmt, resumable=resumable)
+        return str(got.value)
+
+    a = str(tmp_path / "a.jsonl")
+    assert refused("x.jsonl", fmt="xml") == (
+        "unknown format 'xml': choose one of jsonl, json, csv, sqlite, warc, parquet")
+    assert refused(OutputSpec(a, "xml")).startswith("unknown format 'xml': choose one of jsonl, ")
+    again = f"{tmp_path}/./a.jsonl"
+    assert refused(a, again) == f"{again} is given twice as an output"
+    assert [s.path for s in parse_outputs(["-", a])] == ["-", a]
+    assert refused(str(tmp_path)) == f"cannot write {tmp_path}: it is a directory"
+    assert refused("/dev/null", fmt="sqlite") == (
+        "cannot write /dev/null: an SQLite database needs a regular file (not a pipe or a device)")
+    assert [s.format for s in parse_outputs([str(tmp_path / "p.db")])] == ["sqlite"]
+    assert refused(str(tmp_path / "p.parquet"), resumable=True) == (
+        f"{tmp_path}/p.parquet: a parquet file cannot be cut back to a checkpoint, so a crawl "
+        "with --state cannot write it; formats that can: jsonl, json, csv, sqlite, warc")
+    assert parse_outputs([a], resumable=True)[0].path == a
+    ro = tmp_path / "ro"
+    ro.mkdir()
+    ro.chmod(0o500)
+    try:
+        if not os.access(ro, os.W_OK):  # root writes anywhere
+            assert refused(str(ro / "x.csv")) == f"cannot write {ro}/x.csv: permission denied"
+    finally:
+        ro.chmod(0o700)
