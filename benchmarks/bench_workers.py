@@ -10,8 +10,9 @@ any speed-up on a 2-core machine), and crawled with ``--concurrency 128
 CPU over the requests it was sent), the messages and bytes between processes
 come from the crawl's ``--stats`` JSON. The coordinator's CPU per page is the
 cost of coordination itself. Pages/s are only comparable on a quiet machine:
-the load average is recorded with the figures, and ``--wait-quiet S`` waits
-up to S seconds for the 1-minute load to fall under 0.5 before measuring.
+the load average is recorded with the figures, and before each crawl
+``--wait-quiet S`` waits up to S seconds (default 120) until other processes
+use under 15% of a core (``measure.wait_quiet``).
 
 Then the latency-bound crawl (3,000 pages, 100 ms a response, concurrency
 100) with ``--workers 2``: wall time of the crawl against its floor
@@ -35,7 +36,7 @@ from importlib.metadata import version
 from pathlib import Path
 
 from bench_state import write_section
-from measure import run_measured
+from measure import run_measured, wait_quiet
 from servers import Nginx, StaticFiles, free_port, nginx_version
 
 SECTION = "## Worker processes (benchmarks/bench_workers.py)"
@@ -65,15 +66,6 @@ def crawl(url: str, workers: int, tmp: str, tag: str, *extra: str) -> dict[str, 
             "bytes_out": w.get("bytes_out", 0) / pages,
             "bytes_in": w.get("bytes_in", 0) / pages, "maxrss_mb": m.maxrss_kib / 1024,
             "load": os.getloadavg()[0]}
-
-
-def wait_quiet(limit: float, under: float = 0.5) -> float:
-    """Wait up to ``limit`` seconds for the 1-minute load average to fall
-    under ``under``; return the load average then."""
-    end = time.monotonic() + limit
-    while (load := os.getloadavg()[0]) >= under and time.monotonic() < end:
-        time.sleep(5)
-    return load
 
 
 def speed(pages: int, repeat: int,
@@ -151,8 +143,9 @@ def main() -> None:
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--latency-pages", type=int, default=3000)
     ap.add_argument("--write", action="store_true", help="update BENCHMARKS.md")
-    ap.add_argument("--wait-quiet", type=float, default=0.0, metavar="S",
-                    help="before each crawl, wait up to S seconds for the load to fall under 0.5")
+    ap.add_argument("--wait-quiet", type=float, default=120.0, metavar="S",
+                    help="before each crawl, wait up to S seconds for other processes to "
+                         "use under 15%% of a core")
     a = ap.parse_args()
     lines, _ = speed(a.pages, a.repeat, a.wait_quiet)
     lines += ["", *latency(a.latency_pages)]

@@ -39,7 +39,13 @@ import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 from dataclasses import asdict, dataclass
+from pathlib import Path
 from urllib.parse import urlsplit
+
+# Loaded by path (``loopcrawl bench --io-models``) and run as a script: its
+# neighbours are importable either way.
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from measure import cpu_busy_seconds, proc_cpu_seconds, wait_quiet
 
 __all__ = ["MODELS", "RunResult", "findings", "format_table", "run_io_models", "write_chart"]
 
@@ -235,16 +241,6 @@ def _current_rss_kib() -> float:
 
 
 # -- the sweep ------------------------------------------------------------------
-def _proc_cpu_seconds(pid: int) -> float:
-    """user + sys CPU-seconds of a process (Linux /proc; 0 elsewhere)."""
-    try:
-        with open(f"/proc/{pid}/stat") as fh:
-            fields = fh.read().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-    except (OSError, ValueError, IndexError):
-        return 0.0
-
-
 def _children_cpu_seconds() -> float:
     r = resource.getrusage(resource.RUSAGE_CHILDREN)
     return r.ru_utime + r.ru_stime
@@ -261,14 +257,14 @@ def _measure(model: str, urls: list[str], k: int, procs: int, timeout: float,
     with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as fh:
         json.dump(spec, fh)
     res = RunResult(model, k, procs, len(urls), 0, 0.0, 0.0, 0.0)
-    b0, c0, t0 = _machine_busy_seconds(), _children_cpu_seconds(), time.monotonic()
-    s0 = _proc_cpu_seconds(server_pid) if server_pid else 0.0
+    b0, c0, t0 = cpu_busy_seconds(), _children_cpu_seconds(), time.monotonic()
+    s0 = proc_cpu_seconds(server_pid) if server_pid else 0.0
     try:
         p = subprocess.run([sys.executable, __file__, fh.name],
                            capture_output=True, text=True, timeout=_RUN_TIMEOUT)
-        busy = _machine_busy_seconds() - b0 - (_children_cpu_seconds() - c0)
+        busy = cpu_busy_seconds() - b0 - (_children_cpu_seconds() - c0)
         if server_pid:
-            busy -= _proc_cpu_seconds(server_pid) - s0
+            busy -= proc_cpu_seconds(server_pid) - s0
         res.background = max(0.0, busy) / max(time.monotonic() - t0, 1e-9)
         if p.returncode != 0:
             res.error = (p.stderr.strip().splitlines() or [f"exit {p.returncode}"])[-1]
@@ -376,27 +372,6 @@ def _serve(pages: int, seed: int, latency_ms: float) -> None:
         runner.run(main())
 
 
-def _machine_busy_seconds() -> float:
-    try:
-        with open("/proc/stat") as fh:
-            f = [int(x) for x in fh.readline().split()[1:9]]
-    except (OSError, ValueError):
-        return 0.0
-    return (sum(f) - f[3] - f[4]) / os.sysconf("SC_CLK_TCK")
-
-
-def _wait_quiet(max_wait: float, threshold: float = 0.15) -> None:
-    """Wait (bounded) until other processes use under 15% of a core for 0.5 s: on
-    a shared machine, a run that must share its core reports a rate not its own."""
-    deadline = time.monotonic() + max_wait
-    quiet = 0
-    while quiet < 2 and time.monotonic() < deadline:
-        b0, t0 = _machine_busy_seconds(), time.monotonic()
-        time.sleep(0.25)
-        share = (_machine_busy_seconds() - b0) / (time.monotonic() - t0)
-        quiet = quiet + 1 if share < threshold else 0
-
-
 def run_io_models(
     pages: int = 2000,
     latency_ms: float = 50.0,
@@ -421,7 +396,7 @@ def run_io_models(
         results = []
         for model, k, p, n in plan(len(urls), latency_ms, concurrency, procs, seconds_per_run):
             if quiet_wait > 0:
-                _wait_quiet(quiet_wait)
+                wait_quiet(quiet_wait, sample=0.25)
             r = _measure(model, urls[:n], k, p, timeout, server.pid)
             say(f"  {model:<10} K={k:<4} P={p}  {r.ok:>5,}/{n:<5,} pages  "
                 f"{r.pages_per_s:8,.0f} pages/s  {r.cpu_ms_per_page:6.2f} CPU-ms/page  "

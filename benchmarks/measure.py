@@ -212,9 +212,21 @@ def cpu_busy_seconds() -> float:
     return (sum(fields[:8]) - idle) / os.sysconf("SC_CLK_TCK")
 
 
-def wait_quiet(max_wait: float, threshold: float = 0.15, say: Any = None) -> float:
+def proc_cpu_seconds(pid: int) -> float:
+    """user + sys CPU-seconds of one process so far (/proc/PID/stat; 0 if gone)."""
+    try:
+        with open(f"/proc/{pid}/stat") as fh:
+            fields = fh.read().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError):
+        return 0.0
+
+
+def wait_quiet(max_wait: float, threshold: float = 0.15, say: Any = None,
+               sample: float = 1.0) -> float:
     """Wait (at most ``max_wait`` s) until other processes use less than
-    ``threshold`` of one core for two seconds in a row; return the last share seen.
+    ``threshold`` of one core for two ``sample``-second spans in a row; return
+    the last share seen.
 
     The machine may be shared (other builds, other benchmarks): a crawler that
     has to share its core reports a wall time that is not its own.
@@ -225,7 +237,7 @@ def wait_quiet(max_wait: float, threshold: float = 0.15, say: Any = None) -> flo
     warned = False
     while True:
         b0, t0 = cpu_busy_seconds(), time.monotonic()
-        time.sleep(1.0)
+        time.sleep(sample)
         share = (cpu_busy_seconds() - b0) / (time.monotonic() - t0)
         quiet = quiet + 1 if share < threshold else 0
         if quiet >= 2 or time.monotonic() > deadline:

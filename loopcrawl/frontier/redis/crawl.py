@@ -212,8 +212,7 @@ class RedisCrawl:
         k = self.keys
         stored, fmt = await self.call(lambda c: c.hmget(k.meta, ["settings", "format"]))
         if stored is None:
-            raise ConfigError(f"no crawl named {self.name!r} in Redis at {shown(self.url)} "
-                              "(create it with loopcrawl seed)")
+            raise self._missing()
         if fmt != FORMAT.encode():
             raise StateError(f"crawl {self.name} was written in layout {fmt!r}, not {FORMAT}: "
                              "by another version of loopcrawl")
@@ -230,13 +229,16 @@ class RedisCrawl:
         except ConfigError as e:
             raise StateError(f"crawl {self.name}'s stored settings: {e}") from None
 
+    def _missing(self) -> ConfigError:
+        return ConfigError(f"no crawl named {self.name!r} in Redis at {shown(self.url)} "
+                           "(create it with loopcrawl seed)")
+
     async def splitter(self) -> Splitter:
         """How fingerprints are split into (bucket, member) in this crawl."""
         if self._split is None:
             bits = await self.run_command("HGET", self.keys.meta, "seen_bits")
             if bits is None:
-                raise ConfigError(f"no crawl named {self.name!r} in Redis at "
-                                  f"{shown(self.url)} (create it with loopcrawl seed)")
+                raise self._missing()
             self._split = _splitter(int(bits))
         return self._split
 
