@@ -47,8 +47,7 @@ from importlib.metadata import version
 from pathlib import Path
 
 from bench_state import write_section
-from measure import proc_cpu_seconds
-from servers import Nginx, StaticFiles, free_port, nginx_version
+from servers import Nginx, StaticFiles, free_port, nginx_version, tree_cpu_seconds
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -76,7 +75,7 @@ def crawl(server: RedisServer, url: str, workers: int, tmp: str, tag: str) -> di
         raise SystemExit(f"seed failed: {r.stderr}")
     assert server.command("CONFIG", "RESETSTAT").startswith(b"+OK")
     assert server.proc is not None
-    redis_cpu0 = proc_cpu_seconds(server.proc.pid)
+    redis_cpu0 = tree_cpu_seconds(server.proc.pid)
     stats = [Path(tmp) / f"{tag}-{i}.json" for i in range(workers)]
     procs = [subprocess.Popen([*LOOPCRAWL, "worker", "--redis", server.url, "--crawl", name,
                                "-O", str(Path(tmp) / f"{tag}-{i}.jsonl"), "-q",
@@ -91,7 +90,7 @@ def crawl(server: RedisServer, url: str, workers: int, tmp: str, tag: str) -> di
         if p.returncode != 0:
             raise SystemExit(f"worker failed ({p.returncode}): "
                              f"{p.stderr.read().decode()[-1000:] if p.stderr else ''}")
-    redis_cpu = proc_cpu_seconds(server.proc.pid) - redis_cpu0
+    redis_cpu = tree_cpu_seconds(server.proc.pid) - redis_cpu0
     cpu -= workers * idle_worker_cpu(server, name)  # start-up and shut-down, not pages
     st = [json.loads(s.read_text()) for s in stats]
     pages = sum(s["records"] for s in st)

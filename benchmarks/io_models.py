@@ -45,7 +45,8 @@ from urllib.parse import urlsplit
 # Loaded by path (``loopcrawl bench --io-models``) and run as a script: its
 # neighbours are importable either way.
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from measure import cpu_busy_seconds, proc_cpu_seconds, wait_quiet
+from measure import cpu_busy_seconds, wait_quiet
+from servers import tree_cpu_seconds
 
 __all__ = ["MODELS", "RunResult", "findings", "format_table", "run_io_models", "write_chart"]
 
@@ -258,13 +259,13 @@ def _measure(model: str, urls: list[str], k: int, procs: int, timeout: float,
         json.dump(spec, fh)
     res = RunResult(model, k, procs, len(urls), 0, 0.0, 0.0, 0.0)
     b0, c0, t0 = cpu_busy_seconds(), _children_cpu_seconds(), time.monotonic()
-    s0 = proc_cpu_seconds(server_pid) if server_pid else 0.0
+    s0 = tree_cpu_seconds(server_pid) if server_pid else 0.0
     try:
         p = subprocess.run([sys.executable, __file__, fh.name],
                            capture_output=True, text=True, timeout=_RUN_TIMEOUT)
         busy = cpu_busy_seconds() - b0 - (_children_cpu_seconds() - c0)
         if server_pid:
-            busy -= proc_cpu_seconds(server_pid) - s0
+            busy -= tree_cpu_seconds(server_pid) - s0
         res.background = max(0.0, busy) / max(time.monotonic() - t0, 1e-9)
         if p.returncode != 0:
             res.error = (p.stderr.strip().splitlines() or [f"exit {p.returncode}"])[-1]

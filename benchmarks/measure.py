@@ -212,16 +212,6 @@ def cpu_busy_seconds() -> float:
     return (sum(fields[:8]) - idle) / os.sysconf("SC_CLK_TCK")
 
 
-def proc_cpu_seconds(pid: int) -> float:
-    """user + sys CPU-seconds of one process so far (/proc/PID/stat; 0 if gone)."""
-    try:
-        with open(f"/proc/{pid}/stat") as fh:
-            fields = fh.read().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-    except (OSError, ValueError, IndexError):
-        return 0.0
-
-
 def wait_quiet(max_wait: float, threshold: float = 0.15, say: Any = None,
                sample: float = 1.0) -> float:
     """Wait (at most ``max_wait`` s) until other processes use less than
