@@ -26,6 +26,7 @@ import redis
 
 from loopcrawl import CrawlRun, Settings
 from loopcrawl.frontier import MemoryFrontier
+from loopcrawl.frontier.redis.keys import CrawlKeys
 from loopcrawl.testsite import ServerThread, Site
 from loopcrawl.urls import fingerprint
 
@@ -314,10 +315,18 @@ def test_three_workers_one_killed_every_page_once(site: ServerThread, redis_url:
     base = site.base_url
     seed(redis_url, "t", base + "/", "--per-host", "2")
     outs = [tmp_path / f"w{i}.jsonl" for i in range(3)]
-    procs = [worker(redis_url, "t", out, "--concurrency", "4") for out in outs]
-    # Killed mid-crawl, once it is at work (records reach the file as they are acked).
-    wait_for(lambda: outs[0].exists() and outs[0].stat().st_size > 3000)
-    procs[0].kill()
+    # The first worker crawls alone until it is at work (records reach its file
+    # as they are acked) and holds leases with more queued: every lease then is
+    # its own. The other two start, and it is SIGKILLed before they have
+    # leased anything (a worker takes ~0.5 s to start): its leases must expire
+    # and come back to them. (Killed among three at work, it may hold none at
+    # that instant, and the test would prove nothing.)
+    first = worker(redis_url, "t", outs[0], "--concurrency", "4")
+    r, keys = redis.Redis.from_url(redis_url), CrawlKeys("t")
+    wait_for(lambda: outs[0].exists() and outs[0].stat().st_size > 3000
+             and r.hlen(keys.leases) >= 1 and r.llen(keys.q) >= 1, timeout=30)
+    procs = [first, *(worker(redis_url, "t", out, "--concurrency", "4") for out in outs[1:])]
+    first.kill()
     finish(procs)
     r = cli("status", "--redis", redis_url, "--crawl", "t", "--json")
     assert json.loads(r.stdout)["expired"] >= 1  # it held leases, and they came back
