@@ -3,8 +3,10 @@ exact bytes and warnings of the CSV writer, and how it adds to a file."""
 
 from __future__ import annotations
 
+import json
 import logging
 import os
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -292,3 +294,378 @@ def test_output_refusals_word_for_word(tmp_path: Path) -> None:
             assert refused(str(ro / "x.csv")) == f"cannot write {ro}/x.csv: permission denied"
     finally:
         ro.chmod(0o700)
+
+
+# -- the registry: open_output(s)' modes, roles and resume marks, check_path, Outputs.close --
+
+
+def test_refusals_of_names_places_and_stdout_word_for_word(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Each refusal of ``-o`` names the file and what to do, checked before
+    any file is opened; standard output (``-``) is not a file named ``-``."""
+    from loopcrawl.outputs import check_path, parse_outputs
+
+    def refused(*paths: str, fmt: str | None = None, resumable: bool = False) -> str:
+        with pytest.raises(ConfigError) as got:
+            parse_outputs(list(paths), fmt, resumable=resumable)
+        return str(got.value)
+
+    assert refused(str(tmp_path / "pages.xml")) == (
+        f"cannot tell the format of {tmp_path}/pages.xml from its name: end it in .jsonl, "
+        ".jsonl.gz, .ndjson, .jl, .json, .csv, .db, .sqlite, .sqlite3, .warc, .warc.gz, "
+        ".parquet, or give --format (jsonl, json, csv, sqlite, warc, parquet)")
+    assert refused("-", resumable=True) == (
+        "--state needs -o FILE: standard output cannot be rewound when a crawl resumes")
+    # A directory whose name has a format's ending is refused by check_path.
+    (tmp_path / "d.jsonl").mkdir()
+    assert refused(str(tmp_path / "d.jsonl")) == f"cannot write {tmp_path}/d.jsonl: it is a directory"
+    # The walk up: the first part that exists must be a directory, and the parent itself.
+    (tmp_path / "f").write_text("")
+    with pytest.raises(ConfigError) as got:
+        check_path(str(tmp_path / "f" / "sub" / "x.csv"))
+    assert str(got.value) == f"cannot write {tmp_path}/f/sub/x.csv: {tmp_path}/f is a file, not a directory"
+    with pytest.raises(ConfigError) as got:
+        check_path(str(tmp_path / "no" / "x.csv"))
+    assert str(got.value) == f"cannot write {tmp_path}/no/x.csv: directory {tmp_path}/no does not exist"
+    check_path(str(tmp_path / "x.csv"))  # a new file in a directory that exists
+    # A directory nobody may write in (as root too: /proc/1 refuses writes to everyone).
+    ro = tmp_path / "ro"
+    ro.mkdir(mode=0o500)
+    closed = next(d for d in (ro, Path("/proc/1")) if not os.access(d, os.W_OK))
+    assert refused(str(closed / "x.csv")) == f"cannot write {closed}/x.csv: permission denied"
+    ro.chmod(0o700)
+    # Defaults: no --state, so any format goes; "-" is standard output, not ./-
+    assert [s.format for s in parse_outputs([str(tmp_path / "p.parquet"), "-"])] == [
+        "parquet", "jsonl"]
+    monkeypatch.chdir(tmp_path)
+    assert [s.path for s in parse_outputs(["-", "./-"], "jsonl")] == ["-", "./-"]
+    assert refused("-", "-") == "- is given twice as an output"
+    assert [s.format for s in parse_outputs(["/dev/null"])] == ["jsonl"]  # a device, not SQLite
+
+
+def test_parquet_without_pyarrow_is_one_line_for_parquet_only(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """pyarrow is an optional extra: a Parquet output without it is refused
+    before the crawl with the pip line; the other formats do not need it."""
+    from loopcrawl.outputs import parse_outputs
+
+    monkeypatch.setitem(sys.modules, "pyarrow", None)  # what an import without it raises
+    with pytest.raises(ConfigError) as got:
+        parse_outputs([str(tmp_path / "p.parquet")])
+    assert str(got.value) == "Parquet output needs pyarrow: pip install 'loopcrawl[parquet]'"
+    assert [s.format for s in parse_outputs([str(tmp_path / "p.csv")])] == ["csv"]
+
+
+def _jsonl_lines(path: Path) -> list[Any]:
+    return [json.loads(x) for x in path.read_bytes().splitlines()]
+
+
+def test_open_output_modes_roles_and_resume_marks(tmp_path: Path) -> None:
+    """``open_output``: a name is enough (format by ending); an existing file
+    is added to unless ``mode="overwrite"``; a CSV for page records must
+    have their columns, one for items takes the header it has; a resume mark
+    cuts each resumable format back."""
+    from loopcrawl.outputs import open_output
+
+    a = tmp_path / "a.jsonl"
+    a.write_bytes(b'{"old":1}\n')
+    with open_output(str(a)) as o:  # append by default
+        o.write_record({"url": "u"})
+    assert _jsonl_lines(a) == [{"old": 1}, {"url": "u"}]
+    with open_output(str(a), mode="overwrite") as o:
+        o.write_record({"url": "v"})
+    assert _jsonl_lines(a) == [{"url": "v"}]
+
+    theirs = tmp_path / "theirs.csv"
+    theirs.write_bytes(b"a,b\r\n")
+    with pytest.raises(ConfigError) as got:
+        open_output(str(theirs))  # page records by default: PAGE_FIELDS or nothing
+    assert str(got.value) == (f"{theirs} has other columns (a, b) than this crawl writes: "
+                              "overwrite it (-O) or write another file")
+    with open_output(str(theirs), role="items") as o:
+        o.write_item({"b": 2, "a": 1}, "item", None)
+    assert theirs.read_bytes() == b"a,b\r\n1,2\r\n"
+
+    # Each resumable format cut back to its mark: what came after it is gone.
+    for name in ("r.jsonl", "r.json", "r.csv", "r.db", "r.warc"):
+        path = tmp_path / name
+        o = open_output(str(path), mode="overwrite")
+        _one(o, 0)
+        o.flush()
+        mark = o.tell()
+        _one(o, 1)
+        o.close()
+        o = open_output(str(path), resume_at=mark)
+        _one(o, 2)
+        o.close()
+        assert _written(path) == [0, 2], name
+
+    # Parquet: never resumed, never added to (refused before the file is touched).
+    pq_path = tmp_path / "p.parquet"
+    with pytest.raises(ConfigError) as got:
+        open_output(str(pq_path), resume_at=0)
+    assert str(got.value) == f"{pq_path}: a parquet file cannot be resumed"
+    pq_path.write_bytes(b"PAR1")
+    with pytest.raises(ConfigError) as got:
+        open_output(str(pq_path))
+    assert str(got.value) == (f"{pq_path} exists, and a Parquet file cannot be appended to: "
+                              "overwrite it (-O) or write another file")
+    assert pq_path.read_bytes() == b"PAR1"
+
+
+def _one(o: Any, i: int) -> None:
+    """Write page ``i`` to ``o`` in the role it takes."""
+    from loopcrawl.http import Request
+    from loopcrawl.net.fetcher import Fetched
+
+    url = f"http://h.test/{i}"
+    if o.takes("records"):
+        o.write_record({"url": url, "status": 200})
+    else:
+        o.write_response(Request(url), Fetched(url, 200, "text/html", None, b"x"))
+
+
+def _written(path: Path) -> list[int]:
+    """The page numbers in ``path``, read back with the format's own reader."""
+    import csv
+    import sqlite3
+
+    name = path.name
+    if name.endswith(".jsonl"):
+        urls = [r["url"] for r in _jsonl_lines(path)]
+    elif name.endswith(".json"):
+        urls = [r["url"] for r in json.loads(path.read_bytes())]
+    elif name.endswith(".csv"):
+        with path.open(newline="") as fh:
+            urls = [r["url"] for r in csv.DictReader(fh)]
+    elif name.endswith(".db"):
+        con = sqlite3.connect(path)
+        urls = [r[0] for r in con.execute("SELECT url FROM pages ORDER BY rowid")]
+        con.close()
+    else:
+        urls = [r[4] for r in _warc(path) if r[0] == "response"]
+    return [int(u.rsplit("/", 1)[1]) for u in urls]
+
+
+def test_open_outputs_modes_roles_and_marks(tmp_path: Path) -> None:
+    """``open_outputs``: each spec's own mode over the call's; the role for
+    every output; one resume mark per output, each applied to its own."""
+    from loopcrawl.outputs import OutputSpec, open_outputs
+
+    keep, replace = tmp_path / "keep.jsonl", tmp_path / "replace.jsonl"
+    for p in (keep, replace):
+        p.write_bytes(b'{"old":1}\n')
+    with open_outputs([str(keep), OutputSpec(str(replace), "jsonl", "overwrite")],
+                      mode="append") as outs:
+        for o in outs:
+            o.write_record({"url": "u"})
+    assert _jsonl_lines(keep) == [{"old": 1}, {"url": "u"}]
+    assert _jsonl_lines(replace) == [{"url": "u"}]
+    with open_outputs([OutputSpec(str(keep), "jsonl", "append")], mode="overwrite") as outs:
+        outs[0].write_record({"url": "v"})
+    assert _jsonl_lines(keep) == [{"old": 1}, {"url": "u"}, {"url": "v"}]
+
+    theirs = tmp_path / "theirs.csv"
+    theirs.write_bytes(b"a,b\r\n")
+    with pytest.raises(ConfigError, match="has other columns"):
+        open_outputs([str(theirs)])  # page records by default
+    with open_outputs([str(theirs)], role="items") as outs:
+        outs[0].write_item({"a": 1, "b": 2}, "item", None)
+    assert theirs.read_bytes() == b"a,b\r\n1,2\r\n"
+
+    paths = [tmp_path / "m.jsonl", tmp_path / "m.csv", tmp_path / "m.warc"]
+    with open_outputs([str(p) for p in paths], mode="overwrite") as outs:
+        for o in outs:
+            _one(o, 0)
+        outs.flush()
+        marks = outs.tell()
+        for o in outs:
+            _one(o, 1)
+    with pytest.raises(ValueError, match=r"^one resume mark per output$"):
+        open_outputs([str(p) for p in paths], resume_marks=marks[:2])
+    with open_outputs([str(p) for p in paths], resume_marks=marks) as outs:
+        assert [type(o).__name__ for o in outs.taking("responses")] == ["WarcWriter"]
+        assert outs.paths == [str(p) for p in paths]
+        for o in outs:
+            _one(o, 2)
+    assert [_written(p) for p in paths] == [[0, 2]] * 3
+
+
+def test_outputs_close_every_one_and_report_the_first_failure(tmp_path: Path) -> None:
+    """``Outputs.close`` goes on past a failing output (a full disk, a closed
+    pipe) so every other one is flushed, then raises the first failure; a
+    second close has nothing left to do."""
+    from loopcrawl.errors import OutputError
+    from loopcrawl.outputs import Outputs
+
+    r, w = os.pipe()
+    try:
+        before, after = tmp_path / "before.jsonl", tmp_path / "after.jsonl"
+        outs = Outputs([JsonlWriter(str(before)), JsonlWriter("/dev/full"),
+                        JsonlWriter(f"/proc/self/fd/{w}"), JsonlWriter(str(after))])
+        os.close(r)  # the pipe's reader goes away: writing to it fails
+        r = -1
+        for o in outs:
+            o.write_record({"url": "u"})
+        with pytest.raises(OutputError) as got:
+            outs.close()
+        assert str(got.value) == "cannot write /dev/full: No space left on device"
+        assert _jsonl_lines(before) == _jsonl_lines(after) == [{"url": "u"}]
+        assert len(outs) == 0
+        outs.close()
+    finally:
+        for fd in (r, w):
+            if fd >= 0:
+                os.close(fd)
+
+
+# -- Parquet: typed columns, row groups, what does not fit, standard output --
+
+
+def _parquet(path: Path) -> tuple[dict[str, str], list[dict[str, Any]], list[int]]:
+    """(column types, rows, rows per row group) as pyarrow reads them."""
+    import pyarrow.parquet as pq
+
+    f = pq.ParquetFile(path)
+    table = f.read()
+    return ({fl.name: str(fl.type) for fl in table.schema}, table.to_pylist(),
+            [f.metadata.row_group(i).num_rows for i in range(f.num_row_groups)])
+
+
+def test_parquet_items_typed_by_their_first_row_group(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Each column takes the narrowest type of its first row group's values
+    (bool, int64, float64, else string; nested values as JSON text; a column
+    of nulls is string); later values are turned to the column's type where
+    they can be (to text for a string column) and left out with one warning
+    a column where they cannot (1.5 is no int64: not cut to 1)."""
+    from loopcrawl.outputs import ParquetWriter
+
+    caplog.set_level(logging.WARNING, "loopcrawl.outputs")
+    path = tmp_path / "items.parquet"
+    w = ParquetWriter(str(path), batch=2)
+    assert w.count == w.ignored == 0
+    first = [{"b": True, "i": 1, "f": 1, "s": "a", "n": [1, {"k": None}], "z": None},
+             {"b": False, "i": None, "f": 2.5, "s": "b", "n": {"x": 1}, "z": None}]
+    later = [{"b": False, "i": 2.0, "f": "y", "s": 5, "n": 1e20, "z": 2**70},
+             {"b": 1, "i": 1.5, "f": "x", "s": [1, 2], "n": "t", "z": "y"},
+             {"b": True, "i": True, "f": 4.5, "s": 2.5, "n": None, "z": None}]
+    for item in first + later:
+        w.write_item(item, "Row", None)
+    w.close()
+    types, rows, groups = _parquet(path)
+    assert types == {"b": "bool", "i": "int64", "f": "double", "s": "string", "n": "string",
+                     "z": "string"}
+    assert groups == [2, 2, 1]  # a row group at each batch of 2, the rest at close
+    assert rows == [
+        {"b": True, "i": 1, "f": 1.0, "s": "a", "n": '[1,{"k":null}]', "z": None},
+        {"b": False, "i": None, "f": 2.5, "s": "b", "n": '{"x":1}', "z": None},
+        {"b": False, "i": 2, "f": None, "s": "5", "n": "1e+20", "z": "1180591620717411303424"},
+        {"b": None, "i": None, "f": None, "s": "[1,2]", "n": "t", "z": "y"},
+        {"b": True, "i": None, "f": 4.5, "s": "2.5", "n": None, "z": None},
+    ]
+    head = f"{path}: a Parquet file has one set of columns (b, i, f, s, n, z); leaving out "
+    assert [r.getMessage() for r in caplog.records] == [
+        head + "values of b that are not bool",
+        head + "values of i that are not int64",
+        head + "values of f that are not double",
+    ]
+    assert (w.count, w.ignored) == (5, 5)  # each value left out
+
+
+def test_parquet_items_columns_and_what_is_left_out(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Declared fields are the columns (in their order) even when the first
+    item lacks some; a key that is not a column and items of another type
+    are left out with one warning each, and counted."""
+    from loopcrawl.outputs import ParquetWriter
+
+    caplog.set_level(logging.WARNING, "loopcrawl.outputs")
+    path = tmp_path / "books.parquet"
+    w = ParquetWriter(str(path))
+    fields = ("title", "price")
+    w.write_item({"price": 3}, "Book", fields)
+    w.write_item({"title": "b", "extra": 1}, "Book", fields)
+    w.write_item({"title": "c", "extra": 2}, "Book", fields)
+    w.write_item({"x": 1}, "Author", None)
+    w.write_item({"x": 2}, "Author", None)
+    w.close()
+    types, rows, _ = _parquet(path)
+    assert types == {"title": "string", "price": "int64"}
+    assert rows == [{"title": None, "price": 3}, {"title": "b", "price": None},
+                    {"title": "c", "price": None}]
+    head = f"{path}: a Parquet file has one set of columns (title, price); leaving out "
+    assert [r.getMessage() for r in caplog.records] == [
+        head + "the key 'extra' of Book items (not a column)",
+        head + "Author items (the file holds Book items)",
+    ]
+    assert (w.count, w.ignored) == (3, 4)
+    # A dict's keys are the columns when no fields are declared.
+    w = ParquetWriter(str(path))
+    w.write_item({"b": 1, "a": "x"}, "item", None)
+    w.close()
+    assert _parquet(path)[:2] == ({"b": "int64", "a": "string"}, [{"b": 1, "a": "x"}])
+
+
+def test_parquet_page_records_row_groups_and_empty_files(tmp_path: Path) -> None:
+    """Page records: typed columns (fetched_at to the millisecond), missing
+    fields null, a row group every 10,000 rows by default; a file with no
+    rows still has the page columns."""
+    from loopcrawl.outputs import PAGE_FIELDS, ParquetWriter
+
+    path = tmp_path / "pages.parquet"
+    w = ParquetWriter(str(path))
+    w.write_record({"url": "http://h.test/", "status": 200, "fetched_at": 1700000000.0004,
+                    "elapsed_ms": 1.5})
+    w.write_record({"url": "http://h.test/x"})
+    w.close()
+    types, rows, groups = _parquet(path)
+    assert list(types) == list(PAGE_FIELDS) and types["fetched_at"] == "timestamp[ms, tz=UTC]"
+    assert rows[0]["fetched_at"].timestamp() == 1700000000.0
+    assert (rows[0]["status"], rows[0]["elapsed_ms"], rows[0]["redirects"]) == (200, 1.5, 0)
+    assert rows[1] == {**dict.fromkeys(PAGE_FIELDS), "url": "http://h.test/x", "redirects": 0}
+    assert (w.count, w.ignored, groups) == (2, 0, [2])
+
+    w = ParquetWriter(str(path))
+    for i in range(10_001):
+        w.write_record({"url": "u", "status": i})
+    w.close()
+    assert w.count == 10_001 and _parquet(path)[2] == [10_000, 1]
+
+    w = ParquetWriter(str(path))
+    w.close()
+    assert _parquet(path) == (types, [], [])
+
+
+def test_parquet_to_standard_output_and_write_errors(
+    tmp_path: Path, capsysbinary: pytest.CaptureFixture[bytes],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """``-`` is standard output (a file named ``-`` is not touched); a place
+    that cannot be written is one clear error, when opened or when closed
+    (a full disk: the file's buffer is written at close)."""
+    import io
+
+    import pyarrow.parquet as pq
+
+    from loopcrawl.errors import OutputError
+    from loopcrawl.outputs import ParquetWriter
+
+    monkeypatch.chdir(tmp_path)
+    w = ParquetWriter("-")
+    w.write_item({"a": 1}, "item", None)
+    w.close()
+    assert not os.path.exists("-")
+    assert pq.read_table(io.BytesIO(capsysbinary.readouterr().out)).to_pylist() == [{"a": 1}]
+    with pytest.raises(ConfigError) as got:
+        ParquetWriter(str(tmp_path))
+    assert str(got.value) == f"cannot write {tmp_path}: Is a directory"
+    w = ParquetWriter("/dev/full")
+    w.write_item({"a": 1}, "item", None)
+    with pytest.raises(OutputError) as out:
+        w.close()
+    assert str(out.value) == "cannot write /dev/full: [Errno 28] No space left on device"

@@ -108,12 +108,13 @@ class ParquetWriter(Output):
         if len(self._rows) >= self._batch:
             self.flush()
 
-    def _ignore(self, key: str, what: str) -> None:
+    def _ignore(self, key: str, what: str, n: int = 1) -> None:
+        """Warn once per ``key``; count the ``n`` values (or items) left out."""
         if key not in self._warned:
             self._warned.add(key)
             log.warning("%s: a Parquet file has one set of columns (%s); leaving out %s",
                         self.path, ", ".join(self._columns), what)
-        self.ignored += 1
+        self.ignored += n
 
     def _arrays(self) -> list[Any]:
         pa = self._pa
@@ -132,12 +133,14 @@ class ParquetWriter(Output):
                           orjson.dumps(v).decode() if not isinstance(v, int | float) else str(v)
                           for v in values]
             try:
+                if pa.types.is_integer(field.type) and any(map(_fraction, values)):
+                    raise OverflowError  # pyarrow would cut 1.5 to 1 without a word
                 arrays.append(pa.array(values, type=field.type))
             except (pa.ArrowInvalid, pa.ArrowTypeError, OverflowError):
+                fitted = [_fit(pa, v, field.type) for v in values]
                 self._ignore(f"value:{field.name}", f"values of {field.name} that are not "
-                             f"{field.type}")
-                arrays.append(pa.array([_fit(pa, v, field.type) for v in values],
-                                       type=field.type))
+                             f"{field.type}", fitted.count(None) - values.count(None))
+                arrays.append(pa.array(fitted, type=field.type))
         return arrays
 
     def flush(self) -> None:
@@ -156,24 +159,33 @@ class ParquetWriter(Output):
     def close(self) -> None:
         pa = self._pa
         try:
-            self.flush()
-            if self._writer is None:  # no rows: still a valid file, with the columns
-                if self._schema is None:
-                    self._schema = (_page_schema(pa) if not self._columns else
-                                    pa.schema([pa.field(c, pa.string()) for c in self._columns]))
-                self._writer = self._pq.ParquetWriter(self._fh, self._schema)
-            self._writer.close()
+            try:
+                self.flush()
+                if self._writer is None:  # no rows: still a valid file, with the columns
+                    if self._schema is None:
+                        self._schema = (_page_schema(pa) if not self._columns else
+                                        pa.schema([pa.field(c, pa.string())
+                                                   for c in self._columns]))
+                    self._writer = self._pq.ParquetWriter(self._fh, self._schema)
+                self._writer.close()
+            finally:  # the file's own buffer is written here: a full disk shows now
+                if self._owned:
+                    self._fh.close()
+                else:
+                    self._fh.flush()
         except (OSError, pa.ArrowException) as e:
             raise OutputError(f"cannot write {self.path}: {e}") from None
-        finally:
-            if self._owned:
-                self._fh.close()
-            else:
-                self._fh.flush()
+
+
+def _fraction(v: Any) -> bool:
+    """A float an integer column cannot hold as it is (1.5, inf, nan; not 2.0)."""
+    return isinstance(v, float) and not v.is_integer()
 
 
 def _fit(pa: Any, v: Any, typ: Any) -> Any:
     """``v`` if it fits ``typ``, else None (the caller warned)."""
+    if pa.types.is_integer(typ) and _fraction(v):
+        return None
     try:
         pa.array([v], type=typ)
     except (pa.ArrowInvalid, pa.ArrowTypeError, OverflowError):
