@@ -12,8 +12,10 @@ import pytest
 
 from loopcrawl.errors import StateError
 from loopcrawl.frontier import MemoryFrontier
+from loopcrawl.frontier.base import callback_names
 from loopcrawl.frontier.seen import SeenSet
 from loopcrawl.frontier.sqlite import SqliteFrontier
+from loopcrawl.http import Request
 from loopcrawl.urls import fingerprint
 
 pytestmark = pytest.mark.timeout(60)
@@ -89,3 +91,28 @@ def test_the_seen_sets_shards_double_when_half_full() -> None:
     assert s.nbytes() == 255 * 256 * 8 + 512 * 8  # 256 of 512
     s.add(257)
     assert s.nbytes() == 255 * 256 * 8 + 1024 * 8
+
+
+def test_callbacks_are_kept_by_name_and_anything_else_refused_word_for_word() -> None:
+    class Spiderish:
+        def detail(self, response: object) -> None: ...
+
+        def failed(self, failure: object) -> None: ...
+
+    s = Spiderish()
+    assert callback_names(Request("http://h/"), "kept in a state file") == {}
+    assert callback_names(Request("http://h/", callback=s.detail, errback=s.failed),
+                          "kept in a state file") == {"callback": "detail", "errback": "failed"}
+    assert callback_names(Request("http://h/", errback="oops"), "queued in Redis") == {
+        "errback": "oops"}
+
+    def free(response: object) -> None: ...
+
+    with pytest.raises(StateError) as got:
+        callback_names(Request("http://h/a", callback=s.detail, errback=free), "queued in Redis")
+    assert str(got.value) == (f"the errback of http://h/a ({free!r}) is not a method of the "
+                              "spider, so it cannot be queued in Redis")
+    with pytest.raises(StateError) as got:
+        callback_names(Request("http://h/b", callback=free), "kept in a state file")
+    assert str(got.value) == (f"the callback of http://h/b ({free!r}) is not a method of the "
+                              "spider, so it cannot be kept in a state file")

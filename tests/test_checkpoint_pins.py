@@ -1,0 +1,342 @@
+"""The checkpoint protocol of the SQLite frontier pinned in-process
+(``frontier/sqlite/checkpoint.py``, ``_rows.py``; docs/state.md): the output
+durable before the commit that records its mark, a mark found again from a
+relative ``-o``, a failed output stopping every later checkpoint, a cancelled
+checkpoint finished before the next begins, checkpoints every interval and
+early when the buffers fill (and nothing written between), the per-host
+counts ``loopcrawl status`` reads, the meta rows, and a request's every field
+through a row and back. ``tests/test_state.py`` checks the whole guarantee
+with real kills; these fail when one part of it is taken away."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import sqlite3
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from loopcrawl.errors import OutputError, StateError
+from loopcrawl.frontier.sqlite import SqliteFrontier
+from loopcrawl.http import FetchRecord, Request
+from loopcrawl.outputs import JsonlWriter
+
+pytestmark = pytest.mark.timeout(60)
+
+
+def rec(r: Request, error: str | None = None) -> FetchRecord:
+    return FetchRecord(r.url, r.depth, r.referrer, 0.0, final_url=r.url, status=200, error=error)
+
+
+def meta_of(db: Path) -> dict[str, str]:
+    """The meta rows as another process (``loopcrawl status``) reads them."""
+    con = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
+    try:
+        return dict(con.execute("SELECT key, value FROM meta").fetchall())
+    finally:
+        con.close()
+
+
+def rows_in(db: Path, sql: str) -> list[tuple[Any, ...]]:
+    con = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
+    try:
+        return con.execute(sql).fetchall()
+    finally:
+        con.close()
+
+
+class WatchedJsonl(JsonlWriter):
+    """A real JSONL output that notes, each time it is fsynced, which mark of
+    it the state file holds at that moment (read as another process would)."""
+
+    def __init__(self, path: str, db: Path, **kw: object) -> None:
+        super().__init__(path, **kw)  # type: ignore[arg-type]
+        self.db = db
+        self.seen_at_fsync: list[tuple[int, object]] = []
+
+    def fsync(self) -> None:
+        marks = json.loads(meta_of(self.db).get("outputs", "{}"))
+        self.seen_at_fsync.append((self.tell(), marks.get(os.path.abspath(self.path))))
+        super().fsync()
+
+
+def test_the_output_is_durable_before_the_commit_that_records_its_mark(tmp_path: Path) -> None:
+    db, out = tmp_path / "s.db", tmp_path / "out.jsonl"
+
+    async def go() -> WatchedJsonl:
+        f = SqliteFrontier(db)
+        (mark,) = f.bind_outputs([str(out)])
+        w = WatchedJsonl(str(out), db, resume_at=mark or 0, batch=1000)
+        try:
+            for i in range(3):
+                w.write({"url": f"http://h/{i}"})
+                await f.checkpoint(w)
+            await f.checkpoint(w)  # nothing new: the same mark
+        finally:
+            await f.close()
+            w.close()
+        return w
+
+    w = asyncio.run(go())
+    line = len(b'{"url":"http://h/0"}\n')
+    # At each fsync the file still recorded the previous checkpoint's mark.
+    assert w.seen_at_fsync[:4] == [(line, None), (2 * line, line), (3 * line, 2 * line),
+                               (3 * line, 3 * line)]
+    assert json.loads(meta_of(db)["outputs"]) == {str(out): 3 * line}
+
+
+def test_a_relative_output_resumes_at_its_mark(tmp_path: Path,
+                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    """``-o pages.jsonl --state s.db`` run twice from the same directory: the
+    mark is found again (the state keys outputs by absolute path)."""
+    monkeypatch.chdir(tmp_path)
+
+    async def run_once(i: int) -> object:
+        f = SqliteFrontier("s.db")
+        (mark,) = f.bind_outputs(["pages.jsonl"])
+        w = JsonlWriter("pages.jsonl", resume_at=mark or 0)
+        try:
+            await f.add([Request(f"http://h/{i}")])
+            (r,) = await f.lease(1)
+            w.write({"url": r.url})
+            await f.ack(r, rec(r))
+            await f.checkpoint(w)
+            w.write({"url": "after the checkpoint: cut back on resume"})
+            w.flush()
+        finally:
+            await f.close()
+            w.close()
+        return mark
+
+    assert asyncio.run(run_once(0)) is None
+    line = len(b'{"url":"http://h/0"}\n')
+    assert asyncio.run(run_once(1)) == line
+    assert (tmp_path / "pages.jsonl").read_bytes().splitlines()[:2] == [
+        b'{"url":"http://h/0"}', b'{"url":"http://h/1"}']
+    assert json.loads(meta_of(tmp_path / "s.db")["outputs"]) == {
+        str(tmp_path / "pages.jsonl"): 2 * line}
+
+
+def test_a_failed_output_stops_every_later_checkpoint(tmp_path: Path) -> None:
+    """The disk is full (``/dev/full``): the checkpoint raises, commits
+    nothing, and so does every later one, with or without outputs."""
+    db = tmp_path / "s.db"
+
+    async def go() -> None:
+        f = SqliteFrontier(db)
+        await f.add([Request("http://h/a")])
+        await f.checkpoint(None)
+        w = JsonlWriter("/dev/full")
+        try:
+            w.write({"url": "http://h/a"})
+            await f.add([Request("http://h/b")])
+            with pytest.raises(OutputError) as first:
+                await f.checkpoint(w)
+            with pytest.raises(OutputError) as again:
+                await f.checkpoint(None)
+            assert again.value is first.value
+        finally:
+            await f.close()
+            w.close()
+        closed = SqliteFrontier(tmp_path / "other.db")
+        await closed.close()
+        with pytest.raises(StateError, match=f"^{tmp_path / 'other.db'} is closed$"):
+            await closed.checkpoint(None)
+
+    asyncio.run(go())
+    assert rows_in(db, "SELECT url FROM requests") == [("http://h/a",)]
+
+
+def test_a_cancelled_checkpoint_ends_before_the_next_one_begins(tmp_path: Path) -> None:
+    """The crawl cancels its periodic checkpoints at the end and takes a last
+    one at once: the cancelled commit, already on its thread, finishes first
+    (one connection, one transaction at a time), and both are kept."""
+    db = tmp_path / "s.db"
+    n = 40_000
+
+    async def go() -> None:
+        f = SqliteFrontier(db)
+        await f.add([Request(f"http://h/{i}") for i in range(n)])
+        t = asyncio.create_task(f.checkpoint(None))
+        await asyncio.sleep(0.01)  # on its thread now
+        t.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await t
+        await f.add([Request("http://h/last")])
+        await f.checkpoint(None)
+        got = await f.lease(n + 5)
+        assert len(got) == n + 1 and got[-1].url == "http://h/last"
+        await f.close()
+
+    asyncio.run(go())
+    assert rows_in(db, "SELECT count(*) FROM requests") == [(n + 1,)]
+
+
+def test_nothing_is_written_between_checkpoints_which_come_every_interval(tmp_path: Path) -> None:
+    db = tmp_path / "s.db"
+
+    async def go() -> tuple[int, int, float]:
+        f = SqliteFrontier(db, checkpoint_interval=0.4)
+        ticker = asyncio.create_task(f.run_checkpoints(None))
+        await asyncio.sleep(0.05)  # the loop's first checkpoint waits its interval
+        await f.add([Request("http://h/a")])
+        t0 = time.monotonic()
+        before = rows_in(db, "SELECT count(*) FROM requests")[0][0]
+        while rows_in(db, "SELECT count(*) FROM requests")[0][0] == 0:
+            assert time.monotonic() - t0 < 3.0
+            await asyncio.sleep(0.01)
+        took = time.monotonic() - t0
+        await f.add([Request("http://h/b")])
+        await asyncio.sleep(0.1)
+        between = rows_in(db, "SELECT count(*) FROM requests")[0][0]
+        ticker.cancel()
+        await asyncio.gather(ticker, return_exceptions=True)
+        await f.close()
+        return before, between, took
+
+    before, between, took = asyncio.run(go())
+    assert before == 0 and between == 1
+    assert 0.2 < took < 1.5, took
+
+
+@pytest.mark.parametrize(("added", "early"), [(10, False), (11, True)])
+def test_a_checkpoint_comes_early_when_more_than_max_buffered_changes_wait(
+    tmp_path: Path, added: int, early: bool,
+) -> None:
+    db = tmp_path / "s.db"
+
+    async def go() -> int:
+        f = SqliteFrontier(db, checkpoint_interval=30.0, max_buffered=10)
+        ticker = asyncio.create_task(f.run_checkpoints(None))
+        await f.add([Request(f"http://h/{i}") for i in range(added)])
+        await asyncio.sleep(0.5)
+        n = rows_in(db, "SELECT count(*) FROM requests")[0][0]
+        ticker.cancel()
+        await asyncio.gather(ticker, return_exceptions=True)
+        await f.close()
+        return n
+
+    assert asyncio.run(go()) == (added if early else 0)
+
+
+def test_the_hosts_table_counts_queued_done_and_failed_per_host(tmp_path: Path) -> None:
+    """What ``loopcrawl status`` shows per host, kept by each checkpoint (a
+    request found and finished in one checkpoint, or finished in a later one)
+    and read back as the resumed crawl's counts."""
+    db = tmp_path / "s.db"
+
+    async def go() -> None:
+        f = SqliteFrontier(db)
+        await f.add([Request(u) for u in ("http://a.test/1", "http://a.test/2",
+                                          "http://a.test/3", "http://b.test:8080/1",
+                                          "http://b.test:8080/2")])
+        a1, a2, _a3, b1, b2 = await f.lease(5)
+        await f.ack(a1, rec(a1))
+        await f.ack(b1, rec(b1, error="http_status"))
+        await f.checkpoint(None)  # found and finished in the same checkpoint
+        await f.ack(a2, rec(a2, error="timeout"))
+        await f.ack(b2, rec(b2, error="robots_denied"))  # policy: done, not failed
+        await f.checkpoint(None)  # finished a checkpoint after they were found
+        await f.close()
+
+    asyncio.run(go())
+    assert sorted(rows_in(db, "SELECT host, queued, done, failed FROM hosts")) == [
+        ("a.test", 1, 1, 1), ("b.test:8080", 0, 1, 1)]
+    with SqliteFrontier(db) as f:
+        st = asyncio.run(f.statistics())
+        assert (st.queued, st.done, st.seen) == (1, 4, 5)
+
+
+def test_meta_holds_the_last_checkpoints_time_pages_in_flight_and_marks(tmp_path: Path) -> None:
+    db, out = tmp_path / "s.db", tmp_path / "o.jsonl"
+
+    async def go() -> None:
+        f = SqliteFrontier(db)
+        (mark,) = f.bind_outputs([str(out)])
+        w = JsonlWriter(str(out), resume_at=mark or 0)
+        await f.add([Request(f"http://h/{i}") for i in range(4)])
+        r0, r1, _r2 = await f.lease(3)
+        for r in (r0, r1):
+            w.write({"url": r.url})
+            await f.ack(r, rec(r, error="robots_denied" if r is r1 else None))
+        t0 = time.time()
+        await f.checkpoint(w)
+        t1 = time.time()
+        m = meta_of(db)
+        assert t0 <= float(m["checkpoint_at"]) <= t1
+        # Two records; one robots_denied, which --max-pages does not count.
+        assert (m["in_flight"], m["pages"]) == ("1", "1")
+        assert json.loads(m["outputs"]) == {str(out): w.tell()}
+        await f.checkpoint(None)  # no outputs given: the marks stay
+        assert json.loads(meta_of(db)["outputs"]) == {str(out): w.tell()}
+        await f.close()
+        w.close()
+
+    asyncio.run(go())
+    with SqliteFrontier(db) as f:
+        assert f.pages_done == 1
+
+
+def test_a_request_keeps_every_field_through_its_row(tmp_path: Path) -> None:
+    db = tmp_path / "s.db"
+    edge = [1, 2**63 - 1, 2**63, 2**64 - 1]  # fingerprints around SQLite's sign bit
+    reqs = [Request(f"http://h/fp{i}", fp=fp) for i, fp in enumerate(edge)]
+    full = Request("http://h/form", 3, "http://h/", "POST", 0, 2, meta={"k": [1, "x"]},
+                   headers={"X-A": "b"}, body=b"a=1", dont_filter=True)
+    plain = Request("http://h/plain", 1, None)
+
+    async def first() -> None:
+        f = SqliteFrontier(db)
+        await f.add([*reqs, full, plain])
+        await f.checkpoint(None)
+        await f.close()
+
+    async def second() -> None:
+        f = SqliteFrontier(db)
+        for fp in edge:
+            assert not await f.mark_seen(fp)  # seen again after the restart
+        got = await f.lease(20)
+        assert [r.fp for r in got[:4]] == edge
+        g = got[4]
+        assert (g.url, g.depth, g.referrer, g.method, g.priority, g.retries, g.meta,
+                g.headers, g.body, g.dont_filter, g.fp) == (
+            full.url, 3, "http://h/", "POST", 0, 2, {"k": [1, "x"]}, {"X-A": "b"}, b"a=1",
+            True, full.fp)
+        p = got[5]
+        assert (p.url, p.depth, p.referrer, p.method, p.meta, p.headers, p.body,
+                p.dont_filter, p.callback, p.cookies, p.auth) == (
+            "http://h/plain", 1, None, "GET", None, None, b"", False, None, None, None)
+        await f.close()
+
+    asyncio.run(first())
+    asyncio.run(second())
+    (spider,) = rows_in(db, "SELECT spider FROM requests WHERE url = 'http://h/form'")[0]
+    assert json.loads(spider) == {"headers": {"X-A": "b"}, "dont_filter": True}
+    assert rows_in(db, "SELECT spider, meta, body FROM requests WHERE url = 'http://h/plain'") \
+        == [(None, None, None)]
+
+
+def test_requests_found_after_a_checkpoint_are_leased_once_in_order(tmp_path: Path) -> None:
+    """Rows committed are leased from the file, later ones from memory: each
+    once, in the order found, across the boundary."""
+
+    async def go() -> list[str]:
+        f = SqliteFrontier(tmp_path / "s.db")
+        await f.add([Request(f"http://h/{i}") for i in range(3)])
+        await f.checkpoint(None)
+        await f.add([Request(f"http://h/{i}") for i in range(3, 5)])
+        got = [r.url for r in await f.lease(1)]
+        await f.checkpoint(None)
+        await f.add([Request("http://h/5")])
+        got += [r.url for r in await f.lease(2)]
+        got += [r.url for r in await f.lease(10)]
+        await f.add([Request("http://h/6")])
+        got += [r.url for r in await f.lease(10)]
+        await f.close()
+        return got
+
+    assert asyncio.run(go()) == [f"http://h/{i}" for i in range(7)]

@@ -1,0 +1,301 @@
+"""The scheduler's promises, pinned in-process (``core/politeness.py``; make
+mutate found them reached only through whole crawls, docs/testing.md): the
+page budget exact, with the places given back by requests that never reached
+the server; ``concurrency`` and ``per_host`` as the most requests in flight at
+once; a retry waits its back-off (never less, at most 1.5 times), goes first
+in its host's queue and is not a new page; ``stop``; what the live display
+is told (``statistics``, ``busiest``); leasing in batches.
+
+A real ``Scheduler`` over a real ``MemoryFrontier``, driven by workers that
+do what the engine's do (``get``, ``started``, then ``done``; a finished
+request acked), with the "fetch" replaced by a wait on the loop: the
+scheduler never touches the network, so there is nothing to serve."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+
+import pytest
+
+from loopcrawl.core.politeness import HostState, Scheduler, SchedulerStats
+from loopcrawl.frontier import MemoryFrontier
+from loopcrawl.http import FetchRecord, Request
+from loopcrawl.urls import host_of
+
+pytestmark = pytest.mark.timeout(30)
+
+# What a "fetch" returns: done()'s counted and backoff, or None when the
+# worker scheduled a retry (then done() counts it, as the engine does).
+Fetch = Callable[["Harness", Request], Awaitable[tuple[bool, float] | None]]
+
+
+@dataclass
+class Harness:
+    sched: Scheduler
+    frontier: MemoryFrontier
+    fetch: Fetch
+    started: list[tuple[str, float]] = field(default_factory=list)  # (url, loop time)
+    in_flight: int = 0
+    peak: int = 0
+    workers: list[asyncio.Task[None]] = field(default_factory=list)
+
+    async def worker(self) -> None:
+        sched, loop = self.sched, asyncio.get_running_loop()
+        while (r := await sched.get()) is not None:
+            counted, backoff = True, 0.0
+            try:
+                wait = sched.started(r)
+                if wait > 0:
+                    await sched.wait_turn(host_of(r.url), wait)
+                self.started.append((r.url, loop.time()))
+                self.in_flight += 1
+                self.peak = max(self.peak, self.in_flight)
+                got = await self.fetch(self, r)
+                self.in_flight -= 1
+                if got is not None:
+                    counted, backoff = got
+                    await self.frontier.ack(r, FetchRecord(r.url, r.depth, r.referrer, 0.0))
+            finally:
+                sched.done(r, counted=counted, backoff=backoff)
+
+
+async def start(urls: list[str], fetch: Fetch, *, concurrency: int, per_host: int,
+                delay: float = 0.0, max_pages: int | None = None) -> Harness:
+    f = MemoryFrontier()
+    await f.add([Request(u) for u in urls])
+    h: Harness
+
+    def spawn() -> None:
+        h.workers.append(asyncio.create_task(h.worker()))
+
+    sched = Scheduler(f, concurrency=concurrency, per_host=per_host, delay=delay,
+                      max_pages=max_pages, spawn=spawn)
+    h = Harness(sched, f, fetch)
+    return h
+
+
+async def finish(h: Harness, within: float = 10.0) -> None:
+    """Run the dispatcher to its end, then every worker to its None."""
+    async with asyncio.timeout(within):
+        await h.sched.run()
+        await asyncio.gather(*h.workers)
+
+
+def sleeping(seconds: float) -> Fetch:
+    async def fetch(h: Harness, r: Request) -> tuple[bool, float]:
+        await asyncio.sleep(seconds)
+        return True, 0.0
+    return fetch
+
+
+def urls_on(hosts: int, each: int) -> list[str]:
+    return [f"http://h{i}.test/p{j}" for j in range(each) for i in range(hosts)]
+
+
+@pytest.mark.parametrize("budget", [1, 5])
+def test_max_pages_hands_out_exactly_the_budget(budget: int) -> None:
+    async def go() -> list[str]:
+        h = await start(urls_on(3, 4), sleeping(0.002), concurrency=3, per_host=2,
+                        max_pages=budget)
+        await finish(h)
+        assert h.sched.statistics().dispatched == budget
+        return [u for u, _ in h.started]
+
+    got = asyncio.run(go())
+    assert len(got) == budget == len(set(got))
+
+
+def test_a_request_done_uncounted_gives_its_place_in_the_budget_back() -> None:
+    """robots.txt forbade it, a trap stopped it: it never reached the server,
+    so it does not spend the budget (``done(counted=False)``)."""
+    urls = [f"http://h.test/free{i}" for i in range(3)] + [
+        f"http://h.test/p{i}" for i in range(6)]
+
+    async def fetch(h: Harness, r: Request) -> tuple[bool, float]:
+        await asyncio.sleep(0)
+        return "/free" not in r.url, 0.0
+
+    async def go() -> list[str]:
+        h = await start(urls, fetch, concurrency=1, per_host=1, max_pages=4)
+        await finish(h)
+        return [u for u, _ in h.started]
+
+    # One host, one at a time: in queue order, the three free ones and four more.
+    assert asyncio.run(go()) == urls[:7]
+
+
+@pytest.mark.parametrize(("concurrency", "per_host", "hosts", "peak"),
+                         [(4, 5, 10, 4), (10, 3, 1, 3), (2, 1, 3, 2), (1, 4, 4, 1)])
+def test_concurrency_and_per_host_are_the_most_in_flight(
+    concurrency: int, per_host: int, hosts: int, peak: int,
+) -> None:
+    async def go() -> tuple[int, int, int]:
+        h = await start(urls_on(hosts, 6), sleeping(0.02), concurrency=concurrency,
+                        per_host=per_host)
+        await finish(h)
+        return h.peak, len(h.started), len(h.workers)
+
+    got_peak, fetched, workers = asyncio.run(go())
+    assert got_peak == peak
+    assert fetched == hosts * 6
+    assert peak <= workers <= concurrency  # workers grow with the work, up to concurrency
+
+
+def test_a_host_is_spaced_by_its_delay_while_others_go() -> None:
+    async def go() -> dict[str, list[float]]:
+        h = await start(["http://slow.test/1", "http://slow.test/2", "http://slow.test/3",
+                         "http://fast.test/1", "http://fast.test/2"],
+                        sleeping(0), concurrency=4, per_host=2, delay=0.0)
+        h.sched.set_delay("slow.test", 0.15)
+        await finish(h)
+        out: dict[str, list[float]] = {}
+        for u, t in h.started:
+            out.setdefault(host_of(u), []).append(t)
+        return out
+
+    t = asyncio.run(go())
+    gaps = [b - a for a, b in zip(t["slow.test"], t["slow.test"][1:], strict=False)]
+    assert len(gaps) == 2 and all(g >= 0.15 for g in gaps), gaps
+    assert t["fast.test"][1] < t["slow.test"][1]  # the other host did not wait for it
+
+
+def test_a_retry_waits_its_back_off_goes_first_and_is_no_new_page() -> None:
+    """``retry_later(r, 0.2)``: back no sooner than 0.2 s and no later than
+    0.3 s (the jitter), ahead of its host's other requests, and the budget of
+    3 still covers the three pages."""
+    tries: dict[str, int] = {}
+    seen_waiting: list[SchedulerStats] = []
+
+    async def fetch(h: Harness, r: Request) -> tuple[bool, float] | None:
+        tries[r.url] = tries.get(r.url, 0) + 1
+        if r.url.endswith("/a") and tries[r.url] == 1:
+            h.sched.retry_later(r, 0.2)
+            return None
+        if r.url.endswith("/b"):
+            seen_waiting.append(h.sched.statistics())
+            await asyncio.sleep(0.3)  # /a's retry comes back while /b is on the wire
+        return True, 0.0
+
+    async def go() -> list[tuple[str, float]]:
+        h = await start(["http://h.test/a", "http://h.test/b", "http://h.test/c"], fetch,
+                        concurrency=1, per_host=1, max_pages=3)
+        await finish(h)
+        return h.started
+
+    started = asyncio.run(go())
+    assert [u.removeprefix("http://h.test") for u, _ in started] == ["/a", "/b", "/a", "/c"]
+    (_, t_a), _, (_, t_again), _ = started
+    assert t_again - t_a >= 0.3  # behind /b, which held the only place 0.3 s
+    assert seen_waiting[0].waiting_retry == 1
+
+
+def test_the_retry_back_off_is_between_after_and_one_and_a_half_times_it() -> None:
+    async def fetch(h: Harness, r: Request) -> tuple[bool, float] | None:
+        if len(h.started) == 1:
+            h.sched.retry_later(r, 0.2)
+            return None
+        return True, 0.0
+
+    async def go() -> list[float]:
+        h = await start(["http://h.test/a"], fetch, concurrency=2, per_host=2)
+        await finish(h)
+        assert h.sched.statistics().waiting_retry == 0
+        return [t for _, t in h.started]
+
+    for _ in range(3):  # the jitter is random: three draws
+        first, again = asyncio.run(go())
+        assert 0.2 <= again - first <= 0.3 + 0.1, again - first
+
+
+def test_stop_dispatches_nothing_more_and_unleased_gives_the_rest() -> None:
+    async def go() -> tuple[int, list[str], SchedulerStats]:
+        h = await start(urls_on(1, 6), sleeping(0), concurrency=2, per_host=1, delay=5.0)
+        runner = asyncio.create_task(finish(h))
+        while not h.started:
+            await asyncio.sleep(0.005)
+        await asyncio.sleep(0.05)
+        h.sched.stop()
+        await asyncio.wait_for(runner, 1.0)  # at once, not after the 5 s delay
+        rest = [r.url for r in h.sched.unleased()]
+        return len(h.started), rest, h.sched.statistics()
+
+    n, rest, stats = asyncio.run(go())
+    assert n == 1
+    assert rest == [f"http://h0.test/p{j}" for j in range(1, 6)]
+    assert (stats.buffered, stats.in_flight, stats.dispatched) == (0, 0, 1)
+
+
+def test_statistics_and_busiest_tell_what_each_host_does() -> None:
+    """The live display's view, at a moment the test sets up: ``a`` fetching
+    two (and one queued), ``d`` queued behind ``concurrency``, ``c`` backing
+    off after a 503's Retry-After, ``b`` waiting on its Crawl-delay, ``e``
+    idle; ordered by in flight, then queued."""
+    hold = asyncio.Event()
+
+    async def fetch(h: Harness, r: Request) -> tuple[bool, float]:
+        host = host_of(r.url)
+        if host == "a.test":
+            await hold.wait()
+        return True, (30.0 if host == "c.test" else 0.0)
+
+    urls = (["http://e.test/1", "http://b.test/1", "http://b.test/2", "http://c.test/1"]
+            + [f"http://c.test/{i}" for i in (2, 3)] + ["http://d.test/1"]
+            + [f"http://a.test/{i}" for i in (1, 2, 3)] + [f"http://d.test/{i}" for i in (2, 3, 4)])
+
+    async def go() -> tuple[list[HostState], list[HostState], SchedulerStats, dict[str, int]]:
+        h = await start(urls, fetch, concurrency=2, per_host=2)
+        h.sched.set_delay("b.test", 30.0)
+        runner = asyncio.create_task(finish(h, 20.0))
+        while h.in_flight < 2 or sum(1 for u, _ in h.started if "a.test" in u) < 2:
+            await asyncio.sleep(0.005)
+        await asyncio.sleep(0.05)
+        top = h.sched.busiest(5)
+        top2 = h.sched.busiest(2)
+        stats = h.sched.statistics()
+        fetched: dict[str, int] = {}
+        for u, _ in h.started:
+            fetched[host_of(u)] = fetched.get(host_of(u), 0) + 1
+        h.sched.stop()
+        hold.set()
+        await runner
+        return top, top2, stats, fetched
+
+    top, top2, stats, fetched = asyncio.run(go())
+    total = {x: sum(1 for u in urls if host_of(u) == x) for x in "abcde" for x in [f"{x}.test"]}
+    queued = {x: total[x] - fetched.get(x, 0) for x in total}
+    assert queued["a.test"] == 1 and queued["e.test"] == 0
+    assert queued["b.test"] == 1 and queued["c.test"] >= 1 and queued["d.test"] >= 1
+    want = {"a.test": ("fetching", 2), "b.test": ("waiting on delay", 0),
+            "c.test": ("backing off", 0), "d.test": ("queued", 0), "e.test": ("idle", 0)}
+    assert {s.host: (s.state, s.in_flight) for s in top} == want
+    for s in top:
+        assert s.queued == queued[s.host], s
+    assert [s.host for s in top] == sorted(
+        total, key=lambda x: (want[x][1], queued[x]), reverse=True)
+    assert [s.host for s in top2] == [s.host for s in top[:2]]
+    b = next(s for s in top if s.host == "b.test")
+    assert b.delay == 30.0
+    assert stats == SchedulerStats(buffered=sum(queued.values()), in_flight=2, waiting_retry=0,
+                                   hosts=5, dispatched=len(urls) - sum(queued.values()))
+
+
+@pytest.mark.parametrize(("concurrency", "batch"), [(2, 256), (100, 400)])
+def test_the_frontier_is_leased_in_batches(concurrency: int, batch: int) -> None:
+    """``max(256, 4 × concurrency)`` at a time, again when fewer than
+    ``max(64, 2 × concurrency)`` wait: a bounded working set in memory."""
+    leased: list[int] = []
+
+    async def fetch(h: Harness, r: Request) -> tuple[bool, float]:
+        leased.append((await h.frontier.statistics()).leased)
+        return True, 0.0
+
+    async def go() -> None:
+        h = await start([f"http://h{i % 50}.test/{i}" for i in range(2000)], fetch,
+                        concurrency=concurrency, per_host=1000)
+        await finish(h, 20.0)
+
+    asyncio.run(go())
+    assert leased[0] == batch
+    assert max(leased) <= batch + max(64, 2 * concurrency)
