@@ -373,6 +373,22 @@ def test_undecidable_bytes_never_raise() -> None:
     assert decode_html(RUSSIAN.encode("cp1251"), None)[0] == RUSSIAN
 
 
+
+def test_utf8_by_header_goes_to_the_parser_as_bytes() -> None:
+    """The hot path's promise: a page the header calls UTF-8 (any case of
+    either label) reaches lexbor as its own bytes, never decoded to ``str``;
+    a UTF-16 byte-order mark still wins over the header."""
+    from loopcrawl.encoding import decode_html
+
+    body = "<title>café</title>".encode()
+    for label in ("utf-8", "UTF-8", "utf8", "Utf8"):
+        text, name = decode_html(body, label)
+        assert text is body and name == "utf-8"
+    utf16 = "\ufeff<title>café</title>".encode("utf-16-le")
+    assert decode_html(utf16, "utf-8") == ("<title>café</title>", "utf-16-le")
+    assert decode_html(body, "windows-1252") == ("<title>cafÃ©</title>", "cp1252")
+
+
 # -- traps ---------------------------------------------------------------------
 
 @pytest.mark.parametrize("limit", [1, 4])
@@ -388,6 +404,9 @@ def test_query_variant_limit_is_exact(pages: PageServer, limit: int) -> None:
     fetched = [p for p in pages.paths() if p.startswith("/q?")]
     assert len(fetched) == limit
     assert stats.errors == {"trap": 10 - limit}
+    assert stats.traps == {"max_query_variants": 10 - limit}
+    assert {r.message for r in recs if r.error == "trap"} == {
+        f"more than {limit} query strings on one path (max_query_variants)"}
     assert "/r?x=1" in pages.paths()
     assert len(recs) == 12
 
@@ -436,6 +455,10 @@ def test_pages_per_host_limit_is_exact(pages: PageServer) -> None:
     recs, stats = run(pages.url + "/", obey_robots=False, max_pages_per_host=5, concurrency=1)
     assert len(pages.paths()) == 5
     assert stats.errors == {"trap": 4}
+    assert stats.traps == {"max_pages_per_host": 4}
+    host = pages.url.split("/")[2]
+    assert {r.message for r in recs if r.error == "trap"} == {
+        f"more than 5 pages on {host} (max_pages_per_host)"}
     assert len(recs) == 9
 
 

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from aiohttp import web
 
-from loopcrawl.core.traps import TrapGuard, family, sketch
+from loopcrawl.core.traps import TrapGuard, compare, family, link_hashes, sketch
 from loopcrawl.settings import Settings
 from loopcrawl.testsite import ServerThread, Site
 from loopcrawl.testsite import traps as section
@@ -126,11 +126,20 @@ def _new_words(child: bytes, parent: bytes) -> int:
     return (sketch(child) & ~sketch(parent)).bit_count()
 
 
+def _bits(*words: bytes) -> set[int]:
+    """The bits of a 4096-bit sketch ``words`` set: two words may share one
+    (hash() is seeded per process), so counts are of bits, not words."""
+    return {hash(w) & 4095 for w in words}
+
+
 def test_sketch_counts_new_words_but_not_month_names_or_case() -> None:
     a = b"<p>Events on Monday 3 November 2026</p><a href='?d=2026-11-04'>next</a>"
     b = b"<p>Events on tuesday 4 December 2026</p><a href='?d=2026-11-05'>next</a>"
-    assert _new_words(b, a) == 2  # "4" and the new href; the names are dropped
-    assert _new_words(b"<p>red lamp</p>", b"<p>blue chair</p>") == 2
+    old = _bits(b"p", b"events", b"on", b"3", b"2026", b"a", b"href", b"d", b"2026-11-04", b"next")
+    # "4" and the new href; the names are dropped
+    assert _new_words(b, a) == len(_bits(b"4", b"2026-11-05") - old)
+    assert _new_words(b"<p>red lamp</p>", b"<p>blue chair</p>") == len(
+        _bits(b"red", b"lamp") - _bits(b"p", b"blue", b"chair"))
 
 
 def test_a_listing_whose_items_differ_only_in_numbers_is_not_similar() -> None:
@@ -157,6 +166,7 @@ def test_family_is_host_and_first_segment() -> None:
     assert family("http://h/2026/11/") == "h/0"
     assert family("http://h/?page=3") == "h/"
     assert family("http://h/search?q=x") == "h/search"
+    assert family("http://h/page12x34/5") == "h/page0x0"  # a digit anywhere: each run is 0
 
 
 @pytest.mark.parametrize(("url", "canonical"), [
@@ -168,6 +178,8 @@ def test_family_is_host_and_first_segment() -> None:
     ("http://h/a?SessionId=1&x=&Session_ID=2", "http://h/a?x="),
     ("http://h/a?ASPSESSIONIDQQGGGNCU=ABC&b=1", "http://h/a?b=1"),
     ("http://h/a?CFID=12&CFTOKEN=34&c=1", "http://h/a?c=1"),
+    ("http://h/a?zenid=5&c=1", "http://h/a?c=1"),
+    ("http://h/a?osCsid=5&sess_id=6&c=1", "http://h/a?c=1"),
     ("http://h/(S(lit3py55t21z5v55vlm25s55))/page.aspx", "http://h/page.aspx"),
     ("http://h/a?side=1&sids=2&presid=3", "http://h/a?side=1&sids=2&presid=3"),  # other names
     ("http://h/a?q=sid=1", "http://h/a?q=sid=1"),  # a value, not a name
@@ -207,3 +219,124 @@ def test_pages_are_remembered_up_to_the_bound_oldest_first(monkeypatch: pytest.M
         guard.page(f"http://h/p/{i}", None, b"x", [])
         guard.page(f"http://h/p/{i}", None, b"x", [])  # the same URL twice
     assert len(guard._pages) <= 4
+
+
+# The similarity test at its boundaries, step by step. Words are chosen by the
+# bit ``sketch`` gives them (``hash(word) & 4095``) so that no two collide in
+# a run: a count of new words is then exactly the number of words added.
+
+
+def _words(n: int, taken: set[int], stem: str) -> list[bytes]:
+    out: list[bytes] = []
+    i = 0
+    while len(out) < n:
+        w = f"{stem}{i}".encode()
+        i += 1
+        bit = hash(w) & 4095
+        if bit not in taken:
+            taken.add(bit)
+            out.append(w)
+    return out
+
+
+def _body(words: list[bytes], length: int) -> bytes:
+    text = b"<p>" + b" ".join(words) + b"</p>"
+    assert len(text) <= length
+    return text + b" " * (length - len(text))
+
+
+def _similar(length: int, child_length: int, new_words: int, new_links: int) -> tuple[str, str]:
+    """The family of a child page with ``new_words`` and ``new_links`` its
+    parent does not have, by ``TrapGuard.page`` and by the workers' steps
+    (``parent``, ``compare``, ``noted``); the parent was read for words (it
+    is like its own parent)."""
+    taken = {hash(b"p") & 4095}
+    base = _words(30, taken, "base")
+    extra = _words(new_words, taken, "new")
+    links = [f"http://h/l/{i}" for i in range(20)]
+    more = [f"http://h/m/{i}" for i in range(new_links)]
+    pages = [("http://h/cal/1", _body(base, length), links),
+             ("http://h/cal/2", _body(base, length), links),
+             ("http://h/cal/3", _body(base + extra, child_length), links + more)]
+    page_guard, worker_guard = TrapGuard(Settings()), TrapGuard(Settings())
+    prev: str | None = None
+    fams: list[tuple[str, str]] = []
+    for url, body, urls in pages:
+        by_page = page_guard.page(url, prev, body, urls)
+        hashes = link_hashes(urls)
+        words, similar = compare(body, hashes, worker_guard.parent(prev))
+        by_worker = worker_guard.noted(url, len(body), hashes, words, similar)
+        fams.append((by_page, by_worker))
+        prev = url
+    assert fams[:2] == [("", ""), ("", "")]  # the first has no parent, the second's was not read
+    return fams[2]
+
+
+SIMILAR = ("h/cal", "h/cal")
+NOT = ("", "")
+
+
+@pytest.mark.parametrize(("length", "child_length", "new_words", "new_links", "family"), [
+    (1000, 1000, 0, 0, SIMILAR),
+    (1000, 1000, 8, 0, SIMILAR),  # NEW_WORDS
+    (1000, 1000, 9, 0, NOT),
+    (1000, 1000, 0, 8, SIMILAR),  # NEW_LINKS
+    (1000, 1000, 0, 9, NOT),
+    (1000, 1256, 0, 0, SIMILAR),  # 256 bytes longer or shorter
+    (1000, 1257, 0, 0, NOT),
+    (1000, 744, 0, 0, SIMILAR),
+    (1000, 743, 0, 0, NOT),
+    (4095, 4351, 0, 0, SIMILAR),  # still 256 below 4096 bytes ...
+    (4095, 3838, 0, 0, NOT),
+    (8192, 8704, 0, 0, SIMILAR),  # ... then 1/16
+    (8192, 8705, 0, 0, NOT),
+    (8192, 7679, 0, 0, NOT),
+])
+def test_a_page_is_similar_to_its_parent_up_to_each_bound(
+        length: int, child_length: int, new_words: int, new_links: int,
+        family: tuple[str, str]) -> None:
+    assert _similar(length, child_length, new_words, new_links) == family
+
+
+def test_the_similarity_check_off_notes_nothing() -> None:
+    guard = TrapGuard(Settings(max_similar_pages=None))
+    assert guard.page("http://h/a", None, b"x", []) == ""
+    assert guard.parent("http://h/a") is None
+    assert guard.noted("http://h/b", 1, link_hashes([]), 5, True) == ""
+    assert guard._pages == {}
+    on = TrapGuard(Settings())
+    assert on.parent(None) is None
+    assert on.noted("http://h/b", 1, None, 5, True) == ""  # a page not parsed for links
+    assert compare(b"x", link_hashes([]), None) == (0, False)
+    assert on.noted("http://h/c/d", 7, link_hashes(["http://h/"]), 5, True) == "h/c"
+    assert on.parent("http://h/c/d") == (7, link_hashes(["http://h/"]), 5, "h/c")
+    assert on.noted("http://h/e", 8, link_hashes([]), 0, False) == ""
+    assert on.parent("http://h/e") == (8, b"", 0, "")
+
+
+def test_the_workers_pages_are_remembered_up_to_the_bound(monkeypatch: pytest.MonkeyPatch) -> None:
+    import loopcrawl.core.traps as traps
+
+    monkeypatch.setattr(traps, "_MAX_PAGES", 3)
+    guard = TrapGuard(Settings())
+    for i in range(4):
+        guard.noted(f"http://h/{i}", i, link_hashes([]), 0, False)
+    assert guard.parent("http://h/0") is None  # the oldest is forgotten first
+    assert [guard.parent(f"http://h/{i}") for i in (1, 2, 3)] == [
+        (1, b"", 0, ""), (2, b"", 0, ""), (3, b"", 0, "")]
+
+
+def test_similar_pages_admit_links_up_to_the_budget_per_family() -> None:
+    guard = TrapGuard(Settings(max_similar_pages=5))
+    skipped: Counter[str] = Counter()
+    links = [f"http://h/{i}" for i in range(3)]
+    assert guard.admit("h/a", links, skipped) == links
+    assert guard.admit("h/a", links[:2], skipped) == links[:2]  # 5 exactly
+    assert guard.admit("h/a", links, skipped) == []
+    assert skipped == Counter(trap_similar_pages=3)
+    assert guard.stops == Counter(max_similar_pages=3)
+    assert guard.admit("h/b", links + links, skipped) == links + links[:2]  # its own budget
+    assert skipped == Counter(trap_similar_pages=4)
+    assert guard.stops == Counter(max_similar_pages=4)
+    assert guard.admit("h/b", [], skipped) == []
+    assert skipped == Counter(trap_similar_pages=4)

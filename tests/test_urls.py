@@ -85,6 +85,33 @@ def test_fast_path_agrees_with_full_parse() -> None:
             assert r.resolve(href) == canonicalize(href, base), (base, href)
 
 
+
+def test_fast_path_agrees_with_full_parse_on_pairs() -> None:
+    """The differential test above on pairs of pieces (a second, for
+    ``make mutate``, which leaves the two-minute one out), with the origin
+    cache emptied first so that every origin is parsed here."""
+    import itertools
+
+    import loopcrawl.urls as urls
+
+    urls._ORIGINS.clear()
+    pieces = ["", "/", "./", "../", "../../", "a", "b.html", "?q=1", "#f", "%41", "c/", ".",
+              "..", "//h/", "http://127.0.0.1:8000/", "~", ":", "x y", "%2e", "%2E%2e/", "%2f",
+              "%7E", "%zz", "%", " ", "\t", "HTTP://H:80/", "https://h:443", "//127.0.0.1:8000/",
+              "mailto:", "a:b", "http:", "ftp://h/", "/..", "/./", "@", "?", "=", "(", ";sid=1",
+              "?sid=2", "%7e", "%c3%a9", "http://H:8000", "//[::1]:80/", "Https://h/", "h",
+              "HTTP:x", "http://h?x", "x:"]
+    bases = [BASE, "http://127.0.0.1:8000/", "http://h/a/b/c?x=1", "https://h/",
+             "https://u:p@h:8443/a/", "http://h/a/b/"]
+    for base in bases:
+        r = Resolver(base)
+        for p1, p2 in itertools.product(pieces, repeat=2):
+            href = p1 + p2
+            if href.strip(" \t").startswith("#"):  # this very page: not a link to follow
+                assert r.resolve(href) is None, (base, href)
+                continue
+            assert r.resolve(href) == canonicalize(href, base), (base, href)
+
 def test_link_memo_agrees_with_the_resolver_across_pages_of_a_directory() -> None:
     """Pages of one directory share the memo: an href on the second page
     must resolve against the second page, whatever the first one gave."""
@@ -107,6 +134,19 @@ def test_link_memo_agrees_with_the_resolver_across_pages_of_a_directory() -> Non
         assert memo.resolve_all(r, [f"i{i}-{j}.html" for j in range(10)])[0] == f"http://h/d/i{i}-0.html"
         assert len(memo) <= 100 + 10
 
+
+
+def test_link_memo_is_cleared_when_it_holds_its_bound() -> None:
+    """``max_hrefs`` kept at most before a page's hrefs are added: a memo
+    that holds exactly its bound starts the next page empty."""
+    memo = LinkMemo(max_hrefs=10)
+    r = Resolver("http://h/d/a.html")
+    memo.resolve_all(r, [f"p{i}" for i in range(9)])
+    assert len(memo) == 9
+    memo.resolve_all(r, ["p0", "q0", "?x", ""])  # one new href kept; "?x" and "" are not
+    assert len(memo) == 10
+    assert memo.resolve_all(r, ["q1", "q1"]) == ["http://h/d/q1", "http://h/d/q1"]
+    assert len(memo) == 1  # cleared first, then "q1" once
 
 def test_canonical_is_a_fixed_point() -> None:
     for _, expected, _ in CASES:

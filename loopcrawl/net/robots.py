@@ -122,10 +122,6 @@ class RobotsCache:
         self._entries: dict[str, _Entry] = {}
         self.fetches = 0
 
-    def known(self, host: str) -> bool:
-        e = self._entries.get(host)
-        return e is not None and e.pending is None and e.error is None
-
     async def allowed(self, url: str) -> bool:
         """True if robots.txt of ``url``'s host lets us fetch it.
 
