@@ -7,6 +7,7 @@ import json
 import logging
 import os
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -669,3 +670,304 @@ def test_parquet_to_standard_output_and_write_errors(
     with pytest.raises(OutputError) as out:
         w.close()
     assert str(out.value) == "cannot write /dev/full: [Errno 28] No space left on device"
+
+
+# -- base: what an output refuses, ByteFile's writes; SQLite; a shared crawl's outputs --
+
+
+def test_an_output_names_what_it_does_not_take(tmp_path: Path) -> None:
+    from loopcrawl.http import Request
+    from loopcrawl.net.fetcher import Fetched
+    from loopcrawl.outputs import ParquetWriter
+
+    warc = WarcWriter(str(tmp_path / "a.warc"))
+    jsonl = JsonlWriter(str(tmp_path / "a.jsonl"))
+    parquet = ParquetWriter(str(tmp_path / "a.parquet"))
+    for call, message in [
+        (lambda: warc.write_record({"url": "u"}), "warc output takes no page records"),
+        (lambda: warc.write_item({}, "item", None), "warc output takes no items"),
+        (lambda: jsonl.write_response(Request("http://h.test/"),
+                                      Fetched("http://h.test/", 200, "text/html", None, b"")),
+         "jsonl output takes no responses"),
+        (parquet.tell, "parquet output cannot be resumed"),
+    ]:
+        with pytest.raises(TypeError) as got:
+            call()
+        assert str(got.value) == message
+    assert repr(jsonl) == f"<JsonlWriter {str(tmp_path / 'a.jsonl')!r}>"
+    for o in (warc, jsonl, parquet):
+        o.close()
+    with pytest.raises(ConfigError) as bad:
+        JsonlWriter(str(tmp_path))
+    assert str(bad.value) == f"cannot write {tmp_path}: Is a directory"
+
+
+def test_byte_file_writes_empties_and_fails_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A ByteFile empties a file unless told to append; counts what it
+    wrote from 0 on a pipe or device too; hands standard output each write at
+    once; after a failed write every later one raises the same error."""
+    import io
+
+    from loopcrawl.errors import OutputError
+    from loopcrawl.outputs import ByteFile
+
+    path = tmp_path / "f"
+    path.write_bytes(b"old")
+    f = ByteFile(str(path))
+    assert f.offset == 0 and path.read_bytes() == b""
+    f.close()
+    f = ByteFile("/dev/null")
+    assert f.offset == 0
+    f.write(b"abc")
+    assert f.offset == 3
+    f.close()
+    f = ByteFile(str(path))
+    with pytest.raises(OutputError) as got:
+        f.truncate(-1)
+    f.close()
+    assert str(got.value) == f"cannot truncate {path}: Invalid argument"
+
+    r, w = os.pipe()
+    os.set_blocking(r, False)
+    try:
+        monkeypatch.setattr(sys, "stdout", io.TextIOWrapper(io.BufferedWriter(
+            io.FileIO(w, "wb", closefd=False))))
+        f = ByteFile("-")
+        f.write(b"now")
+        assert os.read(r, 100) == b"now"  # not left in the stream's buffer
+    finally:
+        os.close(r)
+        os.close(w)
+
+    full = ByteFile("/dev/full")
+    with pytest.raises(OutputError) as got:
+        full.write(b"x")
+    assert str(got.value) == "cannot write /dev/full: No space left on device"
+    with pytest.raises(OutputError) as again:
+        full.write(b"y")
+    assert again.value is got.value
+    full.close()
+
+
+def test_byte_file_finishes_a_write_a_signal_cut_short(tmp_path: Path) -> None:
+    """A write to a pipe that a signal interrupts returns what it wrote so
+    far: the rest is written, nothing is lost (a Ctrl-C while ``-o`` feeds a
+    pipe)."""
+    import signal
+    import threading
+
+    from loopcrawl.outputs import ByteFile
+
+    data = bytes(range(256)) * 4096  # 1 MiB: the pipe takes 64 KiB, then the write waits
+    r, w = os.pipe()
+    got = bytearray()
+    main = threading.get_ident()
+
+    def reader() -> None:
+        time.sleep(0.2)  # the writer is blocked on a full pipe by now
+        signal.pthread_kill(main, signal.SIGUSR1)  # cuts the blocked write short
+        time.sleep(0.1)
+        while chunk := os.read(r, 1 << 16):
+            got.extend(chunk)
+
+    old = signal.signal(signal.SIGUSR1, lambda *_: None)
+    t = threading.Thread(target=reader)
+    try:
+        f = ByteFile(f"/proc/self/fd/{w}")
+        t.start()
+        f.write(data)
+        f.close()
+        os.close(w)
+        w = -1
+        t.join(10)
+    finally:
+        signal.signal(signal.SIGUSR1, old)
+        if w >= 0:
+            os.close(w)
+        t.join(10)
+        os.close(r)
+    assert f.offset == len(data) and bytes(got) == data
+
+
+def _rows(path: Path, sql: str) -> list[tuple[Any, ...]]:
+    import sqlite3
+
+    con = sqlite3.connect(path)
+    try:
+        return con.execute(sql).fetchall()
+    finally:
+        con.close()
+
+
+def test_sqlite_commits_in_batches_of_500_and_refuses_streams(tmp_path: Path) -> None:
+    from loopcrawl.outputs import SqliteWriter
+
+    path = tmp_path / "p.db"
+    w = SqliteWriter(str(path), append=False)
+    for i in range(499):
+        w.write_record({"url": f"u{i}"})
+    assert _rows(path, "SELECT count(*) FROM pages") == [(0,)]  # not committed yet
+    w.write_record({"url": "u499"})
+    assert _rows(path, "SELECT count(*) FROM pages") == [(500,)]
+    w.close()
+    for bad in ("-", "/dev/null"):
+        with pytest.raises(ConfigError) as got:
+            SqliteWriter(bad)
+        assert str(got.value) == (f"cannot write {bad}: an SQLite database needs a regular "
+                                  "file (not standard output, a pipe or a device)")
+
+
+def test_sqlite_overwrite_starts_clean(tmp_path: Path) -> None:
+    """Overwriting removes the database and what an earlier crawl left next
+    to it (its WAL, shared memory and journal), so none of it comes back; a
+    leftover that cannot be removed is one clear error."""
+    from loopcrawl.outputs import SqliteWriter
+
+    path = tmp_path / "p.db"
+    old = {}
+    for suffix in ("", "-wal", "-shm", "-journal"):
+        (tmp_path / f"p.db{suffix}").write_bytes(b"left over")
+        old[suffix] = os.open(tmp_path / f"p.db{suffix}", os.O_RDONLY)  # keeps its inode taken
+    try:
+        w = SqliteWriter(str(path), append=False)
+        for suffix, fd in old.items():
+            p = tmp_path / f"p.db{suffix}"
+            assert not p.exists() or not os.path.samestat(os.fstat(fd), p.stat()), suffix
+        w.write_record({"url": "u"})
+        w.close()
+    finally:
+        for fd in old.values():
+            os.close(fd)
+    assert _rows(path, "SELECT url FROM pages") == [("u",)]
+    (tmp_path / "p.db-journal").unlink(missing_ok=True)
+    (tmp_path / "p.db-journal").mkdir()
+    (tmp_path / "p.db-journal" / "x").write_text("")
+    with pytest.raises(ConfigError) as got:
+        SqliteWriter(str(path), append=False)
+    assert str(got.value) == f"cannot overwrite {path}-journal: Is a directory"
+
+
+def test_sqlite_items_tables_columns_and_names(tmp_path: Path) -> None:
+    """A table per type, a column per declared field (even one the first
+    item lacks), a new key adds a column once whatever the keys' order,
+    names with quotes kept as they are, an item with no fields a row."""
+    from loopcrawl.outputs import SqliteWriter
+
+    path = tmp_path / "i.db"
+    w = SqliteWriter(str(path), append=False)
+    w.write_item({"a": 1}, "Book", ("a", "b"))
+    w.write_item({"a": 1}, "item", None)
+    w.write_item({"a": 2, "b": [1]}, "item", None)
+    w.write_item({"b": True, "a": 3}, "item", None)
+    w.write_item({'say "hi"': "x"}, 'My "Item"', None)
+    w.write_item({}, "Empty", None)
+    w.close()
+    assert _rows(path, "SELECT a, b FROM Book") == [(1, None)]
+    assert _rows(path, "SELECT a, b FROM item") == [(1, None), (2, "[1]"), (3, 1)]
+    assert _rows(path, 'SELECT "say ""hi""" FROM "My ""Item"""') == [("x",)]
+    assert _rows(path, "SELECT count(*) FROM Empty") == [(1,)]
+    assert w.count == 6
+
+
+def test_sqlite_resume_write_errors_and_tables_without_rowid(tmp_path: Path) -> None:
+    """Resuming deletes what came after the mark, all of a table made after
+    it; a table without rowids (someone else's) is left alone; a write that
+    SQLite refuses is one clear error naming the file."""
+    import sqlite3
+
+    from loopcrawl.errors import OutputError
+    from loopcrawl.outputs import SqliteWriter
+
+    path = tmp_path / "r.db"
+    con = sqlite3.connect(path)
+    con.execute("CREATE TABLE kv (k TEXT PRIMARY KEY, v) WITHOUT ROWID")
+    con.execute("INSERT INTO kv VALUES ('a', 1)")
+    con.execute("CREATE TABLE pages (url TEXT)")
+    con.commit()
+    con.close()
+    w = SqliteWriter(str(path))
+    w.write_item({"n": 1}, "item", None)
+    w.write_item({"n": 2}, "item", None)
+    w.flush()
+    mark = w.tell()
+    assert mark == {"pages": 0, "item": 2}
+    w.write_item({"n": 3}, "item", None)
+    w.write_item({"t": 1}, "Late", None)
+    w.write_item({"t": 2}, "Late", None)
+    with pytest.raises(OutputError) as got:  # its pages table lacks our columns
+        w.write_record({"url": "u"})
+    assert str(got.value) == f"cannot write {path}: table pages has no column named final_url"
+    w.close()
+    w = SqliteWriter(str(path), resume_at=mark)
+    w.close()
+    assert _rows(path, "SELECT n FROM item") == [(1,), (2,)]
+    assert _rows(path, "SELECT count(*) FROM Late") == [(0,)]
+    assert _rows(path, "SELECT * FROM kv") == [("a", 1)]
+    con = sqlite3.connect(path)
+    con.execute("CREATE TABLE strict_item (n NOT NULL)")
+    con.commit()
+    con.close()
+    w = SqliteWriter(str(path))
+    with pytest.raises(OutputError) as got:
+        w.write_item({"m": 1}, "strict_item", ("n",))
+    assert str(got.value) == f"cannot write {path}: NOT NULL constraint failed: strict_item.n"
+    w.close()
+    with pytest.raises(OutputError) as got:
+        w.tell()
+    assert str(got.value) == f"cannot read {path}: Cannot operate on a closed database."
+
+
+def test_a_shared_crawls_output_marks_pages_and_flushes_each_write(tmp_path: Path) -> None:
+    """A worker's output: each page record carries its request's fingerprint
+    (16 hex digits), kept if it has one; each write reaches the file at once
+    unless the frontier flushes before its acks; SQLite commits without an
+    fsync (synchronous NORMAL)."""
+    from loopcrawl.http import Request
+    from loopcrawl.net.fetcher import Fetched
+    from loopcrawl.outputs import SqliteWriter
+    from loopcrawl.outputs.shared import SharedCrawlOutput
+    from loopcrawl.urls import fingerprint
+
+    path = tmp_path / "p.jsonl"
+    out = SharedCrawlOutput(JsonlWriter(str(path)))
+    assert out.takes("records") and not out.takes("responses") and out.path == str(path)
+    out.write_record({"url": "http://h.test/"})
+    assert _jsonl_lines(path) == [{"url": "http://h.test/",
+                                   "fp": f"{fingerprint('http://h.test/'):016x}"}]
+    out.write_record({"url": "http://h.test/x", "fp": "given"})
+    out.write_item({"k": 1}, "item", None)
+    assert [r.get("fp") for r in _jsonl_lines(path)] == [
+        f"{fingerprint('http://h.test/'):016x}", "given", None]
+    assert out.count == 3
+    out.close()
+    assert fingerprint("http://h.test/25") < 1 << 60  # a short one is padded to 16 digits
+    out = SharedCrawlOutput(JsonlWriter(str(path)))
+    out.write_record({"url": "http://h.test/25"})
+    assert _jsonl_lines(path)[0]["fp"] == f"{fingerprint('http://h.test/25'):016x}"
+    out.close()
+
+    later = SharedCrawlOutput(JsonlWriter(str(path)), flush_each=False)
+    later.write_record({"url": "http://h.test/"})
+    assert path.read_bytes() == b""  # until the frontier flushes before its acks
+    later.flush()
+    assert len(_jsonl_lines(path)) == 1
+    later.close()
+
+    warc_path = tmp_path / "w.warc"
+    warc = SharedCrawlOutput(WarcWriter(str(warc_path)))
+    size = warc_path.stat().st_size
+    warc.write_response(Request("http://h.test/"),
+                        Fetched("http://h.test/", 200, "text/html", None, b"x"))
+    assert warc_path.stat().st_size > size
+    warc.fsync()
+    warc.close()
+
+    db = SqliteWriter(str(tmp_path / "s.db"), append=False)
+    shared = SharedCrawlOutput(db)
+    assert db._con.execute("PRAGMA synchronous").fetchone() == (1,)  # NORMAL
+    shared.write_item({"k": 1}, "item", None)
+    assert _rows(tmp_path / "s.db", "SELECT k FROM item") == [(1,)]  # committed at once
+    shared.fsync()
+    shared.close()

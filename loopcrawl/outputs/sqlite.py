@@ -128,7 +128,8 @@ class SqliteWriter(Output):
                 self._table(kind, names)
                 sql = self._sql[key] = (
                     f"INSERT INTO {_quote(kind)} ({', '.join(_quote(n) for n in names)}) "
-                    f"VALUES ({', '.join('?' * len(names))})")
+                    f"VALUES ({', '.join('?' * len(names))})" if names else
+                    f"INSERT INTO {_quote(kind)} DEFAULT VALUES")  # an item with no fields
             self._con.execute(sql, [_value(item.get(n)) for n in names])
         except sqlite3.Error as e:
             raise OutputError(f"cannot write {self.path}: {e}") from None
