@@ -117,3 +117,45 @@ def test_an_unexpected_error_outside_the_pool_is_not_blamed_on_it(pages: PageSer
             return str(got.value), f._pool is not None
 
     assert asyncio.run(go()) == (pages.url + "/t", True)
+
+
+def test_a_failed_pool_is_closed_with_the_fetcher(
+    pages: PageServer, pool_calls: list[str], monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The pool that failed mid-crawl still holds idle keep-alive connections:
+    they are closed when the fetcher closes, not left to the garbage collector."""
+    import psutil
+
+    real = wire.Pool._exchange
+    exchanges = 0
+
+    async def breaks_at_the_third(self: wire.Pool, proto: Any, data: bytes) -> Any:
+        nonlocal exchanges
+        exchanges += 1
+        if exchanges == 3:
+            raise TypeError("an aiohttp that changed")
+        return await real(self, proto, data)
+
+    monkeypatch.setattr(wire.Pool, "_exchange", breaks_at_the_third)
+    for p in ("/a", "/b", "/c"):
+        pages.add(p)
+
+    def ours() -> int:
+        """This process's open connections to the server (the client's ends)."""
+        return sum(1 for c in psutil.Process().net_connections("tcp")
+                   if c.raddr and c.raddr.port == pages.port and c.status == "ESTABLISHED")
+
+    async def go() -> tuple[int, int]:
+        async with Fetcher(Settings(timeout=10)) as f:
+            await asyncio.gather(f.fetch(pages.url + "/a"), f.fetch(pages.url + "/b"))
+            idle = ours()  # two connections, both idle in the pool now
+            await f.fetch(pages.url + "/c")  # the pool fails; the session takes it
+            assert f._pool is None
+        for _ in range(50):  # closed transports let go of their sockets on the next turns
+            if not ours():
+                break
+            await asyncio.sleep(0.01)
+        return idle, ours()
+
+    assert asyncio.run(go()) == (2, 0)
+    assert pool_calls == [pages.url + "/a", pages.url + "/b", pages.url + "/c"]
