@@ -24,6 +24,8 @@ from pathlib import Path
 import pytest
 from aiohttp import web
 
+from loopcrawl.settings import Settings
+
 from .conftest import Hit, PageServer
 from .helpers import by_url, run
 
@@ -388,6 +390,96 @@ def test_utf8_by_header_goes_to_the_parser_as_bytes() -> None:
     assert decode_html(utf16, "utf-8") == ("<title>café</title>", "utf-16-le")
     assert decode_html(body, "windows-1252") == ("<title>cafÃ©</title>", "cp1252")
 
+
+
+# -- robots.txt ------------------------------------------------------------------
+
+ROBOTS_NONE = b"User-agent: *\nDisallow: /\n# caf\xe9, not UTF-8\n"
+
+
+@pytest.mark.parametrize(("status", "error"), [
+    (200, "robots_denied"), (299, "robots_denied"),  # 2xx: the rules apply
+    (300, None), (428, None), (430, None), (499, None),  # no rules: everything allowed
+    (429, "robots_unreachable"), (500, "robots_unreachable"),  # fully disallowed for now
+])
+def test_what_a_robots_txt_status_means_at_each_boundary(pages: PageServer, status: int,
+                                                         error: str | None) -> None:
+    """RFC 9309 §2.3.1: what robots.txt's status says about the host's pages,
+    on both sides of each boundary (a body that is not UTF-8 is still read)."""
+    pages.add("/robots.txt", status=status, body=ROBOTS_NONE, content_type="text/plain")
+    pages.add("/")
+    recs, _ = run(pages.url + "/", retries=0, depth=0)
+    assert [r.error for r in recs] == [error]
+    if error == "robots_unreachable":
+        assert recs[0].message == f"robots.txt answered {status}"
+
+
+@pytest.mark.parametrize(("nul_at", "error"), [(1023, None), (1024, "robots_denied")])
+def test_a_nul_in_the_first_kib_means_binary_not_robots_txt(pages: PageServer, nul_at: int,
+                                                             error: str | None) -> None:
+    head = ROBOTS_NONE
+    body = head + b"#" * (nul_at - len(head)) + b"\0\n"
+    assert body.index(b"\0") == nul_at
+    pages.add("/robots.txt", body=body, content_type="text/plain")
+    pages.add("/")
+    recs, _ = run(pages.url + "/", depth=0)
+    assert [r.error for r in recs] == [error]
+
+
+def test_an_unreachable_robots_txt_is_asked_again_after_its_window(pages: PageServer) -> None:
+    """A 503 holds the host's pages for ``robots_error_retry`` (0.3 s here),
+    then robots.txt is asked again, and its answer applies; not sooner, and not
+    much later (a retry of the page waits for the window, not its back-off)."""
+    answers = iter([503, 200])
+
+    async def handler(request: web.BaseRequest) -> web.StreamResponse:
+        if request.path == "/robots.txt":
+            return web.Response(status=next(answers), text="User-agent: *\nDisallow: /no\n")
+        return web.Response(text='<a href="/no">no</a>', content_type="text/html")
+
+    pages.handler = handler
+    recs, stats = run(pages.url + "/", robots_error_retry=0.3, retries=1, retry_backoff=0.01)
+    assert sorted((r.url.removeprefix(pages.url), r.error) for r in recs) == [
+        ("/", None), ("/no", "robots_denied")]
+    robots = [h.start for h in pages.log if h.path == "/robots.txt"]
+    assert len(robots) == 2 and stats.retries == 1
+    assert 0.3 - 0.02 <= robots[1] - robots[0] <= 0.3 + 0.65, robots
+
+
+@pytest.mark.parametrize("dead", [False, True], ids=["503", "refused"])
+def test_an_unreachable_robots_txt_is_shared_by_the_workers_for_its_window(
+        redis_url: str, pages: PageServer, dead: bool) -> None:
+    """Workers of a Redis crawl: one fetches robots.txt, and its failure is
+    every worker's (the same kind and message), kept in Redis for the
+    window (``robots_error_retry``), or a second for a host that refused
+    (its pages' next try may work)."""
+    from loopcrawl.frontier.redis import RedisCrawl
+
+    from .test_dead_hosts import closed_port
+    from .test_redis_gate import arun, workers
+
+    url = f"http://127.0.0.1:{closed_port()}" if dead else pages.url
+    pages.add("/robots.txt", status=503, body="down")
+    settings = Settings(retries=0, robots_error_retry=20.0, timeout=10.0)
+    own = [settings.replace(seeds=(f"{url}/w{w}",)) for w in range(3)]
+    recs, _, fetched = arun(lambda: workers(redis_url, settings, 3, own=own))
+
+    async def ttl() -> int:
+        c = await RedisCrawl.connect(redis_url, "polite")
+        try:
+            return int(await c.client.pttl(c.keys.robots(url.split("/")[2])[0]))
+        finally:
+            await c.close()
+
+    left = arun(ttl)
+    assert sum(fetched) == 1
+    got = [(r.error, r.message) for out in recs for r in out]
+    assert len(got) == 3 and len(set(got)) == 1
+    if dead:
+        assert got[0][0] == "connection_refused" and left <= 1000
+    else:
+        assert got[0] == ("robots_unreachable", "robots.txt answered 503")
+        assert 15_000 < left <= 20_000
 
 # -- traps ---------------------------------------------------------------------
 
