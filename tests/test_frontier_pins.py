@@ -15,7 +15,7 @@ from loopcrawl.frontier import MemoryFrontier
 from loopcrawl.frontier.base import callback_names
 from loopcrawl.frontier.seen import SeenSet
 from loopcrawl.frontier.sqlite import SqliteFrontier
-from loopcrawl.http import Request
+from loopcrawl.http import FetchRecord, Request
 from loopcrawl.urls import fingerprint
 
 pytestmark = pytest.mark.timeout(60)
@@ -116,3 +116,75 @@ def test_callbacks_are_kept_by_name_and_anything_else_refused_word_for_word() ->
         callback_names(Request("http://h/b", callback=free), "kept in a state file")
     assert str(got.value) == (f"the callback of http://h/b ({free!r}) is not a method of the "
                               "spider, so it cannot be kept in a state file")
+
+
+@pytest.mark.parametrize("kind", ["memory", "sqlite"])
+def test_priorities_lease_positive_then_fifo_then_negative(tmp_path: Path, kind: str) -> None:
+    """A spider's priorities: higher first, then the plain FIFO queue, then
+    negative ones; first come, first served within one priority; a lease of
+    ``n`` cut across them; a released request back before the FIFO queue."""
+
+    async def go() -> list[list[str]]:
+        f = MemoryFrontier() if kind == "memory" else SqliteFrontier(tmp_path / "s.db")
+        try:
+            await f.add([Request("http://h/n1", priority=-1), Request("http://h/f1"),
+                         Request("http://h/p1", priority=1), Request("http://h/p5", priority=5),
+                         Request("http://h/f2"), Request("http://h/p1b", priority=1),
+                         Request("http://h/n5", priority=-5), Request("http://h/n1b", priority=-1),
+                         Request("http://h/f3")])
+            out = []
+            for n in (2, 2):
+                out.append([r.url.removeprefix("http://h/") for r in await f.lease(n)])
+            (f2,) = await f.lease(1)
+            await f.release(f2)
+            for n in (3, 2, 5):
+                out.append([r.url.removeprefix("http://h/") for r in await f.lease(n)])
+            st = await f.statistics()
+            assert (st.queued, st.leased, st.seen) == (0, 9, 9)
+            return out
+        finally:
+            await f.close()
+
+    assert asyncio.run(go()) == [["p5", "p1"], ["p1b", "f1"], ["f2", "f3", "n1"],
+                                 ["n1b", "n5"], []]
+
+
+@pytest.mark.parametrize("kind", ["memory", "sqlite"])
+def test_dont_filter_queues_a_seen_request_again_and_counts_it(tmp_path: Path, kind: str) -> None:
+    async def go() -> None:
+        f = MemoryFrontier() if kind == "memory" else SqliteFrontier(tmp_path / "s.db")
+        try:
+            assert await f.add([Request("http://h/a"), Request("http://h/a")]) == 1
+            assert await f.add([Request("http://h/a")]) == 0
+            assert await f.add([Request("http://h/a", dont_filter=True),
+                                Request("http://h/b")]) == 2
+            got = await f.lease(10)
+            assert [r.url for r in got] == ["http://h/a", "http://h/a", "http://h/b"]
+            for r in got:
+                await f.ack(r, FetchRecord(r.url, 0, None, 0.0))
+            st = await f.statistics()
+            assert (st.queued, st.leased, st.done, st.seen) == (0, 0, 3, 2)
+            assert await f.is_finished()
+        finally:
+            await f.close()
+
+    asyncio.run(go())
+
+
+def test_a_claim_ends_with_its_requests_ack() -> None:
+    """Once ``by`` is acked, its claims are no longer its own: the same
+    request queued again (``dont_filter``) must not fetch the target again."""
+
+    async def go() -> None:
+        f = MemoryFrontier()
+        await f.add([Request("http://h/a")])
+        (a,) = await f.lease(1)
+        assert await f.mark_seen(111, by=a)
+        assert await f.mark_seen(111, by=a)  # its retry follows the redirect again
+        await f.ack(a, FetchRecord(a.url, 0, None, 0.0))
+        await f.add([Request("http://h/a", dont_filter=True)])
+        (again,) = await f.lease(1)
+        assert not await f.mark_seen(111, by=again)
+        assert not await f.mark_seen(111)
+
+    asyncio.run(go())

@@ -24,6 +24,9 @@ from loopcrawl.frontier import MemoryFrontier
 from loopcrawl.http import FetchRecord, Request
 from loopcrawl.urls import host_of
 
+from .conftest import PageServer
+from .helpers import run
+
 pytestmark = pytest.mark.timeout(30)
 
 # What a "fetch" returns: done()'s counted and backoff, or None when the
@@ -247,11 +250,12 @@ def test_statistics_and_busiest_tell_what_each_host_does() -> None:
     async def go() -> tuple[list[HostState], list[HostState], SchedulerStats, dict[str, int]]:
         h = await start(urls, fetch, concurrency=2, per_host=2)
         h.sched.set_delay("b.test", 30.0)
+        h.sched.claim("hop.test")  # a redirect hop's host: known to the gate, never queued
         runner = asyncio.create_task(finish(h, 20.0))
         while h.in_flight < 2 or sum(1 for u, _ in h.started if "a.test" in u) < 2:
             await asyncio.sleep(0.005)
         await asyncio.sleep(0.05)
-        top = h.sched.busiest(5)
+        top = h.sched.busiest(6)
         top2 = h.sched.busiest(2)
         stats = h.sched.statistics()
         fetched: dict[str, int] = {}
@@ -263,22 +267,24 @@ def test_statistics_and_busiest_tell_what_each_host_does() -> None:
         return top, top2, stats, fetched
 
     top, top2, stats, fetched = asyncio.run(go())
-    total = {x: sum(1 for u in urls if host_of(u) == x) for x in "abcde" for x in [f"{x}.test"]}
+    total = {x: sum(1 for u in urls if host_of(u) == x)
+             for x in [*(f"{c}.test" for c in "abcde"), "hop.test"]}
     queued = {x: total[x] - fetched.get(x, 0) for x in total}
     assert queued["a.test"] == 1 and queued["e.test"] == 0
     assert queued["b.test"] == 1 and queued["c.test"] >= 1 and queued["d.test"] >= 1
     want = {"a.test": ("fetching", 2), "b.test": ("waiting on delay", 0),
-            "c.test": ("backing off", 0), "d.test": ("queued", 0), "e.test": ("idle", 0)}
+            "c.test": ("backing off", 0), "d.test": ("queued", 0), "e.test": ("idle", 0),
+            "hop.test": ("idle", 0)}
     assert {s.host: (s.state, s.in_flight) for s in top} == want
     for s in top:
         assert s.queued == queued[s.host], s
-    assert [s.host for s in top] == sorted(
-        total, key=lambda x: (want[x][1], queued[x]), reverse=True)
+    keys = [(s.in_flight, s.queued) for s in top]
+    assert keys == sorted(keys, reverse=True)
     assert [s.host for s in top2] == [s.host for s in top[:2]]
     b = next(s for s in top if s.host == "b.test")
     assert b.delay == 30.0
     assert stats == SchedulerStats(buffered=sum(queued.values()), in_flight=2, waiting_retry=0,
-                                   hosts=5, dispatched=len(urls) - sum(queued.values()))
+                                   hosts=6, dispatched=len(urls) - sum(queued.values()))
 
 
 @pytest.mark.parametrize(("concurrency", "batch"), [(2, 256), (100, 400)])
@@ -299,3 +305,49 @@ def test_the_frontier_is_leased_in_batches(concurrency: int, batch: int) -> None
     asyncio.run(go())
     assert leased[0] == batch
     assert max(leased) <= batch + max(64, 2 * concurrency)
+
+
+def test_a_hosts_delay_counts_from_robots_txts_answer(pages: PageServer) -> None:
+    """robots.txt opened the connection and took 0.5 s to answer: the first
+    page waits the 0.3 s delay from the answer, not from the request (the
+    server saw nothing of the handshakes before it answered)."""
+    pages.add("/robots.txt", body="User-agent: *\nAllow: /\n", content_type="text/plain",
+              delay=0.5)
+    pages.add("/")
+    run(pages.url + "/", delay=0.3)
+    robots, page = pages.log
+    assert (robots.path, page.path) == ("/robots.txt", "/")
+    assert page.start - robots.end >= 0.3
+
+
+def test_the_heartbeat_forgets_the_leases_it_no_longer_holds() -> None:
+    """Leases that expire are extended while held; once a request is acked,
+    the next heartbeat hears it is no longer held and forgets it, so the
+    heartbeat does not grow with the crawl."""
+    hold = asyncio.Event()
+
+    async def fetch(h: Harness, r: Request) -> tuple[bool, float]:
+        if r.url.endswith("/slow"):
+            await hold.wait()
+        return True, 0.0
+
+    async def go() -> tuple[int, int]:
+        f = MemoryFrontier(lease_ttl=0.15)
+        await f.add([Request(f"http://h{i}.test/") for i in range(20)]
+                    + [Request("http://h.test/slow")])
+        h: Harness
+
+        def spawn() -> None:
+            h.workers.append(asyncio.create_task(h.worker()))
+
+        h = Harness(Scheduler(f, concurrency=4, per_host=1, delay=0.0, spawn=spawn), f, fetch)
+        runner = asyncio.create_task(finish(h))
+        await asyncio.sleep(0.5)  # ten heartbeats, three times the ttl
+        held = len(h.sched._held or {})
+        expired = (await f.statistics()).expired
+        hold.set()
+        await runner
+        return held, expired
+
+    held, expired = asyncio.run(go())
+    assert (held, expired) == (1, 0)  # /slow only, and it never expired
