@@ -351,3 +351,24 @@ def test_the_heartbeat_forgets_the_leases_it_no_longer_holds() -> None:
 
     held, expired = asyncio.run(go())
     assert (held, expired) == (1, 0)  # /slow only, and it never expired
+
+
+def test_the_crawl_waits_for_every_retry_under_a_budget() -> None:
+    """Two pages, a budget of two, both retried at once (0.1 s and 0.3 s): the
+    budget is not spent by the retries, and the crawl ends only when both
+    have come back."""
+
+    async def fetch(h: Harness, r: Request) -> tuple[bool, float] | None:
+        if r.retries == 0:
+            r.retries = 1
+            h.sched.retry_later(r, 0.1 if r.url.endswith("/a") else 0.3)
+            return None
+        return True, 0.0
+
+    async def go() -> list[str]:
+        h = await start(["http://a.test/a", "http://b.test/b"], fetch, concurrency=2,
+                        per_host=1, max_pages=2)
+        await finish(h)
+        return [u for u, _ in h.started]
+
+    assert sorted(asyncio.run(go())) == ["http://a.test/a"] * 2 + ["http://b.test/b"] * 2
