@@ -446,6 +446,48 @@ def test_an_unreachable_robots_txt_is_asked_again_after_its_window(pages: PageSe
     assert 0.3 - 0.02 <= robots[1] - robots[0] <= 0.3 + 0.65, robots
 
 
+
+def test_a_robots_txt_redirect_hop_waits_for_the_hosts_turn(pages: PageServer) -> None:
+    """robots.txt, its redirect's hop and the first page: each waits for the
+    host's turn (``--delay`` 0.25 s), measured at the server."""
+    from .test_polite import assert_polite
+
+    pages.add("/robots.txt", status=301, headers={"Location": "/real-robots.txt"})
+    pages.add("/real-robots.txt", body="User-agent: *\nAllow: /\n", content_type="text/plain")
+    pages.add("/")
+    recs, _ = run(pages.url + "/", delay=0.25, depth=0)
+    assert [r.status for r in recs] == [200]
+    assert pages.paths() == ["/robots.txt", "/real-robots.txt", "/"]
+    assert_polite([h.start for h in pages.log], 0.25)
+
+
+def test_a_shared_robots_txt_waits_for_the_hosts_turn(redis_url: str, pages: PageServer) -> None:
+    """In a Redis crawl the worker that fetches robots.txt takes the host's
+    turn for it (the page after it waits ``--delay``); a 404 is kept as "" (no
+    rules) for the crawl."""
+    from loopcrawl.frontier.redis import RedisCrawl
+
+    from .test_polite import assert_polite
+    from .test_redis_gate import arun, workers
+
+    pages.add("/robots.txt", status=404)
+    pages.add("/")
+    settings = Settings(seeds=(pages.url + "/",), delay=0.25, depth=0, timeout=10.0)
+    recs, _, fetched = arun(lambda: workers(redis_url, settings, 2))
+
+    async def kept() -> tuple[bytes | None, int]:
+        c = await RedisCrawl.connect(redis_url, "polite")
+        try:
+            key = c.keys.robots(pages.url.split("/")[2])[0]
+            return await c.client.get(key), int(await c.client.pttl(key))
+        finally:
+            await c.close()
+
+    assert [r.status for out in recs for r in out] == [200] and sum(fetched) == 1
+    assert pages.paths() == ["/robots.txt", "/"]
+    assert_polite([h.start for h in pages.log], 0.25)
+    assert arun(kept) == (b"", -1)  # no expiry: kept for the crawl
+
 @pytest.mark.parametrize("dead", [False, True], ids=["503", "refused"])
 def test_an_unreachable_robots_txt_is_shared_by_the_workers_for_its_window(
         redis_url: str, pages: PageServer, dead: bool) -> None:

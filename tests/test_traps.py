@@ -308,6 +308,9 @@ def test_the_similarity_check_off_notes_nothing() -> None:
     assert on.parent(None) is None
     assert on.noted("http://h/b", 1, None, 5, True) == ""  # a page not parsed for links
     assert compare(b"x", link_hashes([]), None) == (0, False)
+    # A page too long for its parent is not read: no sketch (0), so that its
+    # own children are never found similar to it.
+    assert compare(b"x" * 600, link_hashes([]), (300, b"", 1, "")) == (0, False)
     assert on.noted("http://h/c/d", 7, link_hashes(["http://h/"]), 5, True) == "h/c"
     assert on.parent("http://h/c/d") == (7, link_hashes(["http://h/"]), 5, "h/c")
     assert on.noted("http://h/e", 8, link_hashes([]), 0, False) == ""
@@ -321,6 +324,8 @@ def test_the_workers_pages_are_remembered_up_to_the_bound(monkeypatch: pytest.Mo
     guard = TrapGuard(Settings())
     for i in range(4):
         guard.noted(f"http://h/{i}", i, link_hashes([]), 0, False)
+        if i == 0:  # a URL noted twice (a redirect's target, a retry) is forgotten once
+            guard.noted("http://h/0", 0, link_hashes([]), 0, False)
     assert guard.parent("http://h/0") is None  # the oldest is forgotten first
     assert [guard.parent(f"http://h/{i}") for i in (1, 2, 3)] == [
         (1, b"", 0, ""), (2, b"", 0, ""), (3, b"", 0, "")]
