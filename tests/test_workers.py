@@ -264,7 +264,8 @@ def test_a_cookie_one_worker_receives_is_sent_by_every_worker(pages: PageServer,
 def test_a_replacement_worker_starts_with_the_crawls_cookies() -> None:
     from yarl import URL
 
-    from loopcrawl.workers.cookies import JarLog, SharedJar
+    from loopcrawl.workers.child import SharedJar
+    from loopcrawl.workers.cookies import JarLog
 
     log = JarLog()
     log.add(["a=1; Path=/", "b=1; Path=/"], "http://127.0.0.1:8/login")
@@ -298,3 +299,17 @@ def test_similar_pages_are_told_in_the_workers_with_the_same_boundary(limit: int
     assert stats.traps == {"max_similar_pages": 1}
     assert stats.skipped["trap_similar_pages"] == 1
     assert all(r.bytes and r.bytes > 100 for r in recs)  # the length, though no body came
+
+
+def test_the_coordinator_fetches_nothing_and_imports_no_aiohttp(testsite: ServerThread) -> None:
+    """aiohttp's import loads the CA certificates into two SSL contexts, most
+    of a process's start-up (counted in the coordinator's CPU per page); the
+    coordinator of worker processes never fetches, so it never imports it. One
+    process does."""
+    code = ("import sys\nfrom loopcrawl import Settings, crawl\n"
+            "st = crawl(Settings(seeds=(sys.argv[1],), workers=int(sys.argv[2]), max_pages=5,"
+            " quiet=True))\nprint(st.records, 'aiohttp' in sys.modules)")
+    for workers, imported in ((2, False), (1, True)):
+        out = subprocess.run([sys.executable, "-c", code, testsite.base_url + "/", str(workers)],
+                             capture_output=True, text=True, timeout=60)
+        assert out.stdout.split() == ["5", str(imported)], out.stderr[-500:]

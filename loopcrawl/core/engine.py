@@ -24,7 +24,7 @@ from ..errors import ConfigError, ErrorKind, FetchError, LoopcrawlError, OutputE
 from ..frontier import Checkpointing, Frontier, MemoryFrontier
 from ..http import FetchRecord, Request
 from ..net.auth import BasicAuth
-from ..net.fetcher import Fetched, Fetcher, Hop
+from ..net.fetched import Fetched, Hop
 from ..net.robots import RobotsCache, RobotsStore, RobotsUnavailable, SharedRobots
 from ..outputs import Output, resumable_formats
 from ..settings import Settings
@@ -42,6 +42,7 @@ from .traps import TrapGuard
 _log = logging.getLogger("loopcrawl")
 
 if TYPE_CHECKING:
+    from ..net.fetcher import Fetcher
     from ..spider.base import Spider
 
 __all__ = ["Crawler", "new_event_loop", "tune_malloc"]
@@ -194,6 +195,10 @@ class Crawler:
         if s.workers > 1:
             self._remote = RemoteFetch(s, self._handler, bool(self._archives), self._traps)
             return self._remote.fetcher
+        # Imported here: aiohttp's import is most of a process's start-up, and
+        # the coordinator of worker processes fetches nothing itself.
+        from ..net.fetcher import Fetcher
+
         return Fetcher(s)
 
     def _spawn_worker(self) -> None:

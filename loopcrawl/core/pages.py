@@ -21,7 +21,7 @@ from ..urls import Scope, canonicalize, host_of
 if TYPE_CHECKING:
     from ..frontier import Frontier
     from ..http import FetchRecord
-    from ..net.fetcher import Fetched
+    from ..net.fetched import Fetched
     from ..settings import Settings
     from .stats import CrawlStats
     from .traps import TrapGuard

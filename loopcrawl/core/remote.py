@@ -19,7 +19,7 @@ from ..workers import ProcessFetcher
 from .pages import LinkFollower, PageHandler
 
 if TYPE_CHECKING:
-    from ..net.fetcher import Fetched, RedirectCheck, TurnWait
+    from ..net.fetched import Fetched, RedirectCheck, TurnWait
     from ..settings import Settings
     from .traps import TrapGuard
 

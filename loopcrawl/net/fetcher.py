@@ -18,16 +18,13 @@ from __future__ import annotations
 
 import asyncio
 import email.utils
-import enum
 import errno
 import logging
 import math
 import socket
 import ssl
 import time
-from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from collections.abc import Awaitable, Mapping
 
 import aiohttp
 from aiohttp.http import HttpProcessingError
@@ -38,61 +35,18 @@ from ..errors import ErrorKind, FetchError, RedirectError, TooLarge
 from ..settings import Settings
 from ..urls import canonicalize, host_of
 from . import _aiohttp, wire
+from .fetched import Fetched, Hop, RedirectCheck, TurnWait
 from .watchdog import Watch, Watchdog
 from .wire import Exchange, Pool
 
-if TYPE_CHECKING:
-    from ..links import ResolvedLinks
+__all__ = ["Fetched", "Fetcher", "Hop", "RedirectCheck", "TurnWait"]
 
-__all__ = ["Fetched", "Fetcher", "Hop", "RedirectCheck"]
-
-
-class Hop(enum.Enum):
-    """A redirect check's verdict on one hop, when it does not refuse it."""
-
-    FOLLOW = "follow"
-    STOP = "stop"  # end the chain at the 3xx, which is recorded: the target is crawled elsewhere
-
-
-# Waits until a request to ``url``'s host may go on the wire (its politeness
-# turn: the scheduler's ``wait_turn``); each redirect hop asks it first.
-TurnWait = Callable[[str], Awaitable[None]]
-
-# Decides on one redirect hop: follow it, stop at the 3xx, or fail the request
-# with that ErrorKind.
-RedirectCheck = Callable[[str], Awaitable[Hop | ErrorKind]]
 
 _REDIRECTS = frozenset((301, 302, 303, 307, 308))
 _ACCEPT = "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8"
 _ACCEPT_ENCODING = _aiohttp.accept_encoding()
 _log = logging.getLogger("loopcrawl.net")
 _MAX_LINE = 16384  # the status line (aiohttp's default is 8190; header fields stay at it)
-
-
-@dataclass(slots=True)
-class Fetched:
-    """A response, read in full (up to the size cap)."""
-
-    url: str  # the final URL after redirects (canonical)
-    status: int
-    content_type: str  # the media type only, lower-case ("" when absent)
-    charset: str | None
-    body: bytes
-    redirects: int = 0
-    retry_after: float | None = None  # seconds, from a Retry-After header
-    # What was exchanged on the last hop (spiders' Response, WARC records).
-    headers: Mapping[str, str] | None = None
-    request_headers: Mapping[str, str] | None = None
-    method: str = "GET"
-    request_body: bytes | None = None
-    links: ResolvedLinks | None = None  # title and links, from a worker process (--workers)
-    callback: bytes | None = None  # what a worker's spider callback yielded (pickled)
-
-    @property
-    def is_html(self) -> bool:
-        return self.content_type in ("text/html", "application/xhtml+xml") or (
-            not self.content_type and self.body[:512].lstrip().lower().startswith(b"<")
-        )
 
 
 def parse_retry_after(value: str | None, now: float | None = None) -> float | None:

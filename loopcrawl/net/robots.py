@@ -31,7 +31,7 @@ from .. import errors
 from ..errors import ErrorKind, FetchError, RobotsUnavailable
 from ..settings import Settings
 from ..urls import host_of
-from .fetcher import Fetched, TurnWait
+from .fetched import Fetched, TurnWait
 
 __all__ = ["HostTurns", "RobotsCache", "RobotsStore", "RobotsUnavailable", "SharedAnswer",
            "SharedRobots"]

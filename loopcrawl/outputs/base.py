@@ -31,7 +31,7 @@ from ..errors import ConfigError, OutputError, StateError
 
 if TYPE_CHECKING:
     from ..http import Request
-    from ..net.fetcher import Fetched
+    from ..net.fetched import Fetched
 
 Role = Literal["records", "items", "responses"]
 Mode = Literal["append", "overwrite"]

@@ -25,7 +25,7 @@ from .sqlite import SqliteWriter
 
 if TYPE_CHECKING:
     from ..http import Request
-    from ..net.fetcher import Fetched
+    from ..net.fetched import Fetched
 
 __all__ = ["SharedCrawlOutput"]
 

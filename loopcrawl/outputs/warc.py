@@ -20,7 +20,7 @@ from .base import ByteFile, FileOutput, Role
 
 if TYPE_CHECKING:
     from ..http import Request
-    from ..net.fetcher import Fetched
+    from ..net.fetched import Fetched
 
 _RENAMED = {"content-encoding": "X-Crawler-Content-Encoding",
             "transfer-encoding": "X-Crawler-Transfer-Encoding"}

@@ -34,7 +34,7 @@ from ..http import Failure, Request, Response
 from .items import Item
 
 if TYPE_CHECKING:
-    from ..net.fetcher import Fetched
+    from ..net.fetched import Fetched
     from .base import Spider
 
 __all__ = ["CallbackError", "SpiderSpec", "call_of", "callable_name", "callback_outputs",

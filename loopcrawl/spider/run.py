@@ -30,7 +30,7 @@ from .remote import CallbackError, call_of, callable_name, callback_outputs
 if TYPE_CHECKING:
     from ..core.pages import CrawlParts
     from ..http import FetchRecord
-    from ..net.fetcher import Fetched
+    from ..net.fetched import Fetched
     from ..outputs import Output
     from ..settings import Settings
     from .base import Spider

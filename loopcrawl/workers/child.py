@@ -1,8 +1,8 @@
 """A worker process of ``--workers N``: fetch and parse what the coordinator sends.
 
 The coordinator starts it (``pool._BOOT``) with FD, one end of a
-socketpair. It owns a ``Fetcher`` (its own keep-alive pool, and a cookie jar
-kept in step with the other workers' through the coordinator: ``cookies.py``),
+socketpair. It owns a ``Fetcher`` (its own keep-alive pool, and a cookie jar,
+``SharedJar``, kept in step with the other workers' through the coordinator: ``cookies.py``),
 a ``LinkParser`` and, in a spider crawl, the spider (``spider/remote.py``). It
 answers each ``get`` with the response as a tuple and, for an HTML page the
 link follower will read, its new links, the hashes of all of them and its
@@ -21,7 +21,11 @@ import pickle
 import signal
 import socket
 import traceback
+from collections.abc import Callable, Sequence
 from typing import Any
+
+import aiohttp
+from yarl import URL
 
 from ..core.runtime import new_event_loop, tune_gc, tune_malloc
 from ..core.traps import Parent, compare, link_hashes
@@ -32,11 +36,27 @@ from ..spider.base import Spider
 from ..spider.remote import CallbackError, load_spec, run_call
 from ..urls import fingerprints
 from .channel import Channel
-from .cookies import SharedJar
 
 # Links this worker has reported, remembered (fingerprint -> the depth of the
 # page they were on) up to this many, then forgotten all at once.
 _REPORTED = 1 << 18
+
+
+class SharedJar(aiohttp.CookieJar):
+    """A worker's jar: what a response sets is stored, and reported with
+    ``report(fields, url)``; ``apply`` stores what another worker's response set."""
+
+    def __init__(self, report: Callable[[list[str], str], None]) -> None:
+        super().__init__(unsafe=True)  # IP-address hosts too, as the crawl's own jar
+        self._report = report
+
+    def update_cookies_from_headers(self, headers: Sequence[str], response_url: URL) -> None:
+        super().update_cookies_from_headers(headers, response_url)
+        if headers:
+            self._report(list(headers), str(response_url))
+
+    def apply(self, fields: list[str], url: str) -> None:
+        super().update_cookies_from_headers(fields, URL(url, encoded=True))
 
 
 class _Worker:

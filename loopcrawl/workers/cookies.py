@@ -10,35 +10,16 @@ cookie carries it, whichever worker sends it, as with one process; requests
 already in flight go without it, as with one process. The coordinator keeps
 the last ``Set-Cookie`` of each (host, name), so a worker started mid-crawl
 (a replacement) begins with the crawl's cookies.
+
+A worker's jar (``child.SharedJar``, an ``aiohttp.CookieJar``) lives with the
+worker: the coordinator, which fetches nothing, does not import aiohttp.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
-
-import aiohttp
-from yarl import URL
-
 from ..urls import host_of
 
-__all__ = ["JarLog", "SharedJar"]
-
-
-class SharedJar(aiohttp.CookieJar):
-    """A worker's jar: what a response sets is stored, and reported with
-    ``report(fields, url)``; ``apply`` stores what another worker's response set."""
-
-    def __init__(self, report: Callable[[list[str], str], None]) -> None:
-        super().__init__(unsafe=True)  # IP-address hosts too, as the crawl's own jar
-        self._report = report
-
-    def update_cookies_from_headers(self, headers: Sequence[str], response_url: URL) -> None:
-        super().update_cookies_from_headers(headers, response_url)
-        if headers:
-            self._report(list(headers), str(response_url))
-
-    def apply(self, fields: list[str], url: str) -> None:
-        super().update_cookies_from_headers(fields, URL(url, encoded=True))
+__all__ = ["JarLog"]
 
 
 class JarLog:

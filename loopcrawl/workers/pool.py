@@ -29,7 +29,7 @@ from multidict import CIMultiDict
 from ..core.traps import Parent
 from ..errors import FetchError, LoopcrawlError
 from ..links import ResolvedLinks
-from ..net.fetcher import Fetched, RedirectCheck, TurnWait
+from ..net.fetched import Fetched, RedirectCheck, TurnWait
 from ..settings import Settings
 from ..spider.remote import SpiderSpec
 from .channel import Channel
