@@ -103,7 +103,7 @@ def test_pairs_of_pieces_resolve_as_the_full_parse_does() -> None:
               "?sid=2", "%7e", "%c3%a9", "http://H:8000", "//[::1]:80/", "Https://h/", "h",
               "HTTP:x", "http://h?x", "x:"]
     bases = [BASE, "http://127.0.0.1:8000/", "http://h/a/b/c?x=1", "https://h/",
-             "https://u:p@h:8443/a/", "http://h/a/b/"]
+             "https://u:p@h:8443/a/", "http://h/a/b/", "http://h/a//b/c"]
     for base in bases:
         r = Resolver(base)
         for p1, p2 in itertools.product(pieces, repeat=2):
