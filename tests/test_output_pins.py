@@ -3,6 +3,7 @@ exact bytes and warnings of the CSV writer, and how it adds to a file."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -14,6 +15,7 @@ from typing import Any
 import pytest
 
 from loopcrawl import ConfigError
+from loopcrawl.errors import StateError
 from loopcrawl.outputs import CsvWriter, JsonlWriter, JsonWriter, WarcWriter
 
 
@@ -326,6 +328,8 @@ def test_refusals_of_names_places_and_stdout_word_for_word(
     with pytest.raises(ConfigError) as got:
         check_path(str(tmp_path / "f" / "sub" / "x.csv"))
     assert str(got.value) == f"cannot write {tmp_path}/f/sub/x.csv: {tmp_path}/f is a file, not a directory"
+    assert refused(str(tmp_path / "f" / "x")) == (  # no ending under a file: not a stream
+        f"cannot write {tmp_path}/f/x: {tmp_path}/f is a file, not a directory")
     with pytest.raises(ConfigError) as got:
         check_path(str(tmp_path / "no" / "x.csv"))
     assert str(got.value) == f"cannot write {tmp_path}/no/x.csv: directory {tmp_path}/no does not exist"
@@ -591,9 +595,10 @@ def test_parquet_items_columns_and_what_is_left_out(
     fields = ("title", "price")
     w.write_item({"price": 3}, "Book", fields)
     w.write_item({"title": "b", "extra": 1}, "Book", fields)
-    w.write_item({"title": "c", "extra": 2}, "Book", fields)
+    w.write_item({"title": "c", "extra": 2, "more": 3}, "Book", fields)
     w.write_item({"x": 1}, "Author", None)
     w.write_item({"x": 2}, "Author", None)
+    w.write_item({"x": 3}, "Tag", None)
     w.close()
     types, rows, _ = _parquet(path)
     assert types == {"title": "string", "price": "int64"}
@@ -602,9 +607,11 @@ def test_parquet_items_columns_and_what_is_left_out(
     head = f"{path}: a Parquet file has one set of columns (title, price); leaving out "
     assert [r.getMessage() for r in caplog.records] == [
         head + "the key 'extra' of Book items (not a column)",
+        head + "the key 'more' of Book items (not a column)",
         head + "Author items (the file holds Book items)",
+        head + "Tag items (the file holds Book items)",
     ]
-    assert (w.count, w.ignored) == (3, 4)
+    assert (w.count, w.ignored) == (3, 6)
     # A dict's keys are the columns when no fields are declared.
     w = ParquetWriter(str(path))
     w.write_item({"b": 1, "a": "x"}, "item", None)
@@ -654,13 +661,14 @@ def test_parquet_to_standard_output_and_write_errors(
     import pyarrow.parquet as pq
 
     from loopcrawl.errors import OutputError
-    from loopcrawl.outputs import ParquetWriter
+    from loopcrawl.outputs import OutputSpec, ParquetWriter, open_output
 
     monkeypatch.chdir(tmp_path)
-    w = ParquetWriter("-")
+    Path("-").write_bytes(b"a file named -")
+    w = open_output(OutputSpec("-", "parquet"))  # standard output: nothing to append to
     w.write_item({"a": 1}, "item", None)
     w.close()
-    assert not os.path.exists("-")
+    assert Path("-").read_bytes() == b"a file named -"
     assert pq.read_table(io.BytesIO(capsysbinary.readouterr().out)).to_pylist() == [{"a": 1}]
     with pytest.raises(ConfigError) as got:
         ParquetWriter(str(tmp_path))
@@ -670,6 +678,12 @@ def test_parquet_to_standard_output_and_write_errors(
     with pytest.raises(OutputError) as out:
         w.close()
     assert str(out.value) == "cannot write /dev/full: [Errno 28] No space left on device"
+    w = ParquetWriter("/dev/full", batch=1)
+    with pytest.raises(OutputError) as out:  # a row group bigger than the file's buffer
+        w.write_item({"a": "x" * 100_000}, "item", None)
+    assert str(out.value) == "cannot write /dev/full: [Errno 28] No space left on device"
+    with contextlib.suppress(OutputError):
+        w.close()
 
 
 # -- base: what an output refuses, ByteFile's writes; SQLite; a shared crawl's outputs --
@@ -728,6 +742,29 @@ def test_byte_file_writes_empties_and_fails_once(
         f.truncate(-1)
     f.close()
     assert str(got.value) == f"cannot truncate {path}: Invalid argument"
+    fds = len(os.listdir("/proc/self/fd"))
+    ByteFile(str(path)).close()
+    assert len(os.listdir("/proc/self/fd")) == fds  # its file is closed, not left to the collector
+    with pytest.raises(ConfigError) as bad:
+        ByteFile("/dev/null", resume_at=10)
+    assert str(bad.value) == ("/dev/null is not a regular file: a crawl with --state cannot be "
+                              "resumed into it")
+    path.write_bytes(b"x" * 1000)
+    with pytest.raises(StateError) as short:
+        ByteFile(str(path), resume_at=2000)
+    assert str(short.value) == (
+        f"{path} holds 1,000 bytes, but the crawl state recorded 2,000 at its last checkpoint: "
+        "the output was changed since; restore it, or start over with a new state file")
+    assert path.stat().st_size == 1000
+    # A regular file whose file system cannot sync it (procfs): the error, then every write.
+    f = ByteFile("/proc/self/oom_score_adj", append=True)
+    with pytest.raises(OutputError) as got:
+        f.fsync()
+    assert str(got.value) == "cannot write /proc/self/oom_score_adj: Invalid argument"
+    with pytest.raises(OutputError) as again:
+        f.write(b"x")
+    assert again.value is got.value
+    f.close()
 
     r, w = os.pipe()
     os.set_blocking(r, False)
@@ -737,6 +774,7 @@ def test_byte_file_writes_empties_and_fails_once(
         f = ByteFile("-")
         f.write(b"now")
         assert os.read(r, 100) == b"now"  # not left in the stream's buffer
+        f.fsync()  # a pipe: nothing to sync, no error
     finally:
         os.close(r)
         os.close(w)
@@ -802,6 +840,7 @@ def _rows(path: Path, sql: str) -> list[tuple[Any, ...]]:
 
 
 def test_sqlite_commits_in_batches_of_500_and_refuses_streams(tmp_path: Path) -> None:
+    from loopcrawl.errors import OutputError
     from loopcrawl.outputs import SqliteWriter
 
     path = tmp_path / "p.db"
@@ -811,7 +850,19 @@ def test_sqlite_commits_in_batches_of_500_and_refuses_streams(tmp_path: Path) ->
     assert _rows(path, "SELECT count(*) FROM pages") == [(0,)]  # not committed yet
     w.write_record({"url": "u499"})
     assert _rows(path, "SELECT count(*) FROM pages") == [(500,)]
+    for i in range(499):
+        w.write_record({"url": f"v{i}"})
+    assert _rows(path, "SELECT count(*) FROM pages") == [(500,)]  # the next batch: 499 of 500
+    w.write_record({"url": "v499"})
+    assert _rows(path, "SELECT count(*) FROM pages") == [(1000,)]
     w.close()
+    with pytest.raises(OutputError) as closed:
+        w.flush()
+    assert str(closed.value) == f"cannot write {path}: Cannot operate on a closed database."
+    path.write_bytes(b"not a database, " * 100)
+    with pytest.raises(ConfigError) as got:
+        SqliteWriter(str(path))
+    assert str(got.value) == f"cannot write {path}: file is not a database"
     for bad in ("-", "/dev/null"):
         with pytest.raises(ConfigError) as got:
             SqliteWriter(bad)
@@ -867,7 +918,7 @@ def test_sqlite_items_tables_columns_and_names(tmp_path: Path) -> None:
     assert _rows(path, "SELECT a, b FROM Book") == [(1, None)]
     assert _rows(path, "SELECT a, b FROM item") == [(1, None), (2, "[1]"), (3, 1)]
     assert _rows(path, 'SELECT "say ""hi""" FROM "My ""Item"""') == [("x",)]
-    assert _rows(path, "SELECT count(*) FROM Empty") == [(1,)]
+    assert _rows(path, "SELECT _ FROM Empty") == [(None,)]
     assert w.count == 6
 
 
@@ -924,6 +975,7 @@ def test_a_shared_crawls_output_marks_pages_and_flushes_each_write(tmp_path: Pat
     (16 hex digits), kept if it has one; each write reaches the file at once
     unless the frontier flushes before its acks; SQLite commits without an
     fsync (synchronous NORMAL)."""
+    from loopcrawl.errors import OutputError
     from loopcrawl.http import Request
     from loopcrawl.net.fetcher import Fetched
     from loopcrawl.outputs import SqliteWriter
@@ -964,10 +1016,24 @@ def test_a_shared_crawls_output_marks_pages_and_flushes_each_write(tmp_path: Pat
     warc.fsync()
     warc.close()
 
-    db = SqliteWriter(str(tmp_path / "s.db"), append=False)
+    csv_path = tmp_path / "i.csv"
+    with SharedCrawlOutput(CsvWriter(str(csv_path))) as items:
+        items.write_item({"a": 1}, "Book", ("a", "b"))  # the declared fields are the columns
+    assert csv_path.read_bytes() == b"a,b\r\n1,\r\n"
+
+    db_path = tmp_path / "s.db"
+    db = SqliteWriter(str(db_path), append=False)
     shared = SharedCrawlOutput(db)
     assert db._con.execute("PRAGMA synchronous").fetchone() == (1,)  # NORMAL
-    shared.write_item({"k": 1}, "item", None)
-    assert _rows(tmp_path / "s.db", "SELECT k FROM item") == [(1,)]  # committed at once
-    shared.fsync()
+    shared.write_item({"k": "x" * 10_000}, "item", None)
+    assert _rows(db_path, "SELECT length(k) FROM item") == [(10_000,)]  # committed at once
+    size = db_path.stat().st_size
+    shared.fsync()  # the WAL is checkpointed into the database file: durable now
+    assert db_path.stat().st_size > size
     shared.close()
+    with pytest.raises(OutputError) as got:
+        db.commit_without_fsync()
+    assert str(got.value) == f"cannot write {db_path}: Cannot operate on a closed database."
+    with pytest.raises(OutputError) as got:
+        db.fsync()
+    assert str(got.value) == f"cannot write {db_path}: Cannot operate on a closed database."

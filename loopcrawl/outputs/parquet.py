@@ -161,12 +161,8 @@ class ParquetWriter(Output):
         try:
             try:
                 self.flush()
-                if self._writer is None:  # no rows: still a valid file, with the columns
-                    if self._schema is None:
-                        self._schema = (_page_schema(pa) if not self._columns else
-                                        pa.schema([pa.field(c, pa.string())
-                                                   for c in self._columns]))
-                    self._writer = self._pq.ParquetWriter(self._fh, self._schema)
+                if self._writer is None:  # no rows (an item is a row): the page columns
+                    self._writer = self._pq.ParquetWriter(self._fh, _page_schema(pa))
                 self._writer.close()
             finally:  # the file's own buffer is written here: a full disk shows now
                 if self._owned:
