@@ -313,3 +313,33 @@ def test_the_coordinator_fetches_nothing_and_imports_no_aiohttp(testsite: Server
         out = subprocess.run([sys.executable, "-c", code, testsite.base_url + "/", str(workers)],
                              capture_output=True, text=True, timeout=60)
         assert out.stdout.split() == ["5", str(imported)], out.stderr[-500:]
+
+
+def test_a_worker_reports_a_link_once_unless_found_shallower(monkeypatch: pytest.MonkeyPatch
+                                                              ) -> None:
+    """The coordinator sees a link again only when it may now be queued: found
+    on a shallower page than before, or after the worker's memory of what it
+    reported was cleared at its bound (entries, or characters of URLs)."""
+    from loopcrawl.links import ResolvedLinks
+    from loopcrawl.workers import child
+
+    w = child._Worker(None, None, None, False, None)  # type: ignore[arg-type]
+
+    def news(depth: int, *urls: str) -> list[str]:
+        return list(w._news(ResolvedLinks("t", list(urls)), depth, b"", None)[1])
+
+    a, b, c = "http://h/a", "http://h/b", "http://h/c"
+    assert news(3, a, b) == [a, b]
+    assert news(3, a, b, c) == [c]  # as deep as before: not again
+    assert news(4, a) == []  # deeper: not again
+    assert news(2, b, a) == [b, a]  # shallower: again, in page order
+    assert news(2, a) == []
+    monkeypatch.setattr(child, "_REPORTED_CHARS", 3 * len(a) + 1)
+    assert news(2, a) == []  # 3 URLs of 10 characters remembered: under the bound
+    w.reported_chars += 1
+    assert news(2, a) == [a]  # at it: forgotten, reported again
+    assert w.reported == {a: 2} and w.reported_chars == len(a)
+    monkeypatch.setattr(child, "_REPORTED", 2)
+    assert news(2, b) == [b]
+    assert news(2, c) == [c]  # two remembered, the bound: forgotten at the next page
+    assert news(2, a) == [a]

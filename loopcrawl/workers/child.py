@@ -34,12 +34,13 @@ from ..links import LinkParser, ResolvedLinks
 from ..net.fetcher import Fetcher
 from ..spider.base import Spider
 from ..spider.remote import CallbackError, load_spec, run_call
-from ..urls import fingerprints
 from .channel import Channel
 
-# Links this worker has reported, remembered (fingerprint -> the depth of the
-# page they were on) up to this many, then forgotten all at once.
+# Links this worker has reported, remembered (the URL -> the depth of the page
+# they were on) up to this many, or URLs of this many characters in all, then
+# forgotten all at once.
 _REPORTED = 1 << 18
+_REPORTED_CHARS = 1 << 24
 
 
 class SharedJar(aiohttp.CookieJar):
@@ -67,7 +68,8 @@ class _Worker:
         self.spider = spider  # runs the callbacks of the requests that name one
         self.fetcher = fetcher
         self.parser = parser
-        self.reported: dict[int, int] = {}
+        self.reported: dict[str, int] = {}
+        self.reported_chars = 0
         self.tasks: dict[int, asyncio.Task[None]] = {}
         self.hops: dict[int, asyncio.Future[Any]] = {}
 
@@ -115,15 +117,22 @@ class _Worker:
         deeper page is reported again (the coordinator may have left it out
         for its depth then). The hashes of all its links go along (traps)."""
         urls = links.urls
+        # The URLs themselves are the keys: link_hashes has just computed (and
+        # the string keeps) each one's hash(), so a lookup hashes nothing,
+        # where a fingerprint encoded and hashed every link of every page.
         hashes = link_hashes(urls)
         reported = self.reported
-        if len(reported) >= _REPORTED:
+        if len(reported) >= _REPORTED or self.reported_chars >= _REPORTED_CHARS:
             reported.clear()
+            self.reported_chars = 0
+        get = reported.get
         new = []
-        for u, fp in zip(urls, fingerprints(urls), strict=True):
-            was = reported.get(fp)
+        for u in urls:
+            was = get(u)
             if was is None or depth < was:
-                reported[fp] = depth
+                if was is None:
+                    self.reported_chars += len(u)
+                reported[u] = depth
                 new.append(u)
         words, similar = compare(body, hashes, parent)
         return (links.title, new, links.truncated, links.unfollowable, len(urls), hashes,
