@@ -727,3 +727,47 @@ def test_domain_scope_ignores_ports_and_keeps_ipv6_brackets() -> None:
         v6 = Scope("domain", [seed])
         assert v6.allows("http://[::1]:8080/x") and v6.allows("http://[::1]/x")
         assert not v6.allows("http://[::2]:8080/")
+
+
+ROBOTS_CASES = [
+    "User-agent: *\nDisallow: /private/\nAllow: /\n",
+    "User-agent: *\nDisallow: /a\nAllow: /ab/c\n",  # rules that end inside a name
+    "User-agent: *\nDisallow: /*.pdf$\n",  # a wildcard: protego for every URL
+    "User-agent: *\nAllow: /d/index.html\nDisallow: /d/\n",  # protego adds /d/$
+    "User-agent: other\nDisallow: /\n",  # no group for us: all allowed
+    "User-agent: *\nDisallow: /\n",  # all refused but robots.txt itself
+    "User-agent: *\nDisallow: /caf%C3%A9\nDisallow: /x?y\nDisallow: /~u\n",
+    "User-agent: *\nDisallow: /a/b/c/d/e/f/g\n",
+]
+ROBOTS_PATHS = ["/", "/a", "/ab", "/ab/c", "/ab/d", "/a/", "/a/b", "/a/b/c/d/e/f/g",
+                "/a/b/c/d/e/f/h", "/private/x", "/privat", "/private", "/private/",
+                "/robots.txt", "/robots.txt?x", "/robots.tar", "/x?y", "/x?yz", "/x?z",
+                "/caf%C3%A9/1", "/café/2", "/caf%c3%a9/3", "/d/", "/d/index.html",
+                "/d/other", "/doc.pdf", "/doc.pdfx", "/p%2Fq", "/%7Eu/1", "/~u/2", "/b"]
+
+
+@pytest.mark.parametrize("text", ROBOTS_CASES)
+def test_robots_answers_kept_by_path_prefix_are_protegos(text: str) -> None:
+    """The robots.txt cache answers a URL from another URL with the same
+    deciding prefix (its path's first characters, up to the longest rule):
+    whatever the order URLs come in, each answer is protego's own."""
+    from protego import Protego
+
+    from loopcrawl.net.robots import RobotsCache, _Entry
+
+    settings = Settings()
+    truth = Protego.parse(text)
+    urls = ["http://h.example" + p for p in ROBOTS_PATHS]
+    for order in (urls, urls[::-1], urls[1::2] + urls[::2]):
+        cache = RobotsCache(None, settings)  # type: ignore[arg-type]
+        entry = cache._entries["h.example"] = _Entry()
+        cache._apply(entry, text)
+
+        async def answers() -> list[bool]:
+            return [await cache.allowed(u) for u in order]  # noqa: B023
+
+        assert asyncio.run(answers()) == [truth.can_fetch(u, settings.user_agent)
+                                          for u in order]
+        plain = "/*" not in text and "index.html" not in text
+        assert (entry.prefix >= 0) == plain
+        assert (0 < len(entry.verdicts) < len(urls)) == plain

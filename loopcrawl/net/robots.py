@@ -42,6 +42,7 @@ _log = logging.getLogger("loopcrawl")
 # and one where it cannot (a certificate refused).
 _ASK_AGAIN_SOON = errors.HOST_UNREACHABLE & errors.TRANSIENT
 _FINAL = errors.HOST_UNREACHABLE - errors.TRANSIENT
+_MAX_VERDICTS = 4096  # answers kept per host (by path prefix, below)
 
 
 @dataclass(slots=True)
@@ -53,6 +54,10 @@ class _Entry:
     kind: ErrorKind = errors.ROBOTS_UNREACHABLE  # and as what the pages fail
     retry_at: float = 0.0  # loop time when an unreachable robots.txt is asked again
     pending: asyncio.Future[None] | None = None
+    # How many characters of a URL's path decide the rules' answer (_decisive);
+    # -1: every URL is asked of protego. The answers by those characters:
+    prefix: int = -1
+    verdicts: dict[str, bool] = field(default_factory=dict)
 
 
 @runtime_checkable
@@ -131,9 +136,22 @@ class RobotsCache:
         entry = self._entries.get(host)
         if entry is None or entry.pending is not None or entry.error is not None:
             entry = await self._load(host, url)
-        if entry.rules is None:
+        rules = entry.rules
+        if rules is None:
             return True
-        return bool(entry.rules.can_fetch(url, self._agent))
+        # The pages of a directory share the answer (``_decisive``): one
+        # protego call for each, then a dictionary lookup.
+        n = entry.prefix
+        start = url.find("/", url.find("//") + 2)
+        if n < 0 or start < 0 or "/robots.txt" in url:
+            return bool(rules.can_fetch(url, self._agent))
+        key = url[start:start + n]
+        verdict = entry.verdicts.get(key)
+        if verdict is None:
+            verdict = bool(rules.can_fetch(url, self._agent))
+            if "%" not in key and "#" not in key and len(entry.verdicts) < _MAX_VERDICTS:
+                entry.verdicts[key] = verdict
+        return verdict
 
     def crawl_delay(self, host: str) -> float | None:
         e = self._entries.get(host)
@@ -252,6 +270,34 @@ class RobotsCache:
         except Exception:  # protego on hostile input: no usable rules
             return
         entry.rules = rules
+        entry.prefix = _decisive(rules, self._agent)
         delay = rules.crawl_delay(self._agent)
         entry.crawl_delay = float(delay) if delay else None
         entry.sitemaps = list(rules.sitemaps)
+
+
+def _decisive(rules: Protego, agent: str) -> int:
+    """How many characters of a URL's path and query decide what ``rules``
+    answer for ``agent``, or -1 when no such bound holds.
+
+    When every rule of the group that applies is a plain path (no ``*``, no
+    ``$`` end, protego's own ``Allow: /dir/index.html`` -> ``/dir/$`` included),
+    a rule applies exactly when it is a prefix of the path (quoted), so the
+    first ``n`` characters (``n``, the longest rule) decide, as long as they
+    hold no ``%`` (unquoting could shift them): ``RobotsCache.allowed`` keeps
+    one answer for each such prefix, and the pages of a directory cost one
+    protego call for all of them. Read from protego's parsed rules (private
+    names): anything unexpected there is -1, protego for every URL."""
+    try:
+        group = rules._get_matching_rule_set(agent)
+        if group is None:
+            return 0  # no group for us: everything allowed
+        n = 0
+        for rule in group._rules:
+            pattern = rule.value
+            if pattern._contains_asterisk or pattern._contains_dollar:
+                return -1
+            n = max(n, len(pattern._pattern))
+        return n
+    except (AttributeError, TypeError):
+        return -1
