@@ -12,7 +12,8 @@ come from the crawl's ``--stats`` JSON. The coordinator's CPU per page is the
 cost of coordination itself. Pages/s are only comparable on a quiet machine:
 the CPU other processes used meanwhile is recorded with the figures, and before each crawl
 ``--wait-quiet S`` waits up to S seconds (default 120) until other processes
-use under 15% of a core (``measure.wait_quiet``).
+use under 15% of a core (``measure.wait_quiet``). The package's bytecode is written
+first (``compile_package``), so no process compiles its sources as it starts.
 
 Then the latency-bound crawl (3,000 pages, 100 ms a response, concurrency
 100) with ``--workers 2``: wall time of the crawl against its floor
@@ -68,10 +69,26 @@ def crawl(url: str, workers: int, tmp: str, tag: str, *extra: str) -> dict[str, 
             "cpu_s": cpu}
 
 
+def compile_package() -> None:
+    """Write loopcrawl's bytecode before measuring, as installing it does. With
+    PYTHONDONTWRITEBYTECODE set (as on the machine these figures come from)
+    an editable checkout never gets its ``.pyc`` files, and each process of a
+    crawl compiled the package's sources as it started: ~0.4 G instructions,
+    a fifth of a second of CPU in each of the three processes of ``--workers
+    2`` (counted in their CPU a page), one in the one-process crawl."""
+    import compileall
+
+    import loopcrawl
+
+    if not compileall.compile_dir(os.path.dirname(loopcrawl.__file__), quiet=1):
+        raise SystemExit("cannot write loopcrawl's bytecode")
+
+
 def speed(pages: int, repeat: int,
           quiet: float = 0.0) -> tuple[list[str], dict[int, list[dict[str, float]]]]:
     if nginx_version() is None:
         raise SystemExit("nginx is not installed (apt-get install nginx-light)")
+    compile_package()
     files = StaticFiles(pages, 0, free_port())
     files.write()
     runs: dict[int, list[dict[str, float]]] = {1: [], 2: []}
@@ -119,7 +136,9 @@ def speed(pages: int, repeat: int,
                  "(start-up included: ~0.4 s of CPU); each worker ≤ 0.5. Other processes: the "
                  "CPU that neither the crawl nor nginx used during it, as a share of a core "
                  "(the machine is shared: the ratio of pages/s means something only while "
-                 "that stays small, CPU-ms a page at any share).")
+                 "that stays small, CPU-ms a page at any share). The package's bytecode is "
+                 "written before the crawls, as installing it does (with "
+                 "PYTHONDONTWRITEBYTECODE set, each process compiled its sources at start).")
     worst = max(r["others"] for rs in runs.values() for r in rs)
     if worst >= 0.15:
         lines += ["", f"**Measured under load**: other processes used up to {worst:.0%} of a "
