@@ -447,6 +447,41 @@ def test_an_unreachable_robots_txt_is_asked_again_after_its_window(pages: PageSe
 
 
 
+
+@pytest.mark.parametrize("status", [200, 503])
+@pytest.mark.parametrize("per_host", [3, 1], ids=["at-once", "one-by-one"])
+def test_robots_txt_is_fetched_once_for_pages_that_ask_at_once(pages: PageServer,
+                                                              status: int, per_host: int) -> None:
+    """Three pages of a host ask for its robots.txt while the first fetch is
+    under way (it takes 0.2 s), or one after the other: one fetch answers all
+    three, and an unreachable one is not asked again within its window."""
+    pages.add("/robots.txt", status=status, body="User-agent: *\nDisallow: /c\n",
+              content_type="text/plain", delay=0.2)
+    for p in "abc":
+        pages.add("/" + p)
+    recs, stats = run([pages.url + "/" + p for p in "abc"], depth=0, retries=0,
+                      per_host=per_host, robots_error_retry=30.0)
+    assert pages.paths().count("/robots.txt") == 1 and stats.robots_fetches == 1
+    got = sorted((r.url.removeprefix(pages.url), r.error, r.message) for r in recs)
+    if status == 200:
+        assert got == [("/a", None, None), ("/b", None, None),
+                       ("/c", "robots_denied", "forbidden by robots.txt")]
+    else:
+        assert got == [(p, "robots_unreachable", "robots.txt answered 503")
+                       for p in ("/a", "/b", "/c")]
+
+
+def test_robots_txt_is_the_hosts_whatever_the_path_holds(pages: PageServer) -> None:
+    """A page whose path holds "//" (or a scheme) still asks its host's
+    /robots.txt, and its rules apply."""
+    pages.add("/robots.txt", body="User-agent: *\nDisallow: /x\n", content_type="text/plain")
+    pages.add("/x//y/z")
+    pages.add("/a/http://b/c")
+    recs, _ = run([pages.url + "/x//y/z", pages.url + "/a/http://b/c"], depth=0)
+    assert sorted((r.url.removeprefix(pages.url), r.error) for r in recs) == [
+        ("/a/http://b/c", None), ("/x//y/z", "robots_denied")]
+    assert pages.paths() == ["/robots.txt", "/a/http://b/c"]
+
 def test_a_robots_txt_redirect_hop_waits_for_the_hosts_turn(pages: PageServer) -> None:
     """robots.txt, its redirect's hop and the first page: each waits for the
     host's turn (``--delay`` 0.25 s), measured at the server."""
