@@ -154,3 +154,22 @@ def test_port_0_is_not_port_80(http_pool: bool) -> None:
     (rec,) = recs
     assert rec.error == "connection_refused", rec
     assert "127.0.0.1:0" in (rec.message or "") and "127.0.0.1:80" not in (rec.message or "")
+
+
+@pytest.mark.parametrize("http_pool", [True, False], ids=["pool", "session"])
+def test_a_given_cookie_jar_is_the_one_the_fetcher_uses(pages: PageServer, http_pool: bool) -> None:
+    """A worker process hands the fetcher the crawl's shared jar: the cookies
+    it already holds are sent, and what the server sets lands in it."""
+    import aiohttp
+
+    pages.add("/set", headers={"Set-Cookie": "b=2"})
+
+    async def go() -> list[tuple[str, str]]:
+        jar = aiohttp.CookieJar(unsafe=True)
+        jar.update_cookies({"a": "1"}, aiohttp.client.URL(pages.url + "/"))
+        async with Fetcher(Settings(http_pool=http_pool), cookie_jar=jar) as f:
+            await f.fetch(pages.url + "/set")
+        return sorted((c.key, c.value) for c in jar)
+
+    assert asyncio.run(go()) == [("a", "1"), ("b", "2")]
+    assert pages.log[-1].headers.get("Cookie") == "a=1"
