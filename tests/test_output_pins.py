@@ -553,32 +553,34 @@ def test_parquet_items_typed_by_their_first_row_group(
     path = tmp_path / "items.parquet"
     w = ParquetWriter(str(path), batch=2)
     assert w.count == w.ignored == 0
-    first = [{"b": True, "i": 1, "f": 1, "s": "a", "n": [1, {"k": None}], "z": None},
-             {"b": False, "i": None, "f": 2.5, "s": "b", "n": {"x": 1}, "z": None}]
-    later = [{"b": False, "i": 2.0, "f": "y", "s": 5, "n": 1e20, "z": 2**70},
-             {"b": 1, "i": 1.5, "f": "x", "s": [1, 2], "n": "t", "z": "y"},
-             {"b": True, "i": True, "f": 4.5, "s": 2.5, "n": None, "z": None}]
+    first = [{"b": True, "i": 1, "f": 1, "s": "a", "n": [1, {"k": None}], "z": None, "g": 1.0},
+             {"b": False, "i": None, "f": 2.5, "s": "b", "n": {"x": 1}, "z": None, "g": 2.0}]
+    later = [{"b": None, "i": 2.0, "f": "y", "s": 5, "n": 1e20, "z": 2**70, "g": 3},
+             {"b": 1, "i": 1.5, "f": "x", "s": [1, 2], "n": "t", "z": "y", "g": "x"},
+             {"b": True, "i": True, "f": 4.5, "s": 2.5, "n": None, "z": None, "g": None}]
     for item in first + later:
         w.write_item(item, "Row", None)
     w.close()
     types, rows, groups = _parquet(path)
     assert types == {"b": "bool", "i": "int64", "f": "double", "s": "string", "n": "string",
-                     "z": "string"}
+                     "z": "string", "g": "double"}
     assert groups == [2, 2, 1]  # a row group at each batch of 2, the rest at close
     assert rows == [
-        {"b": True, "i": 1, "f": 1.0, "s": "a", "n": '[1,{"k":null}]', "z": None},
-        {"b": False, "i": None, "f": 2.5, "s": "b", "n": '{"x":1}', "z": None},
-        {"b": False, "i": 2, "f": None, "s": "5", "n": "1e+20", "z": "1180591620717411303424"},
-        {"b": None, "i": None, "f": None, "s": "[1,2]", "n": "t", "z": "y"},
-        {"b": True, "i": None, "f": 4.5, "s": "2.5", "n": None, "z": None},
+        {"b": True, "i": 1, "f": 1.0, "s": "a", "n": '[1,{"k":null}]', "z": None, "g": 1.0},
+        {"b": False, "i": None, "f": 2.5, "s": "b", "n": '{"x":1}', "z": None, "g": 2.0},
+        {"b": None, "i": 2, "f": None, "s": "5", "n": "1e+20", "z": "1180591620717411303424",
+         "g": 3.0},
+        {"b": None, "i": None, "f": None, "s": "[1,2]", "n": "t", "z": "y", "g": None},
+        {"b": True, "i": None, "f": 4.5, "s": "2.5", "n": None, "z": None, "g": None},
     ]
-    head = f"{path}: a Parquet file has one set of columns (b, i, f, s, n, z); leaving out "
+    head = f"{path}: a Parquet file has one set of columns (b, i, f, s, n, z, g); leaving out "
     assert [r.getMessage() for r in caplog.records] == [
         head + "values of b that are not bool",
         head + "values of i that are not int64",
         head + "values of f that are not double",
+        head + "values of g that are not double",
     ]
-    assert (w.count, w.ignored) == (5, 5)  # each value left out
+    assert (w.count, w.ignored) == (5, 6)  # each value left out (not the nulls)
 
 
 def test_parquet_items_columns_and_what_is_left_out(
