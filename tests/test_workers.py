@@ -343,3 +343,17 @@ def test_a_worker_reports_a_link_once_unless_found_shallower(monkeypatch: pytest
     assert news(2, b) == [b]
     assert news(2, c) == [c]  # two remembered, the bound: forgotten at the next page
     assert news(2, a) == [a]
+
+
+def test_a_worker_imports_neither_the_engine_nor_the_outputs() -> None:
+    """A worker fetches and parses: its start-up (counted in its CPU a page)
+    leaves out what only the coordinator runs; the package's names are still
+    there when asked for."""
+    code = ("import sys, loopcrawl.workers.child\n"
+            "print(sorted(m for m in sys.modules if m.startswith(('loopcrawl.core.engine', "
+            "'loopcrawl.core.runner', 'loopcrawl.outputs', 'loopcrawl.frontier', "
+            "'loopcrawl.cli'))))\n"
+            "from loopcrawl import Crawler, crawl\nprint(Crawler.__name__, crawl.__name__)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         timeout=60)
+    assert out.stdout.split("\n")[:2] == ["[]", "Crawler crawl"], out.stderr[-500:]
