@@ -236,7 +236,12 @@ class ProcessFetcher:
         if not workers:
             fut.set_exception(WorkerLost("no worker process is running"))
             return fut
-        w = min(workers, key=_load) if len(workers) > 1 else workers[0]
+        # The worker with the fewest in flight (written out: min() with a key
+        # calls a Python function for each worker).
+        w = workers[0]
+        for other in workers:
+            if len(other.pending) < len(w.pending):
+                w = other
         rid = next(self._ids)
         self._requests[w.slot] += 1
         w.pending[rid] = (fut, check_redirect, wait_turn, loop.time())
@@ -260,6 +265,11 @@ class ProcessFetcher:
         while (batch := await w.channel.receive()) is not None:
             for msg in batch:
                 tag, rid = msg[0], msg[1]
+                if tag == "ok":  # most messages: a page's answer
+                    entry = pending.pop(rid, None)
+                    if entry is not None and not entry[0].done():
+                        entry[0].set_result(_fetched(msg))
+                    continue
                 if tag == "hop" or tag == "turn":
                     self._answer(w, rid, tag, msg[2])
                     continue
@@ -276,9 +286,7 @@ class ProcessFetcher:
                 if entry is None or entry[0].done():
                     continue  # cancelled meanwhile
                 fut = entry[0]
-                if tag == "ok":
-                    fut.set_result(_fetched(msg))
-                elif tag == "err":
+                if tag == "err":
                     fut.set_exception(FetchError(msg[3], msg[2]))
                 else:  # "bug": the engine records it as an internal error
                     fut.set_exception(RuntimeError(f"in worker {w.slot}: {msg[2]}"))
@@ -398,6 +406,3 @@ def _fetched(msg: tuple[Any, ...]) -> Fetched:
         f.request_body = msg[14]
     return f
 
-
-def _load(w: _Worker) -> int:
-    return len(w.pending)
