@@ -806,3 +806,24 @@ def test_robots_answers_kept_by_path_prefix_are_protegos(text: str) -> None:
         plain = "/*" not in text and "index.html" not in text
         assert (entry.prefix >= 0) == plain
         assert (0 < len(entry.verdicts) < len(urls)) == plain
+
+
+def test_robots_answers_kept_per_host_are_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A host with more directories than the bound: its answers are forgotten
+    at the bound and asked of protego again, and stay protego's."""
+    from protego import Protego
+
+    from loopcrawl.net import robots
+
+    monkeypatch.setattr(robots, "_MAX_VERDICTS", 3)
+    text = ROBOTS_CASES[1]
+    cache = robots.RobotsCache(None, Settings())  # type: ignore[arg-type]
+    entry = cache._entries["h.example"] = robots._Entry()
+    cache._apply(entry, text)
+    truth = Protego.parse(text)
+    sizes = []
+    for p in ROBOTS_PATHS * 2:
+        u = "http://h.example" + p
+        assert asyncio.run(cache.allowed(u)) == truth.can_fetch(u, Settings().user_agent)
+        sizes.append(len(entry.verdicts))
+    assert max(sizes) == 3 and 1 in sizes[1:]  # filled to the bound, then begun again

@@ -42,7 +42,7 @@ _log = logging.getLogger("loopcrawl")
 # and one where it cannot (a certificate refused).
 _ASK_AGAIN_SOON = errors.HOST_UNREACHABLE & errors.TRANSIENT
 _FINAL = errors.HOST_UNREACHABLE - errors.TRANSIENT
-_MAX_VERDICTS = 4096  # answers kept per host (by path prefix, below)
+_MAX_VERDICTS = 256  # answers kept per host (by path prefix, below), then forgotten
 
 
 @dataclass(slots=True)
@@ -149,7 +149,9 @@ class RobotsCache:
         verdict = entry.verdicts.get(key)
         if verdict is None:
             verdict = bool(rules.can_fetch(url, self._agent))
-            if "%" not in key and "#" not in key and len(entry.verdicts) < _MAX_VERDICTS:
+            if "%" not in key and "#" not in key:
+                if len(entry.verdicts) >= _MAX_VERDICTS:
+                    entry.verdicts.clear()  # bounded: a host with many directories
                 entry.verdicts[key] = verdict
         return verdict
 
