@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import time
 from pathlib import Path
 
 import pytest
@@ -186,5 +187,40 @@ def test_a_claim_ends_with_its_requests_ack() -> None:
         (again,) = await f.lease(1)
         assert not await f.mark_seen(111, by=again)
         assert not await f.mark_seen(111)
+
+    asyncio.run(go())
+
+
+def test_an_expired_lease_is_leased_again_first_by_the_next_lease() -> None:
+    """A lease past its deadline goes back to the front (a spider's priority
+    kept), found by the next ``lease`` itself; the old holder's object keeps
+    its token, and a heartbeat moves a deadline to ``lease_ttl`` from now."""
+
+    async def go() -> None:
+        f = MemoryFrontier(lease_ttl=0.3)
+        await f.add([Request(f"http://h/{c}") for c in "abc"]
+                    + [Request("http://h/p", priority=2)])
+        (p,) = await f.lease(1)
+        t0 = time.time()
+        (a,) = await f.lease(1)
+        assert t0 + 0.3 <= a.lease_deadline <= time.time() + 0.3
+        token = a.lease
+        await asyncio.sleep(0.35)
+        got = await f.lease(2)
+        assert [(r.url, r.priority) for r in got] == [("http://h/p", 2), ("http://h/a", 0)]
+        assert got[0] is not p and got[1] is not a and a.lease == token
+        st = await f.statistics()
+        assert (st.queued, st.leased, st.done, st.seen, st.expired) == (2, 2, 0, 4, 2)
+        await asyncio.sleep(0.2)
+        t1 = time.time()
+        assert await f.extend(got) == []
+        assert all(t1 + 0.3 <= r.lease_deadline <= time.time() + 0.3 for r in got)
+        await asyncio.sleep(0.15)  # past the first deadline, not the extended one
+        assert (await f.statistics()).expired == 2
+        for r in got:
+            assert await f.ack(r, FetchRecord(r.url, 0, None, 0.0))
+        await f.release(a)  # the old holder's late release changes nothing
+        st = await f.statistics()
+        assert (st.queued, st.leased, st.done) == (2, 0, 2)
 
     asyncio.run(go())
