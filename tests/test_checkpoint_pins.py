@@ -20,6 +20,7 @@ from typing import Any
 
 import pytest
 
+from loopcrawl import Settings
 from loopcrawl.errors import OutputError, StateError
 from loopcrawl.frontier.sqlite import SqliteFrontier
 from loopcrawl.http import FetchRecord, Request
@@ -340,3 +341,104 @@ def test_requests_found_after_a_checkpoint_are_leased_once_in_order(tmp_path: Pa
         return got
 
     assert asyncio.run(go()) == [f"http://h/{i}" for i in range(7)]
+
+
+def test_a_state_resumes_only_into_the_outputs_it_was_written_with(tmp_path: Path) -> None:
+    """Word for word, as ``loopcrawl crawl`` prints them (exit 2): another
+    output for a state that has done work, or an output for one that wrote
+    none; before any work, the new outputs are taken; marks in the order asked."""
+    db, a, b = tmp_path / "s.db", str(tmp_path / "a.jsonl"), str(tmp_path / "b.csv")
+
+    async def work(f: SqliteFrontier, url: str) -> None:
+        await f.add([Request(url)])
+        (r,) = await f.lease(1)
+        await f.ack(r, rec(r))
+        await f.checkpoint(None)
+
+    async def go() -> None:
+        nothing = tmp_path / "none.db"
+        f = SqliteFrontier(nothing)
+        assert f.bind_outputs([]) == []
+        await work(f, "http://h/0")
+        await f.close()
+        with SqliteFrontier(nothing) as f, pytest.raises(StateError) as got:
+            f.bind_outputs([a])
+        assert str(got.value) == (f"{nothing} holds a crawl that wrote no output; its pages "
+                                  f"would be missing from {a}: start a new state file")
+
+        f = SqliteFrontier(db)
+        assert f.bind_outputs([b]) == [None]
+        assert f.bind_outputs([a, b]) == [None, None]  # nothing done yet: these now
+        await work(f, "http://h/1")
+        await f.close()
+        with SqliteFrontier(db) as f:
+            assert f.bind_outputs([b, a]) == [None, None]  # the same two, any order
+            for other in ([a], [b], [a, b, str(tmp_path / "c.jsonl")]):
+                with pytest.raises(StateError) as got:
+                    f.bind_outputs(other)
+                assert str(got.value) == (f"{db} belongs to the crawl writing {a} and {b}; "
+                                          f"pass -o {a} and {b} to resume it (or use a new "
+                                          "state file)")
+
+    asyncio.run(go())
+    assert json.loads(meta_of(db)["outputs"]) == {a: None, b: None}
+
+
+def test_settings_that_differ_from_the_last_run_are_named_and_seeds_add_up(
+    tmp_path: Path,
+) -> None:
+    db = tmp_path / "s.db"
+    first = Settings(seeds=("http://h/b", "http://h/a"), depth=2, max_pages=10)
+    with SqliteFrontier(db) as f:
+        assert f.note_settings(first) == []
+    with SqliteFrontier(db) as f:
+        assert f.note_settings(first) == []
+        changed = Settings(seeds=("http://h/c",), scope="domain", allow=("x",), deny=("y",),
+                           depth=3, max_pages=None, obey_robots=False, user_agent="ua/1")
+        assert f.note_settings(changed) == ["scope", "allow", "deny", "depth", "max_pages",
+                                            "obey_robots", "user_agent"]
+    assert json.loads(meta_of(db)["settings"]) == {
+        "seeds": ["http://h/a", "http://h/b", "http://h/c"], "scope": "domain",
+        "allow": ["x"], "deny": ["y"], "depth": 3, "max_pages": None, "obey_robots": False,
+        "user_agent": "ua/1"}
+
+
+def test_recrawl_failed_queues_every_failed_request_again_and_commits_it(tmp_path: Path) -> None:
+    db = tmp_path / "s.db"
+
+    async def first() -> None:
+        f = SqliteFrontier(db)
+        await f.add([Request("http://a.test/ok"), Request("http://a.test/bad"),
+                     Request("http://b.test/bad", priority=3), Request("http://b.test/denied")])
+        got = await f.lease(4)
+        for r in got:
+            await f.ack(r, rec(r, error=None if r.url.endswith("ok") else
+                               "robots_denied" if r.url.endswith("denied") else "timeout"))
+        await f.checkpoint(None)
+        await f.close()
+
+    asyncio.run(first())
+    with SqliteFrontier(db) as f:
+        assert f.requeue_failed() == 2
+        assert asyncio.run(f.statistics()).queued == 2
+        assert [r.url for r in asyncio.run(f.lease(5))] == ["http://b.test/bad",
+                                                            "http://a.test/bad"]
+    # Committed at once, with the hosts' counts: a kill now keeps them queued.
+    assert sorted(rows_in(db, "SELECT host, queued, done, failed FROM hosts")) == [
+        ("a.test", 1, 1, 0), ("b.test", 1, 1, 0)]
+    assert rows_in(db, "SELECT url, error, retries FROM requests WHERE state = 0 ORDER BY id") \
+        == [("http://a.test/bad", None, 0), ("http://b.test/bad", None, 0)]
+
+    async def second() -> None:
+        f = SqliteFrontier(db)
+        st = await f.statistics()
+        assert (st.queued, st.done) == (2, 2)
+        assert f.requeue_failed() == 0
+        assert [r.url for r in await f.lease(5)] == ["http://b.test/bad", "http://a.test/bad"]
+        await f.close()
+
+    asyncio.run(second())
+    with SqliteFrontier(db) as f:
+        got = asyncio.run(f.lease(5))
+        assert [r.url for r in got] == ["http://b.test/bad", "http://a.test/bad"]
+        assert asyncio.run(f.statistics()).queued == 0
