@@ -180,8 +180,13 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     items.sort(key=lambda item: took.get(item.nodeid, 1.0))
     # A mutant that hangs a test is caught at ten times the test's traced
     # time (20 s at least), not at the suite's 120 s: a hang is a failure.
+    # By a thread that ends the process: the signal method's exception, raised
+    # inside the crawl's event loop, left asyncio.run() waiting forever on
+    # the tasks it cancels (a hung scheduler), so the mutant ran until mutmut
+    # gave up on it minutes later.
     for item in items:
-        item.add_marker(pytest.mark.timeout(max(20.0, 10 * took.get(item.nodeid, 2.0))))
+        item.add_marker(pytest.mark.timeout(max(20.0, 10 * took.get(item.nodeid, 2.0)),
+                                            method="thread"))
 
 
 @pytest.fixture
