@@ -317,7 +317,9 @@ def test_a_hosts_delay_counts_from_robots_txts_answer(pages: PageServer) -> None
     run(pages.url + "/", delay=0.3)
     robots, page = pages.log
     assert (robots.path, page.path) == ("/robots.txt", "/")
-    assert page.start - robots.end >= 0.3
+    # (10 ms: the event loop runs a timer up to its clock's resolution early,
+    # and the server notes its end a moment before the client reads it.)
+    assert page.start - robots.end >= 0.3 - 0.01
 
 
 def test_the_heartbeat_forgets_the_leases_it_no_longer_holds() -> None:
