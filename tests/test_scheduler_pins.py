@@ -374,3 +374,23 @@ def test_the_crawl_waits_for_every_retry_under_a_budget() -> None:
         return [u for u, _ in h.started]
 
     assert sorted(asyncio.run(go())) == ["http://a.test/a"] * 2 + ["http://b.test/b"] * 2
+
+
+def test_a_retry_takes_its_page_back_from_a_spent_budget() -> None:
+    """``max_pages=1`` and the one page retried: it is fetched again (the
+    budget gave its place back), and nothing else is."""
+
+    async def fetch(h: Harness, r: Request) -> tuple[bool, float] | None:
+        if r.retries == 0:
+            r.retries = 1
+            h.sched.retry_later(r, 0.05)
+            return None
+        return True, 0.0
+
+    async def go() -> list[str]:
+        h = await start(["http://h.test/a", "http://h.test/b"], fetch, concurrency=1,
+                        per_host=1, max_pages=1)
+        await finish(h)
+        return [u for u, _ in h.started]
+
+    assert asyncio.run(go()) == ["http://h.test/a", "http://h.test/a"]
