@@ -35,14 +35,20 @@ def _detect(body: bytes) -> str | None:
 def decode_html(body: bytes, charset: str | None) -> tuple[str | bytes, str]:
     """The page as lexbor should get it, and the encoding's name.
 
-    UTF-8 by header comes back as the bytes themselves (lexbor reads UTF-8
-    natively, and decoding 10 KB would cost more than the check); anything
-    else comes back as ``str``.
+    UTF-8 comes back as the bytes themselves: lexbor reads UTF-8 natively,
+    and given a ``str`` selectolax encodes it back to UTF-8 (~10 instructions
+    a character for a page with any non-ASCII text, more than the decode).
+    By header, the bytes are trusted as they are; by ``<meta>`` or detection,
+    only when they decoded without a replacement (valid UTF-8, so the bytes
+    are exactly what encoding the text would give) and without a BOM, which
+    the decode drops. Anything else comes back as ``str``.
     """
     if charset is not None and charset.lower() in _UTF8 and not body.startswith(_BOMS[1:]):
         return body, "utf-8"
     header = f"text/html; charset={charset}" if charset else None
     encoding, text = html_to_unicode(header, body, auto_detect_fun=_detect)
+    if encoding in _UTF8 and "\ufffd" not in text and not body.startswith(_BOMS[0]):
+        return body, encoding
     return text, encoding
 
 

@@ -120,3 +120,33 @@ def test_extract_is_bounded_on_pathological_pages(html: str, hrefs: list[str]) -
 def test_link_cap() -> None:
     page = extract('<a href="/x">' * 50, max_links=10)
     assert page.truncated and len(page.hrefs) == 10
+
+
+# -- what lexbor gets: bytes for UTF-8, text otherwise -------------------------
+_UTF8_PAGE = ('<meta charset="utf-8"><title>Café — ∑</title>'
+              '<a href="/é">a</a><a href="/ü?q=ß">b</a>').encode()
+
+
+@pytest.mark.parametrize(("body", "charset", "as_bytes"), [
+    (_UTF8_PAGE, None, True),  # declared by <meta>, valid
+    (_UTF8_PAGE.replace(b'<meta charset="utf-8">', b""), None, True),  # detected
+    (_UTF8_PAGE, "utf-8", True),  # by header
+    (_UTF8_PAGE.replace("∑".encode(), b"\xff"), None, False),  # one invalid byte
+    (b"\xef\xbb\xbf" + _UTF8_PAGE, None, False),  # a BOM, which the decode drops
+    (_UTF8_PAGE.replace(b"utf-8", b"windows-1252"), None, False),  # another charset
+    ('<meta charset="utf-8"><title>\ufffd</title>'.encode(), None, False),  # U+FFFD written
+])
+def test_decode_html_gives_lexbor_the_bytes_only_when_they_are_the_text(
+        body: bytes, charset: str | None, as_bytes: bool) -> None:
+    """lexbor reads UTF-8, and selectolax encodes a ``str`` back to it (~10
+    instructions a character): valid UTF-8 goes as the bytes themselves.
+    Either way the links and title are those of the decoded text."""
+    from w3lib.encoding import html_to_unicode
+
+    from loopcrawl.encoding import decode_html
+
+    got, _ = decode_html(body, charset)
+    assert (got is body) is as_bytes
+    assert as_bytes or isinstance(got, str)
+    text = html_to_unicode(f"text/html; charset={charset}" if charset else None, body)[1]
+    assert extract_tree(got) == extract_tree(text)
