@@ -219,6 +219,27 @@ def test_leases_are_tokens(tmp_path: Path, kind: str) -> None:
     asyncio.run(go())
 
 
+@pytest.mark.parametrize("kind", ["memory", "sqlite"])
+def test_add_links_takes_the_fingerprints_it_is_given(tmp_path: Path, kind: str) -> None:
+    """The link follower hashes a page's links once (trap guard and seen
+    check): ``fps`` given are the ones checked and queued, none recomputed."""
+    from loopcrawl.urls import fingerprints
+
+    async def go() -> None:
+        f: MemoryFrontier | SqliteFrontier = (
+            MemoryFrontier() if kind == "memory" else SqliteFrontier(tmp_path / "s.db"))
+        urls = ["http://h/a", "http://h/b", "http://h/c"]
+        await f.add([Request("http://h/x", fp=102)])  # seen: "b" is left out by its fp
+        assert await f.add_links(urls, 1, "http://h/", None, [101, 102, 103]) == 2
+        assert [(r.url, r.fp) for r in await f.lease(5)] == [
+            ("http://h/x", 102), ("http://h/a", 101), ("http://h/c", 103)]
+        assert await f.add_links(urls, 1, "http://h/") == 3  # computed: all unseen
+        assert [r.fp for r in await f.lease(5)] == fingerprints(urls)
+        await f.close()
+
+    asyncio.run(go())
+
+
 def test_memory_leases_expire_and_go_back_to_the_queue() -> None:
     async def go() -> None:
         f = MemoryFrontier(lease_ttl=0.2)

@@ -122,6 +122,22 @@ def test_a_listing_with_new_content_on_every_page_is_not_similar() -> None:
     assert fams[:2] == ["", ""] and set(fams[2:]) == {"h/traps"}
 
 
+def test_a_page_is_compared_by_the_fingerprints_it_is_given() -> None:
+    """``TrapGuard.page`` takes its links' fingerprints from the link follower
+    (its seen check's): the ones given are what a child is compared with."""
+    from loopcrawl.urls import fingerprints
+
+    links = [f"http://h/traps/cal/{i}" for i in range(20)]
+    for fps, fam in ((None, "h/traps"), (fingerprints(links), "h/traps"),
+                     (list(range(20)), "")):
+        guard = TrapGuard(Settings())
+        urls = ["http://h/traps/cal/a", "http://h/traps/cal/b", "http://h/traps/cal/c"]
+        _, _, body = section.response("/traps/cal/2026/01/", "")
+        guard.page(urls[0], None, body, links)
+        guard.page(urls[1], urls[0], body, links, fps)  # given: the parent's are computed
+        assert guard.page(urls[2], urls[1], body, links) == fam
+
+
 def _new_words(child: bytes, parent: bytes) -> int:
     return (sketch(child) & ~sketch(parent)).bit_count()
 

@@ -16,7 +16,7 @@ from .. import errors
 from ..http import Request
 from ..links import LinkParser
 from ..sitemaps import parse_sitemap
-from ..urls import Scope, canonicalize, host_of
+from ..urls import Scope, canonicalize, fingerprints, host_of
 
 if TYPE_CHECKING:
     from ..frontier import Frontier
@@ -123,10 +123,13 @@ class LinkFollower:
         if not rec.links:
             return
         keep = self.followable
+        fps = None
         if links.size >= 0:  # compared with its parent by the worker
             fam = self._traps.noted(f.url, links.size, links.hashes, links.words, links.similar)
         else:
-            fam = self._traps.page(f.url, req.referrer, f.body, urls, links.hashes)
+            # Hashed once, for the trap guard and the seen check.
+            fps = fingerprints(urls)
+            fam = self._traps.page(f.url, req.referrer, f.body, urls, fps)
         if fam:
             keep = functools.partial(self._followable_similar, fam)
         depth = req.depth + 1
@@ -135,7 +138,7 @@ class LinkFollower:
             skipped["depth"] += len(urls)
             return
         if urls:
-            await self._frontier.add_links(urls, depth, f.url, keep)
+            await self._frontier.add_links(urls, depth, f.url, keep, fps)
 
     async def failed(self, req: Request, rec: FetchRecord) -> None:
         return None

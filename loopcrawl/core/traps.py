@@ -38,7 +38,7 @@ from collections import Counter, deque
 import xxhash
 
 from ..settings import Settings
-from ..urls import host_of
+from ..urls import fingerprints, host_of
 
 _pack = struct.pack
 
@@ -89,7 +89,9 @@ def link_hashes(urls: list[str]) -> bytes:
     """The hashes of the URLs a page links to (Python has them cached), packed
     as C ``ssize_t``s: 8 bytes a link. ``struct`` packs ``hash()``'s own type
     in one C loop; an ``array('q')`` converted each link through the generic
-    argument parser, at twice the cost."""
+    argument parser, at twice the cost. A worker process (``--workers``)
+    keys its links by URL, so their ``hash()`` is what it has; a crawl in one
+    process has their fingerprints instead (``TrapGuard.page``)."""
     return _pack(f"{len(urls)}n", *map(hash, urls))
 
 
@@ -187,32 +189,40 @@ class TrapGuard:
         return None
 
     def page(self, url: str, referrer: str | None, body: bytes, links: list[str],
-             hashes: bytes | None = None) -> str:
+             fps: list[int] | None = None) -> str:
         """Note a fetched HTML page and its ``links``; its family if it barely
         differs from the page that linked to it (``referrer``), else "".
 
         ``url`` is where the page was found (after redirects). The links of a
-        page with a family go through ``admit``. ``hashes``: ``link_hashes``
-        of every link of the page when a worker process computed them
-        (``--workers``: all workers share one hash seed), else None."""
+        page with a family go through ``admit``. The page keeps its links'
+        fingerprints (``fps``, or computed), packed as unsigned 64-bit
+        integers: the link follower passes those its seen check takes, so a
+        page's links are hashed once for both (their ``hash()`` made ~30 ints
+        a page more, ~14k instructions). A crawl notes every page here, or
+        every page in its worker processes (``noted``, with their
+        ``link_hashes``), never some of each."""
         # Once per page: written out, no helper calls. Pages are keyed by
         # hash(url): the referrer is the parent's own URL string, whose hash
         # Python has cached since the parent's turn here.
         if self.max_similar is None:
             return ""
         n = len(body)
-        if hashes is None:
-            hashes = _pack(f"{len(links)}n", *map(hash, links))  # link_hashes
+        if fps is None:
+            fps = fingerprints(links)
+        hashes = _pack(f"{len(fps)}Q", *fps)
         pages = self._pages
         words, fam = 0, ""
         if referrer is not None and (parent := pages.get(hash(referrer))) is not None:
             pn = parent[0]
             # Lengths within 1/16 (or 256 bytes), then few new links: read its words.
-            if (abs(n - pn) <= (256 if pn < 4096 else pn >> 4)
-                    and _new_links(hashes, parent[1]) <= NEW_LINKS):
-                words = sketch(body)
-                if parent[2] and (words & ~parent[2]).bit_count() <= NEW_WORDS:
-                    fam = family(url)
+            if abs(n - pn) <= (256 if pn < 4096 else pn >> 4):
+                # _new_links, from the ints in hand (half the ints to make).
+                new = set(fps)
+                new.difference_update(memoryview(parent[1]).cast("Q"))  # type: ignore[call-overload]
+                if len(new) <= NEW_LINKS:
+                    words = sketch(body)
+                    if parent[2] and (words & ~parent[2]).bit_count() <= NEW_WORDS:
+                        fam = family(url)
         order = self._order
         if len(order) >= _MAX_PAGES:
             pages.pop(order.popleft(), None)

@@ -47,13 +47,16 @@ LinkFilter = Callable[[list[str]], list[str]]
 
 
 def unseen_links(seen: Container[int], urls: Sequence[str], depth: int,
-                 referrer: str | None, keep: LinkFilter | None = None) -> list[Request]:
-    """GET requests for the ``urls`` whose fingerprint is not in ``seen`` (and
-    that ``keep`` keeps): a frontier's ``add_links`` passes them to its ``add``.
+                 referrer: str | None, keep: LinkFilter | None = None,
+                 fps: Sequence[int] | None = None) -> list[Request]:
+    """GET requests for the ``urls`` whose fingerprint (``fps``, computed when
+    None) is not in ``seen`` (and that ``keep`` keeps): a frontier's
+    ``add_links`` passes them to its ``add``.
 
     ~29 of a page's 30 links were seen already: they cost a hash and a set
     lookup, and never reach ``keep`` nor become a ``Request``."""
-    new = [(u, fp) for u, fp in zip(urls, fingerprints(urls), strict=True) if fp not in seen]
+    new = [(u, fp) for u, fp in zip(urls, fingerprints(urls) if fps is None else fps, strict=True)
+           if fp not in seen]
     if keep is not None and new:
         kept = keep([u for u, _ in new])
         if len(kept) < len(new):
@@ -94,9 +97,11 @@ class Frontier(Protocol):
         """
 
     async def add_links(self, urls: Sequence[str], depth: int, referrer: str | None,
-                        keep: LinkFilter | None = None) -> int:
+                        keep: LinkFilter | None = None, fps: Sequence[int] | None = None) -> int:
         """Queue a GET request for each canonical URL in ``urls`` not seen
         before that ``keep`` (if given) keeps; return how many were queued.
+        ``fps``: the ``urls``' fingerprints when the caller has them (the link
+        follower computes them once for this and the trap guard).
 
         The crawl's links come this way. Most of a page's links were seen
         already, so the seen check comes first: the others cost a hash and a

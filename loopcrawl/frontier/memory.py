@@ -65,8 +65,8 @@ class MemoryFrontier:
         return n
 
     async def add_links(self, urls: Sequence[str], depth: int, referrer: str | None,
-                        keep: LinkFilter | None = None) -> int:
-        return await self.add(unseen_links(self._seen, urls, depth, referrer, keep))
+                        keep: LinkFilter | None = None, fps: Sequence[int] | None = None) -> int:
+        return await self.add(unseen_links(self._seen, urls, depth, referrer, keep, fps))
 
     async def mark_seen(self, fp: int, by: Request | None = None) -> bool:
         if fp in self._seen:

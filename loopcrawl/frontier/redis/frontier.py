@@ -95,9 +95,10 @@ class RedisFrontier:
         return n
 
     async def add_links(self, urls: Sequence[str], depth: int, referrer: str | None,
-                        keep: LinkFilter | None = None) -> int:
+                        keep: LinkFilter | None = None, fps: Sequence[int] | None = None) -> int:
         known = self._known
-        new = [(u, fp) for u, fp in zip(urls, fingerprints(urls), strict=True)
+        new = [(u, fp) for u, fp in zip(urls, fingerprints(urls) if fps is None else fps,
+                                        strict=True)
                if fp not in known]
         if keep is not None and new:
             kept = keep([u for u, _ in new])
