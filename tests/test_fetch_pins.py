@@ -173,3 +173,19 @@ def test_a_given_cookie_jar_is_the_one_the_fetcher_uses(pages: PageServer, http_
 
     assert asyncio.run(go()) == [("a", "1"), ("b", "2")]
     assert pages.log[-1].headers.get("Cookie") == "a=1"
+
+
+def test_a_fetcher_closed_twice_lets_go_once(pages: PageServer) -> None:
+    """Closing is idempotent (as aiohttp's session is): the second close finds
+    nothing left to close and does not fail."""
+    pages.add("/")
+
+    async def go() -> int:
+        f = Fetcher(Settings())
+        await f.__aenter__()
+        status = (await f.fetch(pages.url + "/")).status
+        await f.__aexit__(None, None, None)
+        await f.__aexit__(None, None, None)
+        return status
+
+    assert asyncio.run(go()) == 200
