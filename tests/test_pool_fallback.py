@@ -70,6 +70,22 @@ def test_a_failed_self_test_sends_every_request_through_the_session(
     assert len(warned) == 1 and "every request takes aiohttp's session" in warned[0]
 
 
+def breaks_at_the_third(monkeypatch: pytest.MonkeyPatch, error: type[Exception]) -> list[int]:
+    """The pool's third exchange raises ``error`` (an aiohttp that changed
+    under it); the list holds how many exchanges were tried."""
+    real = wire.Pool._exchange
+    exchanges = [0]
+
+    async def exchange(self: wire.Pool, proto: Any, data: bytes) -> Any:
+        exchanges[0] += 1
+        if exchanges[0] == 3:
+            raise error("an aiohttp that changed")
+        return await real(self, proto, data)
+
+    monkeypatch.setattr(wire.Pool, "_exchange", exchange)
+    return exchanges
+
+
 @pytest.mark.parametrize("error", [TypeError, AttributeError, KeyError])
 def test_the_pool_failing_mid_crawl_hands_the_rest_to_the_session(
     pages: PageServer, pool_calls: list[str], monkeypatch: pytest.MonkeyPatch,
@@ -77,23 +93,13 @@ def test_the_pool_failing_mid_crawl_hands_the_rest_to_the_session(
 ) -> None:
     """The request that hit it is fetched again on the session; no record says
     ``internal_error``, and the pool is not asked again."""
-    real = wire.Pool._exchange
-    exchanges = 0
-
-    async def breaks_at_the_third(self: wire.Pool, proto: Any, data: bytes) -> Any:
-        nonlocal exchanges
-        exchanges += 1
-        if exchanges == 3:
-            raise error("an aiohttp that changed")
-        return await real(self, proto, data)
-
-    monkeypatch.setattr(wire.Pool, "_exchange", breaks_at_the_third)
+    exchanges = breaks_at_the_third(monkeypatch, error)
     site(pages, 8)
     with caplog.at_level(logging.WARNING, "loopcrawl.net"):
         records, stats = run(pages.url + "/", obey_robots=False, concurrency=1)
     complete(records, 8)
     assert stats.errors == {}
-    assert len(pool_calls) == 3 and exchanges == 3  # then the session, for every page
+    assert len(pool_calls) == 3 and exchanges == [3]  # then the session, for every page
     assert sorted(pages.paths()) == sorted(["/"] + [f"/p{i}" for i in range(8)])
     warned = [r.getMessage() for r in caplog.records if "keep-alive pool failed" in r.getMessage()]
     assert warned == [f"the keep-alive pool failed ({error.__name__}: "
@@ -126,17 +132,7 @@ def test_a_failed_pool_is_closed_with_the_fetcher(
     they are closed when the fetcher closes, not left to the garbage collector."""
     import psutil
 
-    real = wire.Pool._exchange
-    exchanges = 0
-
-    async def breaks_at_the_third(self: wire.Pool, proto: Any, data: bytes) -> Any:
-        nonlocal exchanges
-        exchanges += 1
-        if exchanges == 3:
-            raise TypeError("an aiohttp that changed")
-        return await real(self, proto, data)
-
-    monkeypatch.setattr(wire.Pool, "_exchange", breaks_at_the_third)
+    breaks_at_the_third(monkeypatch, TypeError)
     for p in ("/a", "/b", "/c"):
         pages.add(p)
 
