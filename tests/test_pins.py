@@ -442,7 +442,7 @@ def test_an_unreachable_robots_txt_is_asked_again_after_its_window(pages: PageSe
     assert sorted((r.url.removeprefix(pages.url), r.error) for r in recs) == [
         ("/", None), ("/no", "robots_denied")]
     robots = [h.start for h in pages.log if h.path == "/robots.txt"]
-    assert len(robots) == 2 and stats.retries == 1
+    assert len(robots) == 2 and stats.retries == 1 and stats.robots_fetches == 2
     assert 0.3 - 0.02 <= robots[1] - robots[0] <= 0.3 + 0.65, robots
 
 
@@ -481,6 +481,46 @@ def test_robots_txt_is_the_hosts_whatever_the_path_holds(pages: PageServer) -> N
     assert sorted((r.url.removeprefix(pages.url), r.error) for r in recs) == [
         ("/a/http://b/c", None), ("/x//y/z", "robots_denied")]
     assert pages.paths() == ["/robots.txt", "/a/http://b/c"]
+
+
+def test_what_robots_txt_answered_is_logged(pages: PageServer,
+                                            caplog: pytest.LogCaptureFixture) -> None:
+    """One info line per robots.txt fetch says what it means for the host
+    (the lines ``-v`` shows), word for word."""
+    import logging
+
+    from .test_dead_hosts import closed_port
+
+    def logged(seed: str, **settings: object) -> list[str]:
+        caplog.clear()
+        with caplog.at_level(logging.INFO, logger="loopcrawl"):
+            run(seed, depth=0, retries=0, **settings)
+        return [r.getMessage() for r in caplog.records if r.name == "loopcrawl"
+                and r.getMessage().startswith(seed.split("/")[2] + ": robots.txt")]
+
+    host = pages.url.removeprefix("http://")
+    pages.add("/")
+    pages.add("/robots.txt", body="User-agent: *\nAllow: /\n" + "#" * 1000,
+              content_type="text/plain")
+    assert logged(pages.url + "/") == [f"{host}: robots.txt answered 200 (1,023 bytes)"]
+    pages.add("/robots.txt", status=410)
+    assert logged(pages.url + "/") == [
+        f"{host}: robots.txt answered 410: no rules, everything allowed"]
+    pages.add("/robots.txt", status=503)
+    assert logged(pages.url + "/", robots_error_retry=30.0) == [
+        f"{host}: robots.txt answered 503; asked again in 30 s"]
+    pages.add("/robots.txt", status=301, headers={"Location": "/robots.txt"})
+    [line] = logged(pages.url + "/", max_redirects=3)
+    assert line.startswith(f"{host}: robots.txt redirects where it cannot be followed (")
+    assert line.endswith("): everything allowed")
+    pages.add("/robots.txt", delay=2.0)
+    [rec], _ = run(pages.url + "/", depth=0, retries=0, timeout=0.3)
+    assert rec.error == "robots_unreachable"
+    assert rec.message is not None and rec.message.startswith("robots.txt unreachable: ")
+    dead = f"127.0.0.1:{closed_port()}"
+    [line] = logged(f"http://{dead}/", robots_error_retry=30.0)
+    assert line.startswith(f"{dead}: robots.txt: cannot connect to {dead}")
+    assert line.endswith("; asked again at the next page's try")
 
 def test_a_robots_txt_redirect_hop_waits_for_the_hosts_turn(pages: PageServer) -> None:
     """robots.txt, its redirect's hop and the first page: each waits for the
@@ -778,7 +818,8 @@ ROBOTS_PATHS = ["/", "/a", "/ab", "/ab/c", "/ab/d", "/a/", "/a/b", "/a/b/c/d/e/f
                 "/a/b/c/d/e/f/h", "/private/x", "/privat", "/private", "/private/",
                 "/robots.txt", "/robots.txt?x", "/robots.tar", "/x?y", "/x?yz", "/x?z",
                 "/caf%C3%A9/1", "/café/2", "/caf%c3%a9/3", "/d/", "/d/index.html",
-                "/d/other", "/doc.pdf", "/doc.pdfx", "/p%2Fq", "/%7Eu/1", "/~u/2", "/b"]
+                "/d/other", "/doc.pdf", "/doc.pdfx", "/p%2Fq", "/%7Eu/1", "/~u/2", "/b",
+                "/private//a/b"]
 
 
 @pytest.mark.parametrize("text", ROBOTS_CASES)
@@ -806,6 +847,13 @@ def test_robots_answers_kept_by_path_prefix_are_protegos(text: str) -> None:
         plain = "/*" not in text and "index.html" not in text
         assert (entry.prefix >= 0) == plain
         assert (0 < len(entry.verdicts) < len(urls)) == plain
+        if plain:  # one answer kept for each prefix (none with % or for robots.txt)
+            n = entry.prefix
+            assert set(entry.verdicts) == {p[:n] for p in ROBOTS_PATHS
+                                           if "%" not in p[:n] and "/robots.txt" not in p}
+            assert all(entry.verdicts[p[:n]] is truth.can_fetch("http://h.example" + p,
+                                                                settings.user_agent)
+                       for p in ROBOTS_PATHS if "%" not in p[:n] and "/robots.txt" not in p)
 
 
 def test_robots_answers_kept_per_host_are_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
