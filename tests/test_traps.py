@@ -158,6 +158,13 @@ def test_sketch_counts_new_words_but_not_month_names_or_case() -> None:
         _bits(b"red", b"lamp") - _bits(b"p", b"blue", b"chair"))
 
 
+
+def test_a_sketch_is_a_4096_bit_set_of_its_words() -> None:
+    """One bit a word, at ``hash(word) & 4095``: all 4,096 positions in use
+    (a narrower set would find more pages alike)."""
+    words = [f"w{i}".encode() for i in range(300)]
+    assert sketch(b" ".join(words)) == sum(1 << b for b in _bits(*words))
+
 def test_a_listing_whose_items_differ_only_in_numbers_is_not_similar() -> None:
     """Twelve items a page, named by number only: twelve new numbers and
     twelve new links a page, not the two or three of a calendar's next month."""
