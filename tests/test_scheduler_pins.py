@@ -294,6 +294,7 @@ def test_the_frontier_is_leased_in_batches(concurrency: int, batch: int) -> None
     leased: list[int] = []
 
     async def fetch(h: Harness, r: Request) -> tuple[bool, float]:
+        await asyncio.sleep(0)  # the dispatcher runs between two fetches
         leased.append((await h.frontier.statistics()).leased)
         return True, 0.0
 
@@ -304,7 +305,8 @@ def test_the_frontier_is_leased_in_batches(concurrency: int, batch: int) -> None
 
     asyncio.run(go())
     assert leased[0] == batch
-    assert max(leased) <= batch + max(64, 2 * concurrency)
+    # Leased again as soon as fewer than the low water wait: at most both.
+    assert max(leased) == batch + max(64, 2 * concurrency)
 
 
 def test_a_hosts_delay_counts_from_robots_txts_answer(pages: PageServer) -> None:
