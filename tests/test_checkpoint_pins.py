@@ -442,3 +442,29 @@ def test_recrawl_failed_queues_every_failed_request_again_and_commits_it(tmp_pat
         got = asyncio.run(f.lease(5))
         assert [r.url for r in got] == ["http://b.test/bad", "http://a.test/bad"]
         assert asyncio.run(f.statistics()).queued == 0
+
+
+def test_a_request_that_cannot_be_kept_stops_the_checkpoint_word_for_word(tmp_path: Path) -> None:
+    class Spiderish:
+        def parse(self, response: object) -> None: ...
+
+    def free(response: object) -> None: ...
+
+    async def go(r: Request) -> str:
+        f = SqliteFrontier(tmp_path / f"{len(list(tmp_path.iterdir()))}.db")
+        try:
+            await f.add([r])
+            with pytest.raises(StateError) as got:
+                await f.checkpoint(None)
+            return str(got.value)
+        finally:
+            await f.close()
+
+    assert asyncio.run(go(Request("http://h/a", callback=free))) == (
+        f"the callback of http://h/a ({free!r}) is not a method of the spider, so it "
+        "cannot be kept in a state file")
+    thing = object()
+    assert asyncio.run(go(Request("http://h/b", callback=Spiderish().parse,
+                                  cb_kwargs={"n": thing}))) == (
+        "the request for http://h/b cannot be kept in a state file (cb_kwargs must be JSON "
+        "values): Type is not JSON serializable: object")

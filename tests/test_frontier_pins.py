@@ -224,3 +224,24 @@ def test_an_expired_lease_is_leased_again_first_by_the_next_lease() -> None:
         assert (st.queued, st.leased, st.done) == (2, 0, 2)
 
     asyncio.run(go())
+
+
+def test_expired_leases_are_all_found_by_one_look_past_acked_and_extended_ones() -> None:
+    """Leases ``a``, ``b``, ``c`` with one deadline; ``a`` acked and ``b``
+    extended before it: the first look past the deadline (``statistics``
+    itself) finds ``c`` expired, behind the other two in the deadline heap."""
+
+    async def go() -> None:
+        f = MemoryFrontier(lease_ttl=0.3)
+        await f.add([Request(f"http://h/{c}") for c in "abc"])
+        a, b, c = await f.lease(3)
+        await f.ack(a, FetchRecord(a.url, 0, None, 0.0))
+        await asyncio.sleep(0.15)
+        assert await f.extend([b]) == []
+        await asyncio.sleep(0.25)  # past a, b and c's first deadline; b's is later
+        st = await f.statistics()
+        assert (st.queued, st.leased, st.done, st.expired) == (1, 1, 1, 1)
+        (again,) = await f.lease(5)
+        assert again.url == c.url and again is not c
+
+    asyncio.run(go())
