@@ -11,6 +11,7 @@ with real kills; these fail when one part of it is taken away."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import sqlite3
@@ -335,6 +336,8 @@ def test_requests_found_after_a_checkpoint_are_leased_once_in_order(tmp_path: Pa
         await f.add([Request("http://h/5")])
         got += [r.url for r in await f.lease(2)]
         got += [r.url for r in await f.lease(10)]
+        await f.checkpoint(None)
+        assert not f._mem  # committed rows are read from the file: RAM holds none of them
         await f.add([Request("http://h/6")])
         got += [r.url for r in await f.lease(10)]
         await f.close()
@@ -468,3 +471,37 @@ def test_a_request_that_cannot_be_kept_stops_the_checkpoint_word_for_word(tmp_pa
                                   cb_kwargs={"n": thing}))) == (
         "the request for http://h/b cannot be kept in a state file (cb_kwargs must be JSON "
         "values): Type is not JSON serializable: object")
+    assert asyncio.run(go(Request("http://h/c", meta={"n": thing}))) == (
+        "the request for http://h/c cannot be kept in a state file (meta must be JSON "
+        "values): Type is not JSON serializable: object")
+
+
+class BrokenDisk(JsonlWriter):
+    """A real JSONL output on a disk whose fsync fails (EIO), as no
+    ``OutputError``: what a checkpoint meets from an output it does not know."""
+
+    def fsync(self) -> None:
+        raise OSError(5, "Input/output error")
+
+
+def test_any_other_failure_of_the_commit_is_one_state_error_and_sticks(tmp_path: Path) -> None:
+    db, out = tmp_path / "s.db", tmp_path / "o.jsonl"
+
+    async def go() -> None:
+        f = SqliteFrontier(db)
+        w = BrokenDisk(str(out))
+        try:
+            await f.add([Request("http://h/a")])
+            with pytest.raises(StateError) as got:
+                await f.checkpoint(w)
+            assert str(got.value) == f"cannot write {db}: [Errno 5] Input/output error"
+            with pytest.raises(StateError) as again:  # the state is stuck at the last one
+                await f.checkpoint(None)
+            assert again.value is got.value
+        finally:
+            await f.close()
+            with contextlib.suppress(OSError):
+                w.close()
+
+    asyncio.run(go())
+    assert rows_in(db, "SELECT count(*) FROM requests") == [(0,)]

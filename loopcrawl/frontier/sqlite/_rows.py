@@ -49,9 +49,13 @@ def spider_fields(r: Request) -> str | None:
 def row_of(rid: int, r: Request, state: int = QUEUED, error: str | None = None
            ) -> tuple[Any, ...]:
     """The ``requests`` row of ``r`` (the INSERT's values, in column order)."""
+    try:
+        meta = orjson.dumps(r.meta).decode() if r.meta else None
+    except TypeError as e:
+        raise StateError(f"the request for {r.url} cannot be kept in a state file "
+                         f"(meta must be JSON values): {e}") from None
     return (rid, signed(r.fp), r.url, r.depth, r.referrer, r.method, r.priority, r.retries,
-            orjson.dumps(r.meta).decode() if r.meta else None, state, error,
-            spider_fields(r), r.body or None)
+            meta, state, error, spider_fields(r), r.body or None)
 
 
 def request_of(row: tuple[Any, ...]) -> Request:

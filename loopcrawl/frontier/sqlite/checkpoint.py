@@ -77,6 +77,8 @@ class Checkpoints(StateFile):
                 await asyncio.wait({fut})
                 self._committed_ok(fut, top, marks)
                 raise
+            except Exception:  # raised by _committed_ok below, as a StateError
+                pass
             self._committed_ok(fut, top, marks)
 
     def _committed_ok(
