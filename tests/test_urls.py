@@ -101,9 +101,12 @@ def test_pairs_of_pieces_resolve_as_the_full_parse_does() -> None:
               "%7E", "%zz", "%", " ", "\t", "HTTP://H:80/", "https://h:443", "//127.0.0.1:8000/",
               "mailto:", "a:b", "http:", "ftp://h/", "/..", "/./", "@", "?", "=", "(", ";sid=1",
               "?sid=2", "%7e", "%c3%a9", "http://H:8000", "//[::1]:80/", "Https://h/", "h",
-              "HTTP:x", "http://h?x", "x:", "?u=/./v?w"]
+              "HTTP:x", "http://h?x", "x:", "?u=/./v?w", "x))/", ")"]
+    # Bases whose paths hold '(', '=', escapes and a dot-led segment: what
+    # they hold must not change the URL a link resolves to.
     bases = [BASE, "http://127.0.0.1:8000/", "http://h/a/b/c?x=1", "https://h/",
-             "https://u:p@h:8443/a/", "http://h/a/b/", "http://h/a//b/c", "http://h//x"]
+             "https://u:p@h:8443/a/", "http://h/a/b/", "http://h/a//b/c", "http://h//x",
+             "http://h/w/Foo_(bar)/x;v=1", "http://h/(S(ab/c", "http://h/caf%C3%A9/%7Bx/.p"]
     for base in bases:
         r = Resolver(base)
         for p1, p2 in itertools.product(pieces, repeat=2):
