@@ -511,8 +511,8 @@ def test_what_robots_txt_answered_is_logged(pages: PageServer,
         f"{host}: robots.txt answered 503; asked again in 30 s"]
     pages.add("/robots.txt", status=301, headers={"Location": "/robots.txt"})
     [line] = logged(pages.url + "/", max_redirects=3)
-    assert line.startswith(f"{host}: robots.txt redirects where it cannot be followed (")
-    assert line.endswith("): everything allowed")
+    assert line == (f"{host}: robots.txt redirects where it cannot be followed (redirect "
+                    f"loop back to {pages.url}/robots.txt): everything allowed")
     pages.add("/robots.txt", delay=2.0)
     [rec], _ = run(pages.url + "/", depth=0, retries=0, timeout=0.3)
     assert rec.error == "robots_unreachable"
@@ -535,6 +535,36 @@ def test_a_robots_txt_redirect_hop_waits_for_the_hosts_turn(pages: PageServer) -
     assert pages.paths() == ["/robots.txt", "/real-robots.txt", "/"]
     assert_polite([h.start for h in pages.log], 0.25)
 
+
+
+def test_the_delay_after_robots_txt_counts_from_its_answer(pages: PageServer) -> None:
+    """robots.txt takes 0.3 s to answer: the first page waits ``--delay``
+    (0.25 s) from that answer, not from the request."""
+    pages.add("/robots.txt", body="User-agent: *\nAllow: /\n", content_type="text/plain",
+              delay=0.3)
+    pages.add("/")
+    run(pages.url + "/", delay=0.25, depth=0)
+    robots, page = (h.start for h in pages.log)
+    assert page - robots >= 0.3 + 0.25 - 0.02, (robots, page)
+
+
+def test_a_robots_txt_without_rules_is_kept_across_runs(pages: PageServer,
+                                                        tmp_path: Path) -> None:
+    """A 404 robots.txt is kept in the state file as "" (no rules): the
+    resumed crawl does not ask again."""
+    from loopcrawl import crawl
+    from loopcrawl.frontier.sqlite import SqliteFrontier
+
+    pages.add("/robots.txt", status=404)
+    pages.add("/", links=["/a"])
+    pages.add("/a")
+    db = tmp_path / "s.db"
+    for budget in (1, 2):
+        with SqliteFrontier(db) as f:
+            crawl(Settings(seeds=(pages.url + "/",), max_pages=budget - f.pages_done), frontier=f)
+    assert pages.paths() == ["/robots.txt", "/", "/a"]
+    with SqliteFrontier(db) as f:
+        assert f.robots_get(pages.url.removeprefix("http://")) == ""
 
 def test_a_shared_robots_txt_waits_for_the_hosts_turn(redis_url: str, pages: PageServer) -> None:
     """In a Redis crawl the worker that fetches robots.txt takes the host's
