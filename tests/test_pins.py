@@ -634,7 +634,7 @@ def test_an_unreachable_robots_txt_is_shared_by_the_workers_for_its_window(
 def test_query_variant_limit_is_exact(pages: PageServer, limit: int) -> None:
     """Ten query strings on /q: ``limit`` are fetched, the others become trap
     records; another path has its own count."""
-    variants = [f"/q?v={i}" for i in range(10)]
+    variants = [f"/q?v={i}" if i % 2 else f"/q?v=?{i}" for i in range(10)]  # '?' in queries
     pages.add("/", links=[*variants, "/r?x=1"])
     for v in [*variants, "/r?x=1"]:
         pages.add(v)
@@ -650,17 +650,26 @@ def test_query_variant_limit_is_exact(pages: PageServer, limit: int) -> None:
     assert len(recs) == 12
 
 
+
+def test_query_variants_without_a_limit(pages: PageServer) -> None:
+    variants = [f"/q?v={i}" for i in range(10)]
+    pages.add("/", links=variants)
+    for v in variants:
+        pages.add(v)
+    recs, stats = run(pages.url + "/", obey_robots=False, max_query_variants=None)
+    assert len(recs) == 11 and stats.errors == {} and len(pages.paths()) == 11
+
 def test_url_length_limit_is_exact(pages: PageServer) -> None:
     limit = 60
     at = "/" + "a" * (limit - len(pages.url) - 1)
     over = "/" + "b" * (limit - len(pages.url))
     assert len(pages.url + at) == limit and len(pages.url + over) == limit + 1
-    pages.add("/", links=[at, over])
+    pages.add("/", links=[at, over, over + "c"])
     pages.add(at)
     pages.add(over)
     _, stats = run(pages.url + "/", obey_robots=False, max_url_length=limit)
     assert at in pages.paths() and over not in pages.paths()
-    assert stats.skipped["trap_url_length"] == 1
+    assert stats.skipped["trap_url_length"] == 2
 
 
 def test_repeated_segment_limit_is_exact(pages: PageServer) -> None:

@@ -324,6 +324,17 @@ def test_a_page_is_similar_to_its_parent_up_to_each_bound(
     assert _similar(length, child_length, new_words, new_links) == family
 
 
+
+def test_a_page_not_read_is_no_parent_to_compare_with() -> None:
+    """A page too unlike its own parent is not read for words, so its
+    children are never found similar to it, however alike they are."""
+    guard = TrapGuard(Settings())
+    words = [b"one", b"two", b"three"]
+    assert guard.page("http://h/c/1", None, _body(words, 3000), []) == ""
+    assert guard.page("http://h/c/2", "http://h/c/1", _body(words, 1000), []) == ""
+    assert guard.page("http://h/c/3", "http://h/c/2", _body(words, 1000), []) == ""
+    assert guard.page("http://h/c/4", "http://h/c/3", _body(words, 1000), []) == "h/c"
+
 def test_the_similarity_check_off_notes_nothing() -> None:
     guard = TrapGuard(Settings(max_similar_pages=None))
     assert guard.page("http://h/a", None, b"x", []) == ""
