@@ -46,6 +46,8 @@ CASES = [
     ("../x:y", "http://127.0.0.1:8000/x:y", "colon after ../"),
     ("?page=2", "http://127.0.0.1:8000/cat3/item4.html?page=2", "query only"),
     ("http://example.com/a?x=%7E", "http://example.com/a?x=~", "escape in query"),
+    ("a#b#c", "http://127.0.0.1:8000/cat3/a", "a second # in the fragment"),
+    ("http://us%65r@h/%7e", "http://us%65r@h/~", "escapes in userinfo kept"),
 ]
 
 SKIPPED = ["#top", "mailto:a@example.com", "javascript:void(0)", "tel:+123",
