@@ -48,6 +48,7 @@ CASES = [
     ("http://example.com/a?x=%7E", "http://example.com/a?x=~", "escape in query"),
     ("a#b#c", "http://127.0.0.1:8000/cat3/a", "a second # in the fragment"),
     ("http://us%65r@h/%7e", "http://us%65r@h/~", "escapes in userinfo kept"),
+    ("\xa0x", "http://127.0.0.1:8000/cat3/%C2%A0x", "no-break space: not HTML whitespace"),
 ]
 
 SKIPPED = ["#top", "mailto:a@example.com", "javascript:void(0)", "tel:+123",
@@ -107,7 +108,7 @@ def test_pairs_of_pieces_resolve_as_the_full_parse_does() -> None:
     # Bases whose paths hold '(', '=', escapes and a dot-led segment: what
     # they hold must not change the URL a link resolves to.
     bases = [BASE, "http://127.0.0.1:8000/", "http://h/a/b/c?x=1", "https://h/",
-             "https://u:p@h:8443/a/", "http://h/a/b/", "http://h/a//b/c", "http://h//x",
+             "https://u:p@h:8443/a/", "http://h/a/b/", "http://h/a//b/c", "http://h//x", "http://h/p?u=?v",
              "http://h/w/Foo_(bar)/x;v=1", "http://h/(S(ab/c", "http://h/caf%C3%A9/%7Bx/.p"]
     for base in bases:
         r = Resolver(base)
@@ -176,6 +177,15 @@ def test_resolver_with_base_directory_and_query() -> None:
 def test_host_of() -> None:
     assert host_of("http://127.0.0.1:8000/x") == "127.0.0.1:8000"
     assert host_of("https://example.com/") == "example.com"
+    assert host_of("http://h/a/b/c") == "h"
+
+
+def test_a_resolver_canonicalizes_its_base_and_refuses_other_schemes() -> None:
+    assert Resolver("HTTP://Example.COM:80/a/b").resolve("c") == "http://example.com/a/c"
+    assert Resolver("http://h/a/b", canonical=True).resolve("c") == "http://h/a/c"
+    with pytest.raises(ValueError, match=r"^not an http\(s\) URL: 'mailto:a@b'$"):
+        Resolver("mailto:a@b")
+    assert canonicalize("\xa0http://h/") is None  # only HTML whitespace is stripped
 
 
 def test_scope_host_domain_any() -> None:
