@@ -227,30 +227,36 @@ def test_a_checkpoint_comes_early_when_more_than_max_buffered_changes_wait(
 
 def test_the_hosts_table_counts_queued_done_and_failed_per_host(tmp_path: Path) -> None:
     """What ``loopcrawl status`` shows per host, kept by each checkpoint (a
-    request found and finished in one checkpoint, or finished in a later one)
-    and read back as the resumed crawl's counts."""
+    request found and finished in one checkpoint, or finished in a later one,
+    two of a kind at once) and read back as the resumed crawl's counts; each
+    request's state and error kind in its row."""
     db = tmp_path / "s.db"
 
     async def go() -> None:
         f = SqliteFrontier(db)
         await f.add([Request(u) for u in ("http://a.test/1", "http://a.test/2",
-                                          "http://a.test/3", "http://b.test:8080/1",
-                                          "http://b.test:8080/2")])
-        a1, a2, _a3, b1, b2 = await f.lease(5)
+                                          "http://a.test/3", "http://a.test/4",
+                                          "http://b.test:8080/1", "http://b.test:8080/2")])
+        a1, a2, a3, _a4, b1, b2 = await f.lease(6)
         await f.ack(a1, rec(a1))
         await f.ack(b1, rec(b1, error="http_status"))
         await f.checkpoint(None)  # found and finished in the same checkpoint
         await f.ack(a2, rec(a2, error="timeout"))
+        await f.ack(a3, rec(a3, error="connection_error"))
         await f.ack(b2, rec(b2, error="robots_denied"))  # policy: done, not failed
         await f.checkpoint(None)  # finished a checkpoint after they were found
         await f.close()
 
     asyncio.run(go())
     assert sorted(rows_in(db, "SELECT host, queued, done, failed FROM hosts")) == [
-        ("a.test", 1, 1, 1), ("b.test:8080", 0, 1, 1)]
+        ("a.test", 1, 1, 2), ("b.test:8080", 0, 1, 1)]
+    assert rows_in(db, "SELECT url, state, error FROM requests ORDER BY id") == [
+        ("http://a.test/1", 1, None), ("http://a.test/2", 2, "timeout"),
+        ("http://a.test/3", 2, "connection_error"), ("http://a.test/4", 0, None),
+        ("http://b.test:8080/1", 2, "http_status"), ("http://b.test:8080/2", 1, "robots_denied")]
     with SqliteFrontier(db) as f:
         st = asyncio.run(f.statistics())
-        assert (st.queued, st.done, st.seen) == (1, 4, 5)
+        assert (st.queued, st.done, st.seen) == (1, 5, 6)
 
 
 def test_meta_holds_the_last_checkpoints_time_pages_in_flight_and_marks(tmp_path: Path) -> None:
