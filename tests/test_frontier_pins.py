@@ -178,10 +178,11 @@ def test_a_claim_ends_with_its_requests_ack() -> None:
 
     async def go() -> None:
         f = MemoryFrontier()
-        await f.add([Request("http://h/a")])
-        (a,) = await f.lease(1)
+        await f.add([Request("http://h/a"), Request("http://h/b")])
+        a, b = await f.lease(2)
         assert await f.mark_seen(111, by=a)
         assert await f.mark_seen(111, by=a)  # its retry follows the redirect again
+        assert await f.ack(b, FetchRecord(b.url, 0, None, 0.0))  # b claimed nothing
         await f.ack(a, FetchRecord(a.url, 0, None, 0.0))
         await f.add([Request("http://h/a", dont_filter=True)])
         (again,) = await f.lease(1)
