@@ -159,12 +159,14 @@ def test_dont_filter_queues_a_seen_request_again_and_counts_it(tmp_path: Path, k
             assert await f.add([Request("http://h/a")]) == 0
             assert await f.add([Request("http://h/a", dont_filter=True),
                                 Request("http://h/b")]) == 2
+            assert await f.add([Request("http://h/b"), Request("http://h/c")]) == 1
             got = await f.lease(10)
-            assert [r.url for r in got] == ["http://h/a", "http://h/a", "http://h/b"]
+            assert [r.url for r in got] == ["http://h/a", "http://h/a", "http://h/b",
+                                            "http://h/c"]
             for r in got:
                 await f.ack(r, FetchRecord(r.url, 0, None, 0.0))
             st = await f.statistics()
-            assert (st.queued, st.leased, st.done, st.seen) == (0, 0, 3, 2)
+            assert (st.queued, st.leased, st.done, st.seen) == (0, 0, 4, 3)
             assert await f.is_finished()
         finally:
             await f.close()
