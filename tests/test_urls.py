@@ -143,6 +143,14 @@ def test_link_memo_agrees_with_the_resolver_across_pages_of_a_directory() -> Non
 
 
 
+
+def test_link_memo_keeps_each_directory_and_origin_apart() -> None:
+    memo = LinkMemo()
+    pages = ["http://h/d/x.html", "http://h/e/x.html", "https://h/d/x.html", "http://g/d/x.html"]
+    for page in pages + pages:
+        r = Resolver(page)
+        assert memo.resolve_all(r, ["a", "../b"]) == [r.resolve("a"), r.resolve("../b")], page
+
 def test_link_memo_is_cleared_when_it_holds_its_bound() -> None:
     """``max_hrefs`` kept at most before a page's hrefs are added: a memo
     that holds exactly its bound starts the next page empty."""
@@ -219,8 +227,14 @@ def test_scope_filter_agrees_with_allows() -> None:
     assert Scope("host", seeds).filter(urls) == urls[:1] + urls[2:3] + urls[6:]
 
 
+def test_scope_filter_applies_allow_alone() -> None:
+    s = Scope("host", ["http://h/"], allow=[r"/cat"])
+    assert s.filter(["http://h/cat1", "http://h/tags", "http://g/cat1"]) == ["http://h/cat1"]
+
+
 def test_scope_bad_input() -> None:
-    with pytest.raises(ConfigError):
+    """The one line the user reads (``loopcrawl: error: ...``), word for word."""
+    with pytest.raises(ConfigError, match=r"^scope must be one of host, domain, any, not 'planet'$"):
         Scope("planet", ["http://h/"])
-    with pytest.raises(ConfigError):
+    with pytest.raises(ConfigError, match=r"^bad --allow/--deny pattern: missing \), unterminated"):
         Scope("host", ["http://h/"], allow=["("])
