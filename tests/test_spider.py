@@ -335,7 +335,6 @@ def test_session_cookies_are_kept_unless_turned_off(shop: ServerThread, cookies:
 @pytest.fixture(scope="module")
 def forward_proxy() -> Iterator[tuple[str, Path]]:
     """proxy.py, a real forward proxy, on 127.0.0.1 (its port read from --port-file)."""
-    pytest.importorskip("proxy")
     with tempfile.TemporaryDirectory() as d:
         port_file, log = Path(d) / "port", Path(d) / "proxy.log"
         with open(log, "wb") as err:
