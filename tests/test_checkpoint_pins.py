@@ -510,3 +510,69 @@ def test_any_other_failure_of_the_commit_is_one_state_error_and_sticks(tmp_path:
 
     asyncio.run(go())
     assert rows_in(db, "SELECT count(*) FROM requests") == [(0,)]
+
+
+
+@pytest.mark.parametrize(("limit", "why"), [
+    ("pages", "database or disk is full"), ("length", "string or blob too big")])
+def test_an_sqlite_error_inside_the_commit_rolls_it_back_and_keeps_the_last_checkpoint(
+        tmp_path: Path, limit: str, why: str) -> None:
+    """SQLite fails inside the checkpoint's transaction, the two ways it can:
+    the file may not grow (SQLITE_FULL, as on a full disk: SQLite rolls the
+    whole transaction back itself, and our ROLLBACK finds none to end), or it
+    refuses one statement (a URL over the connection's length limit, 1 GB by
+    default) and leaves the transaction open. Either way the transaction is
+    ended at once (the file's write lock is free while the crawl is still
+    open), the error names the state file word for word and sticks, and the
+    file holds exactly the last good checkpoint."""
+    db, out = tmp_path / "s.db", tmp_path / "o.jsonl"
+
+    async def go() -> int:
+        f = SqliteFrontier(db)
+        (mark,) = f.bind_outputs([str(out)])
+        w = JsonlWriter(str(out), resume_at=mark or 0)
+        try:
+            await f.add([Request("http://h/0"), Request("http://h/1")])
+            (r0,) = await f.lease(1)
+            w.write({"url": r0.url})
+            await f.ack(r0, rec(r0))
+            await f.checkpoint(w)  # the last good one
+            good = w.tell()
+            con = f._con
+            assert con is not None
+            if limit == "pages":
+                pages = con.execute("PRAGMA page_count").fetchone()[0]
+                con.execute(f"PRAGMA max_page_count = {pages}")
+            else:
+                con.setlimit(sqlite3.SQLITE_LIMIT_LENGTH, 1000)
+            # Short rows first (written inside the transaction), then long ones.
+            await f.add([Request(f"http://h/{i}") for i in range(2, 12)]
+                        + [Request(f"http://h/{'x' * 2000}/{i}") for i in range(40)])
+            (r1,) = await f.lease(1)
+            w.write({"url": r1.url})
+            await f.ack(r1, rec(r1, error="http_error"))
+            with pytest.raises(StateError) as got:
+                await f.checkpoint(w)
+            assert str(got.value) == f"cannot write the crawl state {db}: {why}"
+            probe = sqlite3.connect(db, timeout=0, isolation_level=None)
+            try:  # no transaction left open: another writer gets the lock at once
+                probe.execute("BEGIN IMMEDIATE")
+                probe.execute("ROLLBACK")
+            finally:
+                probe.close()
+            with pytest.raises(StateError) as again:
+                await f.checkpoint(w)
+            assert again.value is got.value
+            return good
+        finally:
+            await f.close()
+            w.close()
+
+    good = asyncio.run(go())
+    assert rows_in(db, "SELECT id, url, state, error FROM requests ORDER BY id") == [
+        (1, "http://h/0", 1, None), (2, "http://h/1", 0, None)]
+    assert rows_in(db, "SELECT * FROM hosts") == [("h", 1, 1, 0)]
+    m = meta_of(db)
+    assert (json.loads(m["outputs"]), m["pages"], m["in_flight"]) == ({str(out): good}, "1", "0")
+    with SqliteFrontier(db) as f:
+        assert (f.pages_done, f.outputs) == (1, {str(out): good})
