@@ -3,14 +3,18 @@ cases the hostile corner's tests cover only far from the limit."""
 
 from __future__ import annotations
 
+import errno
 import gzip
 import itertools
+import os
+import threading
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from aiohttp import web
 
-from loopcrawl.sitemaps import MAX_SITEMAP_SIZE, MAX_SITEMAP_URLS, parse_sitemap
+from loopcrawl.sitemaps import MAX_SITEMAP_SIZE, MAX_SITEMAP_URLS, Sitemap, parse_sitemap
 
 from .conftest import PageServer
 from .helpers import by_url, run
@@ -139,3 +143,71 @@ def test_gzipped_sitemap_inflate_cap_is_exact() -> None:
     over = parse_sitemap(padded(MAX_SITEMAP_SIZE + 1))
     assert over.error is not None and "inflates past" in over.error
     assert over.urls == []
+
+
+def test_a_sitemap_is_read_by_its_locs_only() -> None:
+    """Only ``<loc>`` text is a URL (not ``<lastmod>``, an empty ``<loc>``);
+    comments and processing instructions inside one are dropped, not where
+    the URL ends."""
+    sm = parse_sitemap(
+        b'<?xml version="1.0"?><urlset xmlns="http://www.sitemaps.org/schemas/sitemap/0.9">'
+        b"<url><loc> http://h/a<!-- c -->b </loc><lastmod>2024-01-01</lastmod>"
+        b"<changefreq>daily</changefreq><priority>0.5</priority></url>"
+        b"<url><loc></loc></url><url><loc>  </loc></url>"
+        b"<url><loc>http://h/c<?pi x?>d</loc></url></urlset>")
+    assert sm == Sitemap(urls=["http://h/ab", "http://h/cd"])
+    index = parse_sitemap(b"<sitemapindex><sitemap><loc>http://h/s.xml</loc>"
+                          b"<lastmod>2024-01-01</lastmod></sitemap></sitemapindex>")
+    assert index == Sitemap(sitemaps=["http://h/s.xml"])
+
+
+@pytest.mark.parametrize(("body", "error"), [
+    (b"\x1f\x8b\x08\x00\x00\x00\x00\x00\x00\xff\xff\xff",  # a gzip header, bad deflate data
+     "bad gzip: Error -3 while decompressing data: invalid block type"),
+    (b"", "not XML: Document is empty"),  # then libxml2's position, in its words
+    (b"\x1f\x8b\x08\x00", "not XML: Document is empty"),  # a gzip header alone: nothing inflated
+    (b"<!-- nothing but a comment -->", "empty document"),
+    (b"<html><body><a href='/x'>x</a></body></html>", "not a sitemap (root element 'html')"),
+    (b"<rss><channel><loc>http://h/a</loc></channel></rss>", "not a sitemap (root element 'rss')"),
+])
+def test_what_is_not_a_sitemap_is_said_word_for_word(body: bytes, error: str) -> None:
+    sm = parse_sitemap(body)
+    assert (sm.urls, sm.sitemaps) == ([], [])
+    assert sm.error is not None and sm.error.startswith(error), sm.error
+    if not error.startswith("not XML"):
+        assert sm.error == error
+
+
+def test_a_sitemap_past_the_parsers_depth_limit_yields_nothing() -> None:
+    """No huge trees: libxml2's limits (256 levels) stay on, so a sitemap
+    nested deeper is not read (as any of its URLs would be)."""
+    def nested(depth: int) -> bytes:
+        return (b"<urlset>" + b"<a>" * depth + b"<url><loc>http://h/deep</loc></url>"
+                + b"</a>" * depth + b"<url><loc>http://h/x</loc></url></urlset>")
+
+    assert parse_sitemap(nested(200)).urls == ["http://h/deep", "http://h/x"]
+    assert parse_sitemap(nested(300)).urls == []
+
+
+def test_a_sitemaps_doctype_names_no_file_that_is_opened(tmp_path: Path) -> None:
+    """No DTD is loaded or validated against: a DOCTYPE naming a local file
+    (here a FIFO, which tells whether it was opened; /dev/zero would read
+    forever) is never opened."""
+    fifo = tmp_path / "dtd"
+    os.mkfifo(fifo)
+    body = (f'<?xml version="1.0"?><!DOCTYPE urlset SYSTEM "{fifo}">'
+            "<urlset><url><loc>http://h/a</loc></url></urlset>").encode()
+    got: list[Sitemap] = []
+    reader = threading.Thread(target=lambda: got.append(parse_sitemap(body)), daemon=True)
+    reader.start()
+    reader.join(1)
+    try:  # succeeds only if the parser has the FIFO open for reading
+        fd = os.open(fifo, os.O_WRONLY | os.O_NONBLOCK)
+    except OSError as e:
+        assert e.errno == errno.ENXIO
+    else:  # let the parser go on, then fail
+        os.write(fd, b"<!ENTITY e 'x'>")
+        os.close(fd)
+        reader.join(5)
+        pytest.fail("the sitemap's DOCTYPE file was opened")
+    assert got == [Sitemap(urls=["http://h/a"])]
