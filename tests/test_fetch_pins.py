@@ -10,10 +10,11 @@ import gzip
 import json
 import random
 import time
+from collections.abc import Callable
 
 import pytest
 
-from loopcrawl.errors import TooLarge
+from loopcrawl.errors import FetchError, TooLarge
 from loopcrawl.net.fetcher import Fetched, Fetcher, parse_retry_after
 from loopcrawl.settings import Settings
 from loopcrawl.testsite import ServerThread, hostile
@@ -189,3 +190,174 @@ def test_a_fetcher_closed_twice_lets_go_once(pages: PageServer) -> None:
         return status
 
     assert asyncio.run(go()) == 200
+
+
+def test_a_proxy_is_sent_every_request_and_the_pool_none(pool_calls: list[str]) -> None:
+    """With ``proxy`` set every request (robots.txt, pages) goes to the proxy
+    in absolute form, never around it: the site's name resolves nowhere, so
+    only the proxy can have answered. The keep-alive pool (which speaks to
+    origins only) is not used."""
+    from aiohttp import web
+
+    asked: list[tuple[str, str]] = []
+
+    async def proxy(request: web.BaseRequest) -> web.StreamResponse:
+        asked.append((request.method, request.raw_path))
+        if request.raw_path.endswith("/robots.txt"):
+            return web.Response(status=404)
+        links = '<a href="/b?x=1">b</a>' if request.raw_path.endswith("/a") else ""
+        return web.Response(text=f"<title>via proxy</title>{links}", content_type="text/html")
+
+    with PageServer(handler=proxy) as srv:
+        recs, _ = run("http://site.invalid/a", proxy=srv.url, retries=0)
+    assert [(r.url, r.status, r.title) for r in recs] == [
+        ("http://site.invalid/a", 200, "via proxy"), ("http://site.invalid/b?x=1", 200, "via proxy")]
+    assert asked == [("GET", "http://site.invalid/robots.txt"), ("GET", "http://site.invalid/a"),
+                     ("GET", "http://site.invalid/b?x=1")]
+    assert pool_calls == []
+
+
+@pytest.mark.parametrize("http_pool", [True, False], ids=["pool", "session"])
+def test_what_a_fetch_returns_field_by_field(pages: PageServer, http_pool: bool) -> None:
+    """Each field of ``Fetched`` from the last hop: the final URL, the
+    redirects counted, the media type alone (lower-case, no blanks), the
+    charset however it is written (quoted, any case, among other
+    parameters; none when empty), Retry-After on 429 and 503 only, a 3xx
+    without Location kept as it is, and what was sent."""
+    pages.add("/a", status=301, headers={"Location": "/b?q=1"})
+    pages.add("/b?q=1", body=b"<p>b</p>", headers={"X-Server": "b"},
+              content_type=" TEXT/HTML ;q=1; Charset=\"ISO-8859-1\" ; x=y")
+    pages.add("/single", content_type="text/plain;charset='KOI8-R'")
+    pages.add("/empty", content_type="text/html; charset=")
+    pages.add("/none", content_type="text/html; format=charset")
+    pages.add("/stay", status=302, body=b"no location")
+    for status in (428, 429, 430, 502, 503, 504):
+        pages.add(f"/s{status}", status=status, headers={"Retry-After": "7"})
+
+    async def go() -> dict[str, Fetched]:
+        async with Fetcher(Settings(http_pool=http_pool)) as f:
+            return {p: await f.fetch(pages.url + p, headers={"X-Mine": "m"})
+                    for p in ("/a", "/single", "/empty", "/none", "/stay",
+                              *(f"/s{s}" for s in (428, 429, 430, 502, 503, 504)))}
+
+    got = asyncio.run(go())
+    b = got["/a"]
+    assert (b.url, b.status, b.redirects, b.body) == (pages.url + "/b?q=1", 200, 1, b"<p>b</p>")
+    assert (b.content_type, b.charset) == ("text/html", "iso-8859-1")
+    assert b.headers is not None and b.headers["X-Server"] == "b"
+    assert b.request_headers is not None and b.request_headers["X-Mine"] == "m"
+    assert (b.method, b.request_body, b.retry_after) == ("GET", None, None)
+    assert [h.path for h in pages.log[:2]] == ["/a", "/b?q=1"]
+    assert all(h.headers["X-Mine"] == "m" for h in pages.log)
+    assert [(got[p].content_type, got[p].charset) for p in ("/single", "/empty", "/none")] == [
+        ("text/plain", "koi8-r"), ("text/html", None), ("text/html", None)]
+    stay = got["/stay"]
+    assert (stay.url, stay.status, stay.redirects, stay.body) == (
+        pages.url + "/stay", 302, 0, b"no location")
+    assert {s: got[f"/s{s}"].retry_after for s in (428, 429, 430, 502, 503, 504)} == {
+        428: None, 429: 7.0, 430: None, 502: None, 503: 7.0, 504: None}
+
+
+@pytest.mark.parametrize("http_pool", [True, False], ids=["pool", "session"])
+@pytest.mark.parametrize("case", [str.title, str.lower], ids=["Title", "lower"])
+def test_a_header_given_in_any_case_replaces_the_default_once(
+    http_pool: bool, case: Callable[[str], str],
+) -> None:
+    """``-H`` names a header in any case (HTTP's names are case-insensitive):
+    it replaces the crawler's own (User-Agent, Accept, Accept-Encoding) on
+    both paths, sent once with the user's value; a request's own header
+    replaces a ``-H`` credential the same way. Sent twice, a strict server
+    refuses the request (aiohttp's answers 400)."""
+    from aiohttp import web
+
+    names = ("User-Agent", "Accept", "Accept-Encoding", "Authorization", "X-Other")
+    seen: list[dict[str, list[str]]] = []
+
+    async def handle(request: web.BaseRequest) -> web.StreamResponse:
+        seen.append({n: request.headers.getall(n, []) for n in names})
+        return web.Response(text="<title>t</title>", content_type="text/html")
+
+    given = {case(n): v for n, v in zip(names, ("me", "a/b", "identity", "Bearer t", "1"),
+                                         strict=True)}
+    with PageServer(handler=handle) as srv:
+
+        async def go() -> list[int]:
+            async with Fetcher(Settings(http_pool=http_pool, headers=given)) as f:
+                return [(await f.fetch(srv.url + "/")).status,
+                        (await f.fetch(srv.url + "/", headers={"Authorization": "Basic x"})).status]
+
+        assert asyncio.run(go()) == [200, 200]
+    assert seen == [
+        {"User-Agent": ["me"], "Accept": ["a/b"], "Accept-Encoding": ["identity"],
+         "Authorization": [a], "X-Other": ["1"]} for a in ("Bearer t", "Basic x")]
+
+
+@pytest.mark.parametrize("http_pool", [True, False], ids=["pool", "session"])
+@pytest.mark.parametrize("cookies", [True, False], ids=["cookies", "no-cookies"])
+def test_cookies_are_kept_for_an_ip_address_host_unless_turned_off(
+    pages: PageServer, http_pool: bool, cookies: bool,
+) -> None:
+    """The crawl's own jar keeps what a server at 127.0.0.1 sets (a browser's
+    jar would not: IP-address hosts) and sends it on every later request,
+    on both paths; with ``cookies=False`` nothing is kept or sent."""
+    pages.add("/set", headers={"Set-Cookie": "s=1; Path=/"})
+    pages.add("/next")
+
+    async def go() -> None:
+        async with Fetcher(Settings(http_pool=http_pool, cookies=cookies)) as f:
+            for p in ("/set", "/next", "/next"):
+                assert (await f.fetch(pages.url + p)).status == 200
+
+    asyncio.run(go())
+    assert [h.headers.get("Cookie") for h in pages.log] == (
+        [None, "s=1", "s=1"] if cookies else [None, None, None])
+
+
+@pytest.mark.parametrize("http_pool", [True, False], ids=["pool", "session"])
+def test_a_status_lines_reason_is_read_up_to_16_kib(http_pool: bool) -> None:
+    """The status line's limit is 16,384 bytes of reason phrase (aiohttp's
+    default, 8,190, refuses answers some servers give): at the bound the
+    page is read, one byte more is a connection error naming the limit."""
+    from aiohttp import web
+
+    async def handle(request: web.BaseRequest) -> web.StreamResponse:
+        return web.Response(reason="x" * int(request.raw_path[1:]), text="<title>t</title>",
+                            content_type="text/html")
+
+    with PageServer(handler=handle) as srv:
+
+        async def go() -> list[object]:
+            out: list[object] = []
+            async with Fetcher(Settings(http_pool=http_pool)) as f:
+                for n in (8191, 16384, 16385):
+                    try:
+                        out.append((await f.fetch(f"{srv.url}/{n}")).body)
+                    except FetchError as e:
+                        out.append((e.kind, "Got more than 16384 bytes" in str(e)))
+            return out
+
+        assert asyncio.run(go()) == [b"<title>t</title>", b"<title>t</title>",
+                                     ("connection_error", True)]
+
+
+@pytest.mark.parametrize("http_pool", [True, False], ids=["pool", "session"])
+def test_an_idle_connection_is_reused_within_the_keepalive_time_only(
+    pages: PageServer, http_pool: bool, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Both paths keep an idle connection for ``_KEEPALIVE`` seconds (30 in
+    a crawl; 1 here): the next request within it takes the same connection
+    (the same client port at the server), one after it opens a new one."""
+    from loopcrawl.net import fetcher
+
+    monkeypatch.setattr(fetcher, "_KEEPALIVE", 1.0)
+    pages.add("/")
+
+    async def go() -> None:
+        async with Fetcher(Settings(http_pool=http_pool)) as f:
+            for pause in (0.0, 0.0, 1.6):
+                await asyncio.sleep(pause)
+                assert (await f.fetch(pages.url + "/")).status == 200
+
+    asyncio.run(go())
+    first, again, late = (h.peer for h in pages.log)
+    assert first == again != late

@@ -914,3 +914,42 @@ def test_robots_answers_kept_per_host_are_bounded(monkeypatch: pytest.MonkeyPatc
         assert asyncio.run(cache.allowed(u)) == truth.can_fetch(u, Settings().user_agent)
         sizes.append(len(entry.verdicts))
     assert max(sizes) == 3 and 1 in sizes[1:]  # filled to the bound, then begun again
+
+
+def test_robots_answers_kept_per_host_are_bounded_at_256() -> None:
+    """The bound as shipped: 256 prefixes' answers are kept (asking them
+    again adds nothing, forgets nothing and asks protego nothing), the 257th
+    begins again; robots.txt itself is always asked of protego."""
+    from loopcrawl.net import robots
+
+    cache = robots.RobotsCache(None, Settings())  # type: ignore[arg-type]
+    entry = cache._entries["h.example"] = robots._Entry()
+    cache._apply(entry, ROBOTS_CASES[0])  # the longest rule, /private/, 9 characters
+    assert entry.prefix == 9
+    rules = entry.rules
+    asked: list[str] = []
+
+    class Counted:  # protego's own answers, each call counted
+        def can_fetch(self, url: str, agent: str) -> bool:
+            asked.append(url)
+            return bool(rules.can_fetch(url, agent))  # type: ignore[union-attr]
+
+    entry.rules = Counted()  # type: ignore[assignment]
+
+    async def ask(paths: list[str]) -> list[int]:
+        sizes = []
+        for p in paths:
+            assert await cache.allowed("http://h.example" + p)
+            sizes.append(len(entry.verdicts))
+        return sizes
+
+    dirs = [f"/d{i:03d}/page" for i in range(257)]  # each its own 9-character prefix
+    assert asyncio.run(ask(dirs[:256])) == list(range(1, 257))
+    assert len(asked) == 256
+    assert asyncio.run(ask(dirs[:256:17])) == [256] * 16  # answered from what is kept
+    assert len(asked) == 256  # protego not asked again: the point of keeping them
+    assert asyncio.run(ask(dirs[256:])) == [1]
+    assert entry.verdicts == {"/d256/pag": True} and len(asked) == 257
+    assert not asyncio.run(cache.allowed("http://h.example/private/x"))
+    assert asyncio.run(ask(["/d256/pages", "/robots.txt", "/robots.txt"])) == [2, 2, 2]
+    assert asked[-3:] == ["http://h.example/private/x"] + ["http://h.example/robots.txt"] * 2

@@ -135,3 +135,38 @@ def test_run_and_shell_take_the_options() -> None:
     for command in ("run", "shell"):
         out = cli(command, "--help").stdout
         assert "--ca-bundle" in out and "--insecure" in out, command
+
+
+@pytest.mark.parametrize("trust", ["bundle", "insecure"])
+def test_the_crawler_offers_http_1_1_by_alpn(
+    ca: trustme.CA, bundle: str, http_pool: bool, trust: str,
+) -> None:
+    """Both TLS contexts offer exactly ``http/1.1`` by ALPN (RFC 7301): a
+    server that prefers h2 still picks HTTP/1.1, the only protocol spoken,
+    and one that knows no other would answer a wrong name with nothing."""
+    from aiohttp import web
+
+    ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ca.issue_cert("127.0.0.1").configure_cert(ctx)
+    ctx.set_alpn_protocols(["h2", "http/1.1"])  # the server's preference first
+    chosen: list[str | None] = []
+
+    async def handle(request: web.BaseRequest) -> web.StreamResponse:
+        assert request.transport is not None
+        chosen.append(request.transport.get_extra_info("ssl_object").selected_alpn_protocol())
+        return web.Response(text="<title>t</title>", content_type="text/html")
+
+    settings = {"ca_bundle": bundle} if trust == "bundle" else {"verify_tls": False}
+    with PageServer(handler=handle, ssl_context=ctx) as srv:
+        records, _ = run(srv.url + "/", http_pool=http_pool, obey_robots=False, depth=0,
+                         **settings)  # type: ignore[arg-type]
+    assert [(r.status, r.title) for r in records] == [(200, "t")]
+    assert chosen == ["http/1.1"]
+
+
+def test_without_a_bundle_the_system_store_decides(internal: PageServer, http_pool: bool) -> None:
+    """With neither ``ca_bundle`` nor ``verify_tls=False`` certificates are
+    verified on both paths: a private CA's is refused before any request."""
+    records, stats = run(internal.url + "/", retries=0, http_pool=http_pool)
+    assert [r.error for r in records] == ["tls_error"]
+    assert internal.log == [] and stats.retries == 0

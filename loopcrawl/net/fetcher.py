@@ -28,6 +28,7 @@ from collections.abc import Awaitable, Mapping
 
 import aiohttp
 from aiohttp.http import HttpProcessingError
+from multidict import CIMultiDict
 from yarl import URL
 
 from .. import errors
@@ -47,6 +48,7 @@ _ACCEPT = "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8"
 _ACCEPT_ENCODING = _aiohttp.accept_encoding()
 _log = logging.getLogger("loopcrawl.net")
 _MAX_LINE = 16384  # the status line (aiohttp's default is 8190; header fields stay at it)
+_KEEPALIVE = 30.0  # seconds an idle connection is kept for reuse, on both paths
 
 
 def parse_retry_after(value: str | None, now: float | None = None) -> float | None:
@@ -83,14 +85,17 @@ class Fetcher:
             limit=0,  # the scheduler bounds concurrency, globally and per host
             limit_per_host=0,
             ttl_dns_cache=300,
-            keepalive_timeout=30,
+            keepalive_timeout=_KEEPALIVE,
             ssl=True if tls is None else tls,
         )
         self._credentials = {k: v for k, v in s.headers.items() if k.lower() in _CREDENTIALS}
         # Credential headers (-H "Authorization: ...") are not session
         # defaults: they go per request, so a redirect to another host drops them.
-        defaults = {"User-Agent": s.user_agent, "Accept": _ACCEPT,
-                    **(_drop(s.headers, _CREDENTIALS) or {})}
+        # A -H header replaces ours whatever the case of its name (a plain
+        # dict would send "user-agent" and "User-Agent" both: a 400 from strict
+        # servers).
+        defaults = CIMultiDict({"User-Agent": s.user_agent, "Accept": _ACCEPT})
+        defaults.update(_drop(s.headers, _CREDENTIALS) or {})
         jar = (aiohttp.DummyCookieJar() if not s.cookies else aiohttp.CookieJar(unsafe=True)
                if self._jar is None else self._jar)  # unsafe: IP-address hosts too
         self._session = aiohttp.ClientSession(
@@ -105,9 +110,11 @@ class Fetcher:
             skip_auto_headers=(),
         )
         if s.http_pool and s.proxy is None and await wire.self_test():
-            self._pool = Pool({**defaults, "Accept-Encoding": _ACCEPT_ENCODING},
+            pooled = CIMultiDict({"Accept-Encoding": _ACCEPT_ENCODING})
+            pooled.update(defaults)  # a -H Accept-Encoding as the session sends it
+            self._pool = Pool(pooled,
                               connect_timeout=s.connect_timeout, cookie_jar=jar,
-                              max_line_size=_MAX_LINE, tls=tls)
+                              keepalive=_KEEPALIVE, max_line_size=_MAX_LINE, tls=tls)
             self._watchdog.sweep = self._pool.sweep
         self._watchdog.start()
         return self
@@ -197,8 +204,10 @@ class Fetcher:
     ) -> Fetched:
         session = self._session
         assert session is not None, "Fetcher used outside 'async with'"
-        if self._credentials:
-            headers = {**self._credentials, **(headers or {})}
+        if self._credentials:  # the request's own replace them, whatever the case
+            merged = CIMultiDict(self._credentials)
+            merged.update(headers or {})
+            headers = merged
         cap = max_size or self.settings.max_response_size
         proxy = self.settings.proxy
         pool = self._pool
