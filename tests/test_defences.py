@@ -145,6 +145,39 @@ def test_gzipped_sitemap_inflate_cap_is_exact() -> None:
     assert over.urls == []
 
 
+def test_a_sitemaps_pages_are_one_level_deeper_in_scope_and_referred(pages: PageServer) -> None:
+    """robots.txt's sitemap index at depth 0, its child sitemaps at the same
+    depth (referred by the index), their pages one level deeper (referred by
+    their sitemap) and filtered as links are (scope, counted); a listed file
+    that is not a sitemap is an ``invalid_sitemap`` record saying why."""
+    u = pages.url
+    other = "http://127.0.0.2:9"
+    pages.add("/robots.txt", content_type="text/plain",
+              body=f"User-agent: *\nSitemap: {u}/index.xml\n")
+    pages.add("/index.xml", content_type="application/xml", body=(
+        f"<sitemapindex><sitemap><loc>{u}/pages.xml</loc></sitemap>"
+        f"<sitemap><loc>{u}/page.html</loc></sitemap>"
+        f"<sitemap><loc>{other}/elsewhere.xml</loc></sitemap></sitemapindex>"))
+    pages.add("/pages.xml", content_type="application/xml", body=(
+        f"<urlset><url><loc>{u}/p0</loc></url><url><loc>{u}/p1</loc></url>"
+        f"<url><loc>{other}/away</loc></url></urlset>"))
+    pages.add("/page.html", links=["/p0"])
+    pages.add("/", links=[f"{other}/also-away"])
+    for p in ("/p0", "/p1"):
+        pages.add(p, links=["/deep"])
+    pages.add("/deep")
+    recs, stats = run(u + "/", follow_sitemaps=True, depth=1, retries=0)
+    got = by_url(recs)
+    assert set(got) == {u + p for p in ("/", "/index.xml", "/pages.xml", "/page.html", "/p0", "/p1")}
+    assert [(got[u + p].depth, got[u + p].referrer) for p in ("/index.xml", "/pages.xml", "/p0", "/p1")] == [
+        (0, None), (0, u + "/index.xml"), (1, u + "/pages.xml"), (1, u + "/pages.xml")]
+    assert got[u + "/pages.xml"].links == 3
+    bad = got[u + "/page.html"]
+    assert (bad.error, bad.message) == ("invalid_sitemap", "not a sitemap (root element 'html')")
+    assert stats.skipped["scope"] == 2  # the sitemap's page elsewhere, and the seed's link
+    assert stats.skipped["depth"] == 2  # /deep, from p0 and p1 at the depth limit
+
+
 def test_a_sitemap_is_read_by_its_locs_only() -> None:
     """Only ``<loc>`` text is a URL (not ``<lastmod>``, an empty ``<loc>``);
     comments and processing instructions inside one are dropped, not where

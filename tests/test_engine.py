@@ -214,6 +214,37 @@ def test_http_errors_are_records(pages: PageServer) -> None:
     assert stats.errors == {"http_status": 2}
 
 
+def test_hrefs_that_give_no_url_are_counted_by_kind_over_the_crawl(pages: PageServer) -> None:
+    """Another scheme is ``not_http``, a broken URL ``invalid_url``; a link to
+    the page itself (empty, a fragment) is neither. Counted across pages."""
+    pages.add("/", links=["mailto:a@h", "javascript:void(0)", "http://[bad", "#top", "", "/b"])
+    pages.add("/b", links=["mailto:b@h", "ftp://h/f", "http://[also-bad"])
+    _, stats = run(pages.url + "/")
+    assert (stats.skipped["not_http"], stats.skipped["invalid_url"]) == (4, 2)
+    assert set(stats.skipped) == {"not_http", "invalid_url"}
+
+
+def test_only_2xx_pages_are_read_and_4xx_and_5xx_are_errors(pages: PageServer) -> None:
+    """A page's links are followed for 200-299 only; 300-399 (a final 3xx,
+    without a Location) is neither read nor an error; from 400 on, an error
+    named by its status."""
+    statuses = [200, 299, 300, 399, 400, 599]
+    pages.add("/", links=[f"/s{n}" for n in statuses])
+    for n in statuses:
+        pages.add(f"/s{n}", status=n, links=[f"/from{n}"])
+        pages.add(f"/from{n}")
+    recs, stats = run(pages.url + "/", retries=0)
+    got = by_url(recs)
+    followed = {p.removeprefix(pages.url + "/from") for p in got if "/from" in p}
+    assert followed == {"200", "299"}
+    for n in statuses:
+        rec = got[f"{pages.url}/s{n}"]
+        assert rec.status == n
+        assert (rec.error, rec.message) == (("http_status", f"HTTP {n}") if n >= 400 else (None, None))
+        assert rec.links == (1 if n < 300 else 0)
+    assert stats.errors == {"http_status": 2}
+
+
 def test_5xx_and_429_are_retried_then_recorded(pages: PageServer) -> None:
     pages.add("/", links=["/busy"])
     pages.add("/busy", status=503, headers={"Retry-After": "0"})

@@ -96,6 +96,27 @@ def test_max_similar_pages_boundary(limit: int) -> None:
     assert stats.skipped["trap_similar_pages"] == 1
 
 
+def test_each_family_of_similar_pages_has_a_budget_of_its_own() -> None:
+    """Two endless chains under their own first segments: each costs what one
+    chain alone costs (a budget per family, not one for the crawl)."""
+
+    async def handler(request: web.BaseRequest) -> web.StreamResponse:
+        if request.path == "/":
+            return web.Response(text="<a href='/a/c?n=0'>a</a><a href='/b/c?n=0'>b</a>",
+                                content_type="text/html")
+        i = int(request.query.get("n", "0"))
+        body = (f"<html><head><title>Day {i}</title></head><body><h1>Day {i}</h1>"
+                f"<p>Nothing planned for this day.</p><a href='c?n={i + 1}'>next</a>"
+                "</body></html>")
+        return web.Response(body=body.encode(), content_type="text/html")
+
+    with PageServer(handler=handler) as server:
+        _, stats = run(server.url + "/", obey_robots=False, max_similar_pages=5)
+        per_chain = Counter(p.split("/")[1] for p in server.paths() if p != "/")
+    assert per_chain == {"a": 5 + 2, "b": 5 + 2}
+    assert stats.traps == {"max_similar_pages": 2}
+
+
 def test_max_similar_pages_can_be_raised() -> None:
     with _chain(0) as server:
         run(server.url + "/c?n=0", obey_robots=False, max_similar_pages=300)
