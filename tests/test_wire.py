@@ -6,6 +6,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import logging
+import math
 import os
 import socket
 import ssl
@@ -16,11 +18,13 @@ import threading
 import time
 from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import aiohttp
 import pytest
 import trustme
 from aiohttp import web
+from aiohttp.client_proto import ResponseHandler
 
 from loopcrawl.net.wire import Pool
 
@@ -478,3 +482,401 @@ def test_requests_opening_a_hosts_first_connections_share_one_lookup(
 
     assert asyncio.run(go()) == [page(f"/d{i}") for i in range(5)]
     assert keepalive_server.connections == 5 and lookups == ["localhost"]
+
+
+# -- pins found by make mutate (docs/testing.md, the fourth run: wire) ---------
+
+
+def test_which_requests_the_pool_takes(pages: PageServer, pool_calls: list[str]) -> None:
+    """A GET without a body or per-request cookies, of an ASCII URL without
+    userinfo or fragment; the rest goes to the session, which does it."""
+    url = "http://127.0.0.1/a?q=1"
+    assert Pool.takes("GET", url, None, None) and Pool.takes("GET", url, None, b"")
+    for method, u, cookies, body in [
+        ("HEAD", url, None, None), ("POST", url, None, None), ("get", url, None, None),
+        ("GET", url, None, b"x"), ("GET", url, {}, None), ("GET", url, {"a": "b"}, None),
+        ("GET", "http://127.0.0.1/é", None, None), ("GET", url + "#f", None, None),
+        ("GET", "http://u@127.0.0.1/", None, None),
+    ]:
+        assert not Pool.takes(method, u, cookies, body), (method, u, cookies, body)
+    # Seen at the server: a HEAD the pool took would arrive as a GET.
+    pages.add("/h")
+    from loopcrawl.net.fetcher import Fetcher
+    from loopcrawl.settings import Settings
+
+    async def go() -> list[int]:
+        async with Fetcher(Settings(**FAST)) as f:  # type: ignore[arg-type]
+            return [(await f.fetch(pages.url + "/h", method=m)).status for m in ("HEAD", "GET")]
+
+    assert asyncio.run(go()) == [200, 200]
+    assert pool_calls == [pages.url + "/h"]  # the GET only
+    assert [h.path for h in pages.log] == ["/h", "/h"]
+
+
+def _fetch_error(url: str, pool: bool, **settings: object) -> tuple[str, str]:
+    """The kind and message a Fetcher's failed fetch of ``url`` ends with."""
+    from loopcrawl.errors import FetchError
+    from loopcrawl.net.fetcher import Fetcher
+    from loopcrawl.settings import Settings
+
+    async def go() -> tuple[str, str]:
+        async with Fetcher(Settings(**{**FAST, "http_pool": pool, **settings})  # type: ignore[arg-type]
+                           ) as f:
+            with pytest.raises(FetchError) as got:
+                await f.fetch(url)
+            return got.value.kind, str(got.value)
+
+    return asyncio.run(go())
+
+
+def test_connect_failures_are_the_sessions_kinds_and_say_where(
+    tmp_path: Path, pool_calls: list[str],
+) -> None:
+    """Refused, unresolvable, a certificate refused, no connection within the
+    connect timeout, another socket error: the same failure kinds on both paths; the pool's message
+    names the host and port (and the resolver's or the socket's own words)."""
+    free = socket.socket()
+    free.bind(("127.0.0.1", 0))
+    port = free.getsockname()[1]
+    free.close()  # nothing listens there now: refused
+    try:
+        socket.getaddrinfo("nonexistent.invalid", 80, type=socket.SOCK_STREAM)
+        raise AssertionError("nonexistent.invalid resolved")
+    except socket.gaierror as e:
+        unresolved = e.strerror
+    ca = trustme.CA()  # a CA nobody trusts: the certificate is refused
+    server_ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ca.issue_cert("127.0.0.1").configure_cert(server_ctx)
+    full = socket.socket()  # a full accept queue: the SYN is never answered
+    full.bind(("127.0.0.1", 0))
+    full.listen(0)
+    fillers = []
+    for _ in range(8):
+        s = socket.socket()
+        s.setblocking(False)
+        s.connect_ex(full.getsockname())
+        fillers.append(s)
+    late = full.getsockname()[1]
+    try:
+        with PageServer(ssl_context=server_ctx) as tls:
+            tls.add("/")
+            cases = {"refused": f"http://127.0.0.1:{port}/", "dns": "http://nonexistent.invalid/",
+                     "tls": tls.url + "/", "late": f"http://127.0.0.1:{late}/",
+                     # the broadcast address: the socket refuses it (unreachable, not refused)
+                     "other": f"http://255.255.255.255:{port}/"}
+            got = {(name, pool): _fetch_error(url, pool, connect_timeout=0.3)
+                   for name, url in cases.items() for pool in (True, False)}
+            assert tls.log == []  # the handshake failed: no request
+    finally:
+        for s in fillers:
+            s.close()
+        full.close()
+    assert pool_calls == list(cases.values())
+    for name, kind in [("refused", "connection_refused"), ("dns", "dns_error"),
+                       ("tls", "tls_error"), ("late", "timeout"), ("other", "connection_error")]:
+        assert got[name, True][0] == got[name, False][0] == kind, (name, got)
+    assert got["refused", True][1] == (f"cannot connect to 127.0.0.1:{port}: [Errno 111] "
+                                       f"Connect call failed ('127.0.0.1', {port})")
+    assert got["dns", True][1] == f"cannot resolve nonexistent.invalid: {unresolved}"
+    assert got["other", True][1].startswith(f"cannot connect to 255.255.255.255:{port}: [Errno ")
+    assert got["tls", True][1].startswith(f"TLS with 127.0.0.1:{tls.port} failed: "
+                                          "[SSL: CERTIFICATE_VERIFY_FAILED]")
+    assert got["late", True][1] == ("no complete answer within the timeout "
+                                    f"(no connection to 127.0.0.1:{late} within 0.3 s)")
+
+
+def test_a_target_with_a_space_or_control_character_is_an_invalid_url(pages: PageServer) -> None:
+    """Never sent (it would split the request line, or smuggle a header):
+    refused before any connection. (A crawl's URLs are canonical: escaped.)"""
+    for path in ("/a b", "/a\x7fb", "/a\rb", "/a\nX: y", "/a\x00b", "/a\x1fb"):
+        kind, message = _fetch_error(pages.url + path, True)
+        assert (kind, message) == ("invalid_url", f"invalid URL: {pages.url}{path}")
+    assert pages.log == []
+
+
+def test_interim_answers_are_skipped_as_the_session_skips_them() -> None:
+    """1xx answers before the real one are skipped (100 and 199 alike), but
+    101 is the answer; so is a status below 100."""
+
+    async def interim(r: asyncio.StreamReader, w: asyncio.StreamWriter) -> None:
+        while True:
+            path = target(await srv.read_request(r))
+            if path == "/1xx":
+                w.write(b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 199 Odd\r\nX-A: 1\r\n\r\n"
+                        + answer(b"after two"))
+            elif path == "/101":
+                w.write(b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: x\r\n"
+                        b"Connection: Upgrade\r\n\r\n")
+                await w.drain()
+                return  # the answer ends with the connection
+            else:
+                w.write(b"HTTP/1.1 099 Low\r\nContent-Length: 2\r\n\r\nlo")
+            await w.drain()
+
+    from loopcrawl.net.fetcher import Fetcher
+    from loopcrawl.settings import Settings
+
+    async def go(pool: bool) -> list[tuple[int, bytes]]:
+        async with Fetcher(Settings(**{**FAST, "http_pool": pool})) as f:  # type: ignore[arg-type]
+            return [((r := await f.fetch(srv.url + p)).status, r.body)
+                    for p in ("/1xx", "/101", "/99")]
+
+    with RawServer(interim) as srv:
+        got = {pool: asyncio.run(go(pool)) for pool in (True, False)}
+    assert got[True] == got[False] == [(200, b"after two"), (101, b""), (99, b"lo")]
+
+
+class _Inflates(ResponseHandler):
+    """An aiohttp whose parser no longer inflates: the canned answer reads back gzipped."""
+
+    def set_response_params(self, **kw: Any) -> None:
+        super().set_response_params(**{**kw, "auto_decompress": False})
+
+
+class _Deaf(ResponseHandler):
+    """An aiohttp whose protocol renamed a keyword the pool passes."""
+
+    def set_response_params(self, *, timer: object = None,  # type: ignore[override]
+                            max_line: int = 8190) -> None:
+        super().set_response_params(timer=timer)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("broken", [_Inflates, _Deaf], ids=["body", "signature"])
+def test_a_failed_self_test_says_why_word_for_word(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture, broken: type,
+) -> None:
+    from loopcrawl.net import _aiohttp, wire
+
+    monkeypatch.setattr(_aiohttp, "ResponseHandler", broken)
+    monkeypatch.setattr(wire, "_verdict", None)
+    with caplog.at_level(logging.WARNING, "loopcrawl.net"):
+        assert asyncio.run(wire.self_test()) is False
+        assert asyncio.run(wire.self_test()) is False  # decided once: no second warning
+    if broken is _Inflates:
+        headers = {"Content-Type": "text/html", "Content-Encoding": "gzip",
+                   "Transfer-Encoding": "chunked", "X-Self-Test": "1"}
+        why = f"RuntimeError: the canned answer read back as 200 {headers} {wire._TEST_GZ[:40]!r}"
+    else:
+        why = ("TypeError: _Deaf.set_response_params() got an unexpected keyword "
+               "argument 'read_until_eof'")
+    assert [r.getMessage() for r in caplog.records] == [
+        f"the keep-alive pool is off: it failed its self-test on aiohttp {aiohttp.__version__} "
+        f"({why}); every request takes aiohttp's session"]
+
+
+async def _read_one(pool: Pool, url: str) -> bytes:
+    async with await pool.request(url) as resp:
+        return await resp.read()
+
+
+def test_the_sweep_runs_a_few_times_per_keepalive_and_closes_what_is_past_it(
+    keepalive_server: RawServer,
+) -> None:
+    """At most every quarter of the keep-alive time (8 s: every 2 s): a
+    connection gone stale in between waits for the next sweep. A connection
+    idle exactly the keep-alive time is past it."""
+
+    def new() -> Pool:
+        return Pool({"User-Agent": "x"}, connect_timeout=2.0, keepalive=8.0,
+                    cookie_jar=aiohttp.DummyCookieJar())
+
+    async def go() -> list[int]:
+        pool = new()
+        await _read_one(pool, keepalive_server.url + "/a")
+        t = time.monotonic()  # the connection is idle since just before t
+        a = math.floor(t) + 7.5  # exact in binary: (a + 2.0) - a == 2.0
+        counts = []
+        for now in (a, a + 1.75, a + 2.0):  # kept; not swept (stale by then); swept
+            pool.sweep(now)
+            counts.append(pool.idle())
+        await pool.close()
+        # The boundary, on a new pool: idle since ``since``, swept at since + 8.0.
+        pool = new()
+        await _read_one(pool, keepalive_server.url + "/b")
+        (origin,) = pool._origins.values()
+        assert origin.idle
+        since = origin.idle[0][1]
+        assert (since + 8.0) - 8.0 == since  # no rounding: exactly the keep-alive time
+        pool.sweep(since + 8.0)
+        counts.append(pool.idle())
+        await pool.close()
+        return counts
+
+    assert asyncio.run(go()) == [1, 1, 0, 0]
+
+
+def test_address_lookups_are_kept_for_their_ttl_and_bounded(
+    keepalive_server: RawServer, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A host's second connection uses the kept answer; once it expired the
+    host is looked up again. The answers kept are bounded: past 4,096 they
+    are dropped, all at once (at 4,096 not yet)."""
+    lookups: list[str] = []
+    real = Pool._lookup
+
+    async def counted(self: Pool, host: str, port: int) -> object:
+        lookups.append(host)
+        return await real(self, host, port)
+
+    monkeypatch.setattr(Pool, "_lookup", counted)
+    url = f"http://localhost:{keepalive_server.port}"
+
+    async def go() -> tuple[list[str], float, list[int]]:
+        pool = Pool({"User-Agent": "x"}, connect_timeout=2.0, cookie_jar=aiohttp.DummyCookieJar())
+        async with await pool.request(url + "/1") as first:  # busy: /2 needs a connection
+            assert await _read_one(pool, url + "/2") == page("/2")
+            await first.read()
+        key = ("localhost", keepalive_server.port)
+        expires, infos = pool._dns[key]
+        ttl = expires - time.monotonic()
+        pool._dns[key] = (time.monotonic() - 0.001, infos)  # expired
+        pool.sweep(time.monotonic() + 1000.0)  # no idle connection left: /3 and /4 open two
+        async with await pool.request(url + "/3") as third, await pool.request(url + "/4") as fourth:
+            assert (await third.read(), await fourth.read()) == (page("/3"), page("/4"))
+        sizes = []
+        for junk in (4096, 4097):  # the answers kept before a new lookup
+            pool._dns = {(f"h{i}.test", 80): (time.monotonic() + 60, infos) for i in range(junk)}
+            await real(pool, "localhost", keepalive_server.port)
+            sizes.append(len(pool._dns))
+        await pool.close()
+        return lookups, ttl, sizes
+
+    looked, ttl, sizes = asyncio.run(go())
+    # /1 looked up; /2 used the answer; /3 looked up again; /4 used that answer.
+    assert looked == ["localhost", "localhost"]
+    assert 299.0 < ttl <= 300.0  # aiohttp's ttl_dns_cache, as the session's connector has
+    assert sizes == [4097, 1]
+    assert keepalive_server.connections == 2 + 2
+
+
+def test_happy_eyeballs_interleaves_the_address_families(pages: PageServer) -> None:
+    """Two IPv6 addresses, then an IPv4 one (RFC 8305 §4: interleaved by
+    family, as aiohttp's connector does): the IPv4 address is the second tried,
+    before the second IPv6 one. The first swallows the connection."""
+    dead = socket.socket(socket.AF_INET6)
+    dead.bind(("::1", 0))
+    dead.listen(0)
+    fillers = []
+    for _ in range(8):  # fill the backlog: the next SYN gets no answer
+        s = socket.socket(socket.AF_INET6)
+        s.setblocking(False)
+        s.connect_ex(dead.getsockname()[:2])
+        fillers.append(s)
+    pages.add("/", title="v4")
+
+    async def go(v6: PageServer) -> bytes:
+        pool = Pool({"User-Agent": "x"}, connect_timeout=3.0, cookie_jar=aiohttp.DummyCookieJar())
+        port = dead.getsockname()[1]
+        v6_ = socket.AF_INET6
+        pool._dns[("example.test", port)] = (time.monotonic() + 60, [
+            (v6_, socket.SOCK_STREAM, 6, "", ("::1", port, 0, 0)),
+            (v6_, socket.SOCK_STREAM, 6, "", ("::1", v6.port, 0, 0)),
+            (socket.AF_INET, socket.SOCK_STREAM, 6, "", ("127.0.0.1", pages.port))])
+        body = await _read_one(pool, f"http://example.test:{port}/")
+        await pool.close()
+        return body
+
+    try:
+        with PageServer(hosts=("::1",)) as v6:
+            v6.add("/", title="v6")
+            body = asyncio.run(go(v6))
+    finally:
+        for s in fillers:
+            s.close()
+        dead.close()
+    assert b"<title>v4</title>" in body
+    assert v6.log == [] and len(pages.log) == 1
+
+
+def test_the_sweep_lets_go_of_origins_past_1024_not_of_a_busy_one(
+    keepalive_server: RawServer,
+) -> None:
+    """A broad crawl's passers-by: past 1,024 origins the sweep drops those
+    without an idle connection, oldest first, down to 1,024 (at 1,024 none).
+    A connection given back to a dropped origin is closed, not kept; below
+    the bound a busy origin's connection is kept when it comes back."""
+
+    async def go() -> list[object]:
+        pool = Pool({"User-Agent": "x"}, connect_timeout=2.0, keepalive=8.0,
+                    cookie_jar=aiohttp.DummyCookieJar())
+        out: list[object] = []
+        busy = await pool.request(keepalive_server.url + "/busy")  # its body still to read
+        now = time.monotonic() + 10.0
+        pool.sweep(now)  # one origin, busy: kept
+        await busy.read()
+        busy.release()
+        out.append(pool.idle())
+        for i in range(1023):  # origins without a connection (a refused target makes one)
+            with pytest.raises(aiohttp.InvalidURL):
+                await pool.request(f"http://h{i}.test/a b")
+        busy = await pool.request(keepalive_server.url + "/busy")  # the oldest origin
+        now += 10.0
+        pool.sweep(now)  # 1,024 origins: the busy one too (not idle now) stays
+        out.append(len(pool._origins))
+        await busy.read()
+        busy.release()
+        out.append(pool.idle())
+        busy = await pool.request(keepalive_server.url + "/busy")
+        with pytest.raises(aiohttp.InvalidURL):
+            await pool.request("http://h1023.test/a b")
+        now += 10.0
+        pool.sweep(now)  # 1,025: the oldest without an idle connection goes, the busy one
+        out.append(len(pool._origins))
+        await busy.read()
+        busy.release()
+        out.append(pool.idle())  # closed, not kept for a dropped origin
+        await pool.close()
+        return out
+
+    assert asyncio.run(go()) == [1, 1024, 1, 1024, 0]
+    assert keepalive_server.connections == 1  # kept while its origin was
+
+
+def test_a_connection_is_kept_only_after_a_whole_answer_that_allows_it() -> None:
+    """Kept: a body read to its end, on a connection the server keeps open.
+    Closed (the server sees it end), not kept: ``Connection: close``, HTTP/1.0
+    without keep-alive, a body left unread, an error inside ``async with``."""
+    ends: list[str] = []
+
+    async def serve(r: asyncio.StreamReader, w: asyncio.StreamWriter) -> None:
+        path = ""
+        try:
+            while True:
+                path = target(await srv.read_request(r))
+                if path == "/close":
+                    w.write(answer(b"closing", "Connection: close\r\n"))
+                elif path == "/http10":
+                    w.write(b"HTTP/1.0 200 OK\r\nContent-Length: 4\r\n\r\nold.")
+                elif path == "/part":
+                    w.write(b"HTTP/1.1 200 OK\r\nContent-Length: 100000\r\n\r\n" + b"x" * 1000)
+                else:
+                    w.write(answer(page(path)))
+                await w.drain()
+        except asyncio.IncompleteReadError:
+            ends.append(path)  # the client ended the connection after ``path``
+            raise
+
+    async def go() -> list[int]:
+        pool = Pool({"User-Agent": "x"}, connect_timeout=2.0, cookie_jar=aiohttp.DummyCookieJar())
+        idle = []
+        for path in ("/close", "/http10", "/part", "/error", "/kept"):
+            with contextlib.suppress(ZeroDivisionError):
+                async with await pool.request(srv.url + path) as resp:
+                    if path == "/part":
+                        assert len(await resp.content.readexactly(1000)) == 1000
+                    else:
+                        await resp.read()
+                    if path == "/error":
+                        raise ZeroDivisionError  # e.g. a body above the size cap
+            idle.append(pool.idle())
+        for _ in range(200):  # the server's ends of the connections closed by now
+            if len(ends) >= 4:
+                break
+            await asyncio.sleep(0.01)
+        await pool.close()
+        return idle
+
+    with RawServer(serve) as srv:
+        assert asyncio.run(go()) == [0, 0, 0, 0, 1]
+        assert srv.connections == 5
+    assert sorted(ends[:4]) == ["/close", "/error", "/http10", "/part"]

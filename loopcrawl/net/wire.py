@@ -280,7 +280,11 @@ class Pool:
         _, proto = await loop.create_connection(
             lambda: _aiohttp.new_handler(loop), sock=sock, ssl=tls,
             server_hostname=server_hostname)
-        _aiohttp.read_responses(proto, self._max_line_size)
+        try:
+            _aiohttp.read_responses(proto, self._max_line_size)
+        except BaseException:  # an aiohttp that changed: the transport is ours to close
+            proto.close()
+            raise
         return proto
 
     async def _addresses(self, host: str, port: int) -> list[aiohappyeyeballs.AddrInfoType]:
