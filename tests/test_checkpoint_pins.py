@@ -370,9 +370,22 @@ def test_a_state_resumes_only_into_the_outputs_it_was_written_with(tmp_path: Pat
         await work(f, "http://h/0")
         await f.close()
         with SqliteFrontier(nothing) as f, pytest.raises(StateError) as got:
-            f.bind_outputs([a])
+            f.bind_outputs([a, b])
         assert str(got.value) == (f"{nothing} holds a crawl that wrote no output; its pages "
-                                  f"would be missing from {a}: start a new state file")
+                                  f"would be missing from {a}, {b}: start a new state file")
+        # Work is work even if every page failed: the outputs stay the state's.
+        failed = tmp_path / "failed.db"
+        f = SqliteFrontier(failed)
+        assert f.bind_outputs([a]) == [None]
+        await f.add([Request("http://h/x")])
+        (r,) = await f.lease(1)
+        await f.ack(r, rec(r, error="timeout"))
+        await f.checkpoint(None)
+        await f.close()
+        with SqliteFrontier(failed) as f, pytest.raises(StateError) as got:
+            f.bind_outputs([b])
+        assert str(got.value) == (f"{failed} belongs to the crawl writing {a}; pass -o {a} "
+                                  "to resume it (or use a new state file)")
 
         f = SqliteFrontier(db)
         assert f.bind_outputs([b]) == [None]
@@ -417,7 +430,8 @@ def test_recrawl_failed_queues_every_failed_request_again_and_commits_it(tmp_pat
     async def first() -> None:
         f = SqliteFrontier(db)
         await f.add([Request("http://a.test/ok"), Request("http://a.test/bad"),
-                     Request("http://b.test/bad", priority=3), Request("http://b.test/denied")])
+                     Request("http://b.test/bad", priority=3), Request("http://b.test/denied"),
+                     Request("http://c.test/later")])
         got = await f.lease(4)
         for r in got:
             await f.ack(r, rec(r, error=None if r.url.endswith("ok") else
@@ -428,28 +442,76 @@ def test_recrawl_failed_queues_every_failed_request_again_and_commits_it(tmp_pat
     asyncio.run(first())
     with SqliteFrontier(db) as f:
         assert f.requeue_failed() == 2
-        assert asyncio.run(f.statistics()).queued == 2
+        st = asyncio.run(f.statistics())
+        assert (st.queued, st.done) == (3, 2)  # added to the one still queued; 2 done left
         assert [r.url for r in asyncio.run(f.lease(5))] == ["http://b.test/bad",
-                                                            "http://a.test/bad"]
+                                                            "http://a.test/bad",
+                                                            "http://c.test/later"]
     # Committed at once, with the hosts' counts: a kill now keeps them queued.
     assert sorted(rows_in(db, "SELECT host, queued, done, failed FROM hosts")) == [
-        ("a.test", 1, 1, 0), ("b.test", 1, 1, 0)]
+        ("a.test", 1, 1, 0), ("b.test", 1, 1, 0), ("c.test", 1, 0, 0)]
     assert rows_in(db, "SELECT url, error, retries FROM requests WHERE state = 0 ORDER BY id") \
-        == [("http://a.test/bad", None, 0), ("http://b.test/bad", None, 0)]
+        == [("http://a.test/bad", None, 0), ("http://b.test/bad", None, 0),
+            ("http://c.test/later", None, 0)]
 
     async def second() -> None:
         f = SqliteFrontier(db)
         st = await f.statistics()
-        assert (st.queued, st.done) == (2, 2)
+        assert (st.queued, st.done) == (3, 2)
         assert f.requeue_failed() == 0
-        assert [r.url for r in await f.lease(5)] == ["http://b.test/bad", "http://a.test/bad"]
+        assert [r.url for r in await f.lease(5)] == ["http://b.test/bad", "http://a.test/bad",
+                                                     "http://c.test/later"]
         await f.close()
 
     asyncio.run(second())
     with SqliteFrontier(db) as f:
         got = asyncio.run(f.lease(5))
-        assert [r.url for r in got] == ["http://b.test/bad", "http://a.test/bad"]
+        assert [r.url for r in got] == ["http://b.test/bad", "http://a.test/bad",
+                                        "http://c.test/later"]
         assert asyncio.run(f.statistics()).queued == 0
+
+
+@pytest.mark.parametrize("how", ["begin", "update"])
+def test_recrawl_failed_that_cannot_be_written_is_one_state_error_and_changes_nothing(
+        tmp_path: Path, how: str) -> None:
+    """``--recrawl-failed`` on a state SQLite will not write: its BEGIN refused
+    (the connection is read-only), or a statement refused inside the
+    transaction (a trigger raising ABORT, which leaves the transaction open):
+    one StateError word for word, the transaction ended at once (another writer
+    gets the lock while the state is still open), nothing requeued."""
+    db = tmp_path / "s.db"
+
+    async def first() -> None:
+        f = SqliteFrontier(db)
+        await f.add([Request("http://h/bad")])
+        (r,) = await f.lease(1)
+        await f.ack(r, rec(r, error="timeout"))
+        await f.checkpoint(None)
+        await f.close()
+
+    asyncio.run(first())
+    with SqliteFrontier(db) as f:
+        assert f._con is not None
+        if how == "begin":
+            f._con.execute("PRAGMA query_only = 1")
+            why = "attempt to write a readonly database"
+        else:
+            f._con.execute("CREATE TEMP TRIGGER no BEFORE UPDATE ON hosts "
+                           "BEGIN SELECT RAISE(ABORT, 'hosts are read-only here'); END")
+            why = "hosts are read-only here"
+        with pytest.raises(StateError) as got:
+            f.requeue_failed()
+        assert str(got.value) == f"cannot write {db}: {why}"
+        probe = sqlite3.connect(db, timeout=0, isolation_level=None)
+        try:
+            probe.execute("BEGIN IMMEDIATE")
+            probe.execute("ROLLBACK")
+        finally:
+            probe.close()
+        st = asyncio.run(f.statistics())
+        assert (st.queued, st.done) == (0, 1)
+    assert rows_in(db, "SELECT url, state, error FROM requests") == [("http://h/bad", 2, "timeout")]
+    assert rows_in(db, "SELECT * FROM hosts") == [("h", 0, 0, 1)]
 
 
 def test_a_request_that_cannot_be_kept_stops_the_checkpoint_word_for_word(tmp_path: Path) -> None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import sqlite3
 import time
 from pathlib import Path
 
@@ -94,6 +95,61 @@ def test_the_seen_sets_shards_double_when_half_full() -> None:
     assert s.nbytes() == 255 * 256 * 8 + 1024 * 8
 
 
+def test_a_seen_set_is_sized_up_front_for_the_members_it_will_hold() -> None:
+    """A resumed crawl's set is made for its members (``expected``): the fewest
+    slots per shard, a power of two from 256, that keep them at most 2/5 full
+    (headroom under the 1/2 at which a shard doubles), each side of the bound."""
+    for expected, slots in [(0, 256), (26_214, 256), (26_215, 512), (52_429, 512),
+                            (52_430, 1024), (104_857, 1024), (104_858, 2048)]:
+        assert SeenSet(expected).nbytes() == 256 * slots * 8, expected
+    s = SeenSet(52_429)
+    assert 0 not in s and s.add(0) and 0 in s and not s.add(0) and len(s) == 1
+
+
+def test_the_state_file_checkpoints_every_second_or_past_50000_changes(tmp_path: Path) -> None:
+    """The defaults docs/state.md promises, which the crawl runner leaves as
+    they are (each one's effect is pinned in ``test_checkpoint_pins.py``)."""
+    with SqliteFrontier(tmp_path / "s.db") as f:
+        assert (f.checkpoint_interval, f.max_buffered) == (1.0, 50_000)
+
+
+def test_a_lease_while_a_commit_lands_takes_each_request_once_in_order(tmp_path: Path) -> None:
+    """A lease after a checkpoint's commit is in the file but before the loop
+    has heard of it: the reader sees rows still held in RAM too. Each request
+    is leased once, in order, and the ones found after the checkpoint began
+    (only in RAM) are leased as well."""
+    db = tmp_path / "s.db"
+
+    def rows() -> int:
+        con = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
+        try:
+            return int(con.execute("SELECT count(*) FROM requests").fetchone()[0])
+        finally:
+            con.close()
+
+    async def go() -> list[str]:
+        f = SqliteFrontier(db)
+        try:
+            await f.add([Request(f"http://h/{i}") for i in range(4)])
+            await f.checkpoint(None)
+            await f.add([Request(f"http://h/{i}") for i in range(4, 8)])
+            ck = asyncio.create_task(f.checkpoint(None))
+            await asyncio.sleep(0)  # the checkpoint has taken its changes; its commit runs
+            await f.add([Request("http://h/later")])
+            t0 = time.monotonic()
+            while rows() < 8:  # blocking the loop: the checkpoint cannot finish meanwhile
+                assert time.monotonic() - t0 < 10
+                time.sleep(0.005)
+            got = [r.url for r in await f.lease(20)]
+            await ck
+            got += [r.url for r in await f.lease(20)]
+            return got
+        finally:
+            await f.close()
+
+    assert asyncio.run(go()) == [f"http://h/{i}" for i in range(8)] + ["http://h/later"]
+
+
 def test_callbacks_are_kept_by_name_and_anything_else_refused_word_for_word() -> None:
     class Spiderish:
         def detail(self, response: object) -> None: ...
@@ -174,12 +230,13 @@ def test_dont_filter_queues_a_seen_request_again_and_counts_it(tmp_path: Path, k
     asyncio.run(go())
 
 
-def test_a_claim_ends_with_its_requests_ack() -> None:
+@pytest.mark.parametrize("kind", ["memory", "sqlite"])
+def test_a_claim_ends_with_its_requests_ack(tmp_path: Path, kind: str) -> None:
     """Once ``by`` is acked, its claims are no longer its own: the same
     request queued again (``dont_filter``) must not fetch the target again."""
 
     async def go() -> None:
-        f = MemoryFrontier()
+        f = MemoryFrontier() if kind == "memory" else SqliteFrontier(tmp_path / "s.db")
         await f.add([Request("http://h/a"), Request("http://h/b")])
         a, b = await f.lease(2)
         assert await f.mark_seen(111, by=a)
@@ -190,6 +247,7 @@ def test_a_claim_ends_with_its_requests_ack() -> None:
         (again,) = await f.lease(1)
         assert not await f.mark_seen(111, by=again)
         assert not await f.mark_seen(111)
+        await f.close()
 
     asyncio.run(go())
 
@@ -248,3 +306,54 @@ def test_expired_leases_are_all_found_by_one_look_past_acked_and_extended_ones()
         assert again.url == c.url and again is not c
 
     asyncio.run(go())
+
+
+
+def test_sqlite_leases_count_and_persist_every_way_a_request_leaves(tmp_path: Path) -> None:
+    """The SQLite frontier's own counts, each through its public face: a lease
+    of ``n`` is exactly ``n`` wherever its requests come from (released ones,
+    the file, RAM); released requests back on the queue's count; ``done``
+    counting failures one each; ``--max-pages``' count (``pages_done``: not a
+    robots.txt refusal); not finished while one lease is out; a negative
+    priority's ack persisted like any other."""
+    db = tmp_path / "s.db"
+
+    def rec(r: Request, error: str | None = None) -> FetchRecord:
+        return FetchRecord(r.url, r.depth, r.referrer, 0.0, status=200, error=error)
+
+    async def go() -> None:
+        f = SqliteFrontier(db)
+        await f.add([Request(f"http://h/{i}") for i in range(6)])
+        await f.checkpoint(None)  # all six in the file now
+        r0, r1, r2 = await f.lease(3)
+        await f.release(r0)
+        await f.release(r1)
+        st = await f.statistics()
+        assert (st.queued, st.leased) == (5, 1)
+        out = await f.lease(1)  # one of the two released, not both
+        assert [r.url for r in out] == ["http://h/1"]
+        out += await f.lease(2)  # the other released one, then the file: two, not three
+        assert [r.url for r in out] == ["http://h/1", "http://h/0", "http://h/3"]
+        await f.add([Request("http://h/neg", priority=-1)])
+        rest = await f.lease(10)
+        assert [r.url for r in rest] == ["http://h/4", "http://h/5", "http://h/neg"]
+        st = await f.statistics()
+        assert (st.queued, st.leased, st.done) == (0, 7, 0)
+        by_url = {r.url: r for r in [r2, *out, *rest]}
+        errors = {"http://h/1": "timeout", "http://h/3": "http_status",
+                  "http://h/4": "robots_denied"}
+        for url, r in by_url.items():
+            if url != "http://h/5":
+                assert await f.ack(r, rec(r, errors.get(url)))
+        assert not await f.is_finished()  # /5 is still out
+        st = await f.statistics()
+        assert (st.queued, st.leased, st.done) == (0, 1, 6)
+        assert f.pages_done == 5  # the robots.txt refusal is no page
+        await f.checkpoint(None)
+        await f.close()
+
+    asyncio.run(go())
+    with SqliteFrontier(db) as f:
+        st = asyncio.run(f.statistics())
+        assert (st.queued, st.done, f.pages_done) == (1, 6, 5)
+        assert [r.url for r in asyncio.run(f.lease(10))] == ["http://h/5"]
