@@ -48,11 +48,6 @@ class RunSetup(StateFile):
                           (json.dumps(self.outputs),))
         return [self.outputs[p] for p in want]
 
-    def bind_output(self, path: str | None) -> int:
-        """``bind_outputs`` for one byte-offset output (or none): the offset."""
-        marks = self.bind_outputs([path] if path else [])
-        return int(marks[0] or 0) if marks else 0
-
     def note_settings(self, settings: Settings) -> list[str]:
         """Record what this run crawls; return the settings that differ from
         the previous run's (the crawl goes on with the new ones)."""
