@@ -329,7 +329,7 @@ class Crawler:
         if f.status in (429, 503):
             sched.throttled(host_of(req.url))
         elif f.status < 400:
-            sched.gate.relax(host_of(req.url))  # (Scheduler.relaxed, one call less a page)
+            sched.gate.relax(host_of(req.url))  # a success: a throttled delay decays
         if f.status == 429 or f.status >= 500:
             backoff = f.retry_after if f.retry_after is not None else 0.0
             if backoff:

@@ -101,7 +101,6 @@ class Scheduler:
         self._idle = 0  # workers waiting in get()
         self.concurrency = concurrency
         self.per_host = per_host
-        self.delay = delay
         self.max_pages = max_pages
         self._queues: dict[str, HostQueue] = {}
         self._heap: list[tuple[float, int, HostQueue]] = []
@@ -116,7 +115,6 @@ class Scheduler:
         self._getters: deque[asyncio.Future[None]] = deque()
         self._wake = asyncio.Event()
         self._stopped = False
-        self._finished = False
         # Lease in batches, and keep a bounded working set in memory.
         self._low_water = max(64, concurrency * 2)
         self._batch = max(256, concurrency * 4)
@@ -235,10 +233,6 @@ class Scheduler:
         at most THROTTLE_MAX_DELAY), so it sees fewer requests while it recovers."""
         self.gate.throttle(host)
 
-    def relaxed(self, host: str) -> None:
-        """A success: let a throttled host's delay decay back toward its base."""
-        self.gate.relax(host)
-
     def stop(self) -> None:
         """Dispatch nothing more; workers get None once the queue drains."""
         self._stopped = True
@@ -324,7 +318,6 @@ class Scheduler:
                 if timer is not None:
                     timer.cancel()
         finally:
-            self._finished = True
             if beat is not None:
                 beat.cancel()
                 await asyncio.gather(beat, return_exceptions=True)
