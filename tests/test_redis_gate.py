@@ -22,6 +22,7 @@ import pytest
 from aiohttp import web
 
 from loopcrawl.core.engine import Crawler
+from loopcrawl.core.politeness import Scheduler
 from loopcrawl.errors import StateError
 from loopcrawl.frontier.memory import MemoryFrontier
 from loopcrawl.frontier.redis import RedisCrawl, RedisHostGate
@@ -448,3 +449,24 @@ def test_a_turn_missed_by_more_than_its_slack_is_given_up_once(redis_url: str) -
 
     late, taken = arun(go)
     assert late != 0.0 and taken == 0.0
+
+
+def test_a_turn_taken_on_a_closed_gate_comes_at_once(redis_url: str) -> None:
+    """Once the gate is closed (the crawl over: its places given back), a
+    redirect hop or robots.txt of a request still finishing asks the server
+    for nothing: ``Scheduler.wait_turn`` returns at once, the host's delay no
+    longer kept (nothing else will start there)."""
+    async def go() -> float:
+        c = await RedisCrawl.connect(redis_url, "polite")
+        gate = c.gate("w1", Settings(per_host=2, delay=5.0))
+        sched = Scheduler(MemoryFrontier(), concurrency=2, per_host=2, delay=5.0, gate=gate)
+        await gate.close()
+        loop = asyncio.get_running_loop()
+        assert sched.claim("h:80") == float("inf")  # a delay: the turn is the server's
+        t0 = loop.time()
+        await sched.wait_turn("h:80")
+        took = loop.time() - t0
+        await c.close()
+        return took
+
+    assert arun(go, 10) < 1.0
