@@ -396,3 +396,89 @@ def test_a_retry_takes_its_page_back_from_a_spent_budget() -> None:
         return [u for u, _ in h.started]
 
     assert asyncio.run(go()) == ["http://h.test/a", "http://h.test/a"]
+
+
+def test_workers_grow_with_the_work_in_flight_not_with_the_setting() -> None:
+    """A worker is started only when a request waits and no idle worker can
+    take it: one host, one place, ``concurrency=20``: two workers (the one
+    that hands its place on in ``done()`` is not idle yet). Then, with workers
+    idle (each woken and idle again several times) and one holding a request,
+    six hosts' requests arrive at once (added to the frontier from elsewhere):
+    the idle ones take what they can, the rest get new workers, and all seven
+    are in flight together."""
+
+    async def sequential() -> int:
+        h = await start(urls_on(1, 8), sleeping(0.005), concurrency=20, per_host=1)
+        await finish(h)
+        assert h.peak == 1 and len(h.started) == 8
+        return len(h.workers)
+
+    assert asyncio.run(sequential()) == 2
+
+    hold = asyncio.Event()
+
+    async def fetch(h: Harness, r: Request) -> tuple[bool, float]:
+        if r.url == "http://hold.test/":
+            await hold.wait()
+        elif r.url.startswith("http://burst"):
+            await asyncio.sleep(0.3)  # long enough for the whole burst to be on the wire
+        else:
+            await asyncio.sleep(0.005)
+        return True, 0.0
+
+    async def bursts() -> list[tuple[int, int]]:
+        h = await start(["http://hold.test/", *urls_on(1, 4)], fetch, concurrency=10,
+                        per_host=1)
+        runner = asyncio.create_task(finish(h))
+        seen: list[tuple[int, int]] = []  # (workers, the most in flight) after each phase
+        async with asyncio.timeout(10):
+            while len(h.started) < 5 or h.in_flight > 1:  # h0's four done, one by one
+                await asyncio.sleep(0.005)
+            seen.append((len(h.workers), h.peak))
+            for n in (6, 7):
+                await h.frontier.add([Request(f"http://burst{n}-{i}.test/") for i in range(n)])
+                while len(h.started) < 5 + 6 + (n == 7) * 7 or h.in_flight > 1:
+                    await asyncio.sleep(0.005)
+                seen.append((len(h.workers), h.peak))
+            hold.set()
+            await runner
+        return seen
+
+    # 2 in flight at first (3 workers: the first hand-over starts one, which
+    # then takes turns with the other); then 1 + 6 in flight: 4 more; then
+    # 1 + 7: 1 more.
+    assert asyncio.run(bursts()) == [(3, 2), (7, 7), (8, 8)]
+
+
+def test_a_worker_cancelled_after_its_wake_up_passes_the_work_on() -> None:
+    """``done()`` fills the freed place at once (before the worker that calls
+    it asks again) and wakes an idle worker for it; if that worker is
+    cancelled before it runs, the next idle one is woken instead: no request
+    waits for a wake-up that never comes. ``done()`` without arguments counts
+    the page and keeps no back-off."""
+
+    async def go() -> None:
+        f = MemoryFrontier()
+        await f.add([Request("http://h.test/1"), Request("http://h.test/2")])
+        sched = Scheduler(f, concurrency=2, per_host=1, delay=0.0)  # no spawn: ours
+        runner = asyncio.create_task(sched.run())
+        async with asyncio.timeout(5):
+            r1 = await sched.get()
+            assert r1 is not None and r1.url == "http://h.test/1"
+            w2 = asyncio.create_task(sched.get())
+            w3 = asyncio.create_task(sched.get())
+            await asyncio.sleep(0.02)  # both waiting
+            assert sched.statistics().in_flight == 1
+            sched.done(r1)
+            # /2 is dispatched by done() itself, not at the dispatcher's next turn
+            stats = sched.statistics()
+            assert (stats.in_flight, stats.buffered, stats.dispatched) == (1, 0, 2)
+            w2.cancel()
+            r2 = await asyncio.wait_for(w3, 1.0)
+            assert r2 is not None and r2.url == "http://h.test/2"
+            assert w2.cancelled()
+            sched.stop()
+            sched.done(r2)
+            await runner
+
+    asyncio.run(go())
