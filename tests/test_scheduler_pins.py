@@ -14,6 +14,8 @@ scheduler never touches the network, so there is nothing to serve."""
 from __future__ import annotations
 
 import asyncio
+import itertools
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
@@ -347,6 +349,8 @@ def test_the_heartbeat_forgets_the_leases_it_no_longer_holds() -> None:
         h = Harness(Scheduler(f, concurrency=4, per_host=1, delay=0.0, spawn=spawn), f, fetch)
         runner = asyncio.create_task(finish(h))
         await asyncio.sleep(0.5)  # ten heartbeats, three times the ttl
+        # named, for a dump of a hung crawl's tasks
+        assert "loopcrawl-lease-heartbeat" in {t.get_name() for t in asyncio.all_tasks()}
         held = len(h.sched._held or {})
         expired = (await f.statistics()).expired
         hold.set()
@@ -430,15 +434,20 @@ def test_workers_grow_with_the_work_in_flight_not_with_the_setting() -> None:
         h = await start(["http://hold.test/", *urls_on(1, 4)], fetch, concurrency=10,
                         per_host=1)
         runner = asyncio.create_task(finish(h))
+        loop = asyncio.get_running_loop()
         seen: list[tuple[int, int]] = []  # (workers, the most in flight) after each phase
         async with asyncio.timeout(10):
             while len(h.started) < 5 or h.in_flight > 1:  # h0's four done, one by one
                 await asyncio.sleep(0.005)
             seen.append((len(h.workers), h.peak))
             for n in (6, 7):
+                before, added = len(h.started), loop.time()
                 await h.frontier.add([Request(f"http://burst{n}-{i}.test/") for i in range(n)])
                 while len(h.started) < 5 + 6 + (n == 7) * 7 or h.in_flight > 1:
                     await asyncio.sleep(0.005)
+                # Found by the dispatcher's look at the frontier every 50 ms
+                # while it holds less than it asked for (nothing else wakes it).
+                assert h.started[before][1] - added < 0.5
                 seen.append((len(h.workers), h.peak))
             hold.set()
             await runner
@@ -482,3 +491,52 @@ def test_a_worker_cancelled_after_its_wake_up_passes_the_work_on() -> None:
             await runner
 
     asyncio.run(go())
+
+
+def test_a_hosts_next_turn_comes_on_time_with_nothing_else_going_on() -> None:
+    """One host, ``--delay`` 0.1 s, 300 requests (a full lease: the dispatcher
+    does not look at the frontier again) and a budget of 4: nothing wakes the
+    dispatcher between two requests but its own timer for the host's next
+    turn, and each start comes 0.1 s after the one before, not later."""
+
+    async def go() -> list[float]:
+        h = await start([f"http://h.test/{i}" for i in range(300)], sleeping(0), concurrency=2,
+                        per_host=1, delay=0.1, max_pages=4)
+        await finish(h)
+        return [t for _, t in h.started]
+
+    times = asyncio.run(go())
+    gaps = [b - a for a, b in itertools.pairwise(times)]
+    assert len(times) == 4
+    assert all(0.1 - 0.01 <= g < 0.1 + 0.4 for g in gaps), gaps
+
+
+def test_a_spent_budget_leaves_the_dispatcher_asleep() -> None:
+    """With the budget spent and the last request in flight (a slow server: up
+    to the timeouts), the dispatcher waits for its ``done()``: it used to wake
+    every half millisecond for the host that could not go (a bug: 6% of a
+    core)."""
+
+    async def go() -> tuple[float, list[str]]:
+        hold = asyncio.Event()
+
+        async def fetch(h: Harness, r: Request) -> tuple[bool, float]:
+            await hold.wait()
+            return True, 0.0
+
+        h = await start(["http://a.test/", "http://b.test/"], fetch, concurrency=2, per_host=1,
+                        max_pages=1)
+        runner = asyncio.create_task(finish(h))
+        async with asyncio.timeout(5):
+            while not h.started:
+                await asyncio.sleep(0.005)
+        cpu = time.thread_time()
+        await asyncio.sleep(1.0)
+        cpu = time.thread_time() - cpu
+        hold.set()
+        await runner
+        return cpu, [u for u, _ in h.started]
+
+    cpu, started = asyncio.run(go())
+    assert started == ["http://a.test/"]
+    assert cpu < 0.005, cpu  # (spinning: 30 ms of CPU a second here, unloaded)

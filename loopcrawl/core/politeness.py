@@ -307,12 +307,16 @@ class Scheduler:
                 ):
                     break
                 timer = None
-                if heap and self._in_flight < self.concurrency:
-                    timer = loop.call_at(max(heap[0][0], now + 0.0005), wake.set)
-                elif self._buffered < self._low_water and drained:
-                    # The frontier had less than we asked for; more may come from
-                    # elsewhere (another process, an expired lease): look again soon.
-                    timer = loop.call_later(0.05, wake.set)
+                # With the budget spent nothing more is dispatched or leased: no
+                # timer (a host due already woke this loop every half millisecond
+                # until the last request ended); done() and a retry wake it.
+                if not self._budget_spent():
+                    if heap and self._in_flight < self.concurrency:
+                        timer = loop.call_at(max(heap[0][0], now + 0.0005), wake.set)
+                    elif self._buffered < self._low_water and drained:
+                        # The frontier had less than we asked for; more may come from
+                        # elsewhere (another process, an expired lease): look again soon.
+                        timer = loop.call_later(0.05, wake.set)
                 await wake.wait()
                 wake.clear()
                 if timer is not None:
