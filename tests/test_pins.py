@@ -247,9 +247,11 @@ def test_a_timeout_is_retried(scripted: tuple[PageServer, Scripted]) -> None:
     assert stats.retries == 1 and len(hits(server, "/slow")) == 2
 
 
-def test_a_connect_timeout_ends_the_request_at_its_bound() -> None:
+@pytest.mark.parametrize("http_pool", [True, False], ids=["pool", "session"])
+def test_a_connect_timeout_ends_the_request_at_its_bound(http_pool: bool) -> None:
     """A listener whose accept queue is full drops new SYNs: the connection
-    never opens, and connect_timeout (0.5 s) ends it, long before the total."""
+    never opens, and connect_timeout (0.5 s) ends it, long before the total,
+    on both paths."""
     with socket.socket() as lsn:
         lsn.bind(("127.0.0.1", 0))
         lsn.listen(0)
@@ -264,15 +266,17 @@ def test_a_connect_timeout_ends_the_request_at_its_bound() -> None:
             time.sleep(0.1)
             t0 = time.monotonic()
             recs, _ = run(f"http://127.0.0.1:{port}/", obey_robots=False, retries=0,
-                          timeout=10.0, read_timeout=10.0, connect_timeout=0.5)
+                          timeout=10.0, read_timeout=10.0, connect_timeout=0.5,
+                          http_pool=http_pool)
             took = time.monotonic() - t0
         finally:
             for c in fillers:
                 c.close()
     assert recs[0].error == "timeout", recs[0]
     # It says which timeout: the connection's, not the total.
-    assert recs[0].message == ("no complete answer within the timeout "
-                               f"(no connection to 127.0.0.1:{port} within 0.5 s)")
+    assert recs[0].message == "no complete answer within the timeout " + (
+        f"(no connection to 127.0.0.1:{port} within 0.5 s)" if http_pool
+        else f"(Connection timeout to host http://127.0.0.1:{port}/)")
     assert 0.5 <= took < 3.0
 
 

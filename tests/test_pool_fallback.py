@@ -155,3 +155,54 @@ def test_a_failed_pool_is_closed_with_the_fetcher(
 
     assert asyncio.run(go()) == (2, 0)
     assert pool_calls == [pages.url + "/a", pages.url + "/b", pages.url + "/c"]
+
+
+def test_the_request_the_pool_failed_on_is_sent_again_as_it_was(
+    pages: PageServer, pool_calls: list[str], monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The session's second try is the same request: its headers, its
+    redirect check and turns for each hop, its size cap, cut or refused."""
+    from loopcrawl.errors import TooLarge
+    from loopcrawl.net.fetched import Hop
+
+    real = wire.Pool._exchange
+
+    async def exchange(self: wire.Pool, proto: Any, data: bytes) -> Any:
+        if len(pool_calls) == 1:  # each fetcher's pool fails at its first exchange
+            raise TypeError("an aiohttp that changed")
+        return await real(self, proto, data)
+
+    monkeypatch.setattr(wire.Pool, "_exchange", exchange)
+    pages.add("/r", status=302, headers={"Location": "/t"})
+    pages.add("/t", body=b"t")
+    pages.add("/big", body=b"x" * 100)
+    asked: list[str] = []
+
+    async def turn(url: str) -> None:
+        asked.append("turn " + url)
+
+    async def check(url: str) -> Hop:
+        asked.append("check " + url)
+        return Hop.FOLLOW
+
+    async def go() -> list[object]:
+        out: list[object] = []
+        for kw in ({"headers": {"X-Mine": "m"}, "check_redirect": check, "wait_turn": turn},
+                   {"max_size": 50, "truncate": True}, {"max_size": 50}):
+            pool_calls.clear()
+            async with Fetcher(Settings()) as f:
+                url = pages.url + ("/r" if "headers" in kw else "/big")
+                try:
+                    r = await f.fetch(url, **kw)  # type: ignore[arg-type]
+                    out.append((r.url, r.redirects, r.body))
+                except TooLarge as e:
+                    out.append(str(e))
+                assert f._pool is None and len(pool_calls) == 1
+        return out
+
+    u = pages.url
+    assert asyncio.run(go()) == [(u + "/t", 1, b"t"), (u + "/big", 0, b"x" * 50),
+                                 "Content-Length 100 is above the 50-byte cap"]
+    assert asked == ["check " + u + "/t", "turn " + u + "/t"]
+    assert [(h.path, h.headers.get("X-Mine")) for h in pages.log] == [
+        ("/r", "m"), ("/t", "m"), ("/big", None), ("/big", None)]
