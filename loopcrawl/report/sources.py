@@ -204,7 +204,8 @@ def _query(path: str, sql: str) -> Iterator[sqlite3.Row]:
     """The rows of ``sql`` on the SQLite file ``path``, opened read-only; an SQLite
     error is a ConfigError naming the file."""
     try:
-        con = sqlite3.connect(f"file:{Path(path).resolve()}?mode=ro", uri=True, timeout=5)
+        # Escaped (as_uri): a '#', '?' or '%' in the name is the file's.
+        con = sqlite3.connect(Path(path).resolve().as_uri() + "?mode=ro", uri=True, timeout=5)
         con.row_factory = sqlite3.Row
         try:
             yield from con.execute(sql)

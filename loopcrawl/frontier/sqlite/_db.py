@@ -18,6 +18,7 @@ import os
 import sqlite3
 import time
 from collections import deque
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ...errors import StateError
@@ -107,10 +108,17 @@ def read_meta(con: sqlite3.Connection) -> dict[str, str]:
     return dict(con.execute("SELECT key, value FROM meta").fetchall())
 
 
+def read_only(path: str) -> str:
+    """``path`` as an SQLite URI opened read-only. Escaped: a ``#``, ``?`` or
+    ``%`` in the name is the file's (unescaped, SQLite would open, and create,
+    another file: ``crawl#1.db`` read as ``crawl``)."""
+    return Path(os.path.abspath(path)).as_uri() + "?mode=ro"
+
+
 def running_pid(path: str) -> int | None:
     """The pid a running crawl recorded in ``path``, if it can be read."""
     try:
-        con = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=1)
+        con = sqlite3.connect(read_only(path), uri=True, timeout=1)
         try:
             row = con.execute("SELECT value FROM meta WHERE key = 'pid'").fetchone()
         finally:

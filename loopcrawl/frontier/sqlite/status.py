@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ...errors import StateError
-from ._db import check_db, check_file, read_meta
+from ._db import check_db, check_file, read_meta, read_only
 
 __all__ = ["HostCounts", "StateStatus", "read_status"]
 
@@ -66,7 +66,7 @@ def read_status(path: str, *, top: int = 10) -> StateStatus:
     finally:
         os.close(fd)  # before SQLite opens the file (POSIX locks are per process)
     try:
-        con = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=5)
+        con = sqlite3.connect(read_only(path), uri=True, timeout=5)
     except sqlite3.Error as e:
         raise StateError(f"cannot read {path}: {e}") from None
     try:
