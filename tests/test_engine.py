@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import logging
 import subprocess
 import sys
 from pathlib import Path
@@ -299,16 +300,31 @@ def test_bad_settings() -> None:
         run("http://127.0.0.1/", concurrency=0)
 
 
-def test_throttled_host_slows_down(pages: PageServer) -> None:
-    """Every answer 429 doubles the host's delay: the retries spread out."""
+def test_throttled_host_slows_down(pages: PageServer, caplog: pytest.LogCaptureFixture) -> None:
+    """Every answer 429 doubles the host's delay (0.25 s at first): the
+    retries spread out. The log says each delay, and each retry's back-off
+    (0.1 s doubling; the throttle's wait is the longer) and attempt, word for
+    word; the last answer is the record."""
     pages.add("/", links=["/busy"])
     pages.add("/busy", status=429)
-    run(pages.url + "/", retries=3, retry_backoff=0.0)
+    host, busy = pages.url.removeprefix("http://"), pages.url + "/busy"
+    with caplog.at_level(logging.DEBUG, logger="loopcrawl"):
+        run(pages.url + "/", retries=3, retry_backoff=0.1)
     starts = [h.start for h in pages.log if h.path == "/busy"]
     gaps = [b - a for a, b in itertools.pairwise(starts)]
     assert len(starts) == 4
     assert gaps[-1] >= 0.9  # 0.25, 0.5, 1.0 s between starts
     assert gaps[0] >= 0.2
+    said = [m for r in caplog.records if r.name == "loopcrawl"
+            and ("/busy" in (m := r.getMessage()) or m.startswith(f"{host} answered"))]
+    slower = "{} answered 429 or 503: one request every {} s or slower from now on"
+    retrying = "retrying {} in {} s or a little more (attempt {} of 4): HTTP 429"
+    assert said == [
+        slower.format(host, "0.25"), retrying.format(busy, "0.1", 2),
+        slower.format(host, "0.50"), retrying.format(busy, "0.2", 3),
+        slower.format(host, "1.00"), retrying.format(busy, "0.4", 4),
+        slower.format(host, "2.00"), f"http_status {busy}: HTTP 429",
+    ]
 
 
 _FAULTS_PER_PARSE = """

@@ -456,34 +456,54 @@ def test_local_host_gate_places_turns_and_back_off() -> None:
     g = LocalHostGate(per_host=2, delay=1.0)
     assert g.ready_at("h") == 0.0
     assert g.try_start("h", 10.0, turn=1) == 0.0  # a place and the turn
+    assert g.ready_at("h") == 11.0  # a place left: the delay says when
     assert g.try_start("h", 10.5, turn=2) == 11.0  # its delay: ask again at 11
     assert g.try_start("h", 11.0, turn=2) == 0.0
     assert g.try_start("h", 13.0, turn=3) == float("inf")  # both places taken
     assert g.ready_at("h") == float("inf")
     assert g.started("h", 2, 11.2) == 0.0  # its turn holds: the delay counts from now
+    assert g.slot("h").next_at == 12.2  # type: ignore[union-attr]
     assert g.ready_at("h") == float("inf")
     g.finish("h", 11.5, backoff=5.0)  # Retry-After: quiet until 16.5
     assert g.ready_at("h") == 16.5
     assert g.try_start("h", 16.4, turn=3) == 16.5
     assert g.claim("h", 16.0) == 0.5  # robots.txt or a hop: the next turn, reserved
     assert g.started("h", 1, 16.0) == 1.5  # request 1's turn was spent: after the claim
-    g.finish("h", 17.0)
+    g.finish("h", 17.0)  # no back-off: the quiet time stays as it was
     assert g.slot("h") is not None and g.slot("h").active == 0  # type: ignore[union-attr]
+    assert g.slot("h").throttled_until == 16.5  # type: ignore[union-attr]
+    # take_turn is claim (a local gate never answers claim with inf): the turn
+    # after request 1's (17.5) is at 18.5, the next at 19.5
+    assert asyncio.run(g.take_turn("h", 17.0)) == 1.5
+    assert g.ready_at("h") == 19.5
     g.set_delay("h", 3.0)
     g.set_delay("h", 2.0)  # never lowered
+    g.relax("other")  # a host never seen: nothing to relax, no slot made
     assert g.slot("other") is None
     g.throttle("other")
     s = g.slot("other")
     assert s is not None and (s.delay, s.base_delay) == (2.0, 1.0)  # doubled
+    assert (THROTTLE_MIN_DELAY, THROTTLE_MAX_DELAY) == (0.25, 30.0)
     quick = LocalHostGate(per_host=1, delay=0.0)
-    quick.throttle("q")
+    assert quick.try_start("q", 5.0, turn=1) == 0.0
+    quick.throttle("q")  # the raised delay counts from the last start
     assert quick.slot("q").delay == THROTTLE_MIN_DELAY  # type: ignore[union-attr]
+    assert quick.slot("q").next_at == 5.25  # type: ignore[union-attr]
     for _ in range(20):
         g.throttle("other")
     assert s.delay == THROTTLE_MAX_DELAY
     for _ in range(40):
         g.relax("other")
     assert s.delay == 1.0
+    # x0.75 a success, down to the base (0.05) and never below: within 0.01
+    # of the base is the base (0.0593 is not kept, nor 0.0445 below it)
+    small = LocalHostGate(per_host=1, delay=0.05)
+    small.throttle("s")
+    decay = []
+    for _ in range(6):
+        small.relax("s")
+        decay.append(small.slot("s").delay)  # type: ignore[union-attr]
+    assert decay == [0.1875, 0.140625, 0.10546875, 0.0791015625, 0.05, 0.05]
     assert {x.host for x in g.hosts()} == {"h", "other"}
     assert g.slot("h").delay == 3.0  # type: ignore[union-attr]
 
