@@ -117,7 +117,7 @@ def test_a_lease_while_a_commit_lands_takes_each_request_once_in_order(tmp_path:
     """A lease after a checkpoint's commit is in the file but before the loop
     has heard of it: the reader sees rows still held in RAM too. Each request
     is leased once, in order, and the ones found after the checkpoint began
-    (only in RAM) are leased as well."""
+    (only in RAM) are leased by the same lease."""
     db = tmp_path / "s.db"
 
     def rows() -> int:
@@ -127,7 +127,7 @@ def test_a_lease_while_a_commit_lands_takes_each_request_once_in_order(tmp_path:
         finally:
             con.close()
 
-    async def go() -> list[str]:
+    async def go() -> tuple[list[str], list[str]]:
         f = SqliteFrontier(db)
         try:
             await f.add([Request(f"http://h/{i}") for i in range(4)])
@@ -142,12 +142,13 @@ def test_a_lease_while_a_commit_lands_takes_each_request_once_in_order(tmp_path:
                 time.sleep(0.005)
             got = [r.url for r in await f.lease(20)]
             await ck
-            got += [r.url for r in await f.lease(20)]
-            return got
+            return got, [r.url for r in await f.lease(20)]
         finally:
             await f.close()
 
-    assert asyncio.run(go()) == [f"http://h/{i}" for i in range(8)] + ["http://h/later"]
+    got, after = asyncio.run(go())
+    assert got == [f"http://h/{i}" for i in range(8)] + ["http://h/later"]
+    assert after == []
 
 
 def test_callbacks_are_kept_by_name_and_anything_else_refused_word_for_word() -> None:
