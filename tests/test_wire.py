@@ -37,17 +37,19 @@ FAST = {"timeout": 3.0, "connect_timeout": 2.0, "read_timeout": 1.5, "retry_back
 
 
 class RawServer(LoopServer):
-    """A TCP server on 127.0.0.1 that answers with bytes a test writes by hand."""
+    """A TCP server on 127.0.0.1 (or ``host``) that answers with bytes a test
+    writes by hand."""
 
-    def __init__(self, handler: Handler) -> None:
+    def __init__(self, handler: Handler, host: str = "127.0.0.1") -> None:
         super().__init__()
         self.handler = handler
+        self.host = host
         self.connections = 0
         self.requests: list[bytes] = []
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        return f"http://{f'[{self.host}]' if ':' in self.host else self.host}:{self.port}"
 
     async def _conn(self, r: asyncio.StreamReader, w: asyncio.StreamWriter) -> None:
         self.connections += 1
@@ -59,7 +61,7 @@ class RawServer(LoopServer):
             w.close()
 
     async def _listen(self) -> Callable[[], Awaitable[object]]:
-        server = await asyncio.start_server(self._conn, "127.0.0.1", 0)
+        server = await asyncio.start_server(self._conn, self.host, 0)
         self.port = server.sockets[0].getsockname()[1]
 
         async def close() -> None:
@@ -72,6 +74,16 @@ class RawServer(LoopServer):
         head = await r.readuntil(b"\r\n\r\n")
         self.requests.append(head)
         return head
+
+
+@pytest.fixture(autouse=True)
+def _the_pool_does_not_fall_back(caplog: pytest.LogCaptureFixture) -> Iterator[None]:
+    """A pool that fails mid-crawl hands the rest to the session, which serves
+    it as well (test_pool_fallback.py): a test of the pool must not pass that way."""
+    with caplog.at_level(logging.WARNING, "loopcrawl.net"):
+        yield
+    warned = [r.getMessage() for r in caplog.get_records("call")]
+    assert [m for m in warned if "pool failed" in m] == []
 
 
 def page(path: str, links: int = 0) -> bytes:
@@ -641,7 +653,22 @@ class _Deaf(ResponseHandler):
         super().set_response_params(timer=timer)  # type: ignore[arg-type]
 
 
-@pytest.mark.parametrize("broken", [_Inflates, _Deaf], ids=["body", "signature"])
+class _Forgets(ResponseHandler):
+    """An aiohttp whose protocol will not keep a connection past its second answer."""
+
+    answers = 0
+
+    def data_received(self, data: bytes) -> None:
+        self.answers += bool(data)  # the canned answers come one by one, each in one piece
+        super().data_received(data)
+
+    @property
+    def should_close(self) -> bool:
+        return self.answers >= 2 or super().should_close
+
+
+@pytest.mark.parametrize("broken", [_Inflates, _Deaf, _Forgets],
+                         ids=["body", "signature", "reuse"])
 def test_a_failed_self_test_says_why_word_for_word(
     monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture, broken: type,
 ) -> None:
@@ -656,6 +683,8 @@ def test_a_failed_self_test_says_why_word_for_word(
         headers = {"Content-Type": "text/html", "Content-Encoding": "gzip",
                    "Transfer-Encoding": "chunked", "X-Self-Test": "1"}
         why = f"RuntimeError: the canned answer read back as 200 {headers} {wire._TEST_GZ[:40]!r}"
+    elif broken is _Forgets:
+        why = "RuntimeError: the connection was not kept for reuse"
     else:
         why = ("TypeError: _Deaf.set_response_params() got an unexpected keyword "
                "argument 'read_until_eof'")
@@ -880,3 +909,145 @@ def test_a_connection_is_kept_only_after_a_whole_answer_that_allows_it() -> None
         assert asyncio.run(go()) == [0, 0, 0, 0, 1]
         assert srv.connections == 5
     assert sorted(ends[:4]) == ["/close", "/error", "/http10", "/part"]
+
+
+def test_the_pool_sends_the_sessions_request_line_for_line(
+    pool_calls: list[str], caplog: pytest.LogCaptureFixture,
+) -> None:
+    """The request line, Host first, and every header line byte for byte
+    (their order after Host aside), as the session writes them: an origin without a path, a path holding ``//``, an IPv6 host, the
+    crawl's credentials and Cookie header merged with the cookies a site set
+    (by name, the jar's last). Every request served by the pool itself: none
+    handed to the session after a failure."""
+
+    async def keep(r: asyncio.StreamReader, w: asyncio.StreamWriter) -> None:
+        while True:
+            path = target(await (v6 if v6.port == w.get_extra_info("sockname")[1] else v4
+                                 ).read_request(r))
+            w.write(answer(b"ok", "Set-Cookie: sid=s1; Path=/\r\nSet-Cookie: z=9; Path=/\r\n"
+                           if path == "/set" else ""))
+            await w.drain()
+
+    from loopcrawl.net.fetcher import Fetcher
+    from loopcrawl.settings import Settings
+
+    async def go(pool: bool, urls: list[str]) -> None:
+        settings = Settings(**{**FAST, "http_pool": pool},  # type: ignore[arg-type]
+                            headers={"X-Every": "yes", "Authorization": "Basic eDp5",
+                                     "Cookie": "b=2; a=1;; tok=x=y; sid=old"})
+        async with Fetcher(settings) as f:
+            for url in urls:
+                assert (await f.fetch(url)).status == 200
+
+    with (caplog.at_level(logging.WARNING, "loopcrawl.net"), RawServer(keep) as v4,
+          RawServer(keep, host="::1") as v6):
+        urls = [v4.url, v4.url + "/a//b?q=%20&r=/", v6.url + "/six", v4.url + "/set",
+                v4.url + "/after", v6.url + "/six-after"]
+        sent = {}
+        for pool in (True, False):
+            v4.requests.clear()
+            v6.requests.clear()
+            asyncio.run(go(pool, urls))
+            sent[pool] = (v4.requests[:], v6.requests[:])
+
+    def lines(head: bytes) -> tuple[bytes, bytes, list[bytes]]:
+        request, host, *rest = head.split(b"\r\n")
+        return request, host, sorted(rest)
+
+    assert [[lines(h) for h in s] for s in sent[True]] == [[lines(h) for h in s]
+                                                           for s in sent[False]]
+    assert pool_calls == urls
+    assert caplog.records == []  # no "keep-alive pool failed"
+    first, *_, after = sent[True][0]
+    assert first.startswith(b"GET / HTTP/1.1\r\nHost: 127.0.0.1:")
+    assert b"\r\nCookie: a=1; b=2; sid=s1; tok=x=y; z=9\r\n" in after
+    assert sent[True][1][0].startswith(b"GET /six HTTP/1.1\r\nHost: [::1]:")
+
+
+def test_a_default_port_is_not_in_host(keepalive_server: RawServer) -> None:
+    """``http://example.test/`` (port 80) sends ``Host: example.test``, as aiohttp does."""
+
+    async def go() -> bytes:
+        pool = Pool({"User-Agent": "x"}, connect_timeout=2.0, cookie_jar=aiohttp.DummyCookieJar())
+        pool._dns[("example.test", 80)] = (time.monotonic() + 60, [
+            (socket.AF_INET, socket.SOCK_STREAM, 6, "", ("127.0.0.1", keepalive_server.port))])
+        body = await _read_one(pool, "http://example.test/")
+        await pool.close()
+        return body
+
+    assert asyncio.run(go()) == page("/")
+    assert keepalive_server.requests == [b"GET / HTTP/1.1\r\nHost: example.test\r\nUser-Agent: x\r\n\r\n"]
+
+
+@pytest.mark.parametrize("tls", [False, True], ids=["http", "https"])
+def test_close_ends_the_idle_connections_before_it_returns(tls: bool) -> None:
+    """Closed by the time ``close`` returns (a loop that ends right after
+    leaves nothing open); a TLS one aborted, not shut down politely: this
+    server answers, then never reads again (a polite shutdown would wait for
+    its close_notify)."""
+    import psutil
+
+    ca = trustme.CA()
+    server_ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ca.issue_cert("127.0.0.1").configure_cert(server_ctx)
+    lsn = socket.create_server(("127.0.0.1", 0))
+    port = lsn.getsockname()[1]
+    done = threading.Event()
+
+    def serve() -> None:
+        conn, _ = lsn.accept()
+        with conn, (server_ctx.wrap_socket(conn, server_side=True) if tls else conn) as c:
+            head = b""
+            while not head.endswith(b"\r\n\r\n"):
+                head += c.recv(1)
+            c.sendall(answer(b"once"))
+            done.wait(10)  # never reads again
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+
+    def ours() -> int:
+        return sum(1 for c in psutil.Process().net_connections("tcp")
+                   if c.raddr and c.raddr.port == port and c.status == "ESTABLISHED")
+
+    async def go() -> tuple[int, int]:
+        client_ctx = ssl.create_default_context()
+        ca.configure_trust(client_ctx)
+        pool = Pool({"User-Agent": "x"}, connect_timeout=2.0, tls=client_ctx,
+                    cookie_jar=aiohttp.DummyCookieJar())
+        assert await _read_one(pool, f"{'https' if tls else 'http'}://127.0.0.1:{port}/") == b"once"
+        before = ours()
+        await pool.close()
+        return before, ours()  # no turn of the loop in between
+
+    try:
+        assert asyncio.run(go()) == (1, 0)
+    finally:
+        done.set()
+        thread.join(10)
+        lsn.close()
+
+
+def test_a_connection_given_back_after_close_is_closed(keepalive_server: RawServer) -> None:
+    """A request still reading when the pool closes (a crawl stopped): its
+    connection is closed when it comes back, not kept."""
+    import psutil
+
+    def ours() -> int:
+        return sum(1 for c in psutil.Process().net_connections("tcp")
+                   if c.raddr and c.raddr.port == keepalive_server.port
+                   and c.status == "ESTABLISHED")
+
+    async def go() -> tuple[bytes, int, int]:
+        pool = Pool({"User-Agent": "x"}, connect_timeout=2.0, cookie_jar=aiohttp.DummyCookieJar())
+        busy = await pool.request(keepalive_server.url + "/a")
+        await pool.close()
+        async with busy:
+            body = await busy.read()
+        for _ in range(50):  # a closed transport lets go of its socket on the next turns
+            if not ours():
+                break
+            await asyncio.sleep(0.01)
+        return body, pool.idle(), ours()
+
+    assert asyncio.run(go()) == (page("/a"), 0, 0)
