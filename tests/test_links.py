@@ -9,7 +9,7 @@ import random
 
 import pytest
 
-from loopcrawl.links import MAX_UNCLOSED, extract, extract_tree, scan
+from loopcrawl.links import MAX_UNCLOSED, LinkParser, PageLinks, extract, extract_tree, scan
 from loopcrawl.testsite import Site
 
 CASES = [
@@ -150,3 +150,48 @@ def test_decode_html_gives_lexbor_the_bytes_only_when_they_are_the_text(
     assert as_bytes or isinstance(got, str)
     text = html_to_unicode(f"text/html; charset={charset}" if charset else None, body)[1]
     assert extract_tree(got) == extract_tree(text)
+
+
+def test_hrefs_that_give_no_url_are_told_apart_by_scheme() -> None:
+    """``not_http``: another scheme, named before the first ':' (whatever
+    follows); ``invalid_url``: http(s) in any case, or no scheme, that does not
+    parse; a fragment is the page itself, neither."""
+    hrefs = {"mailto:a@h?subject=x:y": "not_http", "javascript:a:b": "not_http",
+             "tel:1": "not_http", "https://[bad": "invalid_url",
+             "HTTP://[bad": "invalid_url", "//[bad": "invalid_url", "#x": ""}
+    parser = LinkParser(100)
+    got = parser.parse("http://h/", "".join(f'<a href="{h}">x</a>' for h in hrefs).encode(),
+                       "utf-8")
+    assert got.urls == [] and got.unfollowable == {"not_http": 3, "invalid_url": 3}
+    assert parser._unfollowable == hrefs
+
+
+def test_the_verdicts_on_hrefs_are_kept_up_to_4096_then_cleared() -> None:
+    parser = LinkParser(10_000)
+    page = "".join(f'<a href="mailto:{i}@h">x</a>' for i in range(4096)).encode()
+    assert parser.parse("http://h/", page, "utf-8").unfollowable == {"not_http": 4096}
+    assert len(parser._unfollowable) == 4096
+    parser.parse("http://h/", b'<a href="mailto:new@h">x</a>', "utf-8")
+    assert parser._unfollowable == {"mailto:new@h": "not_http"}
+
+
+@pytest.mark.parametrize("html", [
+    "<template><template></template><a href=/in></template><a href=/out>",  # nested
+    "</template><template><a href=/t></template><a href=/after>",  # a stray end tag first
+    "<template><template><a href=/x></template></template><base href=/b/><title>T</title>",
+])
+def test_scan_keeps_template_content_out_as_the_tree_does(html: str) -> None:
+    _same(html)
+    assert scan(html).hrefs == extract_tree(html).hrefs
+
+
+def test_scan_on_its_own_terms() -> None:
+    """What the tag soup does not reach: the cap at its boundary with the title
+    and base kept, invalid UTF-8 replaced (not raised), a reference ending in
+    ';' decoded even before '=', an empty base href ignored."""
+    page = "<title>T</title><base href=/b/>" + "<a href=/x>" * 3
+    assert scan(page, 3) == PageLinks("T", "/b/", ["/x"] * 3)
+    assert scan(page, 2) == PageLinks("T", "/b/", ["/x"] * 2, truncated=True)
+    assert scan(b'<title>caf\xe9</title><a href="/\xff">') == PageLinks("caf\ufffd", None, ["/\ufffd"])
+    assert scan('<a href="/q?a&amp;=1&copy;=2&copy=3">').hrefs == ["/q?a&=1\u00a9=2&copy=3"]
+    assert scan('<base href=""><a href=x>') == PageLinks(None, None, ["x"])
