@@ -315,9 +315,10 @@ def test_the_longer_of_delay_and_crawl_delay_holds(pages: PageServer, delay: flo
     starts = sorted(h.start for h in pages.log if h.path not in ("/robots.txt", "/"))
     gaps = [b - a for a, b in itertools.pairwise(starts)]
     # The server sees each request a little after the crawler starts it, not
-    # always by the same amount: 30 ms of slack (much more than that is
-    # a loaded machine; the limits tested differ by 300 ms).
-    assert len(gaps) == 3 and min(gaps) >= gap - 0.03, gaps
+    # always by the same amount (a request on a new connection waits for its
+    # handshake: on a loaded machine one was seen 0.11 s late, the next gap
+    # 0.05 s short): 0.1 s of slack; the limits tested differ by 0.3 s.
+    assert len(gaps) == 3 and min(gaps) >= gap - 0.1, gaps
     assert max(gaps) < gap + 0.25, gaps  # slack for a loaded machine
 
 
