@@ -2,18 +2,21 @@
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import json
 import logging
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any, ClassVar
 
 import pytest
 
-from loopcrawl import FetchRecord, Settings, crawl
-from loopcrawl.errors import ConfigError
-from loopcrawl.outputs import JsonlWriter
+from loopcrawl import CrawlStats, FetchRecord, Response, Settings, Spider, crawl
+from loopcrawl.core.engine import Crawler
+from loopcrawl.errors import ConfigError, OutputError
+from loopcrawl.outputs import JsonlWriter, Output
 
 from .conftest import PageServer
 from .helpers import by_url, run
@@ -142,6 +145,23 @@ def test_max_pages_is_exact(pages: PageServer) -> None:
     recs, _ = run(pages.url + "/", max_pages=10, concurrency=8)
     assert len(recs) == 10
     assert len([p for p in pages.paths() if p != "/robots.txt"]) == 10
+
+
+def test_pages_not_fetched_spend_no_budget(pages: PageServer) -> None:
+    """A page robots.txt forbids, or a trap stops, is a record but not a page
+    of ``max_pages``: with a budget of 2, the pages after three of them are
+    fetched."""
+    pages.add("/robots.txt", body="User-agent: *\nDisallow: /private/\n",
+              content_type="text/plain")
+    pages.add("/a")
+    pages.add("/v?q=1")
+    paths = ["/private/1", "/private/2", "/v?q=1", "/v?q=2", "/a"]
+    recs, stats = run([pages.url + p for p in paths], max_pages=2, concurrency=1, per_host=1,
+                      depth=0, max_query_variants=1)
+    assert [(r.url.removeprefix(pages.url), r.status, r.error) for r in recs] == [
+        ("/private/1", None, "robots_denied"), ("/private/2", None, "robots_denied"),
+        ("/v?q=1", 200, None), ("/v?q=2", None, "trap"), ("/a", 200, None)]
+    assert pages.paths() == ["/robots.txt", "/v?q=1", "/a"] and stats.records == 5
 
 
 def test_a_failing_record_hook_leaves_one_record_per_request(
@@ -386,3 +406,56 @@ def test_a_crawl_freezes_start_up_for_the_collector(pages: PageServer) -> None:
     before, frozen, young, middle, _ = map(int, out.stdout.split())
     assert before == 0 and frozen > 10_000  # the imported modules' objects
     assert (young, middle) == (50_000, 20)
+
+
+def test_a_spider_is_told_why_the_crawl_ended(pages: PageServer) -> None:
+    """``closed(reason)`` in Scrapy's words: three pages under a budget of 4
+    "finished", of exactly 3 "closespider_pagecount"; ``stop()`` "shutdown";
+    an output that fails "error": the crawl stops at once (not the 20 pages
+    found before it failed, 0.3 s apart) and raises the first error."""
+    pages.add("/", links=["/a", "/b"])
+    pages.add("/a")
+    pages.add("/b")
+    many = [f"/m{i}" for i in range(20)]
+    pages.add("/many", links=many)
+    for p in many:
+        pages.add(p)
+    reasons: list[str] = []
+    crawler: list[Crawler] = []
+    base = pages.url
+
+    class S(Spider):
+        start_urls = [base + "/"]
+        stop_at: ClassVar[str | None] = None
+
+        def parse(self, response: Response) -> Any:
+            if response.url == self.stop_at:
+                crawler[0].stop()
+            yield from response.follow_all(css="a")
+            yield {"url": response.url}
+
+        def closed(self, reason: str) -> None:
+            reasons.append(reason)
+
+    class Failing(Output):
+        format, roles, path = "failing", frozenset({"items"}), "failing"
+
+        def write_item(self, item: dict[str, Any], kind: str,
+                       fields: tuple[str, ...] | None) -> None:
+            raise OutputError(f"failing: no space left for {item['url']}")
+
+    def one(settings: Settings, spider: S, outputs: tuple[Output, ...] = ()) -> CrawlStats:
+        crawler[:] = [Crawler(settings, spider=spider, outputs=outputs)]
+        return asyncio.run(crawler[0].run())
+
+    assert one(Settings(timeout=10.0, max_pages=4), S()).records == 3
+    assert one(Settings(timeout=10.0, max_pages=3), S()).records == 3
+    S.stop_at = base + "/"
+    assert one(Settings(timeout=10.0), S()).interrupted
+    S.stop_at, S.start_urls = None, [base + "/many"]
+    pages.log.clear()
+    with pytest.raises(OutputError) as e:
+        one(Settings(timeout=10.0, delay=0.3, per_host=1, obey_robots=False), S(), (Failing(),))
+    assert str(e.value) == f"failing: no space left for {base}/many"
+    assert len([h for h in pages.log if h.path in many]) <= 1, pages.paths()
+    assert reasons == ["finished", "closespider_pagecount", "shutdown", "error"]
