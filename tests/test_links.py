@@ -6,6 +6,7 @@ against lexbor's tree: the same links, title and base."""
 from __future__ import annotations
 
 import random
+from typing import Any
 
 import pytest
 
@@ -186,12 +187,35 @@ def test_scan_keeps_template_content_out_as_the_tree_does(html: str) -> None:
 
 
 def test_scan_on_its_own_terms() -> None:
-    """What the tag soup does not reach: the cap at its boundary with the title
-    and base kept, invalid UTF-8 replaced (not raised), a reference ending in
+    """What the tag soup does not reach: invalid UTF-8 replaced (not raised), a reference ending in
     ';' decoded even before '=', an empty base href ignored."""
-    page = "<title>T</title><base href=/b/>" + "<a href=/x>" * 3
-    assert scan(page, 3) == PageLinks("T", "/b/", ["/x"] * 3)
-    assert scan(page, 2) == PageLinks("T", "/b/", ["/x"] * 2, truncated=True)
     assert scan(b'<title>caf\xe9</title><a href="/\xff">') == PageLinks("caf\ufffd", None, ["/\ufffd"])
     assert scan('<a href="/q?a&amp;=1&copy;=2&copy=3">').hrefs == ["/q?a&=1\u00a9=2&copy=3"]
     assert scan('<base href=""><a href=x>') == PageLinks(None, None, ["x"])
+
+
+def test_a_page_is_scanned_past_max_unclosed_and_only_then() -> None:
+    """Where the scan and the tree part by design (a misnested ``<a>`` is
+    cloned by the tree builder) tells which read the page: the tree up to
+    MAX_UNCLOSED unclosed tags, however long the page; the scan past it, as
+    text or bytes. The count is skipped for pages of at most 5 × MAX_UNCLOSED
+    bytes (too short to hold enough start tags to be slow)."""
+    misnested = '<a href="/x"><p>t</a>'
+    assert (extract_tree(misnested).hrefs, scan(misnested).hrefs) == (["/x", "/x"], ["/x"])
+    at = "<div>" * (MAX_UNCLOSED - 1) + misnested  # MAX_UNCLOSED unclosed
+    over = "<div>" * MAX_UNCLOSED + misnested
+    for page in (at, at.encode()):
+        assert extract(page).hrefs == ["/x", "/x"]
+    for page in (over, over.encode()):
+        assert extract(page).hrefs == ["/x"]
+    assert extract("<p>" + "x" * 20_000 + "</p>" + misnested).hrefs == ["/x", "/x"]
+    short = "<b>" * (MAX_UNCLOSED + 1)
+    short += " " * (5 * MAX_UNCLOSED - len(short) - len(misnested)) + misnested
+    assert len(short) == 5 * MAX_UNCLOSED and extract(short).hrefs == ["/x", "/x"]
+
+
+@pytest.mark.parametrize("read", [scan, extract_tree])
+def test_the_link_cap_at_its_boundary_keeps_title_and_base(read: Any) -> None:
+    page = "<title>T</title><base href=/b/>" + "<a href=/x>" * 3
+    assert read(page, 3) == PageLinks("T", "/b/", ["/x"] * 3)
+    assert read(page, 2) == PageLinks("T", "/b/", ["/x"] * 2, truncated=True)
