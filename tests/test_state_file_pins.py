@@ -455,21 +455,30 @@ def test_a_state_file_that_cannot_be_opened_or_locked_is_one_message(tmp_path: P
     with pytest.raises(StateError) as got:
         SqliteFrontier(tmp_path)
     assert str(got.value) == f"{tmp_path} is a directory, not a state file"
-    # Held by a process that has not written its pid yet: no pid named, and
-    # the descriptor opened to try is closed again.
-    held = tmp_path / "held.db"
-    fd = os.open(held, os.O_RDWR | os.O_CREAT)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
-        fds = open_fds()
-        with pytest.raises(StateError) as got:
-            SqliteFrontier(held)
-        assert str(got.value) == (
-            f"{held} is in use by another crawl; wait for it to end, or stop it, before resuming"
-        )
-        assert open_fds() == fds
-    finally:
-        os.close(fd)
+    # Held by a crawl that has not written its pid yet (an empty file, or the
+    # schema made and the pid not yet written): no pid named, ``status``
+    # knows of none, and the descriptor opened to try is closed again.
+    empty, unnamed = tmp_path / "empty.db", tmp_path / "unnamed.db"
+    with SqliteFrontier(unnamed):
+        pass
+    _sqlite(unnamed, "DELETE FROM meta WHERE key = 'pid'")
+    for held in (empty, unnamed):
+        fd = os.open(held, os.O_RDWR | os.O_CREAT)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            fds = open_fds()
+            with pytest.raises(StateError) as got:
+                SqliteFrontier(held)
+            assert str(got.value) == (
+                f"{held} is in use by another crawl; wait for it to end, or stop it, "
+                "before resuming"
+            )
+            assert open_fds() == fds
+            if held is unnamed:
+                st = read_status(str(held))
+                assert (st.running_pid, st.in_flight, st.checkpoint_at) == (None, 0, None)
+        finally:
+            os.close(fd)
 
 
 @pytest.mark.parametrize(
@@ -589,6 +598,31 @@ def test_status_of_a_state_at_rest(tmp_path: Path) -> None:
     }
     assert json.loads(json.dumps(d)) == d
     assert files_beside(db) == before
+
+
+def test_status_of_a_killed_crawls_state_writes_nothing(tmp_path: Path) -> None:
+    """A crawl killed after a checkpoint leaves its last commits in the WAL:
+    ``status`` counts them, and leaves the WAL to the crawl's recovery (a
+    read-write open would fold it into the file as it closed)."""
+    db, dead = tmp_path / "s.db", tmp_path / "dead"
+    dead.mkdir()
+
+    async def go() -> None:
+        f = SqliteFrontier(db)
+        await f.add([Request(f"http://h.test/{i}") for i in range(5)])
+        got = await f.lease(2)
+        await f.ack(got[0], rec(got[0]))
+        await f.checkpoint(None)
+        for name in ("s.db", "s.db-wal"):  # what a kill leaves
+            (dead / name).write_bytes((tmp_path / name).read_bytes())
+        await f.close()
+
+    asyncio.run(go())
+    before = {p.name: p.read_bytes() for p in dead.iterdir()}
+    assert before["s.db-wal"]
+    st = read_status(str(dead / "s.db"))
+    assert (st.running_pid, st.queued, st.done, st.seen) == (None, 4, 1, 5)
+    assert {p.name: p.read_bytes() for p in dead.iterdir() if p.name != "s.db-shm"} == before
 
 
 def test_status_before_the_first_checkpoint(tmp_path: Path) -> None:
