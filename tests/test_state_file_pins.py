@@ -540,6 +540,24 @@ def test_a_state_whose_name_holds_uri_characters(
     assert {p.name for p in tmp_path.iterdir()} <= {name, name + "-wal", name + "-shm"}
 
 
+def test_a_path_longer_than_sqlite_takes_is_one_message(tmp_path: Path) -> None:
+    """A state file SQLite cannot open though the OS can (its path past
+    SQLite's 512 bytes): one message from the crawl and from ``status``."""
+    made = tmp_path / "s.db"
+    make_state(made)
+    deep = tmp_path.joinpath(*["d" * 200] * 3)
+    deep.mkdir(parents=True)
+    p = deep / "s.db"
+    p.write_bytes(made.read_bytes())
+    with pytest.raises(StateError) as got:
+        SqliteFrontier(p)
+    assert str(got.value) == f"cannot use {p}: unable to open database file"
+    with pytest.raises(StateError) as got:
+        read_status(str(p))
+    assert str(got.value) == f"cannot read {p}: unable to open database file"
+    assert not is_locked(p)
+
+
 # -- loopcrawl status -----------------------------------------------------------
 
 STATUS_KEYS = [
