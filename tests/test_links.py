@@ -208,6 +208,9 @@ def test_a_page_is_scanned_past_max_unclosed_and_only_then() -> None:
         assert extract(page).hrefs == ["/x", "/x"]
     for page in (over, over.encode()):
         assert extract(page).hrefs == ["/x"]
+    two = over + "<a href=/y>"
+    for page in (two, two.encode()):  # the cap holds on the scan too
+        assert extract(page, 1) == PageLinks(None, None, ["/x"], truncated=True)
     assert extract("<p>" + "x" * 20_000 + "</p>" + misnested).hrefs == ["/x", "/x"]
     short = "<b>" * (MAX_UNCLOSED + 1)
     short += " " * (5 * MAX_UNCLOSED - len(short) - len(misnested)) + misnested
