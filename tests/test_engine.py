@@ -8,6 +8,7 @@ import json
 import logging
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -406,6 +407,54 @@ def test_a_crawl_freezes_start_up_for_the_collector(pages: PageServer) -> None:
     before, frozen, young, middle, _ = map(int, out.stdout.split())
     assert before == 0 and frozen > 10_000  # the imported modules' objects
     assert (young, middle) == (50_000, 20)
+
+
+@pytest.mark.parametrize(("answers", "delay"), [
+    ([429], 0.25), ([503], 0.25), ([500], 0.0), ([429, 400], 0.25), ([429, 399], 0.1875),
+    ([429, 200], 0.1875),
+])
+def test_which_answers_slow_a_host_down_and_which_relax_it(
+    pages: PageServer, answers: list[int], delay: float
+) -> None:
+    """429 and 503 double the host's delay (from 0 to 0.25 s), a 500 does not;
+    an answer below 400 takes it x0.75, a 400 leaves it. Read from the gate
+    after the crawl, one request after the other, none retried."""
+    paths = [f"/s{i}" for i in range(len(answers))]
+    for p, status in zip(paths, answers, strict=True):
+        pages.add(p, status=status)
+    c = Crawler(Settings(seeds=tuple(pages.url + p for p in paths), retries=0, depth=0,
+                         concurrency=1, per_host=1, obey_robots=False, timeout=10.0))
+    asyncio.run(c.run())
+    assert pages.paths() == paths
+    assert c.scheduler is not None
+    slot = c.scheduler.gate.slot(pages.url.removeprefix("http://"))
+    assert slot is not None and slot.delay == delay
+
+
+def test_a_record_says_what_was_asked_and_what_came_back(pages: PageServer) -> None:
+    """/ links to /old, which redirects to /slow (answered after 0.3 s): /old's
+    record has its depth, referrer, final URL, status, type, size and hops;
+    it started when the crawl asked (Unix time) and took at least 0.3 s (and
+    not much more). A page robots.txt forbids took no fetch: no status or size."""
+    pages.add("/robots.txt", body="User-agent: *\nDisallow: /private\n",
+              content_type="text/plain")
+    pages.add("/", links=["/old", "/private"])
+    pages.add("/old", status=301, headers={"Location": "/slow"})
+    pages.add("/slow", body="<title>slow</title>" + "x" * 100, delay=0.3)
+    before = time.time()
+    recs, _ = run(pages.url + "/", concurrency=1, per_host=1)
+    after = time.time()
+    got = by_url(recs)
+    old, root, private = got[pages.url + "/old"], got[pages.url + "/"], got[pages.url + "/private"]
+    assert (old.depth, old.referrer, old.final_url, old.status, old.content_type, old.bytes,
+            old.redirects, old.title) == (1, pages.url + "/", pages.url + "/slow", 200,
+                                          "text/html", 119, 1, "slow")
+    assert root.fetched_at <= old.fetched_at <= private.fetched_at
+    assert before <= root.fetched_at and private.fetched_at <= after
+    assert 300 <= old.elapsed_ms < 300 + 3000
+    assert 0 <= root.elapsed_ms < 3000
+    assert (private.status, private.final_url, private.content_type, private.bytes,
+            private.redirects, private.error) == (None, None, None, 0, 0, "robots_denied")
 
 
 def test_a_spider_is_told_why_the_crawl_ended(pages: PageServer) -> None:
