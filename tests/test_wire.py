@@ -931,23 +931,28 @@ def test_the_pool_sends_the_sessions_request_line_for_line(
     from loopcrawl.net.fetcher import Fetcher
     from loopcrawl.settings import Settings
 
-    async def go(pool: bool, urls: list[str]) -> None:
+    async def go(pool: bool, urls: list[str]) -> list[list[tuple[str, str]]]:
+        """The headers each fetch says it sent (a WARC's request record, a spider's)."""
         settings = Settings(**{**FAST, "http_pool": pool},  # type: ignore[arg-type]
                             headers={"X-Every": "yes", "Authorization": "Basic eDp5",
-                                     "Cookie": "b=2; a=1;; tok=x=y; sid=old"})
+                                     "Cookie": "b=2; a=1;; tok=x=y; sid=o=ld"})
+        said = []
         async with Fetcher(settings) as f:
             for url in urls:
-                assert (await f.fetch(url)).status == 200
+                fetched = await f.fetch(url)
+                assert fetched.status == 200
+                said.append(sorted(fetched.request_headers.items()))
+        return said
 
     with (caplog.at_level(logging.WARNING, "loopcrawl.net"), RawServer(keep) as v4,
           RawServer(keep, host="::1") as v6):
         urls = [v4.url, v4.url + "/a//b?q=%20&r=/", v6.url + "/six", v4.url + "/set",
                 v4.url + "/after", v6.url + "/six-after"]
-        sent = {}
+        sent, said = {}, {}
         for pool in (True, False):
             v4.requests.clear()
             v6.requests.clear()
-            asyncio.run(go(pool, urls))
+            said[pool] = asyncio.run(go(pool, urls))
             sent[pool] = (v4.requests[:], v6.requests[:])
 
     def lines(head: bytes) -> tuple[bytes, bytes, list[bytes]]:
@@ -956,6 +961,8 @@ def test_the_pool_sends_the_sessions_request_line_for_line(
 
     assert [[lines(h) for h in s] for s in sent[True]] == [[lines(h) for h in s]
                                                            for s in sent[False]]
+    assert said[True] == said[False]
+    assert ("Cookie", "a=1; b=2; sid=s1; tok=x=y; z=9") in said[True][4]
     assert pool_calls == urls
     assert caplog.records == []  # no "keep-alive pool failed"
     first, *_, after = sent[True][0]
@@ -1051,3 +1058,37 @@ def test_a_connection_given_back_after_close_is_closed(keepalive_server: RawServ
         return body, pool.idle(), ours()
 
     assert asyncio.run(go()) == (page("/a"), 0, 0)
+
+
+def test_a_lookup_left_when_the_loop_ends_logs_nothing(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture,
+) -> None:
+    """The request that started a lookup is cancelled (its lookup goes on for
+    the others: shielded); the loop ends before the answer, cancelling it:
+    no "Exception in callback", no "exception was never retrieved"."""
+    real = Pool._lookup
+    started = []
+
+    async def slow(self: Pool, host: str, port: int) -> object:
+        started.append(host)
+        await asyncio.sleep(30)  # a resolver that does not answer in time
+        return await real(self, host, port)
+
+    monkeypatch.setattr(Pool, "_lookup", slow)
+
+    async def go() -> bool:
+        pool = Pool({"User-Agent": "x"}, connect_timeout=5.0, cookie_jar=aiohttp.DummyCookieJar())
+        request = asyncio.ensure_future(pool.request("http://slow.test/"))
+        for _ in range(100):
+            if started:
+                break
+            await asyncio.sleep(0.01)
+        request.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await request
+        return bool(pool._resolving)  # the lookup goes on
+
+    with caplog.at_level(logging.WARNING, "asyncio"):
+        assert asyncio.run(go()) is True
+    assert started == ["slow.test"]
+    assert [r.getMessage() for r in caplog.records if r.name == "asyncio"] == []
