@@ -549,3 +549,27 @@ def test_the_dispatcher_sleeps_while_nothing_can_go(concurrency: int,
     cpu, started = asyncio.run(go())
     assert started == ["http://a.test/"] + (["http://b.test/"] if max_pages is None else [])
     assert cpu < 0.005, cpu
+
+
+def test_a_turn_taken_while_the_host_waits_moves_its_start_exactly() -> None:
+    """Each page's redirect hop (``claim``) takes the host's next turn after
+    the page is done, while the host's next request already waits for that
+    turn: the request goes at the turn after (two delays after the page), no
+    later. The dispatcher asks the gate again at the time it answers, not at
+    its 50 ms poll for hosts full elsewhere (that is 45 ms late each time)."""
+    delay = 0.055
+
+    async def fetch(h: Harness, r: Request) -> tuple[bool, float]:
+        # after this request's done(), which schedules the next one
+        asyncio.get_running_loop().call_soon(h.sched.claim, "h.test")
+        return True, 0.0
+
+    async def go() -> list[float]:
+        h = await start([f"http://h.test/{i}" for i in range(9)], fetch, concurrency=2,
+                        per_host=1, delay=delay)
+        await finish(h)
+        return [t for _, t in h.started]
+
+    gaps = sorted(b - a for a, b in itertools.pairwise(asyncio.run(go())))
+    assert len(gaps) == 8 and gaps[0] >= 2 * delay - 0.01, gaps
+    assert gaps[4] < 2 * delay + 0.025, gaps  # the median: a late wake-up or two allowed
