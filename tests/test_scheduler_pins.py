@@ -522,7 +522,7 @@ def test_the_dispatcher_sleeps_while_nothing_can_go(concurrency: int,
     request in flight for a second (a slow server: up to the timeouts): the
     dispatcher waits for its ``done()``, though the other host is due. With
     the budget spent it used to wake every half millisecond (a bug: 6% of a
-    core); 30 ms of CPU a second here, unloaded, when it does."""
+    core); 30 to 60 ms of CPU a second here when it does."""
 
     async def go() -> tuple[float, list[str]]:
         hold = asyncio.Event()
@@ -548,7 +548,8 @@ def test_the_dispatcher_sleeps_while_nothing_can_go(concurrency: int,
 
     cpu, started = asyncio.run(go())
     assert started == ["http://a.test/"] + (["http://b.test/"] if max_pages is None else [])
-    assert cpu < 0.005, cpu
+    # (every place taken, it looks at the frontier every 50 ms: 2-6 ms a second)
+    assert cpu < 0.015, cpu
 
 
 def test_a_turn_taken_while_the_host_waits_moves_its_start_exactly() -> None:
