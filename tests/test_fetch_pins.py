@@ -450,10 +450,13 @@ def test_redirects_hop_by_hop_word_for_word(http_pool: bool) -> None:
 
 
 @pytest.mark.parametrize("http_pool", [True, False], ids=["pool", "session"])
-def test_a_hop_to_another_host_drops_credentials_and_cookies_only(http_pool: bool) -> None:
+def test_a_hop_to_another_host_drops_credentials_and_cookies_only(
+    http_pool: bool, pool_calls: list[str],
+) -> None:
     """A request's own cookies and credential headers (and ``-H`` ones) go on
     a hop to the same host and never to another one; its other headers go
-    to both. Cookies alone (no header at all) are dropped the same way."""
+    to both. Cookies alone (no header at all) are dropped the same way. With
+    its cookies dropped, a hop is the pool's again."""
     seen: list[tuple[str, str | None, str | None, str | None]] = []
 
     async def handle(request: web.BaseRequest) -> web.StreamResponse:
@@ -477,6 +480,8 @@ def test_a_hop_to_another_host_drops_credentials_and_cookies_only(http_pool: boo
         ("/x-host", "c=v", "Bearer t", "m"), ("/same-host", "c=v", "Bearer t", "m"),
         ("/x-host", "c=v", "Bearer t", "m"), ("/other-host", None, None, "m"),
         ("/x-host", "c=v", None, None), ("/bare", None, None, None)]
+    hops = [f"{other.url}/other-host", f"{other.url}/bare"]
+    assert pool_calls == (hops if http_pool else [])  # cookies take the session
 
 
 @pytest.mark.parametrize("http_pool", [True, False], ids=["pool", "session"])
@@ -530,3 +535,14 @@ def test_an_answer_without_content_type_has_none(http_pool: bool) -> None:
 
         got = asyncio.run(go())
     assert (got.content_type, got.charset, got.body, got.is_html) == ("", None, b"<p>x</p>", True)
+
+
+def test_a_fetcher_outside_async_with_says_so() -> None:
+    """A caller that forgets ``async with`` is told what it forgot, not
+    handed an AttributeError from inside aiohttp."""
+
+    async def go() -> None:
+        await Fetcher(Settings()).fetch("http://127.0.0.1:9/")
+
+    with pytest.raises(AssertionError, match=r"^Fetcher used outside 'async with'$"):
+        asyncio.run(go())

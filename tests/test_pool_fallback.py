@@ -206,3 +206,24 @@ def test_the_request_the_pool_failed_on_is_sent_again_as_it_was(
     assert asked == ["check " + u + "/t", "turn " + u + "/t"]
     assert [(h.path, h.headers.get("X-Mine")) for h in pages.log] == [
         ("/r", "m"), ("/t", "m"), ("/big", None), ("/big", None)]
+
+
+def test_the_request_sent_again_has_its_whole_timeout(
+    pages: PageServer, pool_calls: list[str], monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The pool fails 0.7 s into a request whose timeout is 1 s: the
+    session's try, 0.6 s long, has a whole second of its own (the first
+    try's clock is stopped, not left to cut it at 1 s)."""
+    async def exchange(self: wire.Pool, proto: Any, data: bytes) -> Any:
+        await asyncio.sleep(0.7)
+        raise TypeError("an aiohttp that changed")
+
+    monkeypatch.setattr(wire.Pool, "_exchange", exchange)
+    pages.add("/slow", body=b"late", delay=0.6)
+
+    async def go() -> bytes:
+        async with Fetcher(Settings(timeout=1.0, read_timeout=1.0)) as f:
+            return (await f.fetch(pages.url + "/slow")).body
+
+    assert asyncio.run(go()) == b"late"
+    assert pool_calls == [pages.url + "/slow"] and pages.paths() == ["/slow"]
