@@ -667,8 +667,15 @@ class _Forgets(ResponseHandler):
         return self.answers >= 2 or super().should_close
 
 
-@pytest.mark.parametrize("broken", [_Inflates, _Deaf, _Forgets],
-                         ids=["body", "signature", "reuse"])
+class _Mute(ResponseHandler):
+    """An aiohttp whose protocol never hands an answer over: the self-test would hang."""
+
+    def data_received(self, data: bytes) -> None:
+        pass
+
+
+@pytest.mark.parametrize("broken", [_Inflates, _Deaf, _Forgets, _Mute],
+                         ids=["body", "signature", "reuse", "hang"])
 def test_a_failed_self_test_says_why_word_for_word(
     monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture, broken: type,
 ) -> None:
@@ -676,6 +683,7 @@ def test_a_failed_self_test_says_why_word_for_word(
 
     monkeypatch.setattr(_aiohttp, "ResponseHandler", broken)
     monkeypatch.setattr(wire, "_verdict", None)
+    monkeypatch.setattr(wire, "SELF_TEST_TIMEOUT", 0.3)  # its bound (5 s), shortened
     with caplog.at_level(logging.WARNING, "loopcrawl.net"):
         assert asyncio.run(wire.self_test()) is False
         assert asyncio.run(wire.self_test()) is False  # decided once: no second warning
@@ -685,6 +693,8 @@ def test_a_failed_self_test_says_why_word_for_word(
         why = f"RuntimeError: the canned answer read back as 200 {headers} {wire._TEST_GZ[:40]!r}"
     elif broken is _Forgets:
         why = "RuntimeError: the connection was not kept for reuse"
+    elif broken is _Mute:
+        why = "TimeoutError: "
     else:
         why = ("TypeError: _Deaf.set_response_params() got an unexpected keyword "
                "argument 'read_until_eof'")

@@ -47,6 +47,7 @@ __all__ = ["Exchange", "Pool", "self_test"]
 
 DNS_TTL = 300.0  # seconds an address lookup is kept (the session's ttl_dns_cache too)
 HAPPY_EYEBALLS_DELAY = 0.25  # seconds before the next address is tried too (aiohttp's)
+SELF_TEST_TIMEOUT = 5.0  # seconds the self-test may take: an aiohttp that changed may hang it
 # What a connection the server closed while it was idle raises on reuse
 # (ResponseHandler turns socket errors into ClientOSError).
 _RETRY_ON_REUSE = (aiohttp.ServerDisconnectedError, aiohttp.ClientOSError)
@@ -374,7 +375,7 @@ async def self_test() -> bool:
     global _verdict
     if _verdict is None:
         try:
-            async with asyncio.timeout(5.0):
+            async with asyncio.timeout(SELF_TEST_TIMEOUT):
                 await _exercise()
             _verdict = True
         except Exception as e:  # whatever a changed aiohttp raises
