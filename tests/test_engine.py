@@ -17,6 +17,7 @@ import pytest
 from loopcrawl import CrawlStats, FetchRecord, Response, Settings, Spider, crawl
 from loopcrawl.core.engine import Crawler
 from loopcrawl.errors import ConfigError, OutputError
+from loopcrawl.frontier import MemoryFrontier
 from loopcrawl.outputs import JsonlWriter, Output
 
 from .conftest import PageServer
@@ -149,20 +150,29 @@ def test_max_pages_is_exact(pages: PageServer) -> None:
 
 
 def test_pages_not_fetched_spend_no_budget(pages: PageServer) -> None:
-    """A page robots.txt forbids, or a trap stops, is a record but not a page
-    of ``max_pages``: with a budget of 2, the pages after three of them are
-    fetched."""
+    """A page robots.txt forbids, or a trap stops, is one record, acked, but
+    not a page of ``max_pages`` and no back-off for its host: with a budget
+    of 2, the pages after three of them are fetched."""
     pages.add("/robots.txt", body="User-agent: *\nDisallow: /private/\n",
               content_type="text/plain")
     pages.add("/a")
     pages.add("/v?q=1")
     paths = ["/private/1", "/private/2", "/v?q=1", "/v?q=2", "/a"]
-    recs, stats = run([pages.url + p for p in paths], max_pages=2, concurrency=1, per_host=1,
-                      depth=0, max_query_variants=1)
+    frontier = MemoryFrontier(lease_ttl=30.0)  # an ack must name its lease
+    recs: list[FetchRecord] = []
+    c = Crawler(Settings(seeds=tuple(pages.url + p for p in paths), max_pages=2, concurrency=1,
+                         per_host=1, depth=0, max_query_variants=1, timeout=10.0),
+                frontier=frontier, on_record=recs.append)
+    stats = asyncio.run(c.run())
     assert [(r.url.removeprefix(pages.url), r.status, r.error) for r in recs] == [
         ("/private/1", None, "robots_denied"), ("/private/2", None, "robots_denied"),
         ("/v?q=1", 200, None), ("/v?q=2", None, "trap"), ("/a", 200, None)]
     assert pages.paths() == ["/robots.txt", "/v?q=1", "/a"] and stats.records == 5
+    st = asyncio.run(frontier.statistics())
+    assert (st.done, st.leased, st.queued) == (5, 0, 0)
+    assert c.scheduler is not None
+    slot = c.scheduler.gate.slot(pages.url.removeprefix("http://"))
+    assert slot is not None and slot.throttled_until == 0.0
 
 
 def test_a_failing_record_hook_leaves_one_record_per_request(

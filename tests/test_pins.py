@@ -715,6 +715,21 @@ def test_pages_per_host_limit_is_exact(pages: PageServer) -> None:
     assert len(recs) == 9
 
 
+def test_a_retry_is_not_counted_again_by_the_traps(scripted: tuple[PageServer, Scripted]) -> None:
+    """Pages per host and query variants count pages, not attempts: a 503
+    retried once, then another page, both within limits of 2 and 1."""
+    server, s = scripted
+    s.add("/flaky?x=1", (503, {}, b"busy", 0.0), page(title="back"))
+    s.add("/b", page(title="b"))
+    recs, stats = run([server.url + "/flaky?x=1", server.url + "/b"], obey_robots=False,
+                      depth=0, concurrency=1, per_host=1, retries=1, retry_backoff=0.01,
+                      max_pages_per_host=2, max_query_variants=1)
+    got = by_url(recs)
+    assert (got[server.url + "/flaky?x=1"].title, got[server.url + "/b"].title) == ("back", "b")
+    assert (stats.retries, stats.errors, stats.traps) == (1, {}, {})
+    assert len(hits(server, "/flaky?x=1")) == 2
+
+
 def test_links_per_page_limit_is_exact(pages: PageServer) -> None:
     links = [f"/p{i}" for i in range(7)]
     pages.add("/", links=links)
