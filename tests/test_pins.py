@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import logging
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -431,24 +433,35 @@ def test_a_nul_in_the_first_kib_means_binary_not_robots_txt(pages: PageServer, n
     assert [r.error for r in recs] == [error]
 
 
-def test_an_unreachable_robots_txt_is_asked_again_after_its_window(pages: PageServer) -> None:
+def test_an_unreachable_robots_txt_is_asked_again_after_its_window(
+    pages: PageServer, caplog: pytest.LogCaptureFixture
+) -> None:
     """A 503 holds the host's pages for ``robots_error_retry`` (0.3 s here),
     then robots.txt is asked again, and its answer applies; not sooner, and not
-    much later (a retry of the page waits for the window, not its back-off)."""
+    much later (a retry of the page waits for the window, not its back-off).
+    The retry is logged with its reason, and is the same page of the budget
+    (``max_pages=2``: / and /x, /no forbidden and uncounted)."""
     answers = iter([503, 200])
 
     async def handler(request: web.BaseRequest) -> web.StreamResponse:
         if request.path == "/robots.txt":
             return web.Response(status=next(answers), text="User-agent: *\nDisallow: /no\n")
-        return web.Response(text='<a href="/no">no</a>', content_type="text/html")
+        links = "".join(f'<a href="{p}">l</a>' for p in ("/no", "/x", "/y", "/z"))
+        return web.Response(text=links, content_type="text/html")
 
     pages.handler = handler
-    recs, stats = run(pages.url + "/", robots_error_retry=0.3, retries=1, retry_backoff=0.01)
+    with caplog.at_level(logging.DEBUG, logger="loopcrawl"):
+        recs, stats = run(pages.url + "/", robots_error_retry=0.3, retries=1,
+                          retry_backoff=0.01, max_pages=2, concurrency=1)
     assert sorted((r.url.removeprefix(pages.url), r.error) for r in recs) == [
-        ("/", None), ("/no", "robots_denied")]
+        ("/", None), ("/no", "robots_denied"), ("/x", None)]
+    assert [p for p in pages.paths() if p != "/robots.txt"] == ["/", "/x"]
     robots = [h.start for h in pages.log if h.path == "/robots.txt"]
     assert len(robots) == 2 and stats.retries == 1 and stats.robots_fetches == 2
     assert 0.3 - 0.02 <= robots[1] - robots[0] <= 0.3 + 0.65, robots
+    [retry] = [m for r in caplog.records if (m := r.getMessage()).startswith("retrying ")]
+    assert re.fullmatch(rf"retrying {re.escape(pages.url)}/ in 0\.[23] s or a little more "
+                        r"\(attempt 2 of 2\): robots\.txt answered 503", retry), retry
 
 
 
