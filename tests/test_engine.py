@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 import pytest
+from aiohttp import web
 
 from loopcrawl import CrawlStats, FetchRecord, Response, Settings, Spider, crawl
 from loopcrawl.core.engine import Crawler
@@ -173,6 +174,38 @@ def test_pages_not_fetched_spend_no_budget(pages: PageServer) -> None:
     assert c.scheduler is not None
     slot = c.scheduler.gate.slot(pages.url.removeprefix("http://"))
     assert slot is not None and slot.throttled_until == 0.0
+
+
+def test_every_kind_of_record_is_acked_once_by_its_lease() -> None:
+    """Whatever ends a request (a page, an HTTP error, robots.txt forbidding
+    or unreachable, a trap, a timeout) it is one record and one ack, of its
+    own lease (a frontier with leases refuses any other)."""
+
+    async def handler(request: web.BaseRequest) -> web.StreamResponse:
+        if request.path == "/robots.txt":
+            if request.host.startswith("127.0.0.2"):
+                return web.Response(status=503)
+            return web.Response(text="User-agent: *\nDisallow: /private\n")
+        if request.path == "/slow":
+            await asyncio.sleep(1.0)
+        status = 404 if request.path == "/gone" else 200
+        return web.Response(status=status, text="<title>t</title>", content_type="text/html")
+
+    with PageServer(handler=handler, hosts=("127.0.0.1", "127.0.0.2")) as server:
+        other = server.url.replace("127.0.0.1", "127.0.0.2")
+        paths = ["/ok", "/gone", "/private", "/v?q=1", "/v?q=2", "/slow"]
+        want = [None, "http_status", "robots_denied", None, "trap", "timeout",
+                "robots_unreachable"]
+        frontier = MemoryFrontier(lease_ttl=30.0)
+        recs: list[FetchRecord] = []
+        settings = Settings(seeds=(*(server.url + p for p in paths), other + "/x"), retries=0,
+                            depth=0, max_query_variants=1, robots_error_retry=30.0,
+                            timeout=0.5, read_timeout=0.5)
+        asyncio.run(Crawler(settings, frontier=frontier, on_record=recs.append).run())
+    got = by_url(recs)
+    assert [got[u].error for u in settings.seeds] == want
+    st = asyncio.run(frontier.statistics())
+    assert (st.done, st.leased, st.queued) == (7, 0, 0)
 
 
 def test_a_failing_record_hook_leaves_one_record_per_request(
