@@ -204,8 +204,34 @@ def test_every_kind_of_record_is_acked_once_by_its_lease() -> None:
         asyncio.run(Crawler(settings, frontier=frontier, on_record=recs.append).run())
     got = by_url(recs)
     assert [got[u].error for u in settings.seeds] == want
+    assert all(r.elapsed_ms > 0 for r in recs), [(r.url, r.elapsed_ms) for r in recs]
     st = asyncio.run(frontier.statistics())
     assert (st.done, st.leased, st.queued) == (7, 0, 0)
+
+
+def test_a_host_that_fails_spends_budget_and_gets_no_back_off() -> None:
+    """A page whose robots.txt cannot be had (503) failed because of its host,
+    as a refused connection does: it is a page of ``max_pages`` (our own
+    refusals, robots.txt forbidding or a trap, are not), and its host gets no
+    back-off from it (robots.txt's window holds its pages instead)."""
+
+    async def handler(request: web.BaseRequest) -> web.StreamResponse:
+        if request.path == "/robots.txt" and request.host.startswith("127.0.0.2"):
+            return web.Response(status=503)
+        return web.Response(text="<title>t</title>", content_type="text/html")
+
+    with PageServer(handler=handler, hosts=("127.0.0.1", "127.0.0.2")) as server:
+        other = server.url.replace("127.0.0.1", "127.0.0.2")
+        recs: list[FetchRecord] = []
+        c = Crawler(Settings(seeds=(other + "/x", server.url + "/a", server.url + "/b"),
+                             retries=0, depth=0, max_pages=2, concurrency=1, per_host=1,
+                             robots_error_retry=30.0, timeout=10.0), on_record=recs.append)
+        asyncio.run(c.run())
+    assert [(r.url, r.error) for r in recs] == [(other + "/x", "robots_unreachable"),
+                                                (server.url + "/a", None)]
+    assert c.scheduler is not None
+    slot = c.scheduler.gate.slot(other.removeprefix("http://"))
+    assert slot is not None and slot.throttled_until == 0.0
 
 
 def test_a_failing_record_hook_leaves_one_record_per_request(
