@@ -164,6 +164,37 @@ def test_the_crawler_offers_http_1_1_by_alpn(
     assert chosen == ["http/1.1"]
 
 
+def test_the_pools_own_context_verifies_and_offers_http_1_1(
+    ca: trustme.CA, bundle: str, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """An aiohttp without the verified context the pool borrows (a private
+    name): the pool builds its own from the system store (``SSL_CERT_FILE``
+    honoured), which verifies and offers ``http/1.1`` by ALPN."""
+    import aiohttp.connector
+    from aiohttp import web
+
+    monkeypatch.delattr(aiohttp.connector, "_SSL_CONTEXT_VERIFIED")
+    monkeypatch.setenv("SSL_CERT_FILE", bundle)
+    ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ca.issue_cert("127.0.0.1").configure_cert(ctx)
+    ctx.set_alpn_protocols(["h2", "http/1.1"])
+    chosen: list[str | None] = []
+
+    async def handle(request: web.BaseRequest) -> web.StreamResponse:
+        assert request.transport is not None
+        chosen.append(request.transport.get_extra_info("ssl_object").selected_alpn_protocol())
+        return web.Response(text="<title>t</title>", content_type="text/html")
+
+    with PageServer(handler=handle, ssl_context=ctx) as srv:
+        records, _ = run(srv.url + "/", http_pool=True, obey_robots=False, depth=0)
+    assert [(r.status, r.title) for r in records] == [(200, "t")]
+    assert chosen == ["http/1.1"]
+    monkeypatch.delenv("SSL_CERT_FILE")  # the system store alone: the private CA refused
+    with PageServer(handler=handle, ssl_context=ctx) as srv:
+        records, _ = run(srv.url + "/", http_pool=True, obey_robots=False, depth=0, retries=0)
+    assert [r.error for r in records] == ["tls_error"] and chosen == ["http/1.1"]
+
+
 def test_without_a_bundle_the_system_store_decides(internal: PageServer, http_pool: bool) -> None:
     """With neither ``ca_bundle`` nor ``verify_tls=False`` certificates are
     verified on both paths: a private CA's is refused before any request."""
