@@ -167,3 +167,17 @@ def test_the_page_records_fields_as_written() -> None:
     assert (d["redirects"], d["error"], d["message"]) == (2, "http_status", "HTTP 404")
     failed = FetchRecord("http://h/", 0, "http://r/", 0.0, error="timeout").to_dict()
     assert failed["message"] is None and "redirects" not in failed and failed["referrer"] == "http://r/"
+
+
+def test_basic_auth_replaces_an_authorization_header_whatever_its_case() -> None:
+    """A request's ``auth`` wins over an Authorization header it carries (one
+    header is sent, not two); the crawl's goes to its hosts only."""
+    from loopcrawl.net.auth import BasicAuth
+    from loopcrawl.settings import Settings
+
+    auth = BasicAuth(Settings(seeds=("http://h/",), http_auth=("admin", "secret")), ["h"])
+    own = Request("http://h/", headers={"Authorization": "Bearer x", "X-A": "1"}, auth=("u", "p"))
+    assert auth.headers(own) == {"Authorization": "Basic dTpw", "X-A": "1"}
+    crawl = auth.headers(Request("http://h/", headers={"Authorization": "Bearer x"}))
+    assert crawl == {"Authorization": "Basic YWRtaW46c2VjcmV0"}
+    assert auth.headers(Request("http://elsewhere/", headers={"X-A": "1"})) == {"X-A": "1"}
