@@ -546,3 +546,84 @@ def test_a_fetcher_outside_async_with_says_so() -> None:
 
     with pytest.raises(AssertionError, match=r"^Fetcher used outside 'async with'$"):
         asyncio.run(go())
+
+
+def test_both_paths_send_the_same_default_headers(pages: PageServer) -> None:
+    """What every request carries unless ``-H`` says otherwise, the same on
+    both paths: the crawl's User-Agent, a browser's Accept (HTML first: some
+    servers answer ``*/*`` with JSON), and every encoding the crawler inflates."""
+    pages.add("/")
+
+    async def go(http_pool: bool) -> None:
+        async with Fetcher(Settings(http_pool=http_pool, user_agent="ua/1")) as f:
+            await f.fetch(pages.url + "/")
+
+    for http_pool in (True, False):
+        asyncio.run(go(http_pool))
+    names = ("User-Agent", "Accept", "Accept-Encoding")
+    pool, session = ({n: h.headers.get(n) for n in names} for h in pages.log)
+    assert pool == session == {
+        "User-Agent": "ua/1",
+        "Accept": "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8",
+        "Accept-Encoding": session["Accept-Encoding"]}
+    assert {"gzip", "deflate"} <= set((session["Accept-Encoding"] or "").split(", "))
+
+
+@pytest.mark.parametrize("http_pool", [True, False], ids=["pool", "session"])
+def test_a_tls_handshake_that_never_ends_is_cut_at_the_connect_timeout(http_pool: bool) -> None:
+    """docs/hardening.md: ``connect_timeout`` bounds DNS, TCP and the TLS
+    handshake. A server that accepts and then says nothing (no ServerHello)
+    ends at 0.5 s, long before the 10 s read and total timeouts."""
+    from .test_wire import RawServer
+
+    async def mute(r: asyncio.StreamReader, w: asyncio.StreamWriter) -> None:
+        await asyncio.sleep(5)
+
+    with RawServer(mute) as srv:
+
+        async def go() -> tuple[ErrorKind, str]:
+            settings = Settings(http_pool=http_pool, connect_timeout=0.5, timeout=10.0,
+                                read_timeout=10.0, verify_tls=False)
+            async with Fetcher(settings) as f:
+                try:
+                    await f.fetch(f"https://127.0.0.1:{srv.port}/")
+                except FetchError as e:
+                    return e.kind, str(e)
+            raise AssertionError("no error")
+
+        t0 = time.monotonic()
+        kind, message = asyncio.run(go())
+        took = time.monotonic() - t0
+    assert kind == "timeout", message
+    assert message.startswith("no complete answer within the timeout (")
+    assert 0.5 <= took < 3.0, took
+
+
+def test_an_idle_pool_connection_is_closed_after_the_keepalive_time(
+    pages: PageServer, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The pool's idle connections are swept by the watchdog once past the
+    keep-alive time, while the crawl goes on: not held open until the next
+    request to that origin (which may never come) or the crawl's end."""
+    import psutil
+
+    from loopcrawl.net import fetcher
+
+    monkeypatch.setattr(fetcher, "_KEEPALIVE", 0.5)
+    pages.add("/")
+
+    def ours() -> int:
+        return sum(1 for c in psutil.Process().net_connections("tcp")
+                   if c.raddr and c.raddr.port == pages.port and c.status == "ESTABLISHED")
+
+    async def go() -> tuple[int, int]:
+        async with Fetcher(Settings(http_pool=True)) as f:
+            await f.fetch(pages.url + "/")
+            idle = ours()
+            for _ in range(60):  # swept within a tick or two past 0.5 s
+                await asyncio.sleep(0.05)
+                if not ours():
+                    break
+            return idle, ours()
+
+    assert asyncio.run(go()) == (1, 0)
