@@ -14,6 +14,7 @@ scheduler never touches the network, so there is nothing to serve."""
 from __future__ import annotations
 
 import asyncio
+import gc
 import itertools
 import time
 from collections.abc import Awaitable, Callable
@@ -574,3 +575,25 @@ def test_a_turn_taken_while_the_host_waits_moves_its_start_exactly() -> None:
     gaps = sorted(b - a for a, b in itertools.pairwise(asyncio.run(go())))
     assert len(gaps) == 8 and gaps[0] >= 2 * delay - 0.01, gaps
     assert gaps[4] < 2 * delay + 0.025, gaps  # the median: a late wake-up or two allowed
+
+
+def test_done_requests_are_not_kept_when_leases_do_not_expire() -> None:
+    """Leases are held for extending only where they expire (``lease_ttl``):
+    with the memory frontier's default, nothing in the scheduler keeps a
+    request once it is done, so a crawl's memory is its working set, not
+    its length (every Request object alive counted, the scheduler still
+    alive)."""
+
+    def alive() -> int:
+        gc.collect()
+        return sum(1 for o in gc.get_objects() if isinstance(o, Request))
+
+    async def go() -> tuple[Harness, int]:
+        h = await start(urls_on(5, 20), sleeping(0), concurrency=4, per_host=1)
+        await finish(h)
+        return h, alive()
+
+    before = alive()
+    h, after = asyncio.run(go())
+    assert len(h.started) == 100
+    assert after <= before, (before, after)
