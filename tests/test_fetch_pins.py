@@ -627,3 +627,25 @@ def test_an_idle_pool_connection_is_closed_after_the_keepalive_time(
             return idle, ours()
 
     assert asyncio.run(go()) == (1, 0)
+@pytest.mark.parametrize("http_pool", [True, False], ids=["pool", "session"])
+def test_the_read_timeout_counts_from_the_headers_whatever_came_with_them(
+    http_pool: bool,
+) -> None:
+    """The silence allowed before the headers and after them is counted anew
+    once they are in, however few body bytes came with them (here one): the
+    headers at 0.6 s, a byte, the rest 0.6 s later, a read timeout of 0.8 s."""
+
+    async def handler(request: web.BaseRequest) -> web.StreamResponse:
+        await asyncio.sleep(0.6)
+        resp = web.StreamResponse(headers={"Content-Type": "text/html"})
+        await resp.prepare(request)
+        await resp.write(b"<")
+        await asyncio.sleep(0.6)
+        await resp.write(b"title>late</title>")
+        await resp.write_eof()
+        return resp
+
+    with PageServer(handler=handler) as server:
+        recs, _ = run(server.url + "/", timeout=10.0, read_timeout=0.8, retries=0,
+                      obey_robots=False, http_pool=http_pool)
+    assert [(r.status, r.error, r.title) for r in recs] == [(200, None, "late")]
