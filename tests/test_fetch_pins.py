@@ -649,3 +649,14 @@ def test_the_read_timeout_counts_from_the_headers_whatever_came_with_them(
         recs, _ = run(server.url + "/", timeout=10.0, read_timeout=0.8, retries=0,
                       obey_robots=False, http_pool=http_pool)
     assert [(r.status, r.error, r.title) for r in recs] == [(200, None, "late")]
+
+
+def test_the_watchdog_looks_every_eighth_of_the_shorter_timeout_at_most_a_second() -> None:
+    """A timeout fires up to one look late: a look every 1/8 of the shorter
+    timeout, at least 10 ms apart and at most 1 s."""
+    from loopcrawl.net.watchdog import Watchdog
+
+    assert Watchdog(30.0, 15.0).tick == 1.0  # the defaults: 15 / 8 capped
+    assert Watchdog(16.0, 8.0).tick == 1.0 and Watchdog(8.0, 16.0).tick == 1.0
+    assert Watchdog(4.0, 0.8).tick == 0.1 and Watchdog(0.8, 4.0).tick == 0.1
+    assert Watchdog(0.04, 1.0).tick == 0.01  # 5 ms would be less than the floor
