@@ -15,7 +15,7 @@ from typing import Any, ClassVar
 import pytest
 from aiohttp import web
 
-from loopcrawl import CrawlStats, FetchRecord, Response, Settings, Spider, crawl
+from loopcrawl import CrawlStats, FetchRecord, Request, Response, Settings, Spider, crawl
 from loopcrawl.core.engine import Crawler
 from loopcrawl.errors import ConfigError, OutputError
 from loopcrawl.frontier import MemoryFrontier
@@ -524,6 +524,32 @@ def test_a_record_says_what_was_asked_and_what_came_back(pages: PageServer) -> N
     assert 0 <= root.elapsed_ms < 3000
     assert (private.status, private.final_url, private.content_type, private.bytes,
             private.redirects, private.error) == (None, None, None, 0, 0, "robots_denied")
+
+
+def test_a_requests_own_headers_and_credentials_without_crawl_credentials(
+    pages: PageServer,
+) -> None:
+    """With no ``http_auth`` for the crawl, a spider's request still sends its
+    own headers, and its own credentials (and only it)."""
+    pages.add("/h")
+    pages.add("/a")
+    pages.add("/plain")
+    base = pages.url
+
+    class S(Spider):
+        def start_requests(self) -> Any:
+            yield Request(base + "/h", headers={"X-Mine": "1"})
+            yield Request(base + "/a", auth=("u", "p"))
+            yield Request(base + "/plain")
+
+        def parse(self, response: Response) -> None:
+            return None
+
+    crawl(Settings(timeout=10.0, obey_robots=False), spider=S())
+    sent = {h.path: h.headers for h in pages.log}
+    assert sent["/h"].get("X-Mine") == "1" and "Authorization" not in sent["/h"]
+    assert sent["/a"].get("Authorization") == "Basic dTpw"
+    assert "Authorization" not in sent["/plain"] and "X-Mine" not in sent["/plain"]
 
 
 def test_a_spider_is_told_why_the_crawl_ended(pages: PageServer) -> None:
