@@ -526,11 +526,13 @@ def test_a_record_says_what_was_asked_and_what_came_back(pages: PageServer) -> N
             private.redirects, private.error) == (None, None, None, 0, 0, "robots_denied")
 
 
+@pytest.mark.parametrize("workers", [1, 2])
 def test_a_requests_own_headers_and_credentials_without_crawl_credentials(
-    pages: PageServer,
+    pages: PageServer, workers: int
 ) -> None:
     """With no ``http_auth`` for the crawl, a spider's request still sends its
-    own headers, and its own credentials (and only it)."""
+    own headers, and its own credentials (and only it), with worker
+    processes too."""
     pages.add("/h")
     pages.add("/a")
     pages.add("/plain")
@@ -545,7 +547,7 @@ def test_a_requests_own_headers_and_credentials_without_crawl_credentials(
         def parse(self, response: Response) -> None:
             return None
 
-    crawl(Settings(timeout=10.0, obey_robots=False), spider=S())
+    crawl(Settings(timeout=10.0, obey_robots=False, workers=workers), spider=S())
     sent = {h.path: h.headers for h in pages.log}
     assert sent["/h"].get("X-Mine") == "1" and "Authorization" not in sent["/h"]
     assert sent["/a"].get("Authorization") == "Basic dTpw"

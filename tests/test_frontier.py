@@ -385,11 +385,13 @@ class _FlakyTarget(PageServer):
         return web.Response(status=404)
 
 
-def test_retry_follows_its_own_redirect_again() -> None:
+@pytest.mark.parametrize("workers", [1, 2])
+def test_retry_follows_its_own_redirect_again(workers: int) -> None:
     """A retry of a redirected request used to find its own redirect target
-    'seen' (claimed by its first attempt) and record the 301 instead of B."""
+    'seen' (claimed by its first attempt) and record the 301 instead of B
+    (with worker processes too: the coordinator claims for the request)."""
     with _FlakyTarget() as srv:
-        recs, _ = run(srv.url + "/a", retry_backoff=0.01, obey_robots=False)
+        recs, _ = run(srv.url + "/a", retry_backoff=0.01, obey_robots=False, workers=workers)
     a = by_url(recs)[srv.url + "/a"]
     assert (a.status, a.final_url, a.title) == (200, srv.url + "/b", "B")
     assert srv.b_hits == 2

@@ -87,6 +87,29 @@ def test_per_host_limit_and_delay_hold_across_workers(pages: PageServer) -> None
     assert (starts[-1] - starts[0]) / (len(starts) - 1) >= 0.1
 
 
+def test_redirect_hops_are_vetted_by_the_coordinator(pages: PageServer) -> None:
+    """With worker processes, each hop is still checked (scope, robots.txt,
+    claimed once for its request) and waits for its host's turn (--delay):
+    /r is followed to /t, /out (to another host) refused, /d forbidden."""
+    other = pages.url.replace("127.0.0.1", "127.0.0.2")
+    pages.add("/robots.txt", body="User-agent: *\nDisallow: /d\n", content_type="text/plain")
+    pages.add("/", links=["/r", "/out", "/hop"])
+    pages.add("/r", status=302, headers={"Location": "/t"})
+    pages.add("/hop", status=302, headers={"Location": "/d"})
+    pages.add("/out", status=302, headers={"Location": other + "/x"})
+    pages.add("/t", title="target")
+    recs: list[FetchRecord] = []
+    crawl(Settings(seeds=(pages.url + "/",), workers=2, delay=0.2, retries=0, quiet=True),
+          on_record=recs.append)
+    got = {r.url.removeprefix(pages.url): r for r in recs}
+    assert (got["/r"].status, got["/r"].final_url, got["/r"].title) == (
+        200, pages.url + "/t", "target")
+    assert (got["/out"].error, got["/hop"].error) == ("redirect_refused", "robots_denied")
+    assert "/d" not in pages.paths() and "/t" in pages.paths()
+    starts = sorted(h.start for h in pages.log if h.path != "/robots.txt")
+    assert min(b - a for a, b in itertools.pairwise(starts)) >= 0.2 - 0.03, starts
+
+
 def test_max_pages_is_exact_and_depth_holds(testsite: ServerThread) -> None:
     recs: list[FetchRecord] = []
     crawl(Settings(seeds=(testsite.base_url + "/",), workers=2, max_pages=37, quiet=True),
