@@ -660,3 +660,16 @@ def test_the_watchdog_looks_every_eighth_of_the_shorter_timeout_at_most_a_second
     assert Watchdog(16.0, 8.0).tick == 1.0 and Watchdog(8.0, 16.0).tick == 1.0
     assert Watchdog(4.0, 0.8).tick == 0.1 and Watchdog(0.8, 4.0).tick == 0.1
     assert Watchdog(0.04, 1.0).tick == 0.01  # 5 ms would be less than the floor
+
+
+def test_a_closed_fetcher_leaves_no_watchdog_running() -> None:
+    """The timeouts' task (named for a task listing) starts with the fetcher
+    and has ended, not merely been asked to, when ``async with`` exits."""
+
+    async def go() -> None:
+        async with Fetcher(Settings()):
+            (watchdog,) = [t for t in asyncio.all_tasks() if t.get_name() == "loopcrawl-timeouts"]
+            assert not watchdog.done()
+        assert watchdog.cancelled()
+
+    asyncio.run(go())
