@@ -673,3 +673,25 @@ def test_a_closed_fetcher_leaves_no_watchdog_running() -> None:
         assert watchdog.cancelled()
 
     asyncio.run(go())
+
+
+@pytest.mark.parametrize("http_pool", [True, False], ids=["pool", "session"])
+def test_a_body_that_stops_halfway_ends_at_the_read_timeout(http_pool: bool) -> None:
+    """Silence after part of the body is counted as before the headers: the
+    read timeout ends it, long before the total."""
+
+    async def handler(request: web.BaseRequest) -> web.StreamResponse:
+        resp = web.StreamResponse(headers={"Content-Type": "text/html"})
+        await resp.prepare(request)
+        await resp.write(b"<html><title>half")
+        await asyncio.sleep(2.0)  # then a whole page: only a read timeout makes it an error
+        return resp
+
+    with PageServer(handler=handler) as server:
+        t0 = time.monotonic()
+        recs, _ = run(server.url + "/", timeout=8.0, read_timeout=0.5, retries=0,
+                      obey_robots=False, http_pool=http_pool)
+        took = time.monotonic() - t0
+    assert [(r.error, r.message) for r in recs] == [
+        ("timeout", "no complete answer within the timeout (no data for 0.5 s)")]
+    assert took < 1.8
