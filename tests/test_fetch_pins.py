@@ -695,3 +695,33 @@ def test_a_body_that_stops_halfway_ends_at_the_read_timeout(http_pool: bool) -> 
     assert [(r.error, r.message) for r in recs] == [
         ("timeout", "no complete answer within the timeout (no data for 0.5 s)")]
     assert took < 1.8
+
+
+def test_one_look_ends_every_fetch_past_its_deadline_wherever_it_is() -> None:
+    """The watchdog looks at every fetch each time: one within its timeouts
+    (or ended already) does not hide those behind it."""
+    from loopcrawl.net.watchdog import Watchdog
+
+    async def go() -> list[tuple[str | None, bool]]:
+        wd = Watchdog(10.0, 5.0)
+        watches = []
+
+        async def fetch() -> None:
+            watches.append(wd.watch())
+            await asyncio.sleep(30)
+
+        tasks = [asyncio.create_task(fetch()) for _ in range(4)]
+        await asyncio.sleep(0)
+        ended, _fine, total, silent = watches
+        ended.expired = "total"  # cancelled at an earlier look: not again
+        total.deadline = silent.idle_until = 0.0
+        wd.check(time.monotonic())
+        await asyncio.sleep(0)
+        got = [(w.expired, t.cancelled()) for w, t in zip(watches, tasks, strict=True)]
+        for t in tasks:
+            t.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        return got
+
+    assert asyncio.run(go()) == [("total", False), (None, False), ("total", True),
+                                 ("no data for 5 s", True)]
