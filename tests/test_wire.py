@@ -469,17 +469,23 @@ def test_which_fetchers_have_a_pool(settings: dict[str, object], pooled: bool) -
     assert asyncio.run(go()) is pooled
 
 
-def test_requests_opening_a_hosts_first_connections_share_one_lookup(
-    keepalive_server: RawServer, monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    lookups: list[str] = []
+@pytest.fixture
+def lookups(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The hosts the pool looks up, in order (its DNS lookups counted)."""
+    hosts: list[str] = []
     real = Pool._lookup
 
     async def counted(self: Pool, host: str, port: int) -> object:
-        lookups.append(host)
+        hosts.append(host)
         return await real(self, host, port)
 
     monkeypatch.setattr(Pool, "_lookup", counted)
+    return hosts
+
+
+def test_requests_opening_a_hosts_first_connections_share_one_lookup(
+    keepalive_server: RawServer, lookups: list[str],
+) -> None:
 
     async def go() -> list[bytes]:
         pool = Pool({"User-Agent": "x"}, connect_timeout=2.0, cookie_jar=aiohttp.DummyCookieJar())
@@ -745,19 +751,11 @@ def test_the_sweep_runs_a_few_times_per_keepalive_and_closes_what_is_past_it(
 
 
 def test_address_lookups_are_kept_for_their_ttl_and_bounded(
-    keepalive_server: RawServer, monkeypatch: pytest.MonkeyPatch,
+    keepalive_server: RawServer, lookups: list[str],
 ) -> None:
     """A host's second connection uses the kept answer; once it expired the
     host is looked up again. The answers kept are bounded: past 4,096 they
     are dropped, all at once (at 4,096 not yet)."""
-    lookups: list[str] = []
-    real = Pool._lookup
-
-    async def counted(self: Pool, host: str, port: int) -> object:
-        lookups.append(host)
-        return await real(self, host, port)
-
-    monkeypatch.setattr(Pool, "_lookup", counted)
     url = f"http://localhost:{keepalive_server.port}"
 
     async def go() -> tuple[list[str], float, list[int]]:
@@ -772,13 +770,13 @@ def test_address_lookups_are_kept_for_their_ttl_and_bounded(
         pool.sweep(time.monotonic() + 1000.0)  # no idle connection left: /3 and /4 open two
         async with await pool.request(url + "/3") as third, await pool.request(url + "/4") as fourth:
             assert (await third.read(), await fourth.read()) == (page("/3"), page("/4"))
-        sizes = []
+        looked, sizes = list(lookups), []
         for junk in (4096, 4097):  # the answers kept before a new lookup
             pool._dns = {(f"h{i}.test", 80): (time.monotonic() + 60, infos) for i in range(junk)}
-            await real(pool, "localhost", keepalive_server.port)
+            await pool._lookup("localhost", keepalive_server.port)
             sizes.append(len(pool._dns))
         await pool.close()
-        return lookups, ttl, sizes
+        return looked, ttl, sizes
 
     looked, ttl, sizes = asyncio.run(go())
     # /1 looked up; /2 used the answer; /3 looked up again; /4 used that answer.
