@@ -178,6 +178,33 @@ def test_a_sitemaps_pages_are_one_level_deeper_in_scope_and_referred(pages: Page
     assert stats.skipped["depth"] == 2  # /deep, from p0 and p1 at the depth limit
 
 
+def test_without_sitemap_lines_the_origins_sitemap_xml_is_read(pages: PageServer) -> None:
+    """No ``Sitemap:`` in robots.txt: ``/sitemap.xml`` at the seed's origin
+    (not under the seed's path) is read, at depth 0, and what it lists."""
+    u = pages.url
+    pages.add("/robots.txt", content_type="text/plain", body="User-agent: *\nDisallow:\n")
+    pages.add("/sitemap.xml", content_type="application/xml",
+              body=f"<urlset><url><loc>{u}/only-listed</loc></url></urlset>")
+    pages.add("/only-listed")
+    pages.add("/deep//seed", links=[])  # a "//" in the path: the origin ends before
+    recs, _ = run(u + "/deep//seed", follow_sitemaps=True)
+    got = by_url(recs)
+    assert set(got) == {u + "/deep//seed", u + "/sitemap.xml", u + "/only-listed"}
+    assert (got[u + "/sitemap.xml"].depth, got[u + "/sitemap.xml"].links) == (0, 1)
+    assert got[u + "/only-listed"].referrer == u + "/sitemap.xml"
+    assert pages.paths().count("/robots.txt") == 1
+
+
+def test_sitemaps_of_a_host_whose_robots_txt_cannot_be_had(pages: PageServer) -> None:
+    """robots.txt answering 503: the crawl goes on (its pages fail as
+    ``robots_unreachable``), it does not end on the sitemaps' seeding."""
+    pages.add("/robots.txt", status=503, content_type="text/plain", body="down")
+    pages.add("/")
+    recs, _ = run(pages.url + "/", follow_sitemaps=True, retries=0)
+    assert {r.error for r in recs} == {"robots_unreachable"}
+    assert {r.url for r in recs} == {pages.url + "/", pages.url + "/sitemap.xml"}
+
+
 def test_a_sitemap_is_read_by_its_locs_only() -> None:
     """Only ``<loc>`` text is a URL (not ``<lastmod>``, an empty ``<loc>``);
     comments and processing instructions inside one are dropped, not where
