@@ -1040,3 +1040,28 @@ def test_a_shared_crawls_output_marks_pages_and_flushes_each_write(tmp_path: Pat
     with pytest.raises(OutputError) as got:
         db.fsync()
     assert str(got.value) == f"cannot write {db_path}: Cannot operate on a closed database."
+
+
+def test_a_crawl_in_process_writes_its_records_and_its_responses(tmp_path: Path) -> None:
+    """A crawl run as a library (``CrawlRun``) hands each page record to the
+    record outputs and each response to the archives: the JSONL and the WARC
+    hold the same pages."""
+    from warcio.archiveiterator import ArchiveIterator
+
+    from loopcrawl import CrawlRun, Settings
+
+    from .conftest import PageServer
+
+    with PageServer() as pages:
+        pages.add("/", links=["/a"])
+        pages.add("/a")
+        jsonl, warc = tmp_path / "pages.jsonl", tmp_path / "pages.warc.gz"
+        CrawlRun(Settings(seeds=(pages.url + "/",), obey_robots=False),
+                 outputs=[jsonl, warc]).run()
+    records = [json.loads(line) for line in jsonl.read_text().splitlines()]
+    with warc.open("rb") as fh:
+        responses = [(r.rec_headers.get_header("WARC-Target-URI"), r.content_stream().read())
+                     for r in ArchiveIterator(fh) if r.rec_type == "response"]
+    assert sorted(r["url"] for r in records) == sorted(u for u, _ in responses) == [
+        pages.url + "/", pages.url + "/a"]
+    assert all(b"<title>" in body for _, body in responses)
