@@ -633,20 +633,20 @@ def test_the_read_timeout_counts_from_the_headers_whatever_came_with_them(
 ) -> None:
     """The silence allowed before the headers and after them is counted anew
     once they are in, however few body bytes came with them (here one): the
-    headers at 0.6 s, a byte, the rest 0.6 s later, a read timeout of 0.8 s."""
+    headers at 0.7 s, a byte, the rest 0.7 s later, a read timeout of 1.2 s."""
 
     async def handler(request: web.BaseRequest) -> web.StreamResponse:
-        await asyncio.sleep(0.6)
+        await asyncio.sleep(0.7)
         resp = web.StreamResponse(headers={"Content-Type": "text/html"})
         await resp.prepare(request)
         await resp.write(b"<")
-        await asyncio.sleep(0.6)
+        await asyncio.sleep(0.7)
         await resp.write(b"title>late</title>")
         await resp.write_eof()
         return resp
 
     with PageServer(handler=handler) as server:
-        recs, _ = run(server.url + "/", timeout=10.0, read_timeout=0.8, retries=0,
+        recs, _ = run(server.url + "/", timeout=10.0, read_timeout=1.2, retries=0,
                       obey_robots=False, http_pool=http_pool)
     assert [(r.status, r.error, r.title) for r in recs] == [(200, None, "late")]
 
