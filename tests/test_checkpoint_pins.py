@@ -17,7 +17,6 @@ import os
 import sqlite3
 import time
 from pathlib import Path
-from typing import Any
 
 import pytest
 
@@ -26,6 +25,8 @@ from loopcrawl.errors import OutputError, StateError
 from loopcrawl.frontier.sqlite import SqliteFrontier
 from loopcrawl.http import FetchRecord, Request
 from loopcrawl.outputs import JsonlWriter
+
+from .helpers import rows_in
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -36,19 +37,7 @@ def rec(r: Request, error: str | None = None) -> FetchRecord:
 
 def meta_of(db: Path) -> dict[str, str]:
     """The meta rows as another process (``loopcrawl status``) reads them."""
-    con = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
-    try:
-        return dict(con.execute("SELECT key, value FROM meta").fetchall())
-    finally:
-        con.close()
-
-
-def rows_in(db: Path, sql: str) -> list[tuple[Any, ...]]:
-    con = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
-    try:
-        return con.execute(sql).fetchall()
-    finally:
-        con.close()
+    return dict(rows_in(db, "SELECT key, value FROM meta"))
 
 
 class WatchedJsonl(JsonlWriter):

@@ -20,7 +20,6 @@ import subprocess
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import pytest
 from click.testing import CliRunner
@@ -34,6 +33,7 @@ from loopcrawl.http import FetchRecord, Request
 from loopcrawl.outputs import JsonlWriter
 
 from .conftest import PageServer
+from .helpers import rows_in
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -42,15 +42,6 @@ APPLICATION_ID = 0x4C435257  # "LCRW"
 
 def rec(r: Request, error: str | None = None) -> FetchRecord:
     return FetchRecord(r.url, r.depth, r.referrer, 0.0, final_url=r.url, status=200, error=error)
-
-
-def query(db: Path, sql: str) -> list[tuple[Any, ...]]:
-    """Rows as another process reads them (read-only)."""
-    con = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
-    try:
-        return con.execute(sql).fetchall()
-    finally:
-        con.close()
 
 
 def open_fds() -> int:
@@ -142,18 +133,18 @@ def test_a_new_state_file_holds_its_id_schema_and_meta(tmp_path: Path) -> None:
         os.umask(old)
     with f:
         assert db.stat().st_mode & 0o777 == 0o644
-        assert query(db, "PRAGMA application_id") == [(APPLICATION_ID,)]
-        assert query(db, "PRAGMA journal_mode") == [("wal",)]
+        assert rows_in(db, "PRAGMA application_id") == [(APPLICATION_ID,)]
+        assert rows_in(db, "PRAGMA journal_mode") == [("wal",)]
         # NORMAL (1): a commit is not fsynced; a kill loses nothing, a power cut
         # at most the last checkpoints. Per connection, so asked of the writer.
         assert f._con is not None
         assert f._con.execute("PRAGMA synchronous").fetchone() == (1,)
-        meta = dict(query(db, "SELECT key, value FROM meta"))
+        meta = dict(rows_in(db, "SELECT key, value FROM meta"))
         assert set(meta) == {"schema", "created_at", "pages", "pid"}
         assert (meta["schema"], meta["pages"], meta["pid"]) == ("1", "0", str(os.getpid()))
         assert t0 <= float(meta["created_at"]) <= t1
         assert sorted(
-            query(
+            rows_in(
                 db, "SELECT type, name FROM sqlite_master WHERE name NOT LIKE 'sqlite_autoindex%'"
             )
         ) == [
@@ -164,7 +155,7 @@ def test_a_new_state_file_holds_its_id_schema_and_meta(tmp_path: Path) -> None:
             ("table", "requests"),
             ("table", "robots"),
         ]
-        assert [c[1] for c in query(db, "PRAGMA table_info(requests)")] == [
+        assert [c[1] for c in rows_in(db, "PRAGMA table_info(requests)")] == [
             "id",
             "fp",
             "url",
@@ -225,11 +216,11 @@ def test_a_state_file_reopens_with_its_counts_seen_set_and_pages(tmp_path: Path)
         await f.close()
 
     asyncio.run(go())
-    assert query(db, "SELECT id, url FROM requests WHERE id > 8") == [
+    assert rows_in(db, "SELECT id, url FROM requests WHERE id > 8") == [
         (9, "http://c.test/1"),
         (10, "http://d.test/1"),
     ]
-    assert query(db, "SELECT value FROM meta WHERE key = 'pages'") == [("6",)]
+    assert rows_in(db, "SELECT value FROM meta WHERE key = 'pages'") == [("6",)]
 
 
 def test_a_reopened_state_knows_the_last_runs_settings(tmp_path: Path) -> None:
@@ -252,7 +243,7 @@ def test_row_ids_count_from_one_without_a_gap_across_runs(tmp_path: Path) -> Non
 
     asyncio.run(run("http://h/1"))
     asyncio.run(run("http://h/2"))
-    assert query(db, "SELECT id, url FROM requests") == [(1, "http://h/1"), (2, "http://h/2")]
+    assert rows_in(db, "SELECT id, url FROM requests") == [(1, "http://h/1"), (2, "http://h/2")]
 
 
 def test_ranked_requests_are_loaded_on_open_in_order_and_acked_by_their_row(
@@ -292,7 +283,7 @@ def test_ranked_requests_are_loaded_on_open_in_order_and_acked_by_their_row(
 
     asyncio.run(first())
     asyncio.run(second())
-    assert query(db, "SELECT url, state FROM requests ORDER BY id") == [
+    assert rows_in(db, "SELECT url, state FROM requests ORDER BY id") == [
         ("http://h/b", 1),
         ("http://h/a", 1),
         ("http://h/low", 1),
@@ -439,7 +430,7 @@ def test_what_a_kill_during_creation_leaves_is_empty_to_status_and_adopted(tmp_p
         assert str(got.value) == f"{p} is empty: no crawl has checkpointed into it yet"
         with SqliteFrontier(p):
             pass
-        assert query(p, "PRAGMA application_id") == [(APPLICATION_ID,)]
+        assert rows_in(p, "PRAGMA application_id") == [(APPLICATION_ID,)]
     missing = tmp_path / "missing.db"
     with pytest.raises(StateError) as got:
         read_status(str(missing))

@@ -29,6 +29,7 @@ import orjson
 
 from ..core.stats import SCHEMA, CrawlStats
 from ..errors import ConfigError, StateError
+from ..frontier.sqlite._db import read_only
 from ..http import FetchRecord
 
 __all__ = ["load_stats", "stats_from_records"]
@@ -204,8 +205,7 @@ def _query(path: str, sql: str) -> Iterator[sqlite3.Row]:
     """The rows of ``sql`` on the SQLite file ``path``, opened read-only; an SQLite
     error is a ConfigError naming the file."""
     try:
-        # Escaped (as_uri): a '#', '?' or '%' in the name is the file's.
-        con = sqlite3.connect(Path(path).resolve().as_uri() + "?mode=ro", uri=True, timeout=5)
+        con = sqlite3.connect(read_only(path), uri=True, timeout=5)
         con.row_factory = sqlite3.Row
         try:
             yield from con.execute(sql)
