@@ -29,7 +29,7 @@ import orjson
 
 from ..core.stats import SCHEMA, CrawlStats
 from ..errors import ConfigError, StateError
-from ..frontier.sqlite._db import read_only
+from ..frontier.sqlite import read_only
 from ..http import FetchRecord
 
 __all__ = ["load_stats", "stats_from_records"]
