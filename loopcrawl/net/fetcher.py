@@ -204,9 +204,11 @@ class Fetcher:
     ) -> Fetched:
         session = self._session
         assert session is not None, "Fetcher used outside 'async with'"
-        if self._credentials:  # the request's own replace them, whatever the case
+        if self._credentials and not headers:
+            headers = self._credentials
+        elif self._credentials:  # the request's own replace them, whatever the case
             merged = CIMultiDict(self._credentials)
-            merged.update(headers or {})
+            merged.update(headers)
             headers = merged
         cap = max_size or self.settings.max_response_size
         proxy = self.settings.proxy
