@@ -1045,7 +1045,8 @@ def test_a_shared_crawls_output_marks_pages_and_flushes_each_write(tmp_path: Pat
 def test_a_crawl_in_process_writes_its_records_and_its_responses(tmp_path: Path) -> None:
     """A crawl run as a library (``CrawlRun``) hands each page record to the
     record outputs and each response to the archives: the JSONL and the WARC
-    hold the same pages."""
+    hold the same pages. The statistics name the outputs; their duration is
+    the crawl's, not the time they are read."""
     from warcio.archiveiterator import ArchiveIterator
 
     from loopcrawl import CrawlRun, Settings
@@ -1056,8 +1057,12 @@ def test_a_crawl_in_process_writes_its_records_and_its_responses(tmp_path: Path)
         pages.add("/", links=["/a"])
         pages.add("/a")
         jsonl, warc = tmp_path / "pages.jsonl", tmp_path / "pages.warc.gz"
-        CrawlRun(Settings(seeds=(pages.url + "/",), obey_robots=False),
-                 outputs=[jsonl, warc]).run()
+        st = CrawlRun(Settings(seeds=(pages.url + "/",), obey_robots=False),
+                      outputs=[jsonl, warc]).run().stats
+    assert st.output == f"{jsonl}, {warc}"
+    elapsed = st.elapsed
+    time.sleep(0.002)
+    assert st.elapsed == elapsed
     records = [json.loads(line) for line in jsonl.read_text().splitlines()]
     with warc.open("rb") as fh:
         responses = [(r.rec_headers.get_header("WARC-Target-URI"), r.content_stream().read())
