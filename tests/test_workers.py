@@ -23,6 +23,7 @@ import psutil
 import pytest
 
 from loopcrawl import FetchRecord, Settings, crawl
+from loopcrawl.outputs import WarcWriter
 from loopcrawl.testsite import ServerThread, Site
 
 from .conftest import PageServer
@@ -50,15 +51,32 @@ def test_two_workers_fetch_each_page_once(testsite: ServerThread, site300: Site)
     assert stats.workers["bytes_in"] < sum(r.bytes or 0 for r in recs) / 4
 
 
-def test_one_process_and_two_workers_write_the_same_records(testsite: ServerThread) -> None:
-    def records(workers: int) -> list[tuple[object, ...]]:
-        recs: list[FetchRecord] = []
-        crawl(Settings(seeds=(testsite.base_url + "/",), workers=workers, concurrency=1,
-                       per_host=1, quiet=True), on_record=recs.append)
-        return sorted((r.url, r.final_url, r.status, r.depth, r.referrer, r.title, r.links,
-                       r.bytes, r.error) for r in recs)
+def test_one_process_and_two_workers_write_the_same_records(testsite: ServerThread,
+                                                            tmp_path: Path) -> None:
+    """The same records, and the same responses archived: for a WARC the
+    workers send each whole response back to the coordinator (its body too,
+    and its headers)."""
+    from warcio.archiveiterator import ArchiveIterator
 
-    assert records(2) == records(1)
+    def records(workers: int) -> tuple[list[tuple[object, ...]], list[tuple[object, ...]]]:
+        recs: list[FetchRecord] = []
+        path = tmp_path / f"{workers}.warc"
+        warc = WarcWriter(str(path))
+        crawl(Settings(seeds=(testsite.base_url + "/",), workers=workers, concurrency=1,
+                       per_host=1, quiet=True), on_record=recs.append, outputs=[warc])
+        warc.close()
+        with path.open("rb") as fh:
+            archived = sorted((r.rec_headers.get_header("WARC-Target-URI"),
+                               r.http_headers.get_header("Content-Type"), r.content_stream().read())
+                              for r in ArchiveIterator(fh) if r.rec_type == "response")
+        return sorted((r.url, r.final_url, r.status, r.depth, r.referrer, r.title, r.links,
+                       r.bytes, r.error) for r in recs), archived
+
+    two, one = records(2), records(1)
+    assert two[0] == one[0]
+    assert two[1] == one[1]
+    assert len(one[1]) == sum(r[2] is not None for r in one[0])
+    assert all(ctype and body for _, ctype, body in one[1])
 
 
 def test_per_host_limit_and_delay_hold_across_workers(pages: PageServer) -> None:
