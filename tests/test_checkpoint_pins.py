@@ -26,6 +26,7 @@ from loopcrawl.frontier.sqlite import SqliteFrontier
 from loopcrawl.http import FetchRecord, Request
 from loopcrawl.outputs import JsonlWriter
 
+from .conftest import PageServer
 from .helpers import rows_in
 
 pytestmark = pytest.mark.timeout(60)
@@ -627,3 +628,63 @@ def test_an_sqlite_error_inside_the_commit_rolls_it_back_and_keeps_the_last_chec
     assert (json.loads(m["outputs"]), m["pages"], m["in_flight"]) == ({str(out): good}, "1", "0")
     with SqliteFrontier(db) as f:
         assert (f.pages_done, f.outputs) == (1, {str(out): good})
+
+
+def test_a_crawl_checkpoints_every_interval_while_it_runs(pages: PageServer,
+                                                          tmp_path: Path) -> None:
+    """The crawl runs the state's periodic checkpoints beside its workers: a
+    page done is in the file (as another process reads it) while the next one
+    is still being fetched, not only when the crawl ends."""
+    from loopcrawl import Crawler
+
+    pages.add("/", links=["/slow"])
+    pages.add("/slow", delay=0.5)
+    db = tmp_path / "s.db"
+    done_in_file: list[str] = []
+
+    async def go() -> None:
+        f = SqliteFrontier(db, checkpoint_interval=0.05)
+        try:
+            await Crawler(Settings(seeds=(pages.url + "/",), obey_robots=False), frontier=f,
+                          on_record=lambda r: done_in_file.append(meta_of(db)["pages"])).run()
+        finally:
+            await f.close()
+
+    asyncio.run(go())
+    assert done_in_file == ["0", "1"]  # at /slow's record, / was checkpointed already
+    assert meta_of(db)["pages"] == "2"
+
+
+def test_a_crawl_with_a_state_refuses_an_output_it_cannot_cut_back(pages: PageServer,
+                                                                   tmp_path: Path) -> None:
+    """A crawler given a persistent frontier and outputs that cannot be cut
+    back to a checkpoint (``loopcrawl crawl`` refuses them earlier, from
+    their names) refuses them word for word before any request."""
+    from loopcrawl import ConfigError, Crawler
+    from loopcrawl.outputs import Output
+
+    class Stream(Output):  # like Parquet: written once, never cut back
+        format, roles = "stream", frozenset({"records"})
+
+        def __init__(self, path: str) -> None:
+            self.path = path
+
+    pages.add("/")
+    a, b = str(tmp_path / "a.stream"), str(tmp_path / "b.stream")
+    outs = [JsonlWriter(str(tmp_path / "ok.jsonl")), Stream(a), Stream(b)]
+
+    async def go() -> None:
+        f = SqliteFrontier(tmp_path / "s.db")
+        try:
+            await Crawler(Settings(seeds=(pages.url + "/",)), frontier=f, outputs=outs).run()
+        finally:
+            await f.close()
+            for o in outs:
+                o.close()
+
+    with pytest.raises(ConfigError) as got:
+        asyncio.run(go())
+    assert str(got.value) == (
+        f"{a}, {b}: this output cannot be cut back to a checkpoint, so a crawl with a "
+        "persistent state cannot write it; formats that can: jsonl, json, csv, sqlite, warc")
+    assert pages.log == []
