@@ -556,7 +556,8 @@ def test_a_requests_own_headers_and_credentials_without_crawl_credentials(
 
 def test_a_spider_is_told_why_the_crawl_ended(pages: PageServer) -> None:
     """``closed(reason)`` in Scrapy's words: three pages under a budget of 4
-    "finished", of exactly 3 "closespider_pagecount"; ``stop()`` "shutdown";
+    "finished", of exactly 3 "closespider_pagecount"; ``stop()`` "shutdown"
+    (before ``run()`` too: then nothing is fetched);
     an output that fails "error": the crawl stops at once (not the 20 pages
     found before it failed, 0.3 s apart) and raises the first error."""
     pages.add("/", links=["/a", "/b"])
@@ -594,6 +595,9 @@ def test_a_spider_is_told_why_the_crawl_ended(pages: PageServer) -> None:
         crawler[:] = [Crawler(settings, spider=spider, outputs=outputs)]
         return asyncio.run(crawler[0].run())
 
+    early = Crawler(Settings(timeout=10.0), spider=S())
+    early.stop()  # before run(): nothing is asked, the crawl ends at once
+    assert asyncio.run(early.run()).records == 0 and pages.log == []
     assert one(Settings(timeout=10.0, max_pages=4), S()).records == 3
     assert one(Settings(timeout=10.0, max_pages=3), S()).records == 3
     S.stop_at = base + "/"
@@ -604,4 +608,4 @@ def test_a_spider_is_told_why_the_crawl_ended(pages: PageServer) -> None:
         one(Settings(timeout=10.0, delay=0.3, per_host=1, obey_robots=False), S(), (Failing(),))
     assert str(e.value) == f"failing: no space left for {base}/many"
     assert len([h for h in pages.log if h.path in many]) <= 1, pages.paths()
-    assert reasons == ["finished", "closespider_pagecount", "shutdown", "error"]
+    assert reasons == ["shutdown", "finished", "closespider_pagecount", "shutdown", "error"]
