@@ -853,6 +853,31 @@ def test_stop_abandons_what_is_in_flight_and_ends_at_once(pages: PageServer) -> 
     assert len(started) <= 4 + 1  # what was in flight when it stopped, no more
 
 
+def test_a_crawl_cancelled_from_outside_ends_with_cancelled_error(pages: PageServer) -> None:
+    """A crawl's task cancelled from outside (a caller's timeout) ends with
+    ``CancelledError``, no error of the engine's own: the worker cancelled
+    frees a place, which starts no new worker once the dispatcher has ended."""
+    from loopcrawl import Crawler, Settings
+
+    links = [f"/p{i}" for i in range(4)]
+    pages.add("/", links=links)
+    for p in links:
+        pages.add(p, delay=0.3)
+    crawler = Crawler(Settings(seeds=(pages.url + "/",), concurrency=4, per_host=1,
+                               obey_robots=False))
+
+    async def go() -> None:
+        task = asyncio.create_task(crawler.run())
+        while "/p0" not in pages.paths():  # / is done, /p0 in flight, the others queued
+            await asyncio.sleep(0.005)
+        task.cancel()
+        await task
+
+    with pytest.raises(asyncio.CancelledError):
+        asyncio.run(go())
+    assert pages.paths() == ["/", "/p0"]
+
+
 def test_fingerprints_are_the_values_state_files_hold() -> None:
     """A state file keeps fingerprints across runs and versions: their values
     are a format, not an implementation detail. A POST without a body, and a
