@@ -257,7 +257,10 @@ def test_a_failing_record_hook_leaves_one_record_per_request(
     urls = [json.loads(line)["url"] for line in out.read_text().splitlines()]
     assert sorted(urls) == sorted(seen) == sorted({pages.url + p for p in ["/", *links]})
     assert stats.records == 21 and stats.errors.get("internal_error") is None
-    assert "on_record hook failed" in caplog.text
+    failed = [r for r in caplog.records if r.exc_info]
+    assert sorted(r.getMessage() for r in failed) == sorted(
+        f"on_record hook failed on {u}" for u in seen[2::3])
+    assert all(r.exc_info and str(r.exc_info[1]) == "hook bug" for r in failed)
 
 
 def test_scope_and_allow_deny(pages: PageServer) -> None:
