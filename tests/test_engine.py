@@ -15,7 +15,7 @@ from typing import Any, ClassVar
 import pytest
 from aiohttp import web
 
-from loopcrawl import CrawlStats, FetchRecord, Request, Response, Settings, Spider, crawl
+from loopcrawl import CrawlStats, Failure, FetchRecord, Request, Response, Settings, Spider, crawl
 from loopcrawl.core.engine import Crawler
 from loopcrawl.errors import ConfigError, OutputError
 from loopcrawl.frontier import MemoryFrontier
@@ -205,8 +205,57 @@ def test_every_kind_of_record_is_acked_once_by_its_lease() -> None:
     got = by_url(recs)
     assert [got[u].error for u in settings.seeds] == want
     assert all(r.elapsed_ms > 0 for r in recs), [(r.url, r.elapsed_ms) for r in recs]
+    # A record without a page takes its time from the start to the failure, in ms:
+    # the read timeout (0.5 s) cut /slow before its answer (1 s).
+    assert 500 <= got[server.url + "/slow"].elapsed_ms < 1500
     st = asyncio.run(frontier.statistics())
     assert (st.done, st.leased, st.queued) == (7, 0, 0)
+
+
+def test_a_bug_on_one_request_is_its_record_and_the_crawl_goes_on(pages: PageServer) -> None:
+    """A request the engine fails on with an unexpected exception (here a
+    spider's cookies that are no mapping: the spider's bug) is one record,
+    ``internal_error`` with the exception's repr and no time taken, told to
+    the errback and acked by its own lease; it is a page of the budget, its
+    host gets no back-off, and the crawl goes on."""
+    for p in ("/b", "/c"):
+        pages.add(p)
+    base = pages.url
+    failures: list[Failure] = []
+    recorded: dict[str, float] = {}
+
+    class S(Spider):
+        def start_requests(self) -> Any:
+            yield Request(base + "/a", cookies=42)  # type: ignore[arg-type]
+            yield Request(base + "/b")
+            yield Request(base + "/c")
+
+        def parse(self, response: Response) -> None:
+            return None
+
+        def errback(self, failure: Failure) -> None:
+            failures.append(failure)
+
+    def on_record(rec: FetchRecord) -> None:
+        recs.append(rec)
+        recorded[rec.url] = time.monotonic()
+
+    frontier = MemoryFrontier(lease_ttl=30.0)
+    recs: list[FetchRecord] = []
+    t0 = time.time()
+    stats = crawl(Settings(timeout=10.0, obey_robots=False, max_pages=2, concurrency=1),
+                  spider=S(), frontier=frontier, on_record=on_record)
+    bug = by_url(recs)[base + "/a"]
+    assert (bug.error, bug.status, bug.elapsed_ms) == ("internal_error", None, 0.0)
+    assert bug.message is not None and bug.message.startswith("TypeError(")
+    assert t0 <= bug.fetched_at <= time.time()
+    assert [r.url for r in recs] == [base + "/a", base + "/b"] and pages.paths() == ["/b"]
+    assert stats.errors == {"internal_error": 1}
+    assert [(f.request.url, f.kind, f.message) for f in failures] == [
+        (base + "/a", "internal_error", bug.message)]
+    assert pages.log[0].start - recorded[base + "/a"] < 0.5  # no back-off (1 s would show)
+    st = asyncio.run(frontier.statistics())
+    assert (st.done, st.leased) == (2, 0)
 
 
 def test_a_host_that_fails_spends_budget_and_gets_no_back_off() -> None:
