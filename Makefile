@@ -17,10 +17,14 @@ setup: $(STAMP)
 demo: setup
 	$(BIN)/loopcrawl demo
 
+# The suite in TEST_WORKERS processes (pytest-xdist; TEST_WORKERS=0: one process): its
+# tests mostly wait on their servers, so two processes halve the time on two
+# cores. Not in pyproject's addopts: mutmut runs pytest itself, in-process.
+TEST_WORKERS ?= 2
 test: setup
 	$(BIN)/ruff check .
 	$(BIN)/mypy loopcrawl
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n $(TEST_WORKERS) --dist worksteal
 
 lint: setup
 	$(BIN)/ruff check .

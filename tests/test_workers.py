@@ -100,8 +100,10 @@ def test_per_host_limit_and_delay_hold_across_workers(pages: PageServer) -> None
     starts = sorted(h.start for h in hits if firsts[h.peer] is not h)
     gaps = [b - a for a, b in itertools.pairwise(starts)]
     # The coordinator spaces the starts 0.1 s apart; a request then crosses a
-    # socket to a worker, which adds a few ms of jitter on a loaded machine.
-    assert min(gaps) >= 0.085, min(gaps)
+    # socket to a worker, which adds jitter on a loaded machine (one start
+    # seen 25 ms late shortens the gap after it: 30 ms of slack; half the
+    # delay, 0.05, still fails, and the mean below holds the whole 0.1).
+    assert min(gaps) >= 0.07, min(gaps)
     assert (starts[-1] - starts[0]) / (len(starts) - 1) >= 0.1
 
 
