@@ -21,10 +21,13 @@ from pathlib import Path
 import orjson
 import psutil
 import pytest
+from aiohttp import web
 
 from loopcrawl import FetchRecord, Settings, crawl
+from loopcrawl.core.engine import Crawler
 from loopcrawl.outputs import WarcWriter
 from loopcrawl.testsite import ServerThread, Site
+from loopcrawl.workers import ProcessFetcher
 
 from .conftest import PageServer
 
@@ -163,6 +166,42 @@ def test_retry_after_pauses_the_host_for_every_worker(pages: PageServer) -> None
     t503 = pages.log[i503].end
     later = [t for t in after if t > t503]
     assert later and min(later) - t503 >= 1.0  # no worker asked the host before Retry-After
+
+
+def test_a_request_whose_worker_dies_goes_back_at_once_as_the_same_page(
+    pages: PageServer,
+) -> None:
+    """/a, /b, then /v, whose worker is killed while it fetches: /v goes back
+    to the queue at once (the other worker, idle, asks again within a
+    second), with no attempt spent (``retries=0``, no retry counted), as the
+    same page of ``max_pages`` (a budget of 3: /c is never fetched), and no
+    back-off for its host."""
+    killed: list[float] = []
+
+    async def handler(request: web.BaseRequest) -> web.StreamResponse:
+        if request.path == "/v" and not killed:
+            port = request.transport.get_extra_info("peername")[1]  # type: ignore[union-attr]
+            for w in _workers_of(os.getpid()):
+                if any(c.laddr.port == port for c in w.net_connections("tcp")):
+                    w.kill()
+                    killed.append(time.monotonic())
+            await asyncio.sleep(0.2)
+        return web.Response(text="<title>t</title>", content_type="text/html")
+
+    pages.handler = handler
+    recs: list[FetchRecord] = []
+    c = Crawler(Settings(seeds=tuple(pages.url + p for p in ("/a", "/b", "/v", "/c")), workers=2,
+                         concurrency=1, per_host=1, max_pages=3, depth=0, retries=0,
+                         obey_robots=False, timeout=10.0, quiet=True), on_record=recs.append)
+    stats = asyncio.run(c.run())
+    assert len(killed) == 1
+    assert sorted((r.url.removeprefix(pages.url), r.status) for r in recs) == [
+        ("/a", 200), ("/b", 200), ("/v", 200)]
+    assert pages.paths() == ["/a", "/b", "/v", "/v"] and stats.retries == 0
+    assert pages.log[-1].start - killed[0] < 1.0, pages.log[-1].start - killed[0]
+    assert c.scheduler is not None
+    slot = c.scheduler.gate.slot(pages.url.removeprefix("http://"))
+    assert slot is not None and slot.throttled_until == 0.0
 
 
 def _workers_of(pid: int) -> list[psutil.Process]:
@@ -400,3 +439,19 @@ def test_a_worker_imports_neither_the_engine_nor_the_outputs() -> None:
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          timeout=60)
     assert out.stdout.split("\n")[:2] == ["[]", "Crawler crawl"], out.stderr[-500:]
+
+
+def test_a_request_sent_as_its_worker_starts_is_answered(pages: PageServer) -> None:
+    """A request sent in the loop turn that started its worker (a replacement
+    given the requests of the worker that died) shares a frame with the
+    worker's settings: the worker answers it too."""
+    pages.add("/a", title="a")
+
+    async def go() -> tuple[int, str]:
+        async with ProcessFetcher(Settings(seeds=(pages.url + "/",), timeout=5.0), 1) as pf:
+            fut = pf.submit(pages.url + "/a", None, None, False, "GET", None, None, None, None,
+                            False, 0, None, None)  # in the turn that sent the settings
+            f = await asyncio.wait_for(fut, 3.0)
+            return f.status, f.url
+
+    assert asyncio.run(go()) == (200, pages.url + "/a")

@@ -182,8 +182,12 @@ async def serve(fd: int) -> None:
     async with Fetcher(settings, cookie_jar=jar) as fetcher, asyncio.TaskGroup() as tg:
         w = _Worker(channel, fetcher, LinkParser(settings.max_links_per_page), full,
                     spider)
+        # The settings' frame holds whatever the coordinator sent in the same
+        # loop turn: a replacement worker is handed its predecessor's requests
+        # at once, and they must not be dropped with the rest of that frame.
+        batch: list[Any] | None = first[1:]
         try:
-            while (batch := await channel.receive()) is not None:
+            while batch is not None:
                 for msg in batch:
                     tag = msg[0]
                     if tag == "get":
@@ -198,6 +202,7 @@ async def serve(fd: int) -> None:
                         task = w.tasks.pop(msg[1], None)
                         if task is not None:
                             task.cancel()
+                batch = await channel.receive()
         finally:
             for task in list(w.tasks.values()):
                 task.cancel()

@@ -319,6 +319,7 @@ class ProcessFetcher:
         w.alive = False
         cpu = _cpu(w.proc.pid)  # while it can still be read (a zombie's /proc)
         code = await w.proc.wait()
+        await w.channel.close()  # else its socket is left to the collector (a ResourceWarning)
         self._retired_cpu[w.slot] += cpu
         for i, name in enumerate(_COUNTERS):
             self._retired_io[i] += getattr(w.channel, name)
