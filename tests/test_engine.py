@@ -615,6 +615,7 @@ def test_a_spider_is_told_why_the_crawl_ended(pages: PageServer) -> None:
     pages.add("/", links=["/a", "/b"])
     pages.add("/a")
     pages.add("/b")
+    pages.add("/slow", delay=0.3)
     many = [f"/m{i}" for i in range(20)]
     pages.add("/many", links=many)
     for p in many:
@@ -652,7 +653,8 @@ def test_a_spider_is_told_why_the_crawl_ended(pages: PageServer) -> None:
     assert asyncio.run(early.run()).records == 0 and pages.log == []
     assert one(Settings(timeout=10.0, max_pages=4), S()).records == 3
     assert one(Settings(timeout=10.0, max_pages=3), S()).records == 3
-    S.stop_at = base + "/"
+    # /slow is in flight when / stops the crawl: abandoned, its spider told to forget it.
+    S.stop_at, S.start_urls = base + "/", [base + "/", base + "/slow"]
     assert one(Settings(timeout=10.0), S()).interrupted
     S.stop_at, S.start_urls = None, [base + "/many"]
     pages.log.clear()

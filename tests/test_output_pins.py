@@ -3,6 +3,7 @@ exact bytes and warnings of the CSV writer, and how it adds to a file."""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 import logging
@@ -1040,6 +1041,40 @@ def test_a_shared_crawls_output_marks_pages_and_flushes_each_write(tmp_path: Pat
     with pytest.raises(OutputError) as got:
         db.fsync()
     assert str(got.value) == f"cannot write {db_path}: Cannot operate on a closed database."
+
+
+def test_an_archive_gets_each_response_with_the_request_that_asked_for_it() -> None:
+    """An output taking responses gets every response once, at its record,
+    with the request that asked for it (a redirect's final response under
+    the request for its first URL), and nothing for a request that got no
+    response (robots.txt forbade it)."""
+    from loopcrawl import Crawler, Settings
+    from loopcrawl.http import Request
+    from loopcrawl.net.fetched import Fetched
+    from loopcrawl.outputs import Output
+
+    from .conftest import PageServer
+
+    class Archive(Output):
+        format, roles, path = "archive", frozenset({"responses"}), "archive"
+
+        def __init__(self) -> None:
+            self.got: list[tuple[str, str, int]] = []
+
+        def write_response(self, request: Request, fetched: Fetched) -> None:
+            self.got.append((request.url, fetched.url, fetched.status))
+
+    with PageServer() as pages:
+        pages.add("/robots.txt", body="User-agent: *\nDisallow: /private\n",
+                  content_type="text/plain")
+        pages.add("/", links=["/r", "/gone", "/private"])
+        pages.add("/r", status=302, headers={"Location": "/t"})
+        pages.add("/t")
+        archive = Archive()
+        u = pages.url
+        asyncio.run(Crawler(Settings(seeds=(u + "/",), retries=0), outputs=[archive]).run())
+    assert sorted(archive.got) == [(u + "/", u + "/", 200), (u + "/gone", u + "/gone", 404),
+                                   (u + "/r", u + "/t", 200)]
 
 
 def test_a_crawl_in_process_writes_its_records_and_its_responses(tmp_path: Path) -> None:
