@@ -4,12 +4,16 @@ The order is the HTML standard's (and Scrapy's, through w3lib): the
 Content-Type charset, a byte-order mark, a ``<meta charset>`` or
 ``http-equiv`` declaration, then a guess. Labels are mapped as browsers map
 them (ISO-8859-1 → windows-1252, GB2312 → GB18030, Shift_JIS → cp932).
-Invalid bytes become U+FFFD; nothing here raises on hostile input.
+Invalid bytes become U+FFFD; nothing here raises on hostile input: a label
+that names no charset a page is written in is ignored, as browsers ignore
+labels the Encoding Standard lacks (``_charset``).
 """
 
 from __future__ import annotations
 
-from w3lib.encoding import html_to_unicode
+from functools import lru_cache
+
+from w3lib.encoding import html_body_declared_encoding, html_to_unicode, http_content_type_encoding
 
 __all__ = ["decode_html", "decode_text"]
 
@@ -32,6 +36,39 @@ def _detect(body: bytes) -> str | None:
     return best.encoding if best is not None else None
 
 
+# Python's own codecs that w3lib resolves but no page is written in: idna and
+# undefined raise on any decode, punycode is quadratic (1 MB: 33 s of a
+# blocked loop), the escapes turn "\\u003c" into markup.
+_NOT_CHARSETS = frozenset(("idna", "punycode", "undefined", "unicode-escape",
+                           "raw-unicode-escape"))
+
+
+@lru_cache(maxsize=256)
+def _charset(name: str | None) -> str | None:
+    """``name`` (a codec w3lib resolved a label to) if pages may be decoded with
+    it; None for the codecs above and for those that decode no text at all
+    (``hex``, ``zlib``, ``base64``, ``rot13``: ``bytes.decode`` refuses them)."""
+    if name is None or name in _NOT_CHARSETS:
+        return None
+    try:
+        b"<".decode(name, "replace")  # not b"": empty input skips the check
+    except (LookupError, UnicodeError):
+        return None
+    return name
+
+
+def _to_unicode(content_type: str | None, body: bytes) -> tuple[str, str]:
+    """w3lib's ``html_to_unicode`` (BOM, header, ``<meta>``, detection), with a
+    header or ``<meta>`` label ``_charset`` refuses taken as absent."""
+    enc = _charset(http_content_type_encoding(content_type))
+    if enc is None:
+        declared = html_body_declared_encoding(body)
+        # Given as the header's, so that w3lib does not read a refused one again.
+        enc = _charset(declared) or (None if declared is None else _detect(body) or "utf-8")
+    return html_to_unicode(None if enc is None else f"text/html; charset={enc}", body,
+                           auto_detect_fun=_detect)
+
+
 def decode_html(body: bytes, charset: str | None) -> tuple[str | bytes, str]:
     """The page as lexbor should get it, and the encoding's name.
 
@@ -45,8 +82,7 @@ def decode_html(body: bytes, charset: str | None) -> tuple[str | bytes, str]:
     """
     if charset is not None and charset.lower() in _UTF8 and not body.startswith(_BOMS[1:]):
         return body, "utf-8"
-    header = f"text/html; charset={charset}" if charset else None
-    encoding, text = html_to_unicode(header, body, auto_detect_fun=_detect)
+    encoding, text = _to_unicode(f"text/html; charset={charset}" if charset else None, body)
     if encoding in _UTF8 and "\ufffd" not in text and not body.startswith(_BOMS[0]):
         return body, encoding
     return text, encoding
@@ -55,4 +91,4 @@ def decode_html(body: bytes, charset: str | None) -> tuple[str | bytes, str]:
 def decode_text(body: bytes, content_type: str | None) -> tuple[str, str]:
     """(encoding name, text) of a response body, by the same rules as
     ``decode_html`` but always as ``str`` (``Response.text``)."""
-    return html_to_unicode(content_type, body, auto_detect_fun=_detect)
+    return _to_unicode(content_type, body)

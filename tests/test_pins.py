@@ -383,6 +383,27 @@ def test_undecidable_bytes_never_raise() -> None:
 
 
 
+@pytest.mark.parametrize("label", ["hex", "zlib", "base64", "rot13", "undefined", "idna",
+                                   "punycode", "unicode_escape", "raw-unicode-escape"])
+def test_a_label_python_knows_but_no_page_is_written_in_is_ignored(label: str) -> None:
+    """A Content-Type or ``<meta>`` charset naming one of Python's own codecs
+    (a binary transform, one that raises on any decode, punycode's quadratic
+    decoder, an escape codec) is taken as absent: the bytes are detected as
+    if no label came, never an internal_error or a stalled loop."""
+    from loopcrawl.encoding import decode_html, decode_text
+
+    body = "<title>café \\u003c</title>".encode()
+    meta = f'<meta charset="{label}">'.encode() + body
+    plain = decode_html(meta, None)
+    assert plain == (meta, "utf-8")
+    assert decode_html(body, label) == (body, "utf-8")
+    assert decode_html(meta, label) == plain
+    assert decode_text(body, f"text/html; charset={label}") == ("utf-8", body.decode())
+    assert decode_text(meta, "text/html") == ("utf-8", meta.decode())
+    latin = "<title>crème brûlée au château</title>".encode("cp1252")
+    assert decode_html(latin, label) == decode_html(latin, None)
+
+
 def test_utf8_by_header_goes_to_the_parser_as_bytes() -> None:
     """The hot path's promise: a page the header calls UTF-8 (any case of
     either label) reaches lexbor as its own bytes, never decoded to ``str``;
