@@ -283,6 +283,47 @@ def test_a_host_that_fails_spends_budget_and_gets_no_back_off() -> None:
     assert slot is not None and slot.throttled_until == 0.0
 
 
+@pytest.mark.parametrize("fails", ["refused", "500"])
+def test_a_fetch_that_fails_is_retried_then_recorded_as_one_page(
+    pages: PageServer, caplog: pytest.LogCaptureFixture, fails: str
+) -> None:
+    """A refused connection (a transient error) or a 500 is retried, the log
+    says why; then it is a record with the error's words. However many
+    attempts, it is one page of ``max_pages`` (a budget of 2: /b is never
+    fetched), and its host gets no back-off from it."""
+    import socket
+
+    if fails == "refused":
+        with socket.socket() as s:  # a port nothing listens on
+            s.bind(("127.0.0.1", 0))
+            host = f"127.0.0.1:{s.getsockname()[1]}"
+        error, why = "connection_refused", "connection_refused"
+    else:
+        host = pages.url.removeprefix("http://")
+        pages.add("/x", status=500)
+        error, why = "http_status", "HTTP 500"
+    pages.add("/a")
+    pages.add("/b")
+    x = f"http://{host}/x"
+    recs: list[FetchRecord] = []
+    c = Crawler(Settings(seeds=(x, pages.url + "/a", pages.url + "/b"), retries=1,
+                         retry_backoff=0.01, obey_robots=False, depth=0, max_pages=2,
+                         concurrency=1, per_host=1, timeout=10.0), on_record=recs.append)
+    with caplog.at_level(logging.DEBUG, logger="loopcrawl"):
+        stats = asyncio.run(c.run())
+    got = by_url(recs)
+    assert sorted(got) == sorted([x, pages.url + "/a"]) and "/b" not in pages.paths()
+    assert got[x].error == error and stats.retries == 1
+    message = got[x].message
+    assert message is not None
+    assert message == why if fails == "500" else message.startswith(f"cannot connect to {host}: ")
+    assert (f"retrying {x} in 0.0 s or a little more (attempt 2 of 2): {why}"
+            in [r.getMessage() for r in caplog.records])
+    assert c.scheduler is not None
+    slot = c.scheduler.gate.slot(host)
+    assert slot is not None and slot.throttled_until == 0.0
+
+
 def test_a_failing_record_hook_leaves_one_record_per_request(
     pages: PageServer, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
