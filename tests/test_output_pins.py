@@ -1043,6 +1043,26 @@ def test_a_shared_crawls_output_marks_pages_and_flushes_each_write(tmp_path: Pat
     assert str(got.value) == f"cannot write {db_path}: Cannot operate on a closed database."
 
 
+def test_an_output_failing_at_the_crawls_last_flush_is_the_crawls_error() -> None:
+    """A full disk found only at the crawl's last flush (the record was
+    buffered until then) is raised by ``run()``, word for word, not lost."""
+    from loopcrawl import Crawler, Settings
+    from loopcrawl.errors import OutputError
+
+    from .conftest import PageServer
+
+    full = JsonlWriter("/dev/full")
+    with PageServer() as pages:
+        pages.add("/")
+        with pytest.raises(OutputError) as got:
+            asyncio.run(Crawler(Settings(seeds=(pages.url + "/",), obey_robots=False),
+                                outputs=[full]).run())
+    assert str(got.value) == "cannot write /dev/full: No space left on device"
+    assert full.count == 1
+    with contextlib.suppress(OutputError):
+        full.close()
+
+
 def test_an_archive_gets_each_response_with_the_request_that_asked_for_it() -> None:
     """An output taking responses gets every response once, at its record,
     with the request that asked for it (a redirect's final response under
