@@ -877,7 +877,9 @@ def test_stop_abandons_what_is_in_flight_and_ends_at_once(pages: PageServer) -> 
 def test_a_crawl_cancelled_from_outside_ends_with_cancelled_error(pages: PageServer) -> None:
     """A crawl's task cancelled from outside (a caller's timeout) ends with
     ``CancelledError``, no error of the engine's own: the worker cancelled
-    frees a place, which starts no new worker once the dispatcher has ended."""
+    frees a place, which starts no new worker once the dispatcher has ended.
+    Every page not done is back in the frontier, the one dispatched into
+    that place too (it was lost: leased for ever, the frontier never finished)."""
     from loopcrawl import Crawler, Settings
 
     links = [f"/p{i}" for i in range(4)]
@@ -892,10 +894,14 @@ def test_a_crawl_cancelled_from_outside_ends_with_cancelled_error(pages: PageSer
         while "/p0" not in pages.paths():  # / is done, /p0 in flight, the others queued
             await asyncio.sleep(0.005)
         task.cancel()
-        await task
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        st = await crawler.frontier.statistics()
+        assert (st.queued, st.leased, st.done) == (4, 0, 1)
+        left = await crawler.frontier.lease(100)
+        assert sorted(r.url for r in left) == [pages.url + p for p in links]
 
-    with pytest.raises(asyncio.CancelledError):
-        asyncio.run(go())
+    asyncio.run(go())
     assert pages.paths() == ["/", "/p0"]
 
 

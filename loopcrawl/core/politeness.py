@@ -410,8 +410,11 @@ class Scheduler:
             heapq.heappush(self._heap, (at, next(self._seq), hq))
 
     def unleased(self) -> list[Request]:
-        """Requests leased from the frontier but never dispatched (for release)."""
-        out: list[Request] = []
+        """Requests leased from the frontier that no worker took (for release):
+        those never dispatched, and those dispatched to no one (a crawl
+        cancelled from outside, or stopped, before a new worker ran)."""
+        out = [r for r in self._work if r is not None]
+        self._work.clear()
         for hq in self._queues.values():
             out.extend(hq.queue)
             hq.queue.clear()
