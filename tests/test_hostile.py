@@ -235,6 +235,7 @@ def test_hostile_sitemaps_parse_safely(evil: PageServer) -> None:
         (b"User-agent: *\nDisallow: /x\n" + b"# pad\n" * 200_000 + b"Disallow: /\n",
          "text/plain", True),  # huge: rules past 500 KiB are ignored
         (b"\x89PNG\r\n\x1a\n\0\0\0binary", "image/png", True),  # binary: no rules
+        (b"\xef\xbb\xbfUser-agent: *\nDisallow: /ok\n", "text/plain", False),  # a UTF-8 BOM
     ],
 )
 def test_hostile_robots(pages: PageServer, robots: bytes, ctype: str, allowed: bool) -> None:

@@ -250,7 +250,10 @@ class RobotsCache:
             return None
         text = ""  # "unavailable" (4xx), or binary, not a robots.txt: no rules
         if 200 <= r.status < 300 and b"\0" not in r.body[:1024]:
-            text = r.body.decode("utf-8", "replace")
+            # utf-8-sig: a byte-order mark (Windows editors write one) is not
+            # part of the first line, or "User-agent: *" is no group and every
+            # rule is lost (Google's parser skips it too).
+            text = r.body.decode("utf-8-sig", "replace")
         _log.info("%s: robots.txt answered %d%s", host, r.status,
                   f" ({len(r.body):,} bytes)" if text else ": no rules, everything allowed")
         if store is not None:
