@@ -1007,6 +1007,34 @@ def test_robots_answers_kept_per_host_are_bounded(monkeypatch: pytest.MonkeyPatc
     assert max(sizes) == 3 and 1 in sizes[1:]  # filled to the bound, then begun again
 
 
+@pytest.mark.parametrize(("asked", "kept"), [("59.5", 59.5), ("60", 60.0), ("60.5", 60.0),
+                                             ("100000", 60.0)])
+def test_a_crawl_delay_is_kept_up_to_a_minute(asked: str, kept: float) -> None:
+    """A Crawl-delay above 60 s is kept as 60 s: one line of robots.txt
+    (Crawl-delay: 100000) held a crawl with the defaults for a day a page."""
+    from loopcrawl.net import robots
+
+    cache = robots.RobotsCache(None, Settings())  # type: ignore[arg-type]
+    entry = cache._entries["h.example"] = robots._Entry()
+    cache._apply(entry, f"User-agent: *\nCrawl-delay: {asked}\nDisallow: /x\n")
+    assert entry.crawl_delay == kept == cache.crawl_delay("h.example")
+
+
+def test_a_retry_after_longer_than_two_minutes_is_not_waited_for(
+        pages: PageServer, caplog: pytest.LogCaptureFixture) -> None:
+    """Retry-After: 121 (one second over the most a retry waits) is no retry:
+    the 503 is recorded at once and its host gets no request for 120 s. It
+    was waited for, twice: a server could hold a crawl for as long as it said."""
+    pages.add("/busy", status=503, headers={"Retry-After": "121"}, body="busy")
+    caplog.set_level(logging.INFO, logger="loopcrawl")
+    recs, stats = run(pages.url + "/busy", depth=0, obey_robots=False, retry_backoff=0.01)
+    assert (recs[0].status, recs[0].error, stats.retries) == (503, "http_status", 0)
+    assert pages.paths() == ["/busy"]
+    host = pages.url.removeprefix("http://")
+    assert f"{host} answered 503 with Retry-After: 121 s, more than a retry waits: no retry, " \
+           "and no request for 120.0 s" in [r.getMessage() for r in caplog.records]
+
+
 def test_robots_answers_kept_per_host_are_bounded_at_256() -> None:
     """The bound as shipped: 256 prefixes' answers are kept (asking them
     again adds nothing, forgets nothing and asks protego nothing), the 257th

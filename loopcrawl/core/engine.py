@@ -47,6 +47,12 @@ if TYPE_CHECKING:
 
 __all__ = ["Crawler", "new_event_loop", "tune_malloc"]
 
+# The longest Retry-After a retry waits for. A longer one (a day: maintenance,
+# a rate limit's period, or a hostile server holding a crawl for ever) is not
+# waited for: the page is recorded with its status, and its host gets no
+# request for this long.
+MAX_RETRY_AFTER = 120.0
+
 RecordHook = Callable[[FetchRecord], Any]
 
 
@@ -330,20 +336,27 @@ class Crawler:
             sched.throttled(host_of(req.url))
         elif f.status < 400:
             sched.gate.relax(host_of(req.url))  # a success: a throttled delay decays
+        held = 0.0
         if f.status == 429 or f.status >= 500:
             backoff = f.retry_after if f.retry_after is not None else 0.0
-            if backoff:
-                _log.info("%s answered %d with Retry-After: it gets no request for %.1f s",
-                          host_of(req.url), f.status, backoff)
-            if self._retry(req, f"HTTP {f.status}", backoff):
-                return True, backoff
+            if backoff > MAX_RETRY_AFTER:
+                held = MAX_RETRY_AFTER
+                _log.info("%s answered %d with Retry-After: %.0f s, more than a retry waits: "
+                          "no retry, and no request for %.1f s", host_of(req.url), f.status,
+                          backoff, held)
+            else:
+                if backoff:
+                    _log.info("%s answered %d with Retry-After: it gets no request for %.1f s",
+                              host_of(req.url), f.status, backoff)
+                if self._retry(req, f"HTTP {f.status}", backoff):
+                    return True, backoff
         rec = self._record(req, started, t0, fetched=f)
         if self._archives:
             self._held[req.lease] = f  # archived at the ack, with the record
         await self._handler.page(req, f, rec)
         rec.elapsed_ms = (time.perf_counter() - t0) * 1000
         await self._finish(req, rec)
-        return True, 0.0
+        return True, held
 
     async def _seed_sitemaps(self) -> None:
         """Queue each seed host's sitemaps: robots.txt ``Sitemap:`` lines, else

@@ -33,7 +33,7 @@ from ..settings import Settings
 from ..urls import host_of
 from .fetched import Fetched, TurnWait
 
-__all__ = ["HostTurns", "RobotsCache", "RobotsStore", "RobotsUnavailable", "SharedAnswer",
+__all__ = ["MAX_CRAWL_DELAY", "HostTurns", "RobotsCache", "RobotsStore", "RobotsUnavailable", "SharedAnswer",
            "SharedRobots"]
 
 _MAX_ROBOTS_SIZE = 500 * 1024  # bytes; Google ignores rules past 500 KiB
@@ -43,6 +43,10 @@ _log = logging.getLogger("loopcrawl")
 _ASK_AGAIN_SOON = errors.HOST_UNREACHABLE & errors.TRANSIENT
 _FINAL = errors.HOST_UNREACHABLE - errors.TRANSIENT
 _MAX_VERDICTS = 256  # answers kept per host (by path prefix, below), then forgotten
+# The longest Crawl-delay kept: one request a minute (Heritrix caps it too). A
+# robots.txt asking for more (Crawl-delay: 100000) would hold a crawl with the
+# defaults for days a page; a host that wants no crawler says Disallow.
+MAX_CRAWL_DELAY = 60.0
 
 
 @dataclass(slots=True)
@@ -277,7 +281,10 @@ class RobotsCache:
         entry.rules = rules
         entry.prefix = _decisive(rules, self._agent)
         delay = rules.crawl_delay(self._agent)
-        entry.crawl_delay = float(delay) if delay else None
+        entry.crawl_delay = min(float(delay), MAX_CRAWL_DELAY) if delay else None
+        if delay and delay > MAX_CRAWL_DELAY:
+            _log.info("robots.txt asks for a Crawl-delay of %g s: %g s kept", delay,
+                      MAX_CRAWL_DELAY)
         entry.sitemaps = list(rules.sitemaps)
 
 
