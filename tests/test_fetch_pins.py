@@ -537,6 +537,36 @@ def test_an_answer_without_content_type_has_none(http_pool: bool) -> None:
     assert (got.content_type, got.charset, got.body, got.is_html) == ("", None, b"<p>x</p>", True)
 
 
+@pytest.mark.parametrize("http_pool", [True, False], ids=["pool", "session"])
+def test_a_location_with_bytes_that_are_not_utf8_is_followed_percent_encoded(
+        http_pool: bool) -> None:
+    """Location: /na\\xefve (Latin-1, as old servers send paths) goes to
+    /na%EFve as a browser goes; /caf\\xc3\\xa9 (UTF-8) to /caf%C3%A9. The
+    first was refused as an invalid URL."""
+    from .test_wire import RawServer
+
+    async def answer(r: asyncio.StreamReader, w: asyncio.StreamWriter) -> None:
+        while True:
+            path = (await srv.read_request(r)).split(b" ")[1]
+            if path.startswith(b"/go/"):
+                w.write(b"HTTP/1.1 302 Found\r\nLocation: /" + bytes.fromhex(path[4:].decode())
+                        + b"\r\nContent-Length: 0\r\n\r\n")
+            else:
+                w.write(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n%s" % (len(path), path))
+            await w.drain()
+
+    with RawServer(answer) as srv:
+
+        async def go() -> list[tuple[str, bytes]]:
+            async with Fetcher(Settings(http_pool=http_pool)) as f:
+                return [((r := await f.fetch(f"{srv.url}/go/{raw.hex()}")).url[len(srv.url):],
+                         r.body) for raw in (b"na\xefve", b"caf\xc3\xa9", b"\xff\xfe/x y")]
+
+        got = asyncio.run(go())
+    assert got == [("/na%EFve", b"/na%EFve"), ("/caf%C3%A9", b"/caf%C3%A9"),
+                   ("/%FF%FE/x%20y", b"/%FF%FE/x%20y")]
+
+
 def test_a_fetcher_outside_async_with_says_so() -> None:
     """A caller that forgets ``async with`` is told what it forgot, not
     handed an AttributeError from inside aiohttp."""

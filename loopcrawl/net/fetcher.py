@@ -230,7 +230,7 @@ class Fetcher:
                 watch.reading(resp.content)
                 status = resp.status
                 if status in _REDIRECTS and "Location" in resp.headers:
-                    target = canonicalize(resp.headers["Location"], url)
+                    target = canonicalize(_location(resp.headers["Location"]), url)
                     if target is None:
                         raise RedirectError(
                             f"redirect to a non-http(s) or invalid URL: "
@@ -284,6 +284,17 @@ class Fetcher:
                     method=method,
                     request_body=body,
                 )
+
+
+def _location(value: str) -> str:
+    """A Location header as browsers read its bytes. aiohttp decodes a header
+    as UTF-8, and bytes that are not UTF-8 (an old server's Latin-1 path,
+    ``/na\\xefve``) as lone surrogates, which no URL holds: those go back to
+    the bytes they were, percent-encoded (``/na%EFve``)."""
+    if value.isascii():
+        return value
+    return "".join(f"%{ord(c) - 0xDC00:02X}" if "\udc80" <= c <= "\udcff" else c
+                   for c in value)
 
 
 def tls_context(settings: Settings) -> ssl.SSLContext | None:
