@@ -32,7 +32,7 @@ class ErrorKind(StrEnum):
     TLS_ERROR = "tls_error"  # handshake or certificate refused (unknown CA, name mismatch)
     PROXY_ERROR = "proxy_error"  # the --proxy cannot be reached
     TOO_LARGE = "too_large"
-    HTTP_STATUS = "http_status"  # a 4xx or 5xx answer (after its retries)
+    HTTP_STATUS = "http_status"  # a 4xx or 5xx answer (after its retries), or below 100
     ROBOTS_DENIED = "robots_denied"  # robots.txt forbids it, or a redirect hop to such a URL
     ROBOTS_UNREACHABLE = "robots_unreachable"  # robots.txt answered 429/5xx or timed out
     REDIRECT_LOOP = "redirect_loop"

@@ -429,6 +429,25 @@ def test_only_2xx_pages_are_read_and_4xx_and_5xx_are_errors(pages: PageServer) -
     assert stats.errors == {"http_status": 2}
 
 
+def test_a_status_below_100_is_an_error_and_its_links_are_not_followed() -> None:
+    """"HTTP/1.1 000" (three digits, which the parser takes) is no HTTP
+    status: an http_status error like a 4xx, not a page fetched without one."""
+    from .test_wire import RawServer
+
+    async def answer(r: asyncio.StreamReader, w: asyncio.StreamWriter) -> None:
+        await srv.read_request(r)
+        body = b'<title>zero</title><a href="/next">n</a>'
+        w.write(b"HTTP/1.1 000 Zero\r\nContent-Type: text/html\r\nContent-Length: %d\r\n\r\n%s"
+                % (len(body), body))
+        await w.drain()
+
+    with RawServer(answer) as srv:
+        recs, stats = run(srv.url + "/", obey_robots=False, retries=0)
+    assert [(r.status, r.error, r.message, r.links) for r in recs] == [
+        (0, "http_status", "HTTP 0", 0)]
+    assert len(srv.requests) == 1 and stats.errors == {"http_status": 1}
+
+
 def test_5xx_and_429_are_retried_then_recorded(pages: PageServer) -> None:
     pages.add("/", links=["/busy"])
     pages.add("/busy", status=503, headers={"Retry-After": "0"})
