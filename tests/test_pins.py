@@ -26,6 +26,8 @@ from pathlib import Path
 import pytest
 from aiohttp import web
 
+from loopcrawl.core.engine import Crawler
+from loopcrawl.http import FetchRecord
 from loopcrawl.settings import Settings
 
 from .conftest import Hit, PageServer
@@ -1020,19 +1022,34 @@ def test_a_crawl_delay_is_kept_up_to_a_minute(asked: str, kept: float) -> None:
     assert entry.crawl_delay == kept == cache.crawl_delay("h.example")
 
 
+@pytest.mark.parametrize(("after", "retries", "said"), [
+    ("121", 2, "121 s, more than a retry waits: no retry, and no request for 120.0 s"),
+    ("120", 0, "it gets no request for 120.0 s"),
+])
 def test_a_retry_after_longer_than_two_minutes_is_not_waited_for(
-        pages: PageServer, caplog: pytest.LogCaptureFixture) -> None:
+        pages: PageServer, caplog: pytest.LogCaptureFixture, after: str, retries: int,
+        said: str) -> None:
     """Retry-After: 121 (one second over the most a retry waits) is no retry:
     the 503 is recorded at once and its host gets no request for 120 s. It
-    was waited for, twice: a server could hold a crawl for as long as it said."""
-    pages.add("/busy", status=503, headers={"Retry-After": "121"}, body="busy")
+    was waited for, twice: a server could hold a crawl for as long as it said.
+    Retry-After: 120 would be waited for; on the last attempt (no retry left)
+    its host gets no request for 120 s all the same (it was asked again at
+    once, though the log said otherwise)."""
+    pages.add("/busy", status=503, headers={"Retry-After": after}, body="busy")
     caplog.set_level(logging.INFO, logger="loopcrawl")
-    recs, stats = run(pages.url + "/busy", depth=0, obey_robots=False, retry_backoff=0.01)
+    recs: list[FetchRecord] = []
+    c = Crawler(Settings(seeds=(pages.url + "/busy",), depth=0, obey_robots=False,
+                         retries=retries, retry_backoff=0.01, timeout=10.0),
+                on_record=recs.append)
+    stats = asyncio.run(c.run())
     assert (recs[0].status, recs[0].error, stats.retries) == (503, "http_status", 0)
     assert pages.paths() == ["/busy"]
     host = pages.url.removeprefix("http://")
-    assert f"{host} answered 503 with Retry-After: 121 s, more than a retry waits: no retry, " \
-           "and no request for 120.0 s" in [r.getMessage() for r in caplog.records]
+    assert f"{host} answered 503 with Retry-After: {said}" in [
+        r.getMessage() for r in caplog.records]
+    assert c.scheduler is not None
+    slot = c.scheduler.gate.slot(host)
+    assert slot is not None and 115 < slot.throttled_until - time.monotonic() <= 120
 
 
 def test_robots_answers_kept_per_host_are_bounded_at_256() -> None:

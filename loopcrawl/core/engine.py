@@ -350,6 +350,7 @@ class Crawler:
                               host_of(req.url), f.status, backoff)
                 if self._retry(req, f"HTTP {f.status}", backoff):
                     return True, backoff
+                held = backoff  # no retry left: the whole host waits all the same
         rec = self._record(req, started, t0, fetched=f)
         if self._archives:
             self._held[req.lease] = f  # archived at the ack, with the record
