@@ -15,7 +15,9 @@ does. ``pyproject.toml`` pins aiohttp to the minor versions that test passed on.
 from __future__ import annotations
 
 import asyncio
+import re
 import ssl
+from typing import Any
 
 import aiohttp
 
@@ -24,8 +26,8 @@ try:
 except ImportError:  # pragma: no cover - an aiohttp that moved it: the self-test fails
     ResponseHandler = None  # type: ignore[assignment,misc]
 
-__all__ = ["ResponseHandler", "accept_encoding", "new_handler", "read_responses",
-           "verified_context"]
+__all__ = ["ResponseHandler", "accept_encoding", "expect_response", "new_handler",
+           "read_responses", "verified_context"]
 
 
 def new_handler(loop: asyncio.AbstractEventLoop) -> ResponseHandler:
@@ -36,8 +38,104 @@ def new_handler(loop: asyncio.AbstractEventLoop) -> ResponseHandler:
 def read_responses(proto: ResponseHandler, max_line_size: int) -> None:
     """Arm ``proto``'s parser once for the connection's life: it reads one
     response after another (aiohttp arms it per request). ``read_until_eof``:
-    a response with neither length nor chunking ends when the server closes."""
+    a response with neither length nor chunking ends when the server closes.
+    The parser is fed through ``_OneAnswer``."""
     proto.set_response_params(read_until_eof=True, max_line_size=max_line_size)
+    proto._parser = _OneAnswer(proto, proto._parser)  # type: ignore[assignment]
+
+
+def expect_response(proto: ResponseHandler) -> None:
+    """A request is about to go on ``proto``: the bytes that come next are its answer."""
+    parser = proto._parser
+    if isinstance(parser, _OneAnswer):
+        parser.left, parser._seen = -1, b""
+
+
+_HEAD_END = re.compile(rb"\n\r?\n")  # the empty line that ends a header block (CR optional)
+_NO_BODY = frozenset((204, 304))
+
+
+class _OneAnswer:
+    """aiohttp's response parser, fed no byte past the end of the answer to
+    the request in flight (the pool sends one at a time, never pipelined).
+
+    A server whose ``Content-Length`` is short of its body (a length counted
+    in characters, not bytes), or that sends a body with a 204 or 304, puts
+    bytes after the answer, mostly in the same read: the parser took them for
+    the next answer's status line, failed, and aiohttp dropped the answer it
+    had parsed with them. Browsers and curl keep the answer, cut at its
+    length, and do not reuse the connection: so does this. A chunked or
+    close-delimited body is passed through as it is."""
+
+    __slots__ = ("_parser", "_proto", "_seen", "left")
+
+    def __init__(self, proto: ResponseHandler, parser: Any) -> None:
+        self._parser = parser
+        self._proto = proto
+        # Body bytes still to come of an answer framed by its length; 0: the
+        # answer is whole, what comes is junk; -1: a header block is being
+        # read; -2: a body framed otherwise (chunked, until close), all passed.
+        self.left = -1
+        self._seen = b""  # the end of a header block read so far (its end may straddle reads)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._parser, name)
+
+    def feed_data(self, data: bytes) -> tuple[Any, bool, bytes]:
+        left = self.left
+        if left == -2 or not data:  # b"": aiohttp resuming a paused inflate
+            return self._parser.feed_data(data)  # type: ignore[no-any-return]
+        if left >= 0:
+            return self._body(data, ())
+        messages: list[Any] = []
+        while True:  # header blocks: interim 1xx answers, then the final one
+            seen = self._seen
+            m = _HEAD_END.search(seen + data if seen else data)
+            if m is None:
+                self._seen = (seen + data)[-2:]
+                got = self._parser.feed_data(data)
+                return ((*messages, *got[0]), *got[1:]) if messages else got
+            end = m.end() - len(seen)
+            self._seen = b""
+            got, upgraded, _ = self._parser.feed_data(data[:end])
+            messages.extend(got)
+            data = data[end:]
+            if not got:  # the parser disagrees on the block's end: leave it to the parser
+                self.left = -2
+                break
+            message = got[-1][0]
+            code = message.code
+            if code == 101 or upgraded:
+                self.left = -2
+                break
+            if 100 <= code < 200:
+                if not data:
+                    return messages, False, b""
+                continue
+            length = message.headers.get("Content-Length")
+            if code in _NO_BODY:
+                self.left = 0
+            elif length is not None and "Transfer-Encoding" not in message.headers:
+                self.left = int(length)  # the parser refused it unless all digits
+            else:
+                self.left = -2
+                break
+            return self._body(data, messages)
+        if not data:
+            return messages, False, b""
+        got = self._parser.feed_data(data)
+        return (*messages, *got[0]), got[1], got[2]
+
+    def _body(self, data: bytes, messages: Any) -> tuple[Any, bool, bytes]:
+        left = self.left
+        if len(data) > left:  # past the answer: not the start of another (none was asked)
+            self._proto.force_close()
+            data = data[:left]
+        self.left = left - len(data)
+        if not data:
+            return messages, False, b""
+        got = self._parser.feed_data(data)
+        return ((*messages, *got[0]), *got[1:]) if messages else got
 
 
 def verified_context() -> ssl.SSLContext:

@@ -17,7 +17,8 @@ cookies a site sets are sent back on either path. As in aiohttp: a connection
 found closed when reused is replaced once; addresses are tried by Happy
 Eyeballs (RFC 8305, ``aiohappyeyeballs``) within the connect timeout; header
 values are UTF-8 and control characters in them are refused; a host's
-trailing dot is dropped for SNI and ``Host``.
+trailing dot is dropped for SNI and ``Host``. Unlike aiohttp, bytes past the
+end of an answer are dropped with the connection (``_aiohttp._OneAnswer``).
 """
 
 from __future__ import annotations
@@ -225,6 +226,7 @@ class Pool:
         transport = proto.transport
         if transport is None or transport.is_closing():
             raise aiohttp.ServerDisconnectedError()
+        _aiohttp.expect_response(proto)
         transport.write(data)
         while True:
             message, payload = await proto.read()
