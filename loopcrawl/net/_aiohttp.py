@@ -41,18 +41,23 @@ def read_responses(proto: ResponseHandler, max_line_size: int) -> None:
     a response with neither length nor chunking ends when the server closes.
     The parser is fed through ``_OneAnswer``."""
     proto.set_response_params(read_until_eof=True, max_line_size=max_line_size)
-    proto._parser = _OneAnswer(proto, proto._parser)  # type: ignore[assignment]
+    proto._parser = _OneAnswer(proto, proto._parser, max_line_size)  # type: ignore[assignment]
 
 
 def expect_response(proto: ResponseHandler) -> None:
     """A request is about to go on ``proto``: the bytes that come next are its answer."""
     parser = proto._parser
     if isinstance(parser, _OneAnswer):
-        parser.left, parser._seen = -1, b""
+        parser.left = _FRESH
 
 
 _HEAD_END = re.compile(rb"\n\r?\n")  # the empty line that ends a header block (CR optional)
 _NO_BODY = frozenset((204, 304))
+# _OneAnswer.left, when not the body bytes still to come of an answer framed
+# by its length (0: the answer is whole, what comes is junk):
+_FRESH = -1  # an answer begins with the next byte
+_PASS = -2  # a body framed otherwise (chunked, until close): every byte to the parser
+_HEAD = -3  # within a header block: split where it ends
 
 
 class _OneAnswer:
@@ -64,51 +69,96 @@ class _OneAnswer:
     bytes after the answer, mostly in the same read: the parser took them for
     the next answer's status line, failed, and aiohttp dropped the answer it
     had parsed with them. Browsers and curl keep the answer, cut at its
-    length, and do not reuse the connection: so does this. A chunked or
-    close-delimited body is passed through as it is."""
+    length, and do not reuse the connection: so does this. An answer that
+    begins a read goes to the parser whole (nearly all do: no copy, one
+    call); only when the parser fails on it is it read again, by a new
+    parser, block by block. A chunked or close-delimited body is passed
+    through as it is."""
 
-    __slots__ = ("_parser", "_proto", "_seen", "left")
+    __slots__ = ("_max_line", "_parser", "_proto", "_seen", "left")
 
-    def __init__(self, proto: ResponseHandler, parser: Any) -> None:
+    def __init__(self, proto: ResponseHandler, parser: Any, max_line_size: int) -> None:
         self._parser = parser
         self._proto = proto
-        # Body bytes still to come of an answer framed by its length; 0: the
-        # answer is whole, what comes is junk; -1: a header block is being
-        # read; -2: a body framed otherwise (chunked, until close), all passed.
-        self.left = -1
-        self._seen = b""  # the end of a header block read so far (its end may straddle reads)
+        self._max_line = max_line_size
+        self.left = _FRESH
+        self._seen = b""  # the last bytes of a header block read so far (its end may straddle reads)
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._parser, name)
 
     def feed_data(self, data: bytes) -> tuple[Any, bool, bytes]:
         left = self.left
-        if left == -2 or not data:  # b"": aiohttp resuming a paused inflate
+        if left == _PASS or not data:  # b"": aiohttp resuming a paused inflate
             return self._parser.feed_data(data)  # type: ignore[no-any-return]
         if left >= 0:
             return self._body(data, ())
+        if left == _HEAD:
+            return self._blocks(data)
+        try:
+            got = self._parser.feed_data(data)
+        except aiohttp.http_exceptions.HttpProcessingError:
+            # Bytes past the answer, or a broken answer: read again with a new
+            # parser (which raises the same for a broken one).
+            self._proto.set_response_params(read_until_eof=True, max_line_size=self._max_line)
+            self._parser, self._proto._parser = self._proto._parser, self  # type: ignore[assignment]
+            self._seen = b""
+            return self._blocks(data)
+        self._read(data, got[0], got[1])
+        return got  # type: ignore[no-any-return]
+
+    def _read(self, data: bytes, messages: Any, upgraded: bool) -> None:
+        """Where an answer that began this read and was parsed whole leaves ``left``."""
+        if not messages:  # its header block goes on in the next read
+            self.left, self._seen = _HEAD, data[-2:]
+            return
+        message, payload = messages[-1]
+        code = message.code
+        if code == 101 or upgraded:
+            self.left = _PASS
+        elif 100 <= code < 200:  # 1xx only, and perhaps part of the next block
+            fresh = data.endswith((b"\n\n", b"\n\r\n"))
+            self.left, self._seen = (_FRESH, b"") if fresh else (_HEAD, data[-2:])
+        elif payload.is_eof() or code in _NO_BODY:
+            self.left = 0
+        elif (length := message.headers.get("Content-Length")) is None or (
+                "Transfer-Encoding" in message.headers):
+            self.left = _PASS
+        else:  # the body goes on in the next reads: the bytes of it this one held
+            end = 0
+            for _ in messages:
+                m = _HEAD_END.search(data, end)
+                if m is None:
+                    self.left = _PASS
+                    return
+                end = m.end()
+            self.left = int(length) - (len(data) - end)
+
+    def _blocks(self, data: bytes) -> tuple[Any, bool, bytes]:
+        """Feed ``data`` header block by header block, then the body up to its length."""
         messages: list[Any] = []
-        while True:  # header blocks: interim 1xx answers, then the final one
+        while True:  # interim 1xx answers, then the final one
             seen = self._seen
             m = _HEAD_END.search(seen + data if seen else data)
             if m is None:
-                self._seen = (seen + data)[-2:]
+                self.left, self._seen = _HEAD, (seen + data)[-2:]
                 got = self._parser.feed_data(data)
-                return ((*messages, *got[0]), *got[1:]) if messages else got
+                return (*messages, *got[0]), got[1], got[2]
             end = m.end() - len(seen)
             self._seen = b""
             got, upgraded, _ = self._parser.feed_data(data[:end])
             messages.extend(got)
             data = data[end:]
-            if not got:  # the parser disagrees on the block's end: leave it to the parser
-                self.left = -2
+            if not got or upgraded:  # the parser sees it otherwise: its call
+                self.left = _PASS
                 break
             message = got[-1][0]
             code = message.code
-            if code == 101 or upgraded:
-                self.left = -2
+            if code == 101:
+                self.left = _PASS
                 break
             if 100 <= code < 200:
+                self.left = _FRESH
                 if not data:
                     return messages, False, b""
                 continue
@@ -118,7 +168,7 @@ class _OneAnswer:
             elif length is not None and "Transfer-Encoding" not in message.headers:
                 self.left = int(length)  # the parser refused it unless all digits
             else:
-                self.left = -2
+                self.left = _PASS
                 break
             return self._body(data, messages)
         if not data:
