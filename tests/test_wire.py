@@ -922,7 +922,8 @@ def test_a_connection_is_kept_only_after_a_whole_answer_that_allows_it() -> None
 def test_bytes_past_an_answer_are_dropped_with_the_connection_not_the_answer() -> None:
     """A Content-Length short of its body (counted in characters, "é" being
     two bytes), a 204 with a body, a 103 then an answer then junk, each in
-    one write; a body whose last part comes with junk in a later read; a
+    one write; a 103 alone, then the answer and junk; a body whose last part
+    comes with junk in a later read; a
     header block whose end straddles two reads, junk after its body: the
     answer is read up to its length, as browsers and curl read it, and its
     connection is not reused (what came past it answers nothing). aiohttp's
@@ -942,6 +943,11 @@ def test_bytes_past_an_answer_are_dropped_with_the_connection_not_the_answer() -
             elif path == "/103":
                 w.write(b"HTTP/1.1 103 Early Hints\r\nLink: </s.css>\r\n\r\n"
                         + answer(b"hinted") + b"junk")
+            elif path == "/early":  # a 103 alone in one read, the answer in the next
+                w.write(b"HTTP/1.1 103 Early Hints\r\n\r\n")
+                await w.drain()
+                await asyncio.sleep(0.05)
+                w.write(answer(b"late") + b"junk")
             elif path in ("/split", "/heads"):
                 whole = answer(b"split body") + b"junk"
                 cut = whole.index(b"\r\n\r\n") + (3 if path == "/heads" else 9)
@@ -956,7 +962,8 @@ def test_bytes_past_an_answer_are_dropped_with_the_connection_not_the_answer() -
     async def go() -> list[tuple[int, bytes, int]]:
         pool = Pool({"User-Agent": "x"}, connect_timeout=2.0, cookie_jar=aiohttp.DummyCookieJar())
         got = []
-        for path in ("/chars", "/next", "/204", "/103", "/split", "/heads", "/kept", "/again"):
+        for path in ("/chars", "/next", "/204", "/103", "/early", "/split", "/heads", "/kept",
+                     "/again"):
             async with await pool.request(srv.url + path) as resp:
                 status, data = resp.status, await resp.read()
             got.append((status, data, pool.idle()))
@@ -965,11 +972,12 @@ def test_bytes_past_an_answer_are_dropped_with_the_connection_not_the_answer() -
 
     with RawServer(serve) as srv:
         assert asyncio.run(go()) == [(200, body[:-1], 0), (200, b"/next", 1), (204, b"", 0),
-                                     (200, b"hinted", 0), (200, b"split body", 0),
+                                     (200, b"hinted", 0), (200, b"late", 0),
+                                     (200, b"split body", 0),
                                      (200, b"split body", 0), (200, b"/kept", 1),
                                      (200, b"/again", 1)]
-        # /chars, /next and /204, /103, /split, /heads, /kept and /again
-        assert srv.connections == 6
+        # /chars, /next and /204, /103, /early, /split, /heads, /kept and /again
+        assert srv.connections == 7
 
 
 def test_the_pool_sends_the_sessions_request_line_for_line(
