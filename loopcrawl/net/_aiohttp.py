@@ -15,6 +15,7 @@ does. ``pyproject.toml`` pins aiohttp to the minor versions that test passed on.
 from __future__ import annotations
 
 import asyncio
+import itertools
 import re
 import ssl
 from typing import Any
@@ -60,6 +61,25 @@ _PASS = -2  # a body framed otherwise (chunked, until close): every byte to the 
 _HEAD = -3  # within a header block: split where it ends
 
 
+_LENGTH = re.compile(rb"^content-length[ \t]*:([^\r\n]*)\r?\n", re.IGNORECASE | re.MULTILINE)
+
+
+def _one_length(block: bytes) -> bytes | None:
+    """A header block whose Content-Length fields all give one length
+    (``Content-Length: 4`` twice, or ``Content-Length: 4, 4``: a proxy's
+    and a framework's), with one field instead, as RFC 9110 §8.6 allows
+    and browsers read it; None for any other block (lengths that differ
+    stay an error: two framings are how responses are smuggled)."""
+    found = list(_LENGTH.finditer(block))
+    values = [v.strip() for m in found for v in m.group(1).split(b",")]
+    if len(values) < 2 or len(set(values)) != 1 or not values[0].isdigit():
+        return None
+    kept = [block[: found[0].start()], b"Content-Length: %s\r\n" % values[0]]
+    kept += [block[a.end(): b.start()] for a, b in itertools.pairwise(found)]
+    kept.append(block[found[-1].end():])
+    return b"".join(kept)
+
+
 class _OneAnswer:
     """aiohttp's response parser, fed no byte past the end of the answer to
     the request in flight (the pool sends one at a time, never pipelined).
@@ -100,12 +120,16 @@ class _OneAnswer:
         except aiohttp.http_exceptions.HttpProcessingError:
             # Bytes past the answer, or a broken answer: read again with a new
             # parser (which raises the same for a broken one).
-            self._proto.set_response_params(read_until_eof=True, max_line_size=self._max_line)
-            self._parser, self._proto._parser = self._proto._parser, self  # type: ignore[assignment]
+            self._renew()
             self._seen = b""
             return self._blocks(data)
         self._read(data, got[0], got[1])
         return got  # type: ignore[no-any-return]
+
+    def _renew(self) -> None:
+        """A new parser in place of one that failed (a parser does not recover)."""
+        self._proto.set_response_params(read_until_eof=True, max_line_size=self._max_line)
+        self._parser, self._proto._parser = self._proto._parser, self  # type: ignore[assignment]
 
     def _read(self, data: bytes, messages: Any, upgraded: bool) -> None:
         """Where an answer that began this read and was parsed whole leaves ``left``."""
@@ -146,7 +170,14 @@ class _OneAnswer:
                 return (*messages, *got[0]), got[1], got[2]
             end = m.end() - len(seen)
             self._seen = b""
-            got, upgraded, _ = self._parser.feed_data(data[:end])
+            try:
+                got, upgraded, _ = self._parser.feed_data(data[:end])
+            except aiohttp.http_exceptions.HttpProcessingError:
+                block = None if seen else _one_length(data[:end])  # the whole block only
+                if block is None:
+                    raise
+                self._renew()
+                got, upgraded, _ = self._parser.feed_data(block)
             messages.extend(got)
             data = data[end:]
             if not got or upgraded:  # the parser sees it otherwise: its call
