@@ -489,6 +489,29 @@ def test_an_unreachable_robots_txt_is_asked_again_after_its_window(
 
 
 
+def test_a_retry_keeps_its_place_in_the_budget() -> None:
+    """A page retried after a 503 keeps the place in ``max_pages`` its first
+    attempt took: while it waits for its (throttled) host, pages of another
+    host do not take it, and it is fetched even once the budget is spent."""
+    asked: Counter[str] = Counter()
+
+    async def handler(request: web.BaseRequest) -> web.StreamResponse:
+        asked[request.path] += 1
+        if request.path == "/r" and asked["/r"] == 1:
+            return web.Response(status=503)
+        await asyncio.sleep(0.05)
+        return web.Response(text="<title>t</title>", content_type="text/html")
+
+    with PageServer(handler=handler, hosts=("127.0.0.1", "127.0.0.2")) as s:
+        other = s.url.replace("127.0.0.1", "127.0.0.2")
+        recs, stats = run([other + "/r", *(s.url + f"/p{i}" for i in range(6))], max_pages=3,
+                          concurrency=2, per_host=1, depth=0, retries=2, retry_backoff=0.01,
+                          obey_robots=False)
+    got = sorted((r.url.removeprefix(s.url).removeprefix(other), r.status) for r in recs)
+    assert got == [("/p0", 200), ("/p1", 200), ("/r", 200)]
+    assert asked["/r"] == 2 and stats.retries == 1 and stats.pages == 3
+
+
 @pytest.mark.parametrize("status", [200, 503])
 @pytest.mark.parametrize("per_host", [3, 1], ids=["at-once", "one-by-one"])
 def test_robots_txt_is_fetched_once_for_pages_that_ask_at_once(pages: PageServer,

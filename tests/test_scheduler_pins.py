@@ -197,6 +197,34 @@ def test_a_retry_waits_its_back_off_goes_first_and_is_no_new_page() -> None:
     assert seen_waiting[0].waiting_retry == 1
 
 
+def test_a_retry_keeps_its_place_once_the_budget_is_spent() -> None:
+    """``max_pages=2``: /a's retry goes though the budget is spent (its first
+    attempt holds its place), before c.test's page, which waits until /b,
+    done uncounted, gives a place back (the hosts that waited are scheduled
+    again then)."""
+    tries: dict[str, int] = {}
+
+    async def fetch(h: Harness, r: Request) -> tuple[bool, float] | None:
+        tries[r.url] = tries.get(r.url, 0) + 1
+        if r.url == "http://a.test/a" and tries[r.url] == 1:
+            h.sched.retry_later(r, 0.0)
+            return None
+        if r.url == "http://b.test/b":
+            await asyncio.sleep(0.1)  # the retry comes back while /b holds a place
+            return False, 0.0
+        return True, 0.0
+
+    async def go() -> list[str]:
+        h = await start(["http://a.test/a", "http://b.test/b", "http://c.test/c"], fetch,
+                        concurrency=3, per_host=1, max_pages=2)
+        await finish(h, within=3.0)
+        assert h.sched.statistics().dispatched == 2
+        return [u for u, _ in h.started]
+
+    assert asyncio.run(go()) == ["http://a.test/a", "http://b.test/b", "http://a.test/a",
+                                 "http://c.test/c"]
+
+
 def test_the_retry_back_off_is_between_after_and_one_and_a_half_times_it() -> None:
     async def fetch(h: Harness, r: Request) -> tuple[bool, float] | None:
         if len(h.started) == 1:

@@ -109,6 +109,11 @@ class Scheduler:
         self._in_flight = 0
         self._retrying = 0
         self._dispatched = 0  # counts toward max_pages
+        # Retries back in their host queue, by lease: each keeps the place in
+        # max_pages its first attempt took (another page must not take it
+        # while the retry waits for its host), so it goes even when the
+        # budget is spent, and is not counted again.
+        self._returning: set[int] = set()
         # The hand-off to the workers: a deque and the futures of the workers
         # waiting in get() (an asyncio.Queue costs eight Python calls a request).
         self._work: deque[Request | None] = deque()
@@ -164,7 +169,11 @@ class Scheduler:
         hq.active -= 1
         self._in_flight -= 1
         if not counted:
+            spent = self._budget_spent()
             self._dispatched -= 1
+            if spent:  # hosts left the heap while it was spent (_dispatch)
+                for q in self._queues.values():
+                    self._schedule(q)
         self._schedule(hq)
         if not self._stopped:
             # The freed place is filled now, not after the dispatcher's next
@@ -220,7 +229,7 @@ class Scheduler:
 
     def _retry_now(self, request: Request) -> None:
         self._retrying -= 1
-        self._dispatched -= 1  # the retry is the same page, not a new one
+        self._returning.add(request.lease)  # the same page: its place is kept
         self._push(request, front=True)  # it has waited its back-off already
         self._wake.set()
 
@@ -286,7 +295,7 @@ class Scheduler:
                 if self._stopped:
                     break
                 if self._budget_spent():
-                    if self._in_flight == 0 and self._retrying == 0:
+                    if self._in_flight == 0 and self._retrying == 0 and not self._returning:
                         break
                 elif self._buffered < self._low_water:
                     got = await frontier.lease(self._batch)
@@ -307,10 +316,14 @@ class Scheduler:
                 ):
                     break
                 timer = None
-                # With the budget spent nothing more is dispatched or leased: no
-                # timer (a host due already woke this loop every half millisecond
-                # until the last request ended); done() and a retry wake it.
-                if not self._budget_spent():
+                # With the budget spent only retries are dispatched, and nothing
+                # is leased: no timer but for a retry (a host due already woke
+                # this loop every half millisecond until the last request
+                # ended); done() and a retry's return wake it.
+                if self._returning and self._budget_spent():
+                    if heap and self._in_flight < self.concurrency:
+                        timer = loop.call_at(max(heap[0][0], now + 0.0005), wake.set)
+                elif not self._budget_spent():
                     if heap and self._in_flight < self.concurrency:
                         timer = loop.call_at(max(heap[0][0], now + 0.0005), wake.set)
                     elif self._buffered < self._low_water and drained:
@@ -345,7 +358,11 @@ class Scheduler:
         """Hand every request whose host is ready to the workers."""
         heap = self._heap
         try_start = self.gate.try_start
-        while heap and self._in_flight < self.concurrency and not self._budget_spent():
+        returning = self._returning
+        while heap and self._in_flight < self.concurrency:
+            spent = self._budget_spent()
+            if spent and not returning:
+                break
             at, _, hq = heap[0]
             if at > now:
                 break
@@ -353,6 +370,8 @@ class Scheduler:
             hq.scheduled = False
             if not hq.queue:
                 continue
+            if spent and hq.queue[0].lease not in returning:
+                continue  # no new page: off the heap until done() frees a place
             # The turn is named by the lease: unique among the requests in flight.
             wait = try_start(hq.host, now, hq.queue[0].lease)
             if wait:  # not now: ask again then
@@ -367,7 +386,10 @@ class Scheduler:
             r = hq.queue.popleft()
             self._buffered -= 1
             self._in_flight += 1
-            self._dispatched += 1
+            if returning and r.lease in returning:
+                returning.discard(r.lease)  # counted by its first attempt
+            else:
+                self._dispatched += 1
             self._work.append(r)  # _hand_off, written out
             if self._getters:
                 self._wake_worker()
@@ -415,6 +437,7 @@ class Scheduler:
         cancelled from outside, or stopped, before a new worker ran)."""
         out = [r for r in self._work if r is not None]
         self._work.clear()
+        self._returning.clear()
         for hq in self._queues.values():
             out.extend(hq.queue)
             hq.queue.clear()
