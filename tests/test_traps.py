@@ -268,6 +268,55 @@ def test_pages_are_remembered_up_to_the_bound_oldest_first(monkeypatch: pytest.M
     assert len(guard._pages) <= 4
 
 
+@pytest.mark.parametrize("way", ["page", "noted"])
+def test_pages_are_remembered_up_to_the_bytes_of_their_links(
+        monkeypatch: pytest.MonkeyPatch, way: str) -> None:
+    """The pages kept for their children hold at most _MAX_LINK_BYTES of link
+    hashes, the oldest forgotten first: 65,536 pages of 10,000 links would
+    hold 5 GB. A page noted again counts once; one above the bound alone is
+    kept alone, until the next."""
+    import loopcrawl.core.traps as traps
+
+    monkeypatch.setattr(traps, "_MAX_LINK_BYTES", 8 * 30)  # 30 links
+    guard = TrapGuard(Settings())
+
+    def note(name: str, links: int) -> None:
+        url = f"http://h/{name}"
+        if way == "page":
+            guard.page(url, None, b"x", [], list(range(links)))
+        else:
+            guard.noted(url, 1, link_hashes([f"{url}/{i}" for i in range(links)]), 0, False)
+
+    def kept() -> str:
+        return "".join(p for p in "abcdef" if guard.parent(f"http://h/{p}") is not None)
+
+    for name in "abc":
+        note(name, 10)
+    assert kept() == "abc"  # 30 links: the bound exactly
+    note("d", 1)
+    assert kept() == "bcd"
+    note("c", 10)  # again: 21 links, not 31
+    assert kept() == "bcd"
+    note("e", 31)
+    assert kept() == "e"
+    note("f", 1)
+    assert kept() == "f"
+
+
+def test_the_link_bytes_remembered_are_64_mib_by_default() -> None:
+    """Four pages of 16 MiB of link hashes fill the bound exactly; 8 bytes
+    more forget the first. (The bytes are one object, shared: only their
+    length counts.)"""
+    guard = TrapGuard(Settings())
+    quarter = bytes(16 << 20)
+    for i in range(4):
+        guard.noted(f"http://h/{i}", 1, quarter, 0, False)
+    assert all(guard.parent(f"http://h/{i}") is not None for i in range(4))
+    guard.noted("http://h/4", 1, bytes(8), 0, False)
+    assert [guard.parent(f"http://h/{i}") is not None for i in range(5)] == [
+        False, True, True, True, True]
+
+
 # The similarity test at its boundaries, step by step. Words are chosen by the
 # bit ``sketch`` gives them (``hash(word) & 4095``) so that no two collide in
 # a run: a count of new words is then exactly the number of words added.

@@ -53,6 +53,10 @@ NEW_WORDS = 8
 NEW_LINKS = 8
 # Pages remembered (length, sketches, family) for their children: FIFO beyond.
 _MAX_PAGES = 1 << 16
+# ... and their link hashes, in bytes, at most: FIFO beyond. 65,536 pages of
+# ``max_links_per_page`` (10,000) links would hold 5 GB; this holds ~840 such
+# pages, or the 65,536 pages of a site with 128 links a page.
+_MAX_LINK_BYTES = 64 << 20
 # Only this much of a page is read for its words.
 _SKETCH_BYTES = 256 * 1024
 _WORD_BITS = 4096
@@ -152,6 +156,7 @@ class TrapGuard:
         # next(iter()) walks the holes earlier drops left (~50 µs a page once
         # full, until the dict is rebuilt); a deque pops in O(1).
         self._order: deque[int] = deque()
+        self._link_bytes = 0  # of the link hashes in _pages
         self._similar: Counter[str] = Counter()  # links queued from similar pages
         self.stops: Counter[str] = Counter()  # requests and pages stopped, by setting
 
@@ -223,10 +228,13 @@ class TrapGuard:
                     words = sketch(body)
                     if parent[2] and (words & ~parent[2]).bit_count() <= NEW_WORDS:
                         fam = family(url)
-        order = self._order
-        if len(order) >= _MAX_PAGES:
-            pages.pop(order.popleft(), None)
         key = hash(url)
+        old = pages.pop(key, None)  # noted again: its older place in _order stays, empty
+        size = self._link_bytes + len(hashes) - (len(old[1]) if old is not None else 0)
+        order = self._order
+        if len(order) >= _MAX_PAGES or size > _MAX_LINK_BYTES:
+            size = self._forget(size)
+        self._link_bytes = size
         pages[key] = (n, hashes, words, fam)
         order.append(key)
         return fam
@@ -251,13 +259,28 @@ class TrapGuard:
 
     def _remember(self, url: str, page: Parent) -> None:
         """Keep ``page`` for its children, forgetting the oldest past _MAX_PAGES
-        (``page`` does the same, written out)."""
-        order = self._order
-        if len(order) >= _MAX_PAGES:
-            self._pages.pop(order.popleft(), None)
+        pages or _MAX_LINK_BYTES of link hashes (``page`` does the same,
+        written out)."""
         key = hash(url)
+        old = self._pages.pop(key, None)
+        size = self._link_bytes + len(page[1]) - (len(old[1]) if old is not None else 0)
+        if len(self._order) >= _MAX_PAGES or size > _MAX_LINK_BYTES:
+            size = self._forget(size)
+        self._link_bytes = size
         self._pages[key] = page
-        order.append(key)
+        self._order.append(key)
+
+    def _forget(self, size: int) -> int:
+        """Forget the oldest pages until a page more fits in _MAX_PAGES and
+        ``size`` (the link bytes kept, the new page's included) is within
+        _MAX_LINK_BYTES, or none is left (a page with more link bytes than that
+        is kept alone); the link bytes left."""
+        pages, order = self._pages, self._order
+        while order and (len(order) >= _MAX_PAGES or size > _MAX_LINK_BYTES):
+            gone = pages.pop(order.popleft(), None)
+            if gone is not None:
+                size -= len(gone[1])
+        return size
 
     def admit(self, fam: str, urls: list[str], skipped: Counter[str]) -> list[str]:
         """The new links of a similar page of family ``fam`` that may be
