@@ -1,7 +1,11 @@
 """Title and link extraction from HTML: lexbor's tree, or a tokenizer scan.
 
 Only what the crawl needs is read: ``<title>``, ``<base href>`` and the
-``href`` of ``<a>``/``<area>``; resolution is left to ``urls``.
+``href`` of ``<a>``/``<area>``; resolution is left to ``urls``. A
+``<meta http-equiv="refresh">`` that sends the browser on within
+``MAX_REFRESH_DELAY`` seconds is a link too (``meta_refresh``: w3lib's
+reading, as Scrapy's MetaRefreshMiddleware follows it), so a site whose front
+page only refreshes to its home page is crawled.
 
 Pages are parsed by lexbor (selectolax), a C parser that is hard to beat
 (~37 instructions a byte). But a tree builder is quadratic in the depth of
@@ -35,11 +39,17 @@ from dataclasses import dataclass
 from html.entities import html5 as _ENTITIES
 
 from selectolax.lexbor import LexborHTMLParser
+from w3lib.html import get_meta_refresh
 
 from .encoding import decode_html
 from .urls import LinkMemo, Resolver, canonicalize
 
-__all__ = ["MAX_UNCLOSED", "LinkParser", "PageLinks", "ResolvedLinks", "extract", "extract_tree", "scan"]
+__all__ = ["MAX_REFRESH_DELAY", "MAX_UNCLOSED", "LinkParser", "PageLinks", "ResolvedLinks",
+           "extract", "extract_tree", "meta_refresh", "scan"]
+
+# A refresh that waits longer is a page reloading itself for its reader, not
+# a redirect (Scrapy's METAREFRESH_MAXDELAY).
+MAX_REFRESH_DELAY = 100.0
 
 
 @dataclass(slots=True)
@@ -241,6 +251,20 @@ def extract(html: str | bytes, max_links: int = 10_000) -> PageLinks:
     return extract_tree(html, max_links)
 
 
+def meta_refresh(html: str | bytes) -> str | None:
+    """The URL a ``<meta http-equiv="refresh">`` sends the browser to in less
+    than ``MAX_REFRESH_DELAY`` seconds, as written (resolved with the links),
+    or None. Two ``memmem`` scans rule it out on almost every page (w3lib's
+    own reading costs a regex over the page)."""
+    tail = ("efresh", "EFRESH") if isinstance(html, str) else (b"efresh", b"EFRESH")
+    if tail[0] not in html and tail[1] not in html:  # type: ignore[operator]
+        return None
+    interval, url = get_meta_refresh(html)
+    if interval is None or url is None or not url or interval >= MAX_REFRESH_DELAY:
+        return None
+    return url
+
+
 @dataclass(slots=True)
 class ResolvedLinks:
     """What the link follower needs of an HTML page: its title and its links,
@@ -282,12 +306,15 @@ class LinkParser:
         base = url
         if page.base_href:
             base = canonicalize(page.base_href, url) or url
-        resolved = self._links.resolve_all(Resolver(base, canonical=True), page.hrefs)
+        hrefs = page.hrefs
+        if (refresh := meta_refresh(text)) is not None:
+            hrefs = [*hrefs, refresh]
+        resolved = self._links.resolve_all(Resolver(base, canonical=True), hrefs)
         found = dict.fromkeys(resolved)  # unique, in page order (a set's order varies)
         unfollowable = None
         if None in found:
             del found[None]
-            unfollowable = self._count_unfollowable(page.hrefs, resolved)
+            unfollowable = self._count_unfollowable(hrefs, resolved)
         return ResolvedLinks(page.title, list(found), page.truncated,  # type: ignore[arg-type]
                              unfollowable)
 

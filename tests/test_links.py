@@ -167,6 +167,27 @@ def test_hrefs_that_give_no_url_are_told_apart_by_scheme() -> None:
     assert parser._unfollowable == hrefs
 
 
+@pytest.mark.parametrize(("html", "urls"), [
+    # refreshed at once, or within 100 s (Scrapy's METAREFRESH_MAXDELAY): a link
+    ('<meta http-equiv="refresh" content="0; url=/home">', ["http://h/home"]),
+    ("<META HTTP-EQUIV=Refresh CONTENT='99.9;URL=next'><a href=/a>a</a>",
+     ["http://h/a", "http://h/d/next"]),
+    ('<base href="/b/"><meta http-equiv="refresh" content="5;url=x"><a href="x">x</a>',
+     ["http://h/b/x"]),  # resolved as the links are, and once
+    # not a redirect: a page reloading itself, a long wait, hidden, no URL
+    ('<meta http-equiv="refresh" content="100; url=/late">', []),
+    ('<meta http-equiv="refresh" content="30">', []),
+    ('<!-- <meta http-equiv="refresh" content="0;url=/c"> -->', []),
+    ('<noscript><meta http-equiv="refresh" content="0;url=/n"></noscript>', []),
+    ('<meta name="refresh" content="0;url=/named">', []),
+    ('<meta http-equiv="refresh" content="0;url=javascript:go()">', []),
+])
+def test_a_meta_refresh_within_100_s_is_a_link(html: str, urls: list[str]) -> None:
+    """A front page that only refreshes to the home page must not end the crawl."""
+    for charset in ("utf-8", "windows-1252"):  # lexbor given the bytes, or text
+        assert LinkParser(100).parse("http://h/d/", html.encode(), charset).urls == urls, charset
+
+
 def test_the_verdicts_on_hrefs_are_kept_up_to_4096_then_cleared() -> None:
     parser = LinkParser(10_000)
     page = "".join(f'<a href="mailto:{i}@h">x</a>' for i in range(4096)).encode()
