@@ -172,6 +172,7 @@ def test_hrefs_that_give_no_url_are_told_apart_by_scheme() -> None:
     ('<meta http-equiv="refresh" content="0; url=/home">', ["http://h/home"]),
     ("<META HTTP-EQUIV=Refresh CONTENT='99.9;URL=next'><a href=/a>a</a>",
      ["http://h/a", "http://h/d/next"]),
+    ('<META HTTP-EQUIV=REFRESH CONTENT="0;URL=/UP">', ["http://h/UP"]),
     ('<base href="/b/"><meta http-equiv="refresh" content="5;url=x"><a href="x">x</a>',
      ["http://h/b/x"]),  # resolved as the links are, and once
     # not a redirect: a page reloading itself, a long wait, hidden, no URL
