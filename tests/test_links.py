@@ -178,6 +178,7 @@ def test_hrefs_that_give_no_url_are_told_apart_by_scheme() -> None:
     # not a redirect: a page reloading itself, a long wait, hidden, no URL
     ('<meta http-equiv="refresh" content="100; url=/late">', []),
     ('<meta http-equiv="refresh" content="30">', []),
+    ('<meta http-equiv="refresh" content="0; url=">', []),  # not the page itself
     ('<!-- <meta http-equiv="refresh" content="0;url=/c"> -->', []),
     ('<noscript><meta http-equiv="refresh" content="0;url=/n"></noscript>', []),
     ('<meta name="refresh" content="0;url=/named">', []),
