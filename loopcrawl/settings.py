@@ -111,6 +111,10 @@ class Settings:
                                        "traps.", min=1, max=10**9, unit="links")
     max_pages_per_host: int | None = setting(None, "Pages fetched from one host (default: no "
                                         "limit).", min=1, max=10**12, unit="pages")
+    max_queued: int | None = setting(1_000_000, "Requests waiting in the crawl's queue in memory "
+                                "(~400 bytes each); links past it are not followed "
+                                "(`queue_full`). A crawl with `--state` or Redis queues "
+                                "outside the process, without this cap.", min=1, max=10**12, unit="requests")
     follow_sitemaps: bool = setting(False, "Also seed from the hosts' sitemaps (robots.txt "
                                "Sitemap: lines, else /sitemap.xml).", option="--sitemaps")
     # Timeouts (aiohttp ClientTimeout): total per request, TCP connect, and

@@ -277,6 +277,39 @@ def test_memory_leases_expire_and_go_back_to_the_queue() -> None:
     asyncio.run(go())
 
 
+def test_memory_frontier_queues_up_to_max_queued(caplog: pytest.LogCaptureFixture) -> None:
+    """``max_queued`` requests wait, at most, ranked ones included; one more
+    is refused, counted as ``queue_full`` and not marked seen (it is queued
+    once there is room); a request given back is queued whatever the cap.
+    One warning, the first time."""
+    async def go() -> None:
+        f = MemoryFrontier(max_queued=3)
+        assert await f.add([Request("http://h/a"), Request("http://h/p", priority=2)]) == 2
+        assert await f.add_links(["http://h/b", "http://h/c", "http://h/d"], 1, None) == 1
+        assert f.skipped == {"queue_full": 2}
+        assert (await f.statistics()).queued == 3
+        assert await f.add([Request("http://h/c", dont_filter=True)]) == 0
+        assert f.skipped == {"queue_full": 3}
+        _, a = await f.lease(2)
+        assert await f.add_links(["http://h/d", "http://h/c", "http://h/e"], 1, None) == 2
+        assert f.skipped == {"queue_full": 4}
+        await f.release(a)  # four waiting: past the cap, and kept
+        assert (await f.statistics()).queued == 4
+        assert await f.add_links(["http://h/e"], 1, None) == 0
+        assert [r.url for r in await f.lease(5)] == [
+            "http://h/a", "http://h/b", "http://h/d", "http://h/c"]
+        assert await f.add_links(["http://h/e"], 1, None) == 1
+        assert f.skipped == {"queue_full": 5}
+        assert await MemoryFrontier().add_links([f"http://h/{i}" for i in range(100)], 1,
+                                                None) == 100
+
+    with caplog.at_level("WARNING", logger="loopcrawl"):
+        asyncio.run(go())
+    assert [r.getMessage() for r in caplog.records] == [
+        "the queue holds 3 requests (max_queued): links past it are not followed until "
+        "it has room (counted as queue_full)"]
+
+
 class _Site:
     """A random link graph for the simulated crawl."""
 

@@ -233,12 +233,16 @@ def test_max_redirects(pages: PageServer, tmp_path: Path) -> None:
     assert got["/over/0"]["error"] == "too_many_redirects"
 
 
-def test_max_links_per_page(pages: PageServer, tmp_path: Path) -> None:
+@pytest.mark.parametrize("option", ["--max-links-per-page", "--max-queued"])
+def test_max_links_per_page_and_max_queued(pages: PageServer, tmp_path: Path,
+                                           option: str) -> None:
+    """Three of the page's five links: the first three a page gives, or the
+    three its links find room for in the queue (the seed left it)."""
     links = [f"/p{i}" for i in range(5)]
     pages.add("/", links=links)
     for p in links:
         pages.add(p)
-    got = crawl(tmp_path, pages.url + "/", "--max-links-per-page", "3")
+    got = crawl(tmp_path, pages.url + "/", option, "3")
     assert sorted(got) == ["/", "/p0", "/p1", "/p2"]
 
 

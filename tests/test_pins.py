@@ -801,6 +801,24 @@ def test_links_per_page_limit_is_exact(pages: PageServer) -> None:
     assert stats.skipped["links_per_page_cap"] == 1  # pages cut, not links
 
 
+@pytest.mark.parametrize(("links", "cap"), [(20, 5), (5, 5), (6, 5)])
+def test_max_queued_is_exact(pages: PageServer, links: int, cap: int) -> None:
+    """A page with ``links`` new links and a queue of ``cap`` (empty: the seed
+    was leased): ``cap`` are queued and fetched, the others counted as
+    ``queue_full``; one of those, linked again once the queue has room, is
+    fetched then (refused links are not marked seen)."""
+    urls = [f"/p{i}" for i in range(links)]
+    pages.add("/", links=urls)
+    for p in urls:
+        pages.add(p)
+    pages.add("/p0", links=[urls[-1]])
+    recs, stats = run(pages.url + "/", obey_robots=False, max_queued=cap, concurrency=1)
+    refused = links - cap
+    fetched = sorted(["/", *urls[:cap], *([urls[-1]] if refused else [])])
+    assert sorted(pages.paths()) == fetched and len(recs) == len(fetched)
+    assert stats.skipped == ({"queue_full": refused} if refused else {})
+
+
 def test_depth_limit_is_exact(pages: PageServer) -> None:
     for i in range(5):
         pages.add(f"/d{i}", links=[f"/d{i + 1}"])

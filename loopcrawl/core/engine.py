@@ -90,11 +90,12 @@ class Crawler:
         self._archives = [o for o in outs if o.takes("responses")]
         self._held: dict[int, Fetched] = {}  # lease token -> its response, until its ack
         self.settings = settings
-        self.frontier: Frontier = frontier if frontier is not None else MemoryFrontier()
+        self.stats = CrawlStats(output=", ".join(o.path for o in outs) or None)
+        self.frontier: Frontier = frontier if frontier is not None else MemoryFrontier(
+            max_queued=settings.max_queued, skipped=self.stats.skipped)
         self._gate = gate  # per-host politeness shared with other crawlers (None: our own)
         self._shared_robots = robots  # robots.txt fetched once for every worker of a crawl
         self.on_record = on_record
-        self.stats = CrawlStats(output=", ".join(o.path for o in outs) or None)
         self._traps = TrapGuard(settings)
         self.stats.traps = self._traps.stops  # one counter, live
         parts = CrawlParts(settings, self.frontier, self.stats, self._traps)

@@ -3,6 +3,12 @@
 Requests with a non-zero ``priority`` (a spider's) wait in a heap beside the
 FIFO, so the crawl's own requests never pay for ordering.
 
+``max_queued`` bounds the requests waiting (not those leased): past it a
+request is not queued nor marked seen (a later page may lead to it again,
+once there is room), and is counted in ``skipped["queue_full"]``. A site
+whose every page links 10,000 new URLs would otherwise grow the queue, at
+~400 bytes a request, until memory runs out.
+
 Leases are numbered from 1. By default they never expire (the holder is this
 process); with ``lease_ttl`` they do, which is what a coordinator handing
 requests to other processes needs: a holder that dies loses its leases at
@@ -14,8 +20,10 @@ from __future__ import annotations
 import copy
 import heapq
 import itertools
+import logging
+import sys
 import time
-from collections import deque
+from collections import Counter, deque
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
@@ -24,14 +32,23 @@ from .base import FrontierStats, LinkFilter, unseen_links
 if TYPE_CHECKING:
     from ..http import FetchRecord, Request
 
+_log = logging.getLogger("loopcrawl")
+
 
 class MemoryFrontier:
     """Breadth-first, so pages are found at their shortest depth when the
     crawl is sequential; everything is lost when the process ends."""
 
-    def __init__(self, *, lease_ttl: float | None = None) -> None:
-        """``lease_ttl``: seconds a lease lasts unless extended (None: forever)."""
+    def __init__(self, *, lease_ttl: float | None = None, max_queued: int | None = None,
+                 skipped: Counter[str] | None = None) -> None:
+        """``lease_ttl``: seconds a lease lasts unless extended (None: forever);
+        ``max_queued``: requests waiting, at most (None: no cap); ``skipped``:
+        where requests refused past it are counted (the crawl's
+        ``CrawlStats.skipped``; None: a counter of its own)."""
         self.lease_ttl = lease_ttl
+        self.max_queued = max_queued
+        self.skipped: Counter[str] = Counter() if skipped is None else skipped
+        self._full_warned = False
         self._queue: deque[Request] = deque()  # priority 0: nearly every request
         # Requests with a priority (spiders): (-priority, arrival, request).
         self._ranked: list[tuple[int, int, Request]] = []
@@ -51,10 +68,15 @@ class MemoryFrontier:
     async def add(self, requests: Sequence[Request]) -> int:
         seen = self._seen
         queue = self._queue
-        n = 0
+        cap = self.max_queued
+        room = sys.maxsize if cap is None else cap - len(queue) - len(self._ranked)
+        n = refused = 0
         for r in requests:
             fp = r.fp
             if fp in seen and not r.dont_filter:
+                continue
+            if n >= room:
+                refused += 1
                 continue
             seen.add(fp)
             if r.priority:
@@ -62,7 +84,18 @@ class MemoryFrontier:
             else:
                 queue.append(r)
             n += 1
+        if refused:
+            self._refuse(refused)
         return n
+
+    def _refuse(self, n: int) -> None:
+        """Count ``n`` requests refused with the queue full; warn the first time."""
+        if not self._full_warned:
+            self._full_warned = True
+            _log.warning("the queue holds %s requests (max_queued): links past it are not "
+                         "followed until it has room (counted as queue_full)",
+                         f"{self.max_queued:,}")
+        self.skipped["queue_full"] += n
 
     async def add_links(self, urls: Sequence[str], depth: int, referrer: str | None,
                         keep: LinkFilter | None = None, fps: Sequence[int] | None = None) -> int:
