@@ -274,7 +274,8 @@ def test_pages_are_remembered_up_to_the_bytes_of_their_links(
     """The pages kept for their children hold at most _MAX_LINK_BYTES of link
     hashes, the oldest forgotten first: 65,536 pages of 10,000 links would
     hold 5 GB. A page noted again counts once; one above the bound alone is
-    kept alone, until the next."""
+    kept alone, until the next; the count does not drift (a byte off a page
+    would let the pages kept outgrow the bound over a long crawl)."""
     import loopcrawl.core.traps as traps
 
     monkeypatch.setattr(traps, "_MAX_LINK_BYTES", 8 * 30)  # 30 links
@@ -301,6 +302,10 @@ def test_pages_are_remembered_up_to_the_bytes_of_their_links(
     assert kept() == "e"
     note("f", 1)
     assert kept() == "f"
+    for i in range(100):  # the count has not drifted: the last 30 pages, exactly
+        note(f"p{i}", 1)
+    assert [guard.parent(f"http://h/p{i}") is not None for i in range(100)] == [
+        False] * 70 + [True] * 30
 
 
 def test_the_link_bytes_remembered_are_64_mib_by_default() -> None:
