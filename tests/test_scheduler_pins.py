@@ -19,6 +19,7 @@ import itertools
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from typing import Literal
 
 import pytest
 
@@ -223,6 +224,74 @@ def test_a_retry_keeps_its_place_once_the_budget_is_spent() -> None:
 
     assert asyncio.run(go()) == ["http://a.test/a", "http://b.test/b", "http://a.test/a",
                                  "http://c.test/c"]
+
+
+def test_a_retry_waits_for_its_host_full_with_our_requests_under_a_spent_budget() -> None:
+    """``per_host=2``, ``max_pages=3``: /a1's retry comes back while /a2 and
+    /a3 hold both of its host's places and the budget is spent (no host is
+    in the heap then): it goes when /a2 is done, and nothing else does."""
+
+    async def fetch(h: Harness, r: Request) -> tuple[bool, float] | None:
+        if r.url.endswith("/a1") and r.retries == 0:
+            r.retries = 1
+            h.sched.retry_later(r, 0.02)
+            return None
+        await asyncio.sleep(0.1)
+        return True, 0.0
+
+    async def go() -> list[str]:
+        h = await start([f"http://a.test/a{i}" for i in range(1, 5)], fetch, concurrency=3,
+                        per_host=2, max_pages=3)
+        await finish(h, within=3.0)
+        assert h.sched.statistics().dispatched == 3
+        return [u for u, _ in h.started]
+
+    assert asyncio.run(go()) == ["http://a.test/a1", "http://a.test/a2", "http://a.test/a3",
+                                 "http://a.test/a1"]
+
+
+@pytest.mark.parametrize(("concurrency", "hold"), [(2, 0.5), (1, 0.4)])
+def test_a_retry_under_a_spent_budget_goes_at_its_hosts_turn(concurrency: int,
+                                                             hold: float) -> None:
+    """/a is throttled (its next turn 0.25 s after its start) and retried at
+    once; /b spends the budget and holds a place ``hold`` seconds. The retry
+    starts at its host's turn (a timer, ``concurrency=2``) or, every place
+    taken, at /b's ``done()``; the dispatcher sleeps meanwhile: a handful of
+    turns (its timer floored at "now" woke it every half millisecond until
+    the retry went: 20 to 40 turns here)."""
+
+    class Turns(asyncio.Event):
+        """The dispatcher's wake-up event, counting its waits (its turns)."""
+        n = 0
+
+        async def wait(self) -> Literal[True]:
+            Turns.n += 1
+            return await super().wait()
+
+    async def go() -> float:
+        async def fetch(h: Harness, r: Request) -> tuple[bool, float] | None:
+            if r.url.endswith("/a") and r.retries == 0:
+                r.retries = 1
+                h.sched.throttled("a.test")
+                h.sched.retry_later(r, 0.0)
+                return None
+            if r.url.endswith("/b"):
+                await asyncio.sleep(hold)
+            return True, 0.0
+
+        h = await start(["http://a.test/a", "http://b.test/b"], fetch,
+                        concurrency=concurrency, per_host=1, max_pages=2)
+        h.sched._wake = Turns()
+        await finish(h, within=3.0)
+        got = [u for u, _ in h.started]
+        assert sorted(got) == ["http://a.test/a", "http://a.test/a", "http://b.test/b"]
+        first, again = (t for u, t in h.started if u.endswith("/a"))
+        return again - first
+
+    waited = asyncio.run(go())
+    due = 0.25 if concurrency == 2 else hold
+    assert due <= waited < due + 0.1, waited
+    assert Turns.n <= 10, Turns.n
 
 
 def test_the_retry_back_off_is_between_after_and_one_and_a_half_times_it() -> None:
