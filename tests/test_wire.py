@@ -926,7 +926,9 @@ def test_bytes_past_an_answer_are_dropped_with_the_connection_not_the_answer() -
     comes with junk in a later read; a
     header block whose end straddles two reads, junk after its body: the
     answer is read up to its length, as browsers and curl read it, and its
-    connection is not reused (what came past it answers nothing). aiohttp's
+    connection is not reused (what came past it answers nothing). A chunked
+    answer whose header block straddles two reads, or ends one, is read
+    whole and its connection kept. aiohttp's
     parser took those bytes for the next status line, and the answer parsed
     with them was lost: a connection error, three times over with the
     retries."""
@@ -955,6 +957,13 @@ def test_bytes_past_an_answer_are_dropped_with_the_connection_not_the_answer() -
                 await w.drain()
                 await asyncio.sleep(0.05)  # two reads
                 w.write(whole[cut:])
+            elif path in ("/hchunk", "/hend"):  # chunked, its header block over two reads
+                head = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r"
+                for part in (head, b"\n") if path == "/hend" else (head,):
+                    w.write(part)  # /hend: the header block ends a read, the body next
+                    await w.drain()
+                    await asyncio.sleep(0.05)
+                w.write((b"" if path == "/hend" else b"\n") + b"4\r\nbody\r\n0\r\n\r\n")
             else:
                 w.write(answer(path.encode()))
             await w.drain()
@@ -962,10 +971,10 @@ def test_bytes_past_an_answer_are_dropped_with_the_connection_not_the_answer() -
     async def go() -> list[tuple[int, bytes, int]]:
         pool = Pool({"User-Agent": "x"}, connect_timeout=2.0, cookie_jar=aiohttp.DummyCookieJar())
         got = []
-        for path in ("/chars", "/next", "/204", "/103", "/early", "/split", "/heads", "/kept",
-                     "/again"):
+        for path in ("/chars", "/next", "/204", "/103", "/early", "/split", "/heads", "/hchunk",
+                     "/hend", "/kept", "/again"):
             async with await pool.request(srv.url + path) as resp:
-                status, data = resp.status, await resp.read()
+                status, data = resp.status, await asyncio.wait_for(resp.read(), 2.0)
             got.append((status, data, pool.idle()))
         await pool.close()
         return got
@@ -974,9 +983,10 @@ def test_bytes_past_an_answer_are_dropped_with_the_connection_not_the_answer() -
         assert asyncio.run(go()) == [(200, body[:-1], 0), (200, b"/next", 1), (204, b"", 0),
                                      (200, b"hinted", 0), (200, b"late", 0),
                                      (200, b"split body", 0),
-                                     (200, b"split body", 0), (200, b"/kept", 1),
+                                     (200, b"split body", 0), (200, b"body", 1),
+                                     (200, b"body", 1), (200, b"/kept", 1),
                                      (200, b"/again", 1)]
-        # /chars, /next and /204, /103, /early, /split, /heads, /kept and /again
+        # /chars, /next and /204, /103, /early, /split, /heads, /hchunk to /again
         assert srv.connections == 7
 
 
