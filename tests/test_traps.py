@@ -434,6 +434,11 @@ def test_the_workers_pages_are_remembered_up_to_the_bound(monkeypatch: pytest.Mo
 
     monkeypatch.setattr(traps, "_MAX_PAGES", 3)
     guard = TrapGuard(Settings())
+    for i in range(4):  # three pages exactly, never four
+        guard.noted(f"http://h/{i}", i, link_hashes([]), 0, False)
+    assert [guard.parent(f"http://h/{i}") is not None for i in range(4)] == [
+        False, True, True, True]
+    guard = TrapGuard(Settings())
     for i in range(4):
         guard.noted(f"http://h/{i}", i, link_hashes([]), 0, False)
         if i == 0:  # a URL noted twice (a redirect's target, a retry) is forgotten once
