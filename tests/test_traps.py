@@ -262,6 +262,11 @@ def test_pages_are_remembered_up_to_the_bound_oldest_first(monkeypatch: pytest.M
     assert months(TrapGuard(Settings()), 3) == "h/traps"  # month 1 forgotten: no matter
     assert months(TrapGuard(Settings()), 4) == ""  # month 2, the parent, forgotten
     guard = TrapGuard(Settings())
+    for i in range(5):  # four pages exactly, never five
+        guard.page(f"http://h/p/{i}", None, b"x", [])
+    assert [guard.parent(f"http://h/p/{i}") is not None for i in range(5)] == [
+        False, True, True, True, True]
+    guard = TrapGuard(Settings())
     for i in range(10):
         guard.page(f"http://h/p/{i}", None, b"x", [])
         guard.page(f"http://h/p/{i}", None, b"x", [])  # the same URL twice
