@@ -229,7 +229,8 @@ def test_a_retry_keeps_its_place_once_the_budget_is_spent() -> None:
 def test_a_retry_waits_for_its_host_full_with_our_requests_under_a_spent_budget() -> None:
     """``per_host=2``, ``max_pages=3``: /a1's retry comes back while /a2 and
     /a3 hold both of its host's places and the budget is spent (no host is
-    in the heap then): it goes when /a2 is done, and nothing else does."""
+    in the heap then): it goes when /a2 is done, and nothing else does. (The
+    paths have two segments: the host is the URL's third part from the left.)"""
 
     async def fetch(h: Harness, r: Request) -> tuple[bool, float] | None:
         if r.url.endswith("/a1") and r.retries == 0:
@@ -240,25 +241,26 @@ def test_a_retry_waits_for_its_host_full_with_our_requests_under_a_spent_budget(
         return True, 0.0
 
     async def go() -> list[str]:
-        h = await start([f"http://a.test/a{i}" for i in range(1, 5)], fetch, concurrency=3,
+        h = await start([f"http://a.test/d/a{i}" for i in range(1, 5)], fetch, concurrency=3,
                         per_host=2, max_pages=3)
         await finish(h, within=3.0)
         assert h.sched.statistics().dispatched == 3
         return [u for u, _ in h.started]
 
-    assert asyncio.run(go()) == ["http://a.test/a1", "http://a.test/a2", "http://a.test/a3",
-                                 "http://a.test/a1"]
+    assert asyncio.run(go()) == ["http://a.test/d/a1", "http://a.test/d/a2",
+                                 "http://a.test/d/a3", "http://a.test/d/a1"]
 
 
 @pytest.mark.parametrize(("concurrency", "hold"), [(2, 0.5), (1, 0.4)])
 def test_a_retry_under_a_spent_budget_goes_at_its_hosts_turn(concurrency: int,
                                                              hold: float) -> None:
     """/a is throttled (its next turn 0.25 s after its start) and retried at
-    once; /b spends the budget and holds a place ``hold`` seconds. The retry
-    starts at its host's turn (a timer, ``concurrency=2``) or, every place
-    taken, at /b's ``done()``; the dispatcher sleeps meanwhile: a handful of
-    turns (its timer floored at "now" woke it every half millisecond until
-    the retry went: 20 to 40 turns here)."""
+    once; /b spends the budget and holds a place ``hold`` seconds; 20 other
+    hosts wait with a page each. The retry starts at its host's turn (a
+    timer, ``concurrency=2``) or, every place taken, at /b's ``done()``; the
+    dispatcher sleeps meanwhile: a handful of turns (its timer floored at
+    "now" woke it every half millisecond until the retry went, 20 to 40
+    turns here; one turn per waiting host taken off the heap is 20 more)."""
 
     class Turns(asyncio.Event):
         """The dispatcher's wake-up event, counting its waits (its turns)."""
@@ -279,7 +281,8 @@ def test_a_retry_under_a_spent_budget_goes_at_its_hosts_turn(concurrency: int,
                 await asyncio.sleep(hold)
             return True, 0.0
 
-        h = await start(["http://a.test/a", "http://b.test/b"], fetch,
+        h = await start(["http://a.test/a", "http://b.test/b",
+                         *(f"http://h{i}.test/" for i in range(20))], fetch,
                         concurrency=concurrency, per_host=1, max_pages=2)
         h.sched._wake = Turns()
         await finish(h, within=3.0)
