@@ -30,6 +30,7 @@ from loopcrawl.testsite import ServerThread, Site
 from loopcrawl.workers import ProcessFetcher
 
 from .conftest import PageServer
+from .test_polite import assert_polite
 
 pytestmark = pytest.mark.timeout(120)
 LOOPCRAWL = [sys.executable, "-m", "loopcrawl"]
@@ -101,13 +102,11 @@ def test_per_host_limit_and_delay_hold_across_workers(pages: PageServer) -> None
     # process measures from its second page for the same reason).
     firsts = {h.peer: h for h in reversed(pages.log)}
     starts = sorted(h.start for h in hits if firsts[h.peer] is not h)
-    gaps = [b - a for a, b in itertools.pairwise(starts)]
     # The coordinator spaces the starts 0.1 s apart; a request then crosses a
-    # socket to a worker, which adds jitter on a loaded machine (one start
-    # seen 25 ms late shortens the gap after it: 30 ms of slack; half the
-    # delay, 0.05, still fails, and the mean below holds the whole 0.1).
-    assert min(gaps) >= 0.07, min(gaps)
-    assert (starts[-1] - starts[0]) / (len(starts) - 1) >= 0.1
+    # socket to a worker, which adds jitter on a loaded machine (starts seen
+    # 25 and 40 ms late, each shortening the gap after it): held as
+    # test_polite holds one process, pairs of gaps to two delays.
+    assert_polite(starts, 0.1)
 
 
 def test_redirect_hops_are_vetted_by_the_coordinator(pages: PageServer) -> None:
