@@ -11,7 +11,6 @@ are in flight together, up to ``concurrency`` of them.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import dataclasses
 import functools
 import logging
@@ -29,10 +28,10 @@ from ..net.robots import RobotsCache, RobotsStore, RobotsUnavailable, SharedRobo
 from ..outputs import Output, resumable_formats
 from ..settings import Settings
 from ..spider.run import SpiderRun, spider_settings
-from ..urls import Scope, canonicalize, fingerprint, host_of
+from ..urls import Scope, fingerprint, host_of
 from ..workers import ProcessFetcher, WorkerLost
 from .hostgate import HostGate
-from .pages import CrawlParts, LinkFollower, PageHandler
+from .pages import CrawlParts, LinkFollower, PageHandler, seed_sitemaps
 from .politeness import Scheduler
 from .remote import RemoteFetch
 from .runtime import new_event_loop, tune_malloc
@@ -146,7 +145,7 @@ class Crawler:
                     self.frontier if isinstance(self.frontier, RobotsStore) else None)
                 self._robots = RobotsCache(fetcher, s, store, turns=sched)
                 if s.follow_sitemaps:
-                    await self._seed_sitemaps()
+                    await seed_sitemaps(s.seeds, self._robots, self.frontier)
                 # Every task of the crawl belongs to this group: the workers (started
                 # as work arrives, see Scheduler.spawn) and the periodic checkpoints.
                 # It ends when the dispatcher has sent each worker its None.
@@ -359,18 +358,6 @@ class Crawler:
         rec.elapsed_ms = (time.perf_counter() - t0) * 1000
         await self._finish(req, rec)
         return True, held
-
-    async def _seed_sitemaps(self) -> None:
-        """Queue each seed host's sitemaps: robots.txt ``Sitemap:`` lines, else
-        ``/sitemap.xml``."""
-        for seed in self.settings.seeds:
-            origin = seed[: seed.index("/", seed.index("//") + 2)]
-            with contextlib.suppress(RobotsUnavailable):
-                await self._robots.allowed(seed)
-            found = [u for x in self._robots.sitemaps(host_of(seed))
-                     if (u := canonicalize(x)) is not None]
-            urls = found or [origin + "/sitemap.xml"]
-            await self.frontier.add([Request(u, 0, meta={"sitemap": True}) for u in urls])
 
     async def _check_redirect(self, req: Request, target: str) -> Hop | ErrorKind:
         """Vet one redirect hop of ``req``; the claim on ``target`` is ``req``'s."""

@@ -8,13 +8,16 @@ contract, so neither mode branches inside the other.
 
 from __future__ import annotations
 
+import contextlib
 import functools
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
 
 from .. import errors
 from ..http import Request
 from ..links import LinkParser
+from ..net.robots import RobotsCache, RobotsUnavailable
 from ..sitemaps import parse_sitemap
 from ..urls import Scope, canonicalize, fingerprints, host_of
 
@@ -26,7 +29,7 @@ if TYPE_CHECKING:
     from .stats import CrawlStats
     from .traps import TrapGuard
 
-__all__ = ["CrawlParts", "LinkFollower", "PageHandler"]
+__all__ = ["CrawlParts", "LinkFollower", "PageHandler", "seed_sitemaps"]
 
 
 @dataclass(slots=True)
@@ -181,3 +184,16 @@ class LinkFollower:
             await self._frontier.add(sitemaps)
         if pages:
             await self._frontier.add_links(pages, req.depth + 1, req.url, self.followable)
+
+
+async def seed_sitemaps(seeds: Sequence[str], robots: RobotsCache, frontier: Frontier) -> None:
+    """Queue each seed host's sitemaps: robots.txt ``Sitemap:`` lines, else
+    ``/sitemap.xml`` (``--sitemaps``)."""
+    for seed in seeds:
+        origin = seed[: seed.index("/", seed.index("//") + 2)]
+        with contextlib.suppress(RobotsUnavailable):
+            await robots.allowed(seed)
+        found = [u for x in robots.sitemaps(host_of(seed))
+                 if (u := canonicalize(x)) is not None]
+        urls = found or [origin + "/sitemap.xml"]
+        await frontier.add([Request(u, 0, meta={"sitemap": True}) for u in urls])
