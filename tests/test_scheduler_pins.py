@@ -297,6 +297,27 @@ def test_a_retry_under_a_spent_budget_goes_at_its_hosts_turn(concurrency: int,
     assert Turns.n <= 10, Turns.n
 
 
+def test_the_crawl_waits_for_a_page_leased_elsewhere() -> None:
+    """A page of the frontier leased by another consumer (another process of
+    a shared frontier) keeps the crawl going once this scheduler holds
+    nothing: it ends only when the frontier is finished, and fetches the page
+    the other consumer added meanwhile."""
+
+    async def go() -> list[str]:
+        h = await start(["http://a.test/1", "http://a.test/2"], sleeping(0.0), concurrency=1,
+                        per_host=1)
+        (other,) = await h.frontier.lease(1)
+        runner = asyncio.create_task(finish(h, within=3.0))
+        await asyncio.sleep(0.1)
+        assert not runner.done() and len(h.started) == 1
+        await h.frontier.add([Request("http://a.test/3")])
+        await h.frontier.ack(other, FetchRecord(other.url, other.depth, other.referrer, 0.0))
+        await runner
+        return [other.url] + [u for u, _ in h.started]
+
+    assert asyncio.run(go()) == ["http://a.test/1", "http://a.test/2", "http://a.test/3"]
+
+
 def test_the_retry_back_off_is_between_after_and_one_and_a_half_times_it() -> None:
     async def fetch(h: Harness, r: Request) -> tuple[bool, float] | None:
         if len(h.started) == 1:
