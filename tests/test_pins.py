@@ -404,6 +404,11 @@ def test_a_label_python_knows_but_no_page_is_written_in_is_ignored(label: str) -
     assert decode_text(meta, "text/html") == ("utf-8", meta.decode())
     latin = "<title>crème brûlée au château</title>".encode("cp1252")
     assert decode_html(latin, label) == decode_html(latin, None)
+    # a refused <meta> label: the bytes detected as without it, not taken as UTF-8
+    latin_meta = f'<meta charset="{label}">'.encode() + latin
+    detected = decode_html(latin, None)[1]
+    assert detected != "utf-8"
+    assert decode_html(latin_meta, None) == (latin_meta.decode(detected), detected)
 
 
 def test_utf8_by_header_goes_to_the_parser_as_bytes() -> None:
