@@ -994,12 +994,15 @@ def test_bytes_past_an_answer_are_dropped_with_the_connection_not_the_answer() -
 def test_content_lengths_that_agree_are_one_and_those_that_differ_an_error() -> None:
     """Content-Length twice with one value, or ``4, 4``, is that length (RFC
     9110 §8.6 allows it; browsers read it; a proxy's and a framework's header
-    both sent): aiohttp's parser refused such an answer. Two lengths that
+    both sent), after a 100 too: aiohttp's parser refused such an answer. Two lengths that
     differ stay an error (two framings are how answers are smuggled)."""
 
     async def serve(r: asyncio.StreamReader, w: asyncio.StreamWriter) -> None:
         while True:
             path = target(await srv.read_request(r))
+            if path == "/hinted":  # after a 100 (the 1xx range's lower bound), in the same read
+                w.write(b"HTTP/1.1 100 Continue\r\n\r\n")
+                path = "/twice"
             lengths = {"/twice": b"Content-Length: 4\r\ncontent-length:4 \r\n",
                        "/comma": b"Content-Length: 4, 4\r\n",
                        "/differ": b"Content-Length: 4\r\nContent-Length: 3\r\n"}
@@ -1009,7 +1012,7 @@ def test_content_lengths_that_agree_are_one_and_those_that_differ_an_error() -> 
     async def go() -> list[object]:
         pool = Pool({"User-Agent": "x"}, connect_timeout=2.0, cookie_jar=aiohttp.DummyCookieJar())
         got: list[object] = []
-        for path in ("/twice", "/comma", "/differ", "/after"):
+        for path in ("/twice", "/comma", "/hinted", "/differ", "/after"):
             try:
                 async with await pool.request(srv.url + path) as resp:
                     lengths, body = resp.headers.getall("Content-Length"), await resp.read()
@@ -1020,8 +1023,8 @@ def test_content_lengths_that_agree_are_one_and_those_that_differ_an_error() -> 
         return got
 
     with RawServer(serve) as srv:
-        assert asyncio.run(go()) == [(["4"], b"body", 1), (["4"], b"body", 1), (True, 0),
-                                     (["4"], b"body", 1)]
+        assert asyncio.run(go()) == [(["4"], b"body", 1), (["4"], b"body", 1),
+                                     (["4"], b"body", 1), (True, 0), (["4"], b"body", 1)]
         assert srv.connections == 2  # the answer refused ends its connection
 
 
