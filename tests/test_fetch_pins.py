@@ -541,8 +541,9 @@ def test_an_answer_without_content_type_has_none(http_pool: bool) -> None:
 def test_a_location_with_bytes_that_are_not_utf8_is_followed_percent_encoded(
         http_pool: bool) -> None:
     """Location: /na\\xefve (Latin-1, as old servers send paths) goes to
-    /na%EFve as a browser goes; /caf\\xc3\\xa9 (UTF-8) to /caf%C3%A9. The
-    first was refused as an invalid URL."""
+    /na%EFve as a browser goes; /caf\\xc3\\xa9 (UTF-8) to /caf%C3%A9;
+    \\xff\\xfe\\x80 (the highest and lowest bytes past ASCII) to %FF%FE%80.
+    The first was refused as an invalid URL."""
     from .test_wire import RawServer
 
     async def answer(r: asyncio.StreamReader, w: asyncio.StreamWriter) -> None:
@@ -560,11 +561,11 @@ def test_a_location_with_bytes_that_are_not_utf8_is_followed_percent_encoded(
         async def go() -> list[tuple[str, bytes]]:
             async with Fetcher(Settings(http_pool=http_pool)) as f:
                 return [((r := await f.fetch(f"{srv.url}/go/{raw.hex()}")).url[len(srv.url):],
-                         r.body) for raw in (b"na\xefve", b"caf\xc3\xa9", b"\xff\xfe/x y")]
+                         r.body) for raw in (b"na\xefve", b"caf\xc3\xa9", b"\xff\xfe\x80/x y")]
 
         got = asyncio.run(go())
     assert got == [("/na%EFve", b"/na%EFve"), ("/caf%C3%A9", b"/caf%C3%A9"),
-                   ("/%FF%FE/x%20y", b"/%FF%FE/x%20y")]
+                   ("/%FF%FE%80/x%20y", b"/%FF%FE%80/x%20y")]
 
 
 def test_a_fetcher_outside_async_with_says_so() -> None:
