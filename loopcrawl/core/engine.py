@@ -339,8 +339,8 @@ class Crawler:
         held = 0.0
         if f.status == 429 or f.status >= 500:
             backoff = f.retry_after if f.retry_after is not None else 0.0
+            held = min(backoff, MAX_RETRY_AFTER)  # no retry left, or none waits that long
             if backoff > MAX_RETRY_AFTER:
-                held = MAX_RETRY_AFTER
                 _log.info("%s answered %d with Retry-After: %.0f s, more than a retry waits: "
                           "no retry, and no request for %.1f s", host_of(req.url), f.status,
                           backoff, held)
@@ -350,7 +350,6 @@ class Crawler:
                               host_of(req.url), f.status, backoff)
                 if self._retry(req, f"HTTP {f.status}", backoff):
                     return True, backoff
-                held = backoff  # no retry left: the whole host waits all the same
         rec = self._record(req, started, t0, fetched=f)
         if self._archives:
             self._held[req.lease] = f  # archived at the ack, with the record

@@ -106,7 +106,7 @@ class LinkFollower:
             if not f.is_html:
                 return
         else:
-            if status >= 400 or status < 100:  # below 100: no HTTP status ("HTTP/1.1 000")
+            if f.failed:
                 rec.error = errors.HTTP_STATUS
                 rec.message = f"HTTP {status}"
             return

@@ -320,13 +320,11 @@ class Scheduler:
                 # is leased: no timer but for a retry (a host due already woke
                 # this loop every half millisecond until the last request
                 # ended); done() and a retry's return wake it.
-                if self._returning and self._budget_spent():
-                    if heap and self._in_flight < self.concurrency:
-                        timer = loop.call_at(max(heap[0][0], now + 0.0005), wake.set)
-                elif not self._budget_spent():
-                    if heap and self._in_flight < self.concurrency:
-                        timer = loop.call_at(max(heap[0][0], now + 0.0005), wake.set)
-                    elif self._buffered < self._low_water and drained:
+                spent = self._budget_spent()
+                if heap and self._in_flight < self.concurrency and (self._returning
+                                                                    or not spent):
+                    timer = loop.call_at(max(heap[0][0], now + 0.0005), wake.set)
+                elif not spent and self._buffered < self._low_water and drained:
                         # The frontier had less than we asked for; more may come from
                         # elsewhere (another process, an expired lease): look again soon.
                         timer = loop.call_later(0.05, wake.set)

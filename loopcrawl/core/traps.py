@@ -228,15 +228,7 @@ class TrapGuard:
                     words = sketch(body)
                     if parent[2] and (words & ~parent[2]).bit_count() <= NEW_WORDS:
                         fam = family(url)
-        key = hash(url)
-        old = pages.pop(key, None)  # noted again: its older place in _order stays, empty
-        size = self._link_bytes + len(hashes) - (len(old[1]) if old is not None else 0)
-        order = self._order
-        if len(order) >= _MAX_PAGES or size > _MAX_LINK_BYTES:
-            size = self._forget(size)
-        self._link_bytes = size
-        pages[key] = (n, hashes, words, fam)
-        order.append(key)
+        self._remember(url, (n, hashes, words, fam))
         return fam
 
     def parent(self, referrer: str | None) -> Parent | None:
@@ -259,8 +251,8 @@ class TrapGuard:
 
     def _remember(self, url: str, page: Parent) -> None:
         """Keep ``page`` for its children, forgetting the oldest past _MAX_PAGES
-        pages or _MAX_LINK_BYTES of link hashes (``page`` does the same,
-        written out)."""
+        pages or _MAX_LINK_BYTES of link hashes. A page noted again leaves its
+        older place in _order empty."""
         key = hash(url)
         old = self._pages.pop(key, None)
         size = self._link_bytes + len(page[1]) - (len(old[1]) if old is not None else 0)

@@ -56,6 +56,12 @@ class Fetched:
     callback: bytes | None = None  # what a worker's spider callback yielded (pickled)
 
     @property
+    def failed(self) -> bool:
+        """A 4xx or 5xx answer, or no HTTP status at all (below 100: "HTTP/1.1
+        000", which aiohttp's parser takes): the record's ``http_status``."""
+        return self.status >= 400 or self.status < 100
+
+    @property
     def is_html(self) -> bool:
         return self.content_type in ("text/html", "application/xhtml+xml") or (
             not self.content_type and self.body[:512].lstrip().lower().startswith(b"<")

@@ -179,7 +179,7 @@ class SpiderRun:
         response = Response(f.url, f.status, f.headers, f.body, req)
         if 200 <= f.status < 300:
             await self._call(req.callback, response, req.cb_kwargs or {}, req, rec)
-        elif f.status >= 400 or f.status < 100:  # below 100: no HTTP status
+        elif f.failed:
             rec.error = errors.HTTP_STATUS
             rec.message = f"HTTP {f.status}"
             await self.failed(req, rec, response)
