@@ -1210,3 +1210,39 @@ def test_a_lookup_left_when_the_loop_ends_logs_nothing(
         assert asyncio.run(go()) is True
     assert started == ["slow.test"]
     assert [r.getMessage() for r in caplog.records if r.name == "asyncio"] == []
+
+
+def test_a_long_header_field_is_read_after_a_failed_first_parse_too() -> None:
+    """An answer the pool's first parser fails on is read again by a new one
+    (``_OneAnswer._renew``), with the pool's header limits, not aiohttp's
+    defaults: a 10,000-byte field (past aiohttp's 8,190) in an answer whose
+    Content-Length is given twice, or followed by bytes past its end, is
+    read; the next request, on a new connection, too."""
+    long = b"X-Long: " + b"a" * 10000 + b"\r\n"
+
+    async def serve(r: asyncio.StreamReader, w: asyncio.StreamWriter) -> None:
+        while True:
+            path = target(await srv.read_request(r))
+            if path == "/twice":
+                w.write(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n%sContent-Length: 2\r\n\r\nok"
+                        % long)
+            elif path == "/past":  # a line after the body: the first parser fails on it
+                w.write(b"HTTP/1.1 200 OK\r\n%sContent-Length: 2\r\n\r\nokjunk\r\n\r\n" % long)
+            else:
+                w.write(answer(path.encode()))
+            await w.drain()
+
+    async def go() -> list[tuple[int, int, bytes, int]]:
+        pool = Pool({"User-Agent": "x"}, connect_timeout=2.0, cookie_jar=aiohttp.DummyCookieJar())
+        got = []
+        for path in ("/twice", "/past", "/next"):
+            async with await pool.request(srv.url + path) as resp:
+                field, data = resp.headers.get("X-Long", ""), await resp.read()
+            got.append((resp.status, len(field), data, pool.idle()))
+        await pool.close()
+        return got
+
+    with RawServer(serve) as srv:
+        assert asyncio.run(go()) == [(200, 10000, b"ok", 1), (200, 10000, b"ok", 0),
+                                     (200, 0, b"/next", 1)]
+        assert srv.connections == 2  # /past's connection is not reused

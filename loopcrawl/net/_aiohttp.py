@@ -18,7 +18,7 @@ import asyncio
 import itertools
 import re
 import ssl
-from typing import Any
+from typing import Any, TypedDict
 
 import aiohttp
 
@@ -27,8 +27,17 @@ try:
 except ImportError:  # pragma: no cover - an aiohttp that moved it: the self-test fails
     ResponseHandler = None  # type: ignore[assignment,misc]
 
-__all__ = ["ResponseHandler", "accept_encoding", "expect_response", "new_handler",
-           "read_responses", "verified_context"]
+__all__ = ["HeaderLimits", "ResponseHandler", "accept_encoding", "expect_response",
+           "new_handler", "read_responses", "verified_context"]
+
+
+class HeaderLimits(TypedDict):
+    """The bounds of aiohttp's response parser on an answer's head, by the
+    keyword names ``ClientSession`` and ``set_response_params`` both take."""
+
+    max_line_size: int  # the status line (and a chunk-size line)
+    max_field_size: int  # one header field: its value (and name: the first field's only)
+    max_headers: int  # header fields in one answer
 
 
 def new_handler(loop: asyncio.AbstractEventLoop) -> ResponseHandler:
@@ -36,13 +45,13 @@ def new_handler(loop: asyncio.AbstractEventLoop) -> ResponseHandler:
     return ResponseHandler(loop)
 
 
-def read_responses(proto: ResponseHandler, max_line_size: int) -> None:
+def read_responses(proto: ResponseHandler, limits: HeaderLimits) -> None:
     """Arm ``proto``'s parser once for the connection's life: it reads one
     response after another (aiohttp arms it per request). ``read_until_eof``:
     a response with neither length nor chunking ends when the server closes.
     The parser is fed through ``_OneAnswer``."""
-    proto.set_response_params(read_until_eof=True, max_line_size=max_line_size)
-    proto._parser = _OneAnswer(proto, proto._parser, max_line_size)  # type: ignore[assignment]
+    proto.set_response_params(read_until_eof=True, **limits)
+    proto._parser = _OneAnswer(proto, proto._parser, limits)  # type: ignore[assignment]
 
 
 def expect_response(proto: ResponseHandler) -> None:
@@ -95,12 +104,12 @@ class _OneAnswer:
     parser, block by block. A chunked or close-delimited body is passed
     through as it is."""
 
-    __slots__ = ("_max_line", "_parser", "_proto", "_seen", "left")
+    __slots__ = ("_limits", "_parser", "_proto", "_seen", "left")
 
-    def __init__(self, proto: ResponseHandler, parser: Any, max_line_size: int) -> None:
+    def __init__(self, proto: ResponseHandler, parser: Any, limits: HeaderLimits) -> None:
         self._parser = parser
         self._proto = proto
-        self._max_line = max_line_size
+        self._limits = limits
         self.left = _FRESH
         self._seen = b""  # the last bytes of a header block read so far (its end may straddle reads)
 
@@ -127,8 +136,10 @@ class _OneAnswer:
         return got  # type: ignore[no-any-return]
 
     def _renew(self) -> None:
-        """A new parser in place of one that failed (a parser does not recover)."""
-        self._proto.set_response_params(read_until_eof=True, max_line_size=self._max_line)
+        """A new parser in place of one that failed (a parser does not recover),
+        with the same limits (not aiohttp's defaults: a header field of 10,000
+        bytes, which the first parser took, would be refused)."""
+        self._proto.set_response_params(read_until_eof=True, **self._limits)
         self._parser, self._proto._parser = self._proto._parser, self  # type: ignore[assignment]
 
     def _read(self, data: bytes, messages: Any, upgraded: bool) -> None:

@@ -28,6 +28,7 @@ from collections.abc import Awaitable, Mapping
 
 import aiohttp
 from aiohttp.http import HttpProcessingError
+from aiohttp.http_exceptions import BadHttpMessage, LineTooLong
 from multidict import CIMultiDict
 from yarl import URL
 
@@ -47,7 +48,6 @@ _REDIRECTS = frozenset((301, 302, 303, 307, 308))
 _ACCEPT = "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8"
 _ACCEPT_ENCODING = _aiohttp.accept_encoding()
 _log = logging.getLogger("loopcrawl.net")
-_MAX_LINE = 16384  # the status line (aiohttp's default is 8190; header fields stay at it)
 _KEEPALIVE = 30.0  # seconds an idle connection is kept for reuse, on both paths
 
 
@@ -108,13 +108,14 @@ class Fetcher:
             cookie_jar=jar,
             auto_decompress=True,
             skip_auto_headers=(),
+            **wire.HEADER_LIMITS,  # the pool's, which its Pool takes by default
         )
         if s.http_pool and s.proxy is None and await wire.self_test():
             pooled = CIMultiDict({"Accept-Encoding": _ACCEPT_ENCODING})
             pooled.update(defaults)  # a -H Accept-Encoding as the session sends it
             self._pool = Pool(pooled,
                               connect_timeout=s.connect_timeout, cookie_jar=jar,
-                              keepalive=_KEEPALIVE, max_line_size=_MAX_LINE, tls=tls)
+                              keepalive=_KEEPALIVE, tls=tls)
             self._watchdog.sweep = self._pool.sweep
         self._watchdog.start()
         return self
@@ -224,8 +225,7 @@ class Fetcher:
             else:
                 resp = await session.request(
                     method, URL(url, encoded=True), headers=headers, data=body or None,
-                    cookies=cookies, proxy=proxy, allow_redirects=False,
-                    max_line_size=_MAX_LINE)
+                    cookies=cookies, proxy=proxy, allow_redirects=False)
             async with resp:
                 watch.reading(resp.content)
                 status = resp.status
@@ -336,9 +336,28 @@ def _fetch_error(e: BaseException) -> FetchError | None:
                           errors.TIMEOUT)
     if isinstance(e, aiohttp.InvalidURL):
         return FetchError(f"invalid URL: {e}", errors.INVALID_URL)
+    if (head := _head_past_bounds(e)) is not None:
+        lim = wire.HEADER_LIMITS
+        return TooLarge(f"{type(head).__name__}: the answer's head is past its bounds (a "
+                        f"{lim['max_line_size']:,}-byte status line, {lim['max_headers']} "
+                        f"fields of {lim['max_field_size']:,} bytes): {head.message}")
     if isinstance(e, aiohttp.ClientError | HttpProcessingError | OSError | UnicodeError
                   | ValueError):
         return FetchError(f"{type(e).__name__}: {e}", unreachable(e) or errors.CONNECTION_ERROR)
+    return None
+
+
+def _head_past_bounds(e: BaseException) -> HttpProcessingError | None:
+    """aiohttp's parser error under ``e`` (which wraps it once on the pool,
+    twice on the session) if it says the answer's head is past
+    ``wire.HEADER_LIMITS``: a line too long or too many fields. The server
+    will send the same head again: ``too_large``, not retried."""
+    cause: BaseException | None = e
+    while cause is not None:
+        if isinstance(cause, LineTooLong) or (
+                isinstance(cause, BadHttpMessage) and "Too many headers" in cause.message):
+            return cause
+        cause = cause.__cause__
     return None
 
 

@@ -42,9 +42,9 @@ from .. import errors
 from ..errors import FetchError
 from ..http import BAD_HEADER, check_header
 from . import _aiohttp
-from ._aiohttp import ResponseHandler
+from ._aiohttp import HeaderLimits, ResponseHandler
 
-__all__ = ["Exchange", "Pool", "self_test"]
+__all__ = ["HEADER_LIMITS", "Exchange", "Pool", "self_test"]
 
 DNS_TTL = 300.0  # seconds an address lookup is kept (the session's ttl_dns_cache too)
 HAPPY_EYEBALLS_DELAY = 0.25  # seconds before the next address is tried too (aiohttp's)
@@ -53,6 +53,13 @@ SELF_TEST_TIMEOUT = 5.0  # seconds the self-test may take: an aiohttp that chang
 # (ResponseHandler turns socket errors into ClientOSError).
 _RETRY_ON_REUSE = (aiohttp.ServerDisconnectedError, aiohttp.ClientOSError)
 _log = logging.getLogger("loopcrawl.net")
+# What an answer's head may hold, on the pool and the session alike
+# (docs/hardening.md, "Size"). aiohttp's default field bound, 8,190 bytes,
+# refused answers every browser reads: a long Content-Security-Policy or
+# Set-Cookie (Chrome takes 256 KiB of headers in all, Firefox 384 KiB, curl
+# 100 KiB a line). aiohttp bounds fields and their number, not the block's
+# bytes: 128 fields of 64 KiB, 8 MiB at most, below the body's 10 MiB cap.
+HEADER_LIMITS = HeaderLimits(max_line_size=16384, max_field_size=65536, max_headers=128)
 
 
 class _Sent:
@@ -137,7 +144,8 @@ class Pool:
 
     def __init__(self, headers: Mapping[str, str], *, connect_timeout: float,
                  cookie_jar: aiohttp.abc.AbstractCookieJar, keepalive: float = 30.0,
-                 max_line_size: int = 16384, tls: ssl.SSLContext | None = None) -> None:
+                 limits: HeaderLimits = HEADER_LIMITS,
+                 tls: ssl.SSLContext | None = None) -> None:
         """``tls``: the context https connections verify with (None: aiohttp's
         verified default, made when the first one opens)."""
         self._headers = CIMultiDict(headers)
@@ -147,7 +155,7 @@ class Pool:
         self._jar = cookie_jar
         self._cookies = not isinstance(cookie_jar, aiohttp.DummyCookieJar)
         self._keepalive = keepalive
-        self._max_line_size = max_line_size
+        self._limits = limits
         self._origins: dict[str, _Origin] = {}
         self._dns: dict[tuple[str, int], tuple[float, list[aiohappyeyeballs.AddrInfoType]]] = {}
         # Lookups under way: the requests that open a host's first connections
@@ -284,7 +292,7 @@ class Pool:
             lambda: _aiohttp.new_handler(loop), sock=sock, ssl=tls,
             server_hostname=server_hostname)
         try:
-            _aiohttp.read_responses(proto, self._max_line_size)
+            _aiohttp.read_responses(proto, self._limits)
         except BaseException:  # an aiohttp that changed: the transport is ours to close
             proto.close()
             raise
