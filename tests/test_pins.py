@@ -426,6 +426,20 @@ def test_utf8_by_header_goes_to_the_parser_as_bytes() -> None:
     assert decode_html(body, "windows-1252") == ("<title>cafÃ©</title>", "cp1252")
 
 
+@pytest.mark.parametrize(("label", "codec"), [("UTF-16LE", "utf-16-le"), ("utf-16be", "utf-16-be"),
+                                              ("utf-32le", "utf-32-le")])
+def test_a_utf16_or_utf32_label_without_a_bom_is_obeyed(label: str, codec: str) -> None:
+    """The check that a label names a text codec decodes one byte with
+    ``errors="replace"``: UTF-16 and UTF-32 cannot decode one byte strictly,
+    and are charsets pages are written in. Refused, these bytes (ASCII
+    between NULs) would pass as UTF-8."""
+    from loopcrawl.encoding import decode_html, decode_text
+
+    body = "<title>café ∑</title>".encode(codec)
+    assert decode_html(body, label) == ("<title>café ∑</title>", codec)
+    assert decode_text(body, f"text/html; charset={label}") == (codec, "<title>café ∑</title>")
+
+
 
 # -- robots.txt ------------------------------------------------------------------
 
