@@ -133,6 +133,7 @@ _UTF8_PAGE = ('<meta charset="utf-8"><title>Café — ∑</title>'
     (_UTF8_PAGE.replace(b'<meta charset="utf-8">', b""), None, True),  # detected
     (_UTF8_PAGE, "utf-8", True),  # by header
     (_UTF8_PAGE.replace("∑".encode(), b"\xff"), None, False),  # one invalid byte
+    (_UTF8_PAGE.replace("∑".encode(), b"\xff"), "utf-8", True),  # by header: trusted as is
     (b"\xef\xbb\xbf" + _UTF8_PAGE, None, False),  # a BOM, which the decode drops
     (_UTF8_PAGE.replace(b"utf-8", b"windows-1252"), None, False),  # another charset
     ('<meta charset="utf-8"><title>\ufffd</title>'.encode(), None, False),  # U+FFFD written
