@@ -991,6 +991,67 @@ def test_bytes_past_an_answer_are_dropped_with_the_connection_not_the_answer() -
         assert srv.connections == 7
 
 
+def test_an_answers_end_is_kept_across_reads_and_what_follows_ends_its_connection() -> None:
+    """An answer whose body comes in later reads is read up to its length
+    however it is cut (two reads, three, after a 100 in the same read, a
+    header block over two reads after a 100), and what follows it, even a
+    byte arriving while the connection is idle or the start of a well-formed
+    answer (which aiohttp's parser would keep waiting for), ends its
+    connection: nobody asked for it, so it must not be taken for the next
+    answer or leave the connection reusable. A chunked answer is whole when
+    its last chunk comes; what comes after a whole one ends the connection
+    too, and one read in two parts is kept."""
+    body = b"0123456789" * 30
+    # A valid start the parser waits on: the next answer's status line would
+    # become this header's value, and its status this 404.
+    more = b"HTTP/1.1 404 Not Found\r\nX-Unasked: "
+    chunked = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
+
+    async def serve(r: asyncio.StreamReader, w: asyncio.StreamWriter) -> None:
+        while True:
+            path = target(await srv.read_request(r))
+            whole = answer(body)
+            parts = {  # each part in its own read, 50 ms apart
+                "/idle": [whole, b"H"],  # one byte after a whole answer, while idle
+                "/same": [whole + more],  # in the same read
+                "/204-same": [b"HTTP/1.1 204 No Content\r\n\r\n" + more],
+                "/chunk-same": [chunked + b"4\r\nbody\r\n0\r\n\r\n" + more],
+                "/late": [whole[:-200], whole[-200:] + more],
+                "/three": [whole[:-200], whole[-200:-100], whole[-100:] + more],
+                "/hinted": [b"HTTP/1.1 100 Continue\r\n\r\n" + whole[:-200],
+                            whole[-200:] + more],
+                "/straddle": [b"HTTP/1.1 100 Continue\r\n\r\n" + whole[:30],
+                              whole[30:] + b"junk\r\n\r\n"],
+                "/chunk-whole": [chunked + b"4\r\nbody\r\n0\r\n\r\n", b"H"],
+                "/chunk-late": [chunked + b"4\r\nbo", b"dy\r\n0\r\n\r\n"],
+            }.get(path, [answer(path.encode())])
+            for i, part in enumerate(parts):
+                if i:
+                    await asyncio.sleep(0.05)
+                w.write(part)
+                await w.drain()
+
+    async def go() -> list[tuple[int, bytes, int]]:
+        pool = Pool({"User-Agent": "x"}, connect_timeout=2.0, cookie_jar=aiohttp.DummyCookieJar())
+        got = []
+        for path in ("/idle", "/same", "/204-same", "/chunk-same", "/late", "/three", "/hinted", "/straddle", "/chunk-whole",
+                     "/chunk-late", "/kept"):
+            async with await pool.request(srv.url + path) as resp:
+                status, data = resp.status, await asyncio.wait_for(resp.read(), 2.0)
+            if path.endswith("-whole") or path == "/idle":
+                await asyncio.sleep(0.15)  # its last byte comes while the connection is idle
+            got.append((status, data, srv.connections))
+        await pool.close()
+        return got
+
+    with RawServer(serve) as srv:
+        got = asyncio.run(go())
+    assert [status for status, _, _ in got] == [200, 200, 204] + [200] * 8
+    assert [(data, n) for _, data, n in got] == [
+        (body, 1), (body, 2), (b"", 3), (b"body", 4), (body, 5), (body, 6), (body, 7), (body, 8),
+        (b"body", 9), (b"body", 10), (b"/kept", 10)]
+
+
 def test_content_lengths_that_agree_are_one_and_those_that_differ_an_error() -> None:
     """Content-Length twice with one value, or ``4, 4``, is that length (RFC
     9110 §8.6 allows it; browsers read it; a proxy's and a framework's header

@@ -95,14 +95,19 @@ class _OneAnswer:
 
     A server whose ``Content-Length`` is short of its body (a length counted
     in characters, not bytes), or that sends a body with a 204 or 304, puts
-    bytes after the answer, mostly in the same read: the parser took them for
-    the next answer's status line, failed, and aiohttp dropped the answer it
-    had parsed with them. Browsers and curl keep the answer, cut at its
-    length, and do not reuse the connection: so does this. An answer that
-    begins a read goes to the parser whole (nearly all do: no copy, one
-    call); only when the parser fails on it is it read again, by a new
+    bytes after the answer, mostly in the same read. The parser took them
+    for the next answer's status line: when they were not one, it failed and
+    aiohttp dropped the answer parsed with them; when they were a valid
+    start, it kept them, and the next request's answer on the connection was
+    read on after them (with their status). Browsers and curl keep the
+    answer, cut at its length, and do not reuse the connection: so does
+    this. An answer that begins a read goes to the parser whole (nearly all
+    do: no copy, one call), and what it held past its end closes the
+    connection; only when the parser fails on it is it read again, by a new
     parser, block by block. A chunked or close-delimited body is passed
-    through as it is."""
+    through as it is (bytes past a chunked one are seen only in the read
+    that began it: the end of a chunked body cannot be found without
+    parsing it again)."""
 
     __slots__ = ("_limits", "_parser", "_proto", "_seen", "left")
 
@@ -154,12 +159,17 @@ class _OneAnswer:
         elif 100 <= code < 200:  # 1xx only, and perhaps part of the next block
             fresh = data.endswith((b"\n\n", b"\n\r\n"))
             self.left, self._seen = (_FRESH, b"") if fresh else (_HEAD, data[-2:])
-        elif payload.is_eof() or code in _NO_BODY:
-            self.left = 0
-        elif (length := message.headers.get("Content-Length")) is None or (
-                "Transfer-Encoding" in message.headers):
-            self.left = _PASS
-        else:  # the body goes on in the next reads: the bytes of it this one held
+        elif code not in _NO_BODY and (
+                (length := message.headers.get("Content-Length")) is None
+                or "Transfer-Encoding" in message.headers):
+            if not payload.is_eof():
+                self.left = _PASS
+            elif data.endswith((b"\n\n", b"\n\r\n")):  # a chunked body's end
+                self.left = 0
+            else:  # more after it, which the parser took for the next answer's start
+                self._proto.force_close()
+                self.left = 0
+        else:  # framed by its length: the bytes of its body this read held
             end = 0
             for _ in messages:
                 m = _HEAD_END.search(data, end)
@@ -167,7 +177,10 @@ class _OneAnswer:
                     self.left = _PASS
                     return
                 end = m.end()
-            self.left = int(length) - (len(data) - end)
+            left = (0 if code in _NO_BODY else int(length)) - (len(data) - end)
+            if left < 0:  # bytes past the answer: the parser kept them as an answer's start
+                self._proto.force_close()
+            self.left = max(left, 0)
 
     def _blocks(self, data: bytes) -> tuple[Any, bool, bytes]:
         """Feed ``data`` header block by header block, then the body up to its length."""
