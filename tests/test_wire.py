@@ -999,8 +999,10 @@ def test_an_answers_end_is_kept_across_reads_and_what_follows_ends_its_connectio
     answer (which aiohttp's parser would keep waiting for), ends its
     connection: nobody asked for it, so it must not be taken for the next
     answer or leave the connection reusable. A chunked answer is whole when
-    its last chunk comes; what comes after a whole one ends the connection
-    too, and one read in two parts is kept."""
+    its last chunk comes; what comes after one whole in its read ends the
+    connection too, and one read in two parts is kept; what follows its end
+    in a later read is kept by the parser, and the next answer is read by a
+    new one (the 404 it would otherwise have read is not taken)."""
     body = b"0123456789" * 30
     # A valid start the parser waits on: the next answer's status line would
     # become this header's value, and its status this 404.
@@ -1024,6 +1026,9 @@ def test_an_answers_end_is_kept_across_reads_and_what_follows_ends_its_connectio
                               whole[30:] + b"junk\r\n\r\n"],
                 "/chunk-whole": [chunked + b"4\r\nbody\r\n0\r\n\r\n", b"H"],
                 "/chunk-late": [chunked + b"4\r\nbo", b"dy\r\n0\r\n\r\n"],
+                # past a chunked answer's end in a later read: kept by the parser,
+                # which the next answer does not inherit (a new parser reads it)
+                "/chunk-more": [chunked + b"4\r\nbo", b"dy\r\n0\r\n\r\n" + more],
             }.get(path, [answer(path.encode())])
             for i, part in enumerate(parts):
                 if i:
@@ -1035,7 +1040,7 @@ def test_an_answers_end_is_kept_across_reads_and_what_follows_ends_its_connectio
         pool = Pool({"User-Agent": "x"}, connect_timeout=2.0, cookie_jar=aiohttp.DummyCookieJar())
         got = []
         for path in ("/idle", "/same", "/204-same", "/chunk-same", "/late", "/three", "/hinted", "/straddle", "/chunk-whole",
-                     "/chunk-late", "/kept"):
+                     "/chunk-late", "/chunk-more", "/kept"):
             async with await pool.request(srv.url + path) as resp:
                 status, data = resp.status, await asyncio.wait_for(resp.read(), 2.0)
             if path.endswith("-whole") or path == "/idle":
@@ -1046,10 +1051,10 @@ def test_an_answers_end_is_kept_across_reads_and_what_follows_ends_its_connectio
 
     with RawServer(serve) as srv:
         got = asyncio.run(go())
-    assert [status for status, _, _ in got] == [200, 200, 204] + [200] * 8
+    assert [status for status, _, _ in got] == [200, 200, 204] + [200] * 9
     assert [(data, n) for _, data, n in got] == [
         (body, 1), (body, 2), (b"", 3), (b"body", 4), (body, 5), (body, 6), (body, 7), (body, 8),
-        (b"body", 9), (b"body", 10), (b"/kept", 10)]
+        (b"body", 9), (b"body", 10), (b"body", 10), (b"/kept", 10)]
 
 
 def test_content_lengths_that_agree_are_one_and_those_that_differ_an_error() -> None:

@@ -55,9 +55,13 @@ def read_responses(proto: ResponseHandler, limits: HeaderLimits) -> None:
 
 
 def expect_response(proto: ResponseHandler) -> None:
-    """A request is about to go on ``proto``: the bytes that come next are its answer."""
+    """A request is about to go on ``proto``: the bytes that come next are its
+    answer, read by a new parser (1 µs), as aiohttp's session reads each: what
+    the last one kept past the end of a chunked answer in a later read (which
+    ``_OneAnswer`` cannot see) is not the start of this one."""
     parser = proto._parser
     if isinstance(parser, _OneAnswer):
+        parser._renew()
         parser.left = _FRESH
 
 
