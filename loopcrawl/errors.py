@@ -32,6 +32,9 @@ class ErrorKind(StrEnum):
     TLS_ERROR = "tls_error"  # handshake or certificate refused (unknown CA, name mismatch)
     PROXY_ERROR = "proxy_error"  # the --proxy cannot be reached
     TOO_LARGE = "too_large"
+    # A 2xx body that is not what its Content-Encoding says (plain text sent
+    # as gzip): not retried, it will not change.
+    CONTENT_ENCODING_ERROR = "content_encoding_error"
     HTTP_STATUS = "http_status"  # a 4xx or 5xx answer (after its retries), or below 100
     ROBOTS_DENIED = "robots_denied"  # robots.txt forbids it, or a redirect hop to such a URL
     ROBOTS_UNREACHABLE = "robots_unreachable"  # robots.txt answered 429/5xx or timed out
@@ -55,6 +58,7 @@ DNS_ERROR = ErrorKind.DNS_ERROR
 TLS_ERROR = ErrorKind.TLS_ERROR
 PROXY_ERROR = ErrorKind.PROXY_ERROR
 TOO_LARGE = ErrorKind.TOO_LARGE
+CONTENT_ENCODING_ERROR = ErrorKind.CONTENT_ENCODING_ERROR
 HTTP_STATUS = ErrorKind.HTTP_STATUS
 ROBOTS_DENIED = ErrorKind.ROBOTS_DENIED
 ROBOTS_UNREACHABLE = ErrorKind.ROBOTS_UNREACHABLE

@@ -805,3 +805,61 @@ def test_a_long_header_field_is_read_up_to_its_bound_and_refused_past_it_once(
         assert "128 fields of 65,536 bytes" in m, m
     assert sorted(asked) == sorted(heads)  # each once: no retry
     assert len(pool_calls) == (len(heads) if http_pool else 0)
+
+
+@pytest.mark.parametrize("http_pool", [True, False], ids=["pool", "session"])
+def test_a_body_that_is_not_its_content_encoding_is_final_not_retried(
+    http_pool: bool, pool_calls: list[str],
+) -> None:
+    """Plain text sent as ``Content-Encoding: gzip`` is the same on every
+    try: a 2xx (200 and 299, the range's ends) is ``content_encoding_error``
+    at once, requested once (it was a connection error, requested three
+    times); an answer of another status (300, 404) is that status with an
+    empty body, as its status is the answer."""
+    from .test_wire import RawServer
+
+    async def answer(r: asyncio.StreamReader, w: asyncio.StreamWriter) -> None:
+        while True:
+            path = (await srv.read_request(r)).split(b" ")[1]
+            w.write(b"HTTP/1.1 %s X\r\nContent-Type: text/html\r\nContent-Encoding: gzip\r\n"
+                    b"Content-Length: 16\r\n\r\n<title>t</title>" % path[1:])
+            await w.drain()
+
+    paths = ["/200", "/299", "/300", "/404"]
+    with RawServer(answer) as srv:
+        recs, _ = run([srv.url + p for p in paths], obey_robots=False, depth=0,
+                      retry_backoff=0.01, http_pool=http_pool)
+        asked = sorted(target.split(b" ")[1].decode() for target in srv.requests)
+    got = {r.url.rsplit("/", 1)[1]: (r.status, r.error, r.bytes) for r in recs}
+    assert got == {"200": (None, "content_encoding_error", 0),
+                   "299": (None, "content_encoding_error", 0),
+                   "300": (300, None, 0), "404": (404, "http_status", 0)}
+    assert asked == paths  # each once
+    assert all((r.message or "").startswith("ContentEncodingError: Can not decode "
+                                            "content-encoding: gzip") for r in recs if r.error
+               == "content_encoding_error")
+    assert len(pool_calls) == (len(paths) if http_pool else 0)
+
+
+def test_a_robots_txt_that_is_not_its_content_encoding_means_no_rules_at_once() -> None:
+    """robots.txt sent as gzip but plain (``Disallow: /`` if it were read)
+    cannot be read as text, as a binary one cannot: no rules, at once. It
+    was a connection error: the host's pages waited out robots.txt's 30 s
+    window twice, then failed ``robots_unreachable``."""
+    from .test_wire import RawServer
+
+    async def answer(r: asyncio.StreamReader, w: asyncio.StreamWriter) -> None:
+        while True:
+            path = (await srv.read_request(r)).split(b" ")[1]
+            body = b"User-agent: *\nDisallow: /\n" if path == b"/robots.txt" else b"<title>t</title>"
+            w.write(b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Encoding: gzip\r\n"
+                    b"Content-Length: %d\r\n\r\n%s" % (len(body), body) if path == b"/robots.txt"
+                    else b"HTTP/1.1 200 OK\r\nContent-Type: text/html\r\nContent-Length: %d\r\n"
+                    b"\r\n%s" % (len(body), body))
+            await w.drain()
+
+    with RawServer(answer) as srv:
+        recs, _ = run(srv.url + "/", depth=0, retry_backoff=0.01)
+        asked = [target.split(b" ")[1].decode() for target in srv.requests]
+    assert [(r.status, r.error, r.title) for r in recs] == [(200, None, "t")]
+    assert asked == ["/robots.txt", "/"]

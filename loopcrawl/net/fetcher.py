@@ -24,11 +24,11 @@ import math
 import socket
 import ssl
 import time
-from collections.abc import Awaitable, Mapping
+from collections.abc import Awaitable, Iterator, Mapping
 
 import aiohttp
 from aiohttp.http import HttpProcessingError
-from aiohttp.http_exceptions import BadHttpMessage, LineTooLong
+from aiohttp.http_exceptions import BadHttpMessage, ContentEncodingError, LineTooLong
 from multidict import CIMultiDict
 from yarl import URL
 
@@ -263,7 +263,12 @@ class Fetcher:
                     if verdict is not Hop.STOP:
                         raise RedirectError(f"redirect to {target} refused ({verdict})", verdict)
                     # The target is crawled elsewhere: record the 3xx itself.
-                content = await _read_capped(resp, cap, truncate)
+                try:
+                    content = await _read_capped(resp, cap, truncate)
+                except aiohttp.ClientPayloadError as e:
+                    if 200 <= status < 300 or _undecodable(e) is None:
+                        raise
+                    content = b""  # an error's or a redirect's page: its status is the answer
                 ctype = resp.headers.get("Content-Type", "")
                 mime, _, params = ctype.partition(";")
                 charset = None
@@ -336,6 +341,9 @@ def _fetch_error(e: BaseException) -> FetchError | None:
                           errors.TIMEOUT)
     if isinstance(e, aiohttp.InvalidURL):
         return FetchError(f"invalid URL: {e}", errors.INVALID_URL)
+    if (bad := _undecodable(e)) is not None:
+        return FetchError(f"{type(bad).__name__}: {bad.message} (the body is not what its "
+                          f"Content-Encoding says)", errors.CONTENT_ENCODING_ERROR)
     if (head := _head_past_bounds(e)) is not None:
         lim = wire.HEADER_LIMITS
         return TooLarge(f"{type(head).__name__}: the answer's head is past its bounds (a "
@@ -347,18 +355,29 @@ def _fetch_error(e: BaseException) -> FetchError | None:
     return None
 
 
-def _head_past_bounds(e: BaseException) -> HttpProcessingError | None:
+def _head_past_bounds(e: BaseException) -> BadHttpMessage | None:
     """aiohttp's parser error under ``e`` (which wraps it once on the pool,
     twice on the session) if it says the answer's head is past
     ``wire.HEADER_LIMITS``: a line too long or too many fields. The server
     will send the same head again: ``too_large``, not retried."""
+    return next((c for c in _chain(e) if isinstance(c, LineTooLong) or (
+        isinstance(c, BadHttpMessage) and "Too many headers" in c.message)), None)
+
+
+def _undecodable(e: BaseException) -> ContentEncodingError | None:
+    """aiohttp's error under ``e`` if the body is not what its Content-Encoding
+    says (plain text as gzip, a deflate stream cut short): the server will
+    send the same body again, so it is not retried, as browsers and Scrapy
+    do not retry it."""
+    return next((c for c in _chain(e) if isinstance(c, ContentEncodingError)), None)
+
+
+def _chain(e: BaseException) -> Iterator[BaseException]:
+    """``e`` and the exceptions it was raised from, outermost first."""
     cause: BaseException | None = e
     while cause is not None:
-        if isinstance(cause, LineTooLong) or (
-                isinstance(cause, BadHttpMessage) and "Too many headers" in cause.message):
-            return cause
+        yield cause
         cause = cause.__cause__
-    return None
 
 
 def unreachable(e: BaseException) -> ErrorKind | None:

@@ -3,7 +3,8 @@
 What a response means follows RFC 9309 §2.3.1 and Google's documented
 behaviour:
 - 2xx: the rules apply (Crawl-delay too);
-- 4xx except 429 ("unavailable"): no rules, everything is allowed;
+- 4xx except 429 ("unavailable"): no rules, everything is allowed; so for
+  a 2xx that is no text (binary, or not the gzip its header says);
 - 429, 5xx, timeouts and connection errors ("unreachable"): the host is
   treated as fully disallowed for ``robots_error_retry`` seconds, then
   robots.txt is asked for again. Pages of that host wait (retry) meanwhile
@@ -240,6 +241,13 @@ class RobotsCache:
                 # RFC 9309 §2.3.1.2: unfollowable redirects mean "unavailable"
                 _log.info("%s: robots.txt redirects where it cannot be followed (%s): "
                           "everything allowed", host, e)
+                return None
+            if e.kind == errors.CONTENT_ENCODING_ERROR:
+                # A 2xx whose body is not what its Content-Encoding says
+                # cannot be read as text, as a binary one cannot: no rules
+                # (asking again gets the same body; an error status counts
+                # as such: the fetcher answers it with an empty body).
+                _log.info("%s: robots.txt cannot be read (%s): everything allowed", host, e)
                 return None
             if e.kind in errors.HOST_UNREACHABLE:
                 entry.error, entry.kind = f"robots.txt: {e}", e.kind
