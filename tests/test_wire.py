@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import json
 import logging
 import math
@@ -1057,6 +1058,52 @@ def test_an_answers_end_is_kept_across_reads_and_what_follows_ends_its_connectio
         (b"body", 9), (b"body", 10), (b"body", 10), (b"/kept", 10)]
 
 
+def test_a_header_block_is_read_the_same_however_the_reads_cut_it() -> None:
+    """An interim 100, a 101, a close-delimited answer, one with its length
+    twice: each the same whether its header block comes in one read or is
+    cut across two or three (a big header block always is), the 100 cut
+    inside its empty line, and what follows the final answer still cut off."""
+
+    heads = {
+        "/100": b"HTTP/1.1 100 Continue\r\n\r\n",
+        "/101": b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: x\r\nConnection: Upgrade\r\n\r\n",
+        "/close": b"HTTP/1.1 200 OK\r\nContent-Type: text/html\r\n\r\n",
+        "/twice": b"HTTP/1.1 200 OK\r\nContent-Length: 4\r\nContent-Length: 4\r\n\r\n",
+    }
+
+    async def serve(r: asyncio.StreamReader, w: asyncio.StreamWriter) -> None:
+        while True:
+            path, cut = target(await srv.read_request(r)).rsplit("/", 1)
+            whole = heads[path] + {"/100": answer(b"late") + b"junk",
+                                   "/101": b"", "/close": b"to the end", "/twice": b"body"}[path]
+            cuts = [0, *sorted({int(c) % len(whole) for c in cut.split(",") if c}), len(whole)]
+            for a, b in itertools.pairwise(cuts):
+                w.write(whole[a:b])
+                await w.drain()
+                await asyncio.sleep(0.03)  # each part its own read
+            if path in ("/101", "/close"):
+                return  # the answer ends with the connection
+
+    async def go(path: str) -> tuple[int, bytes, int]:
+        pool = Pool({"User-Agent": "x"}, connect_timeout=2.0, cookie_jar=aiohttp.DummyCookieJar())
+        async with await pool.request(srv.url + path) as resp:
+            status, data = resp.status, await asyncio.wait_for(resp.read(), 2.0)
+        idle = pool.idle()
+        await pool.close()
+        return status, data, idle
+
+    # the cuts: none; inside the block; inside its last line; inside its empty line
+    # (-1: before its last byte, an LF); the 100's then the answer's
+    cases = {"/100": ("", "10", "25", "-1", "26", "26,40"), "/101": ("", "20", "-1", "-3"),
+             "/close": ("", "20", "-1", "-2"), "/twice": ("", "10", "30", "-5", "-6")}
+    with RawServer(serve) as srv:
+        for path, cuts in cases.items():
+            heard = {cut: asyncio.run(go(f"{path}/{cut}")) for cut in cuts}
+            assert set(heard.values()) == {{"/100": (200, b"late", 0), "/101": (101, b"", 0),
+                                             "/close": (200, b"to the end", 0),
+                                             "/twice": (200, b"body", 1)}[path]}, (path, heard)
+
+
 def test_content_lengths_that_agree_are_one_and_those_that_differ_an_error() -> None:
     """Content-Length twice with one value, or ``4, 4``, is that length (RFC
     9110 §8.6 allows it; browsers read it; a proxy's and a framework's header
@@ -1312,3 +1359,33 @@ def test_a_long_header_field_is_read_after_a_failed_first_parse_too() -> None:
         assert asyncio.run(go()) == [(200, 10000, b"ok", 1), (200, 10000, b"ok", 0),
                                      (200, 0, b"/next", 1)]
         assert srv.connections == 2  # /past's connection is not reused
+
+
+@pytest.mark.parametrize("pool", [True, False], ids=["pool", "session"])
+def test_a_header_block_that_never_ends_is_refused_within_its_bounds(pool: bool) -> None:
+    """A head streamed without its empty line (1 MB a write, 40 MB at most)
+    is ``too_large`` on both paths, once the bytes read are past the head's
+    bounds (a 16 KiB status line, 128 fields of 64 KiB: 8.4 MB): the pool,
+    which holds a block cut across reads until it is whole, holds no more."""
+    from loopcrawl.net.wire import HEADER_LIMITS
+
+    most = HEADER_LIMITS["max_line_size"] + HEADER_LIMITS["max_headers"] * HEADER_LIMITS[
+        "max_field_size"]
+    sent = [0]
+
+    async def serve(r: asyncio.StreamReader, w: asyncio.StreamWriter) -> None:
+        await srv.read_request(r)
+        w.write(b"HTTP/1.1 200 OK\r\n")
+        lines = b"".join(b"X-%d: %s\r\n" % (i, b"a" * 990) for i in range(1000))
+        while sent[0] < 40_000_000:
+            w.write(lines)
+            await w.drain()
+            sent[0] += len(lines)
+
+    with RawServer(serve) as srv:
+        recs, _ = run(srv.url + "/", **{**FAST, "retries": 0, "http_pool": pool})
+    assert [(r.error, (r.message or "").split(":")[0]) for r in recs] == [
+        ("too_large", "LineTooLong" if pool else "BadHttpMessage")]
+    if pool:
+        assert "a header block" in (recs[0].message or "")
+        assert most < sent[0] < most + 8_000_000  # what the socket buffers held besides

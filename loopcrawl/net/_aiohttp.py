@@ -46,8 +46,8 @@ def new_handler(loop: asyncio.AbstractEventLoop) -> ResponseHandler:
 
 
 def read_responses(proto: ResponseHandler, limits: HeaderLimits) -> None:
-    """Arm ``proto``'s parser once for the connection's life: it reads one
-    response after another (aiohttp arms it per request). ``read_until_eof``:
+    """Arm ``proto``'s parser (``expect_response`` renews it for each answer,
+    as aiohttp's session does). ``read_until_eof``:
     a response with neither length nor chunking ends when the server closes.
     The parser is fed through ``_OneAnswer``."""
     proto.set_response_params(read_until_eof=True, **limits)
@@ -113,14 +113,19 @@ class _OneAnswer:
     that began it: the end of a chunked body cannot be found without
     parsing it again)."""
 
-    __slots__ = ("_limits", "_parser", "_proto", "_seen", "left")
+    __slots__ = ("_head", "_limits", "_most", "_parser", "_proto", "left")
 
     def __init__(self, proto: ResponseHandler, parser: Any, limits: HeaderLimits) -> None:
         self._parser = parser
         self._proto = proto
         self._limits = limits
+        # a header block past the parser's bounds (a 16 KiB status line, 128
+        # fields of 64 KiB): not held (it would refuse the block when whole)
+        self._most = limits["max_line_size"] + limits["max_headers"] * limits["max_field_size"]
         self.left = _FRESH
-        self._seen = b""  # the last bytes of a header block read so far (its end may straddle reads)
+        # a header block read so far (its end may straddle reads): all of it, for
+        # _one_length; a bytearray, so that a block trickled in costs no more than its size
+        self._head = bytearray()
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._parser, name)
@@ -139,7 +144,7 @@ class _OneAnswer:
             # Bytes past the answer, or a broken answer: read again with a new
             # parser (which raises the same for a broken one).
             self._renew()
-            self._seen = b""
+            self._head = bytearray()
             return self._blocks(data)
         self._read(data, got[0], got[1])
         return got  # type: ignore[no-any-return]
@@ -154,15 +159,15 @@ class _OneAnswer:
     def _read(self, data: bytes, messages: Any, upgraded: bool) -> None:
         """Where an answer that began this read and was parsed whole leaves ``left``."""
         if not messages:  # its header block goes on in the next read
-            self.left, self._seen = _HEAD, data[-2:]
+            self.left, self._head = _HEAD, bytearray(data)
             return
         message, payload = messages[-1]
         code = message.code
         if code == 101 or upgraded:
             self.left = _PASS
-        elif 100 <= code < 200:  # 1xx only, and perhaps part of the next block
-            fresh = data.endswith((b"\n\n", b"\n\r\n"))
-            self.left, self._seen = (_FRESH, b"") if fresh else (_HEAD, data[-2:])
+        elif 100 <= code < 200:  # 1xx only, and perhaps the start of the next block
+            rest = _HEAD_END.split(data)[-1]
+            self.left, self._head = (_HEAD, bytearray(rest)) if rest else (_FRESH, bytearray())
         elif code not in _NO_BODY and (
                 (length := message.headers.get("Content-Length")) is None
                 or "Transfer-Encoding" in message.headers):
@@ -187,25 +192,38 @@ class _OneAnswer:
             self.left = max(left, 0)
 
     def _blocks(self, data: bytes) -> tuple[Any, bool, bytes]:
-        """Feed ``data`` header block by header block, then the body up to its length."""
+        """Feed ``data`` header block by header block, then the body up to its length.
+
+        A block cut across reads is held until it is whole and then given
+        to a new parser (the old one may hold its start): it is read the
+        same however the reads cut it (``_one_length`` sees all of it)."""
         messages: list[Any] = []
+        upgraded = False
         while True:  # interim 1xx answers, then the final one
-            seen = self._seen
-            m = _HEAD_END.search(seen + data if seen else data)
+            head = self._head
+            seen = head[-2:]  # an end straddling the reads
+            m = _HEAD_END.search(seen + data if head else data)
             if m is None:
-                self.left, self._seen = _HEAD, (seen + data)[-2:]
-                got = self._parser.feed_data(data)
-                return (*messages, *got[0]), got[1], got[2]
+                self.left = _HEAD
+                head += data
+                if len(head) > self._most:  # the parser's bounds, which it has not seen
+                    raise aiohttp.http_exceptions.LineTooLong(
+                        "a header block", str(self._most), str(len(head)))
+                return messages, False, b""
             end = m.end() - len(seen)
-            self._seen = b""
+            block = data[:end]
+            if head:
+                block = bytes(head) + block
+                self._head = bytearray()
+                self._renew()
             try:
-                got, upgraded, _ = self._parser.feed_data(data[:end])
+                got, upgraded, _ = self._parser.feed_data(block)
             except aiohttp.http_exceptions.HttpProcessingError:
-                block = None if seen else _one_length(data[:end])  # the whole block only
-                if block is None:
+                once = _one_length(block)
+                if once is None:
                     raise
                 self._renew()
-                got, upgraded, _ = self._parser.feed_data(block)
+                got, upgraded, _ = self._parser.feed_data(once)
             messages.extend(got)
             data = data[end:]
             if not got or upgraded:  # the parser sees it otherwise: its call
@@ -231,9 +249,9 @@ class _OneAnswer:
                 break
             return self._body(data, messages)
         if not data:
-            return messages, False, b""
+            return messages, upgraded, b""
         got = self._parser.feed_data(data)
-        return (*messages, *got[0]), got[1], got[2]
+        return (*messages, *got[0]), got[1] or upgraded, got[2]
 
     def _body(self, data: bytes, messages: Any) -> tuple[Any, bool, bytes]:
         left = self.left
