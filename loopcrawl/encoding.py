@@ -3,7 +3,8 @@
 The order is the HTML standard's (and Scrapy's, through w3lib): the
 Content-Type charset, a byte-order mark, a ``<meta charset>`` or
 ``http-equiv`` declaration, then a guess. Labels are mapped as browsers map
-them (ISO-8859-1 → windows-1252, GB2312 → GB18030, Shift_JIS → cp932).
+them (ISO-8859-1 → windows-1252, GB2312 → GB18030, Shift_JIS → cp932,
+UTF-16 → UTF-16LE; a ``<meta>`` naming UTF-16 means UTF-8).
 Invalid bytes become U+FFFD; nothing here raises on hostile input: a label
 that names no charset a page is written in is ignored, as browsers ignore
 labels the Encoding Standard lacks (``_charset``).
@@ -47,14 +48,17 @@ def _lookup_charset(name: str | None) -> str | None:
     """``name`` (a codec w3lib resolved a label to) if pages may be decoded with
     it; None for the codecs above and for those that decode no text at all
     (``hex``, ``zlib``, ``base64``, ``rot13``: ``bytes.decode`` refuses them).
-    Called through ``_charset``, its cache."""
+    ``utf-16`` is UTF-16LE, as the Encoding Standard (and so browsers) reads
+    the label; w3lib reads it big-endian (RFC 2781). A BOM still wins:
+    ``html_to_unicode`` reads it before the label. ``utf-32``, a label the
+    standard lacks, stays big-endian. Called through ``_charset``, its cache."""
     if name is None or name in _NOT_CHARSETS:
         return None
     try:
         b"<".decode(name, "replace")  # not b"": empty input skips the check
     except (LookupError, UnicodeError):
         return None
-    return name
+    return "utf-16-le" if name == "utf-16" else name
 
 
 # Cached by wrapping, not by decorating: mutmut 3 makes no mutant of a
@@ -62,12 +66,23 @@ def _lookup_charset(name: str | None) -> str | None:
 _charset = lru_cache(maxsize=256)(_lookup_charset)
 
 
+# A <meta> found by reading the bytes as ASCII says the page is not UTF-16 or
+# UTF-32. The HTML standard's prescan takes a UTF-16 label there as UTF-8 and
+# ignores UTF-32, a label the Encoding Standard lacks ("" names no codec:
+# refused, as _charset refuses). w3lib decodes by either: garbage.
+_IN_META = {"utf-16": "utf-8", "utf-16-le": "utf-8", "utf-16-be": "utf-8",
+            "utf-32": "", "utf-32-le": "", "utf-32-be": ""}
+
+
 def _to_unicode(content_type: str | None, body: bytes) -> tuple[str, str]:
     """w3lib's ``html_to_unicode`` (BOM, header, ``<meta>``, detection), with a
-    header or ``<meta>`` label ``_charset`` refuses taken as absent."""
+    header or ``<meta>`` label ``_charset`` refuses taken as absent, and a
+    ``<meta>`` one as ``_IN_META`` says."""
     enc = _charset(http_content_type_encoding(content_type))
     if enc is None:
         declared = html_body_declared_encoding(body)
+        if declared in _IN_META:
+            declared = _IN_META[declared]
         # Given as the header's, so that w3lib does not read a refused one again.
         enc = _charset(declared) or (None if declared is None else _detect(body) or "utf-8")
     return html_to_unicode(None if enc is None else f"text/html; charset={enc}", body,

@@ -1149,3 +1149,75 @@ def test_robots_answers_kept_per_host_are_bounded_at_256() -> None:
     assert not asyncio.run(cache.allowed("http://h.example/private/x"))
     assert asyncio.run(ask(["/d256/pages", "/robots.txt", "/robots.txt"])) == [2, 2, 2]
     assert asked[-3:] == ["http://h.example/private/x"] + ["http://h.example/robots.txt"] * 2
+
+
+# -- UTF-16 as browsers read it ------------------------------------------------
+
+UTF16_PAGE = '<title>café ∑</title><a href="/a">a</a><a href="b">b</a>'
+
+
+@pytest.mark.parametrize(("body", "label", "codec"), [
+    (UTF16_PAGE.encode("utf-16-le"), "utf-16", "utf-16-le"),  # the Encoding Standard's UTF-16
+    (UTF16_PAGE.encode("utf-16-le"), "UTF-16", "utf-16-le"),
+    (b"\xff\xfe" + UTF16_PAGE.encode("utf-16-le"), "utf-16", "utf-16-le"),  # the BOM dropped
+    (b"\xfe\xff" + UTF16_PAGE.encode("utf-16-be"), "utf-16", "utf-16-be"),  # a BOM wins
+    (UTF16_PAGE.encode("utf-16-be"), "utf-16be", "utf-16-be"),
+    (UTF16_PAGE.encode("utf-32-be"), "utf-32", "utf-32-be"),  # no standard's label: RFC order
+])
+def test_a_utf16_label_is_little_endian_unless_a_bom_says_otherwise(body: bytes, label: str,
+                                                                     codec: str) -> None:
+    """The Encoding Standard's label ``utf-16`` names UTF-16LE, as browsers
+    read it; w3lib read it big-endian, so a little-endian page without a BOM
+    had no title and no links. A BOM still wins over the label."""
+    from loopcrawl.encoding import decode_html, decode_text
+    from loopcrawl.links import LinkParser
+
+    assert decode_html(body, label) == (UTF16_PAGE, codec)
+    assert decode_text(body, f"text/html; charset={label}") == (codec, UTF16_PAGE)
+    got = LinkParser(100).parse("http://h/d/", body, label)
+    assert (got.title, got.urls) == ("café ∑", ["http://h/a", "http://h/d/b"])
+
+
+def test_a_big_endian_page_labelled_utf16_without_a_bom_is_read_little_endian() -> None:
+    """The other side of the rule: ``utf-16`` is not a guess at the byte order
+    (browsers show this page as garbage too)."""
+    from loopcrawl.encoding import decode_html
+
+    body = UTF16_PAGE.encode("utf-16-be")
+    assert decode_html(body, "utf-16") == (body.decode("utf-16-le"), "utf-16-le")
+
+
+@pytest.mark.parametrize("meta", ['<meta charset="utf-16">', "<meta charset=UTF-16LE>",
+                                  "<meta charset='utf-16be'>",
+                                  '<meta http-equiv=content-type content="text/html; charset=utf-16">'])
+def test_a_meta_utf16_is_read_as_utf8(meta: str) -> None:
+    """A ``<meta>`` found by reading the bytes as ASCII cannot be true when it
+    says UTF-16: the HTML standard's prescan takes it as UTF-8 (w3lib decoded
+    the page as UTF-16BE or LE: no title, no links). As UTF-8, the bytes go to
+    lexbor as they are; bytes that are not UTF-8 decode with U+FFFD, not as
+    detection would read them."""
+    from loopcrawl.encoding import decode_html
+    from loopcrawl.links import LinkParser
+
+    body = (meta + UTF16_PAGE).encode()
+    got, name = decode_html(body, None)
+    assert got is body and name == "utf-8"
+    links = LinkParser(100).parse("http://h/d/", body, None)
+    assert (links.title, links.urls) == ("café ∑", ["http://h/a", "http://h/d/b"])
+    latin = (meta + "<title>crème brûlée au château</title>").encode("cp1252")
+    assert decode_html(latin, None) == (latin.decode("utf-8", "replace"), "utf-8")
+
+
+@pytest.mark.parametrize("label", ["utf-32", "UTF-32LE", "utf-32be"])
+def test_a_meta_utf32_is_ignored(label: str) -> None:
+    """UTF-32 is a label the Encoding Standard lacks: a ``<meta>`` naming it is
+    ignored, as other such labels are, and the bytes detected (w3lib decoded
+    the page as UTF-32: every character U+FFFD)."""
+    from loopcrawl.encoding import decode_html
+
+    body = f"<meta charset={label}>{UTF16_PAGE}".encode()
+    assert decode_html(body, None) == (body, "utf-8")
+    latin = f"<meta charset={label}><title>crème brûlée au château</title>".encode("cp1252")
+    plain = decode_html(latin[len(label) + 15:], None)
+    assert plain[1] != "utf-8"
+    assert decode_html(latin, None) == (latin.decode(plain[1]), plain[1])
