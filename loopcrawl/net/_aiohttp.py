@@ -144,17 +144,18 @@ class _OneAnswer:
             # Bytes past the answer, or a broken answer: read again with a new
             # parser (which raises the same for a broken one).
             self._renew()
-            self._head = bytearray()
             return self._blocks(data)
         self._read(data, got[0], got[1])
         return got  # type: ignore[no-any-return]
 
     def _renew(self) -> None:
-        """A new parser in place of one that failed (a parser does not recover),
-        with the same limits (not aiohttp's defaults: a header field of 10,000
-        bytes, which the first parser took, would be refused)."""
+        """A new parser, and no header block held: for a new answer, or in place
+        of one that failed (a parser does not recover). The same limits (not
+        aiohttp's defaults: a header field of 10,000 bytes, which the first
+        parser took, would be refused)."""
         self._proto.set_response_params(read_until_eof=True, **self._limits)
         self._parser, self._proto._parser = self._proto._parser, self  # type: ignore[assignment]
+        self._head = bytearray()
 
     def _read(self, data: bytes, messages: Any, upgraded: bool) -> None:
         """Where an answer that began this read and was parsed whole leaves ``left``."""
@@ -180,12 +181,8 @@ class _OneAnswer:
                 self.left = 0
         else:  # framed by its length: the bytes of its body this read held
             end = 0
-            for _ in messages:
-                m = _HEAD_END.search(data, end)
-                if m is None:
-                    self.left = _PASS
-                    return
-                end = m.end()
+            for _ in messages:  # each answer's header block is whole in this read
+                end = _HEAD_END.search(data, end).end()  # type: ignore[union-attr]
             left = (0 if code in _NO_BODY else int(length)) - (len(data) - end)
             if left < 0:  # bytes past the answer: the parser kept them as an answer's start
                 self._proto.force_close()
@@ -214,7 +211,6 @@ class _OneAnswer:
             block = data[:end]
             if head:
                 block = bytes(head) + block
-                self._head = bytearray()
                 self._renew()
             try:
                 got, upgraded, _ = self._parser.feed_data(block)
