@@ -374,7 +374,8 @@ def test_response_text_follows_the_same_order() -> None:
 
 def test_undecidable_bytes_never_raise() -> None:
     """Bytes no detector can name (every byte value, four times) decode with
-    U+FFFD where needed."""
+    U+FFFD where needed; after a ``<meta>`` label that is ignored, as UTF-8
+    (not by that label again: ``hex`` raised, UTF-32 gave only U+FFFD)."""
     from loopcrawl.encoding import decode_html, decode_text
 
     junk = bytes(range(256)) * 4
@@ -382,6 +383,9 @@ def test_undecidable_bytes_never_raise() -> None:
     assert isinstance(text, str) and "\ufffd" in text
     assert "\ufffd" in decode_text(junk, None)[1]
     assert decode_html(RUSSIAN.encode("cp1251"), None)[0] == RUSSIAN
+    for label in ("hex", "utf-32"):
+        meta = f'<meta charset="{label}">'.encode() + junk
+        assert decode_html(meta, None) == (meta.decode("utf-8", "replace"), "utf-8")
 
 
 
