@@ -27,6 +27,16 @@ if TYPE_CHECKING:
 Handler = Callable[[web.BaseRequest], Awaitable[web.StreamResponse]]
 
 
+@pytest.fixture(autouse=True)
+def _charsets_looked_up_anew() -> None:
+    """Each test looks charsets up itself: ``make mutate`` runs a mutant of
+    ``encoding._lookup_charset`` in a fork of a process whose cache the
+    unmutated run filled, so the mutant would never be called."""
+    from loopcrawl.encoding import _charset
+
+    _charset.cache_clear()
+
+
 @dataclass
 class Hit:
     host: str
