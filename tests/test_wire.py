@@ -1021,7 +1021,7 @@ def test_an_answers_end_is_kept_across_reads_and_what_follows_ends_its_connectio
                 "/chunk-same": [chunked + b"4\r\nbody\r\n0\r\n\r\n" + more],
                 "/late": [whole[:-200], whole[-200:] + more],
                 "/three": [whole[:-200], whole[-200:-100], whole[-100:] + more],
-                "/hinted": [b"HTTP/1.1 100 Continue\r\n\r\n" + whole[:-200],
+                "/hinted": [b"HTTP/1.1 102 Processing\r\n\r\n" + whole[:-200],
                             whole[-200:] + more],
                 "/straddle": [b"HTTP/1.1 100 Continue\r\n\r\n" + whole[:30],
                               whole[30:] + b"junk\r\n\r\n"],
@@ -1059,13 +1059,16 @@ def test_an_answers_end_is_kept_across_reads_and_what_follows_ends_its_connectio
 
 
 def test_a_header_block_is_read_the_same_however_the_reads_cut_it() -> None:
-    """An interim 100, a 101, a close-delimited answer, one with its length
-    twice: each the same whether its header block comes in one read or is
-    cut across two or three (a big header block always is), the 100 cut
-    inside its empty line, and what follows the final answer still cut off."""
+    """Interim answers (a 100, a 103), a 101, a close-delimited answer, one
+    with its length twice: each the same whether its header block comes in
+    one read or is cut across two or three (a big header block always is),
+    cut inside its empty line too, and what follows the final answer still
+    cut off."""
 
     heads = {
-        "/100": b"HTTP/1.1 100 Continue\r\n\r\n",
+        # two interim answers (100: 25 bytes, then 103: 44)
+        "/100": b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 103 Early Hints\r\nLink: </s.css>\r\n\r\n",
+        "/102": b"HTTP/1.1 102 Processing\r\n\r\n",  # 27 bytes, alone in a read
         "/101": b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: x\r\nConnection: Upgrade\r\n\r\n",
         "/close": b"HTTP/1.1 200 OK\r\nContent-Type: text/html\r\n\r\n",
         "/twice": b"HTTP/1.1 200 OK\r\nContent-Length: 4\r\nContent-Length: 4\r\n\r\n",
@@ -1074,7 +1077,8 @@ def test_a_header_block_is_read_the_same_however_the_reads_cut_it() -> None:
     async def serve(r: asyncio.StreamReader, w: asyncio.StreamWriter) -> None:
         while True:
             path, cut = target(await srv.read_request(r)).rsplit("/", 1)
-            whole = heads[path] + {"/100": answer(b"late") + b"junk",
+            late = answer(b"late") + b"junk"
+            whole = heads[path] + {"/100": late, "/102": late,
                                    "/101": b"", "/close": b"to the end", "/twice": b"body"}[path]
             cuts = [0, *sorted({int(c) % len(whole) for c in cut.split(",") if c}), len(whole)]
             for a, b in itertools.pairwise(cuts):
@@ -1092,14 +1096,18 @@ def test_a_header_block_is_read_the_same_however_the_reads_cut_it() -> None:
         await pool.close()
         return status, data, idle
 
-    # the cuts: none; inside the block; inside its last line; inside its empty line
-    # (-1: before its last byte, an LF); the 100's then the answer's
-    cases = {"/100": ("", "10", "25", "-1", "26", "26,40"), "/101": ("", "20", "-1", "-3"),
+    # where the reads are cut (byte offsets, negative from the end): none, inside a
+    # block, inside its empty line (-1, -3: before an LF); the 100 at 10 and 25 (its
+    # end), the 103 at 26 and 40, its end at 68 (the answer's block begins the next
+    # read), the answer's block at 80: after two interim answers in the first read
+    cases = {"/100": ("", "10", "25", "-1", "26", "26,40", "68", "80", "30,80"),
+             "/102": ("27",), "/101": ("", "20", "-1", "-3"),
              "/close": ("", "20", "-1", "-2"), "/twice": ("", "10", "30", "-5", "-6")}
     with RawServer(serve) as srv:
         for path, cuts in cases.items():
             heard = {cut: asyncio.run(go(f"{path}/{cut}")) for cut in cuts}
-            assert set(heard.values()) == {{"/100": (200, b"late", 0), "/101": (101, b"", 0),
+            assert set(heard.values()) == {{"/100": (200, b"late", 0), "/102": (200, b"late", 0),
+                                             "/101": (101, b"", 0),
                                              "/close": (200, b"to the end", 0),
                                              "/twice": (200, b"body", 1)}[path]}, (path, heard)
 

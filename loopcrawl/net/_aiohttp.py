@@ -46,12 +46,9 @@ def new_handler(loop: asyncio.AbstractEventLoop) -> ResponseHandler:
 
 
 def read_responses(proto: ResponseHandler, limits: HeaderLimits) -> None:
-    """Arm ``proto``'s parser (``expect_response`` renews it for each answer,
-    as aiohttp's session does). ``read_until_eof``:
-    a response with neither length nor chunking ends when the server closes.
-    The parser is fed through ``_OneAnswer``."""
-    proto.set_response_params(read_until_eof=True, **limits)
-    proto._parser = _OneAnswer(proto, proto._parser, limits)  # type: ignore[assignment]
+    """Give ``proto`` its parser, fed through ``_OneAnswer`` (``expect_response``
+    renews it for each answer, as aiohttp's session does)."""
+    _OneAnswer(proto, limits)  # installs itself as proto's parser
 
 
 def expect_response(proto: ResponseHandler) -> None:
@@ -114,18 +111,16 @@ class _OneAnswer:
     parsing it again)."""
 
     __slots__ = ("_head", "_limits", "_most", "_parser", "_proto", "left")
+    _parser: Any  # aiohttp's HttpResponseParser (its C one where built)
 
-    def __init__(self, proto: ResponseHandler, parser: Any, limits: HeaderLimits) -> None:
-        self._parser = parser
+    def __init__(self, proto: ResponseHandler, limits: HeaderLimits) -> None:
         self._proto = proto
         self._limits = limits
         # a header block past the parser's bounds (a 16 KiB status line, 128
         # fields of 64 KiB): not held (it would refuse the block when whole)
         self._most = limits["max_line_size"] + limits["max_headers"] * limits["max_field_size"]
         self.left = _FRESH
-        # a header block read so far (its end may straddle reads): all of it, for
-        # _one_length; a bytearray, so that a block trickled in costs no more than its size
-        self._head = bytearray()
+        self._renew()  # its parser, installed as ``proto``'s
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._parser, name)
@@ -150,11 +145,14 @@ class _OneAnswer:
 
     def _renew(self) -> None:
         """A new parser, and no header block held: for a new answer, or in place
-        of one that failed (a parser does not recover). The same limits (not
-        aiohttp's defaults: a header field of 10,000 bytes, which the first
-        parser took, would be refused)."""
+        of one that failed (a parser does not recover). The pool's limits, not
+        aiohttp's defaults (a header field of 10,000 bytes would be refused);
+        ``read_until_eof``: an answer with neither length nor chunking ends
+        when the server closes."""
         self._proto.set_response_params(read_until_eof=True, **self._limits)
         self._parser, self._proto._parser = self._proto._parser, self  # type: ignore[assignment]
+        # a header block read so far (its end may straddle reads): all of it, for
+        # _one_length; a bytearray, so that a block trickled in costs no more than its size
         self._head = bytearray()
 
     def _read(self, data: bytes, messages: Any, upgraded: bool) -> None:
