@@ -841,11 +841,16 @@ def test_a_body_that_is_not_its_content_encoding_is_final_not_retried(
     assert len(pool_calls) == (len(paths) if http_pool else 0)
 
 
-def test_a_robots_txt_that_is_not_its_content_encoding_means_no_rules_at_once() -> None:
+def test_a_robots_txt_that_is_not_its_content_encoding_means_no_rules_at_once(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
     """robots.txt sent as gzip but plain (``Disallow: /`` if it were read)
-    cannot be read as text, as a binary one cannot: no rules, at once. It
+    cannot be read as text, as a binary one cannot: no rules, at once, said
+    word for word in its info line (as ``test_pins.py`` pins the others). It
     was a connection error: the host's pages waited out robots.txt's 30 s
     window twice, then failed ``robots_unreachable``."""
+    import logging
+
     from .test_wire import RawServer
 
     async def answer(r: asyncio.StreamReader, w: asyncio.StreamWriter) -> None:
@@ -858,8 +863,13 @@ def test_a_robots_txt_that_is_not_its_content_encoding_means_no_rules_at_once() 
                     b"\r\n%s" % (len(body), body))
             await w.drain()
 
-    with RawServer(answer) as srv:
+    with RawServer(answer) as srv, caplog.at_level(logging.INFO, logger="loopcrawl"):
         recs, _ = run(srv.url + "/", depth=0, retry_backoff=0.01)
         asked = [target.split(b" ")[1].decode() for target in srv.requests]
     assert [(r.status, r.error, r.title) for r in recs] == [(200, None, "t")]
     assert asked == ["/robots.txt", "/"]
+    host = srv.url.removeprefix("http://")
+    assert [r.getMessage() for r in caplog.records if "robots.txt" in r.getMessage()] == [
+        f"{host}: robots.txt cannot be read (ContentEncodingError: Can not decode "
+        f"content-encoding: gzip (the body is not what its Content-Encoding says)): "
+        f"everything allowed"]
