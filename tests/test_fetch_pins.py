@@ -873,3 +873,23 @@ def test_a_robots_txt_that_is_not_its_content_encoding_means_no_rules_at_once(
         f"{host}: robots.txt cannot be read (ContentEncodingError: Can not decode "
         f"content-encoding: gzip (the body is not what its Content-Encoding says)): "
         f"everything allowed"]
+
+
+def test_a_proxys_tunnel_is_opened_within_the_connect_timeout() -> None:
+    """An https page through ``proxy`` opens its tunnel first (CONNECT):
+    that is connecting too, bounded by ``connect_timeout`` (aiohttp's
+    ``connect``; its ``sock_connect`` covers the TCP connect alone). A proxy
+    that takes the connection and never answers CONNECT is a timeout naming
+    the connection, asked once: not a wait for the read timeout's silence."""
+    from .test_wire import RawServer
+
+    async def answer(r: asyncio.StreamReader, w: asyncio.StreamWriter) -> None:
+        await srv.read_request(r)
+        await r.read()  # silent until the crawler lets go
+
+    with RawServer(answer) as srv:
+        [rec], _ = run("https://site.invalid/", proxy=srv.url, obey_robots=False, retries=0,
+                       timeout=10.0, read_timeout=2.0, connect_timeout=0.3)
+    assert (rec.error, rec.message) == ("timeout", "no complete answer within the timeout "
+                                        "(Connection timeout to host https://site.invalid/)")
+    assert [h.split(b"\r\n")[0] for h in srv.requests] == [b"CONNECT site.invalid:443 HTTP/1.1"]
