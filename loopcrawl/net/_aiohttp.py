@@ -162,8 +162,9 @@ class _OneAnswer:
             return
         message, payload = messages[-1]
         code = message.code
-        if code == 101 or upgraded:
-            self.left = _PASS
+        if code == 101 or upgraded:  # switched protocols: nothing after it is HTTP
+            self._proto.force_close()
+            self.left = 0
         elif 100 <= code < 200:  # 1xx only, and perhaps the start of the next block
             rest = _HEAD_END.split(data)[-1]
             self.left, self._head = (_HEAD, bytearray(rest)) if rest else (_FRESH, bytearray())
@@ -193,7 +194,6 @@ class _OneAnswer:
         to a new parser (the old one may hold its start): it is read the
         same however the reads cut it (``_one_length`` sees all of it)."""
         messages: list[Any] = []
-        upgraded = False
         while True:  # interim 1xx answers, then the final one
             head = self._head
             seen = head[-2:]  # an end straddling the reads
@@ -202,8 +202,7 @@ class _OneAnswer:
                 self.left = _HEAD
                 head += data
                 if len(head) > self._most:  # the parser's bounds, which it has not seen
-                    raise aiohttp.http_exceptions.LineTooLong(
-                        "a header block", str(self._most), str(len(head)))
+                    raise aiohttp.http_exceptions.LineTooLong("a header block", self._most)
                 return messages, False, b""
             end = m.end() - len(seen)
             block = data[:end]
@@ -220,14 +219,14 @@ class _OneAnswer:
                 got, upgraded, _ = self._parser.feed_data(once)
             messages.extend(got)
             data = data[end:]
-            if not got or upgraded:  # the parser sees it otherwise: its call
-                self.left = _PASS
-                break
+            if not got:  # blank lines before a status line, which the parser skips
+                continue
             message = got[-1][0]
             code = message.code
-            if code == 101:
-                self.left = _PASS
-                break
+            if code == 101 or upgraded:  # switched protocols: nothing after it is HTTP
+                self._proto.force_close()
+                self.left = 0
+                return self._body(data, messages)
             if 100 <= code < 200:
                 self.left = _FRESH
                 if not data:
@@ -243,9 +242,9 @@ class _OneAnswer:
                 break
             return self._body(data, messages)
         if not data:
-            return messages, upgraded, b""
+            return messages, False, b""
         got = self._parser.feed_data(data)
-        return (*messages, *got[0]), got[1] or upgraded, got[2]
+        return (*messages, *got[0]), got[1], got[2]
 
     def _body(self, data: bytes, messages: Any) -> tuple[Any, bool, bytes]:
         left = self.left
