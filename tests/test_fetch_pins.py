@@ -226,7 +226,7 @@ def test_what_a_fetch_returns_field_by_field(pages: PageServer, http_pool: bool)
     """Each field of ``Fetched`` from the last hop: the final URL, the
     redirects counted, the media type alone (lower-case, no blanks), the
     charset however it is written (quoted, any case, among other
-    parameters; none when empty), Retry-After on 429 and 503 only, a 3xx
+    parameters, up to its ";"; none when empty), Retry-After on 429 and 503 only, a 3xx
     without Location kept as it is, and what was sent."""
     pages.add("/a", status=301, headers={"Location": "/b?q=1"})
     pages.add("/b?q=1", body=b"<p>b</p>", headers={"X-Server": "b"},
@@ -235,6 +235,8 @@ def test_what_a_fetch_returns_field_by_field(pages: PageServer, http_pool: bool)
     pages.add("/empty", content_type="text/html; charset=")
     pages.add("/none", content_type="text/html; format=charset")
     pages.add("/two", content_type="text/html; charset=koi8-r; charset=utf-8")  # the first
+    # A value runs to the next ";" (a label no codec has, as browsers read it), not to "charset=".
+    pages.add("/run", content_type="text/html; charset=koi8-r charset=utf-8")
     pages.add("/stay", status=302, body=b"no location")
     for status in (428, 429, 430, 502, 503, 504):
         pages.add(f"/s{status}", status=status, headers={"Retry-After": "7"})
@@ -242,7 +244,7 @@ def test_what_a_fetch_returns_field_by_field(pages: PageServer, http_pool: bool)
     async def go() -> dict[str, Fetched]:
         async with Fetcher(Settings(http_pool=http_pool)) as f:
             return {p: await f.fetch(pages.url + p, headers={"X-Mine": "m"})
-                    for p in ("/a", "/single", "/empty", "/none", "/two", "/stay",
+                    for p in ("/a", "/single", "/empty", "/none", "/two", "/run", "/stay",
                               *(f"/s{s}" for s in (428, 429, 430, 502, 503, 504)))}
 
     got = asyncio.run(go())
@@ -255,8 +257,9 @@ def test_what_a_fetch_returns_field_by_field(pages: PageServer, http_pool: bool)
     assert [h.path for h in pages.log[:2]] == ["/a", "/b?q=1"]
     assert all(h.headers["X-Mine"] == "m" for h in pages.log)
     assert [(got[p].content_type, got[p].charset)
-            for p in ("/single", "/empty", "/none", "/two")] == [
-        ("text/plain", "koi8-r"), ("text/html", None), ("text/html", None), ("text/html", "koi8-r")]
+            for p in ("/single", "/empty", "/none", "/two", "/run")] == [
+        ("text/plain", "koi8-r"), ("text/html", None), ("text/html", None), ("text/html", "koi8-r"),
+        ("text/html", "koi8-r charset=utf-8")]
     stay = got["/stay"]
     assert (stay.url, stay.status, stay.redirects, stay.body) == (
         pages.url + "/stay", 302, 0, b"no location")
