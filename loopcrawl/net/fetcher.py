@@ -18,25 +18,21 @@ from __future__ import annotations
 
 import asyncio
 import email.utils
-import errno
 import logging
 import math
-import socket
 import ssl
 import time
-from collections.abc import Awaitable, Iterator, Mapping
+from collections.abc import Awaitable, Mapping
 
 import aiohttp
-from aiohttp.http import HttpProcessingError
-from aiohttp.http_exceptions import BadHttpMessage, ContentEncodingError, LineTooLong
 from multidict import CIMultiDict
 from yarl import URL
 
 from .. import errors
-from ..errors import ErrorKind, FetchError, RedirectError, TooLarge
+from ..errors import FetchError, RedirectError, TooLarge
 from ..settings import Settings
 from ..urls import canonicalize, host_of
-from . import _aiohttp, wire
+from . import _aiohttp, failures, wire
 from .fetched import Fetched, Hop, RedirectCheck, TurnWait
 from .watchdog import Watch, Watchdog
 from .wire import Exchange, Pool
@@ -170,7 +166,7 @@ class Fetcher:
                                  errors.TIMEOUT) from None
             if isinstance(e, FetchError | asyncio.CancelledError):
                 raise
-            if (err := _fetch_error(e)) is not None:
+            if (err := failures.fetch_error(e)) is not None:
                 raise err from None
             if not _from_pool(e):
                 raise
@@ -266,7 +262,7 @@ class Fetcher:
                 try:
                     content = await _read_capped(resp, cap, truncate)
                 except aiohttp.ClientPayloadError as e:
-                    if 200 <= status < 300 or _undecodable(e) is None:
+                    if 200 <= status < 300 or failures.undecodable(e) is None:
                         raise
                     content = b""  # an error's or a redirect's page: its status is the answer
                 ctype = resp.headers.get("Content-Type", "")
@@ -332,70 +328,6 @@ async def _paused(watch: Watch, wait: Awaitable[None]) -> None:
     finally:
         waited = time.monotonic() - t0
         watch.deadline, watch.idle_until = deadline + waited, idle + waited
-
-
-def _fetch_error(e: BaseException) -> FetchError | None:
-    """The ``FetchError`` an exception from aiohttp or the socket stands for."""
-    if isinstance(e, TimeoutError):
-        return FetchError(f"no complete answer within the timeout ({str(e) or 'total'})",
-                          errors.TIMEOUT)
-    if isinstance(e, aiohttp.InvalidURL):
-        return FetchError(f"invalid URL: {e}", errors.INVALID_URL)
-    if (bad := _undecodable(e)) is not None:
-        return FetchError(f"{type(bad).__name__}: {bad.message} (the body is not what its "
-                          f"Content-Encoding says)", errors.CONTENT_ENCODING_ERROR)
-    if (head := _head_past_bounds(e)) is not None:
-        lim = wire.HEADER_LIMITS
-        return TooLarge(f"{type(head).__name__}: the answer's head is past its bounds (a "
-                        f"{lim['max_line_size']:,}-byte status line, {lim['max_headers']} "
-                        f"fields of {lim['max_field_size']:,} bytes): {head.message}")
-    if isinstance(e, aiohttp.ClientError | HttpProcessingError | OSError | UnicodeError
-                  | ValueError):
-        return FetchError(f"{type(e).__name__}: {e}", unreachable(e) or errors.CONNECTION_ERROR)
-    return None
-
-
-def _head_past_bounds(e: BaseException) -> BadHttpMessage | None:
-    """aiohttp's parser error under ``e`` (which wraps it once on the pool,
-    twice on the session) if it says the answer's head is past
-    ``wire.HEADER_LIMITS``: a line too long or too many fields. The server
-    will send the same head again: ``too_large``, not retried."""
-    return next((c for c in _chain(e) if isinstance(c, LineTooLong) or (
-        isinstance(c, BadHttpMessage) and "Too many headers" in c.message)), None)
-
-
-def _undecodable(e: BaseException) -> ContentEncodingError | None:
-    """aiohttp's error under ``e`` if the body is not what its Content-Encoding
-    says (plain text as gzip, a deflate stream cut short): the server will
-    send the same body again, so it is not retried, as browsers and Scrapy
-    do not retry it."""
-    return next((c for c in _chain(e) if isinstance(c, ContentEncodingError)), None)
-
-
-def _chain(e: BaseException) -> Iterator[BaseException]:
-    """``e`` and the exceptions it was raised from, outermost first."""
-    cause: BaseException | None = e
-    while cause is not None:
-        yield cause
-        cause = cause.__cause__
-
-
-def unreachable(e: BaseException) -> ErrorKind | None:
-    """Which way the host (or the proxy) could not be reached at all, if that
-    is what ``e`` says: the session's connector errors, or a socket's own
-    (the pool's, in ``wire.Pool._connect``)."""
-    if isinstance(e, aiohttp.ClientProxyConnectionError | aiohttp.ClientHttpProxyError):
-        return errors.PROXY_ERROR  # before its base class, ClientConnectorError
-    if isinstance(e, aiohttp.ClientSSLError | ssl.SSLError):
-        return errors.TLS_ERROR
-    if isinstance(e, aiohttp.ClientConnectorDNSError | socket.gaierror):
-        return errors.DNS_ERROR
-    if isinstance(e, aiohttp.ClientConnectorError):
-        e = e.os_error
-    # Happy Eyeballs raises one OSError for all the addresses, refused alike.
-    if isinstance(e, OSError) and e.errno == errno.ECONNREFUSED:
-        return errors.CONNECTION_REFUSED
-    return None
 
 
 def _from_pool(e: BaseException) -> bool:
