@@ -80,7 +80,7 @@ class Fetcher:
         connector = aiohttp.TCPConnector(
             limit=0,  # the scheduler bounds concurrency, globally and per host
             limit_per_host=0,
-            ttl_dns_cache=300,
+            ttl_dns_cache=int(wire.DNS_TTL),  # the pool's lookups are kept as long
             keepalive_timeout=_KEEPALIVE,
             ssl=True if tls is None else tls,
         )
