@@ -1067,7 +1067,8 @@ def test_an_answers_end_is_kept_across_reads_and_what_follows_ends_its_connectio
 
 def test_a_header_block_is_read_the_same_however_the_reads_cut_it() -> None:
     """Interim answers (a 100, a 103), a 101, a close-delimited answer, one
-    with its length twice: each the same whether its header block comes in
+    with its length twice, blank lines before a status line (which a client
+    skips): each the same whether its header block comes in
     one read or is cut across two or three (a big header block always is),
     cut inside its empty line too, and what follows the final answer still
     cut off."""
@@ -1078,6 +1079,7 @@ def test_a_header_block_is_read_the_same_however_the_reads_cut_it() -> None:
         "/102": b"HTTP/1.1 102 Processing\r\n\r\n",  # 27 bytes, alone in a read
         "/101bare": b"HTTP/1.1 101 Switching Protocols\r\n\r\n",  # no Upgrade header
         "/blank": b"\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\n",  # blank lines first
+        "/100blank": b"HTTP/1.1 100 Continue\r\n\r\n\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\n",
         "/101": b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: x\r\nConnection: Upgrade\r\n\r\n",
         "/close": b"HTTP/1.1 200 OK\r\nContent-Type: text/html\r\n\r\n",
         "/twice": b"HTTP/1.1 200 OK\r\nContent-Length: 4\r\nContent-Length: 4\r\n\r\n",
@@ -1088,7 +1090,8 @@ def test_a_header_block_is_read_the_same_however_the_reads_cut_it() -> None:
             path, cut = target(await srv.read_request(r)).rsplit("/", 1)
             late = answer(b"late") + b"junk"
             whole = heads[path] + {"/100": late, "/102": late, "/101bare": b"xyz",
-                                   "/blank": b"bodyjunk\r\n\r\n", "/101": b"", "/close": b"to the end", "/twice": b"body"}[path]
+                                   "/blank": b"bodyjunk\r\n\r\n", "/100blank": b"bodyjunk\r\n\r\n",
+                                   "/101": b"", "/close": b"to the end", "/twice": b"body"}[path]
             cuts = [0, *sorted({int(c) % len(whole) for c in cut.split(",") if c}), len(whole)]
             for a, b in itertools.pairwise(cuts):
                 w.write(whole[a:b])
@@ -1111,7 +1114,7 @@ def test_a_header_block_is_read_the_same_however_the_reads_cut_it() -> None:
     # read), the answer's block at 80: after two interim answers in the first read
     cases = {"/100": ("", "10", "25", "10,25", "-1", "26", "26,40", "68", "80", "30,80"),
              "/102": ("27",), "/101": ("", "20", "-1", "-3"), "/101bare": ("", "10", "-2"),
-             "/blank": ("", "2", "3"),
+             "/blank": ("", "2", "3", "42"), "/100blank": ("", "67", "27"),
              "/close": ("", "20", "-1", "-2"), "/twice": ("", "10", "30", "-4", "-5", "-6")}
     with RawServer(serve) as srv:
         for path, cuts in cases.items():
@@ -1119,6 +1122,7 @@ def test_a_header_block_is_read_the_same_however_the_reads_cut_it() -> None:
             assert set(heard.values()) == {{"/100": (200, b"late", 0), "/102": (200, b"late", 0),
                                              "/101": (101, b"", 0), "/101bare": (101, b"", 0),
                                              "/blank": (200, b"body", 0),
+                                             "/100blank": (200, b"body", 0),
                                              "/close": (200, b"to the end", 0),
                                              "/twice": (200, b"body", 1)}[path]}, (path, heard)
 

@@ -63,6 +63,7 @@ def expect_response(proto: ResponseHandler) -> None:
 
 
 _HEAD_END = re.compile(rb"\n\r?\n")  # the empty line that ends a header block (CR optional)
+_BLANKS = re.compile(rb"[\r\n]*")  # before a status line: skipped (RFC 9112 §2.2), as llhttp does
 _NO_BODY = frozenset((204, 304))
 # _OneAnswer.left, when not the body bytes still to come of an answer framed
 # by its length (0: the answer is whole, what comes is junk):
@@ -180,8 +181,10 @@ class _OneAnswer:
                 self.left = 0
         else:  # framed by its length: the bytes of its body this read held
             end = 0
-            for _ in messages:  # each answer's header block is whole in this read
-                end = _HEAD_END.search(data, end).end()  # type: ignore[union-attr]
+            for _ in messages:  # each answer's header block is whole in this read,
+                # after the blank lines a client skips before a status line
+                start = _BLANKS.match(data, end).end()  # type: ignore[union-attr]
+                end = _HEAD_END.search(data, start).end()  # type: ignore[union-attr]
             left = (0 if code in _NO_BODY else int(length)) - (len(data) - end)
             if left < 0:  # bytes past the answer: the parser kept them as an answer's start
                 self._proto.force_close()
