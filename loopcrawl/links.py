@@ -260,7 +260,7 @@ def meta_refresh(html: str | bytes) -> str | None:
     if tail[0] not in html and tail[1] not in html:  # type: ignore[operator]
         return None
     interval, url = get_meta_refresh(html)
-    if interval is None or url is None or not url or interval >= MAX_REFRESH_DELAY:
+    if interval is None or not url or interval >= MAX_REFRESH_DELAY:
         return None
     return url
 

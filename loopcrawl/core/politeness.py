@@ -325,9 +325,9 @@ class Scheduler:
                                                                     or not spent):
                     timer = loop.call_at(max(heap[0][0], now + 0.0005), wake.set)
                 elif not spent and self._buffered < self._low_water and drained:
-                        # The frontier had less than we asked for; more may come from
-                        # elsewhere (another process, an expired lease): look again soon.
-                        timer = loop.call_later(0.05, wake.set)
+                    # The frontier had less than we asked for; more may come from
+                    # elsewhere (another process, an expired lease): look again soon.
+                    timer = loop.call_later(0.05, wake.set)
                 await wake.wait()
                 wake.clear()
                 if timer is not None:

@@ -174,10 +174,10 @@ class _OneAnswer:
                 or "Transfer-Encoding" in message.headers):
             if not payload.is_eof():
                 self.left = _PASS
-            elif data.endswith((b"\n\n", b"\n\r\n")):  # a chunked body's end
-                self.left = 0
-            else:  # more after it, which the parser took for the next answer's start
-                self._proto.force_close()
+            else:  # whole: a chunked body ends its read unless more came after it,
+                # which the parser took for the next answer's start
+                if not data.endswith((b"\n\n", b"\n\r\n")):
+                    self._proto.force_close()
                 self.left = 0
         else:  # framed by its length: the bytes of its body this read held
             end = 0
